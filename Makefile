@@ -1,0 +1,29 @@
+# Two commands for a newcomer: `make demo` (set up + run the demo) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-all lint proto
+
+$(BIN)/edgelab: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[all,dev]"
+	touch $@
+
+setup: $(BIN)/edgelab
+
+demo: setup
+	$(BIN)/edgelab demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-all: setup
+	$(BIN)/python -m pytest -m "" 
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edgelab coordinator agent pipelines
+
+proto: setup
+	$(BIN)/python proto/generate.py

@@ -1,0 +1,1 @@
+"""Device agent: register, lease, fetch, build the engine locally, measure, report."""

@@ -1,0 +1,54 @@
+"""The `Backend` seam: one small protocol per runtime, found by name in `agent.backends.BACKENDS`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edgelab.domain import Precision, RuntimeInfo
+
+
+@dataclass
+class BuildRequest:
+    """What the agent asks a backend to build an engine for."""
+
+    precision: Precision
+    batch_sizes: list[int]
+    num_threads: int = 0  # 0: the runtime's default
+    calibration: np.ndarray | None = None  # shipped calibration samples, for INT8 engines
+    cache_dir: Path | None = None  # where built engines may be cached
+    options: dict[str, str] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    """A model built and loaded for one precision, ready to run."""
+
+    # The model's input shape with None for dynamic dims; the batch dim comes first.
+    input_shape: tuple[int | None, ...]
+    # What one timed `infer` call includes, e.g. "end-to-end: host array in, host array out".
+    scope: str
+    # Runtime details for the provenance manifest (execution providers, engine cache hit, ...).
+    details: dict[str, str]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch; returns only when the outputs are on the host (no async work left)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+    # Artifact formats this backend builds from, e.g. ("onnx",).
+    formats: tuple[str, ...]
+
+    def probe(self) -> RuntimeInfo:
+        """Whether this device can run the backend, its version and precisions, or why not."""
+        ...
+
+    def load(self, model_path: Path, request: BuildRequest) -> Engine:
+        """Build/load an engine. Raises `BackendUnavailable` or the runtime's own error."""
+        ...

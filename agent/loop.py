@@ -1,0 +1,153 @@
+"""The agent's life: register, heartbeat, lease one job at a time, fetch, run, report.
+
+Agents dial the coordinator (they sit behind NAT on lab networks). A coordinator that is
+down or restarting is retried with capped exponential backoff; a lease is renewed while
+the job runs; a report is retried until the coordinator answers (it is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from agent.cache import ArtifactCache
+from agent.client import AgentClient
+from agent.probe import probe_capabilities
+from agent.runner import run_benchmark
+from edgelab.domain import ArtifactRef, BenchmarkResult, Failure, FailureKind, Lease
+from edgelab.errors import ArtifactCorrupt, AuthError, CoordinatorUnavailable, LeaseLost, NotFound
+
+log = logging.getLogger("edgelab.agent")
+T = TypeVar("T")
+
+POLL_INTERVAL_S = 1.0
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass
+class AgentConfig:
+    coordinator: str
+    name: str
+    home: Path
+    fleet_token: str | None = None
+    poll_interval_s: float = POLL_INTERVAL_S
+
+
+@dataclass
+class Agent:
+    config: AgentConfig
+    stop: threading.Event = field(default_factory=threading.Event)
+    jobs_done: int = 0
+
+    def __post_init__(self) -> None:
+        self.client = AgentClient(self.config.coordinator)
+        self.cache = ArtifactCache(self.config.home / "cache" / "artifacts")
+        self._current_job = ""
+
+    def run(self, max_jobs: int | None = None) -> None:
+        """Serve jobs until `stop` is set (or `max_jobs` were done)."""
+        self._retry(self._register)
+        heartbeat = threading.Thread(target=self._heartbeat_loop, daemon=True, name="heartbeat")
+        heartbeat.start()
+        try:
+            while not self.stop.is_set() and (max_jobs is None or self.jobs_done < max_jobs):
+                lease = self._retry(self.client.lease)
+                if lease is None:
+                    self.stop.wait(self.config.poll_interval_s)
+                    continue
+                self._serve(lease)
+                self.jobs_done += 1
+        finally:
+            self.stop.set()
+            self.client.close()
+
+    def _register(self) -> None:
+        caps = probe_capabilities()
+        reg = self.client.register(self.config.name, caps, self.config.fleet_token)
+        usable = [r.name for r in caps.runtimes if r.available]
+        log.info("registered as %s (%s) with runtimes %s", self.config.name, reg.agent_id, usable)
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        """Call until the coordinator answers; re-register if it forgot us (e.g. a fresh store)."""
+        delay = 0.5
+        while True:
+            try:
+                return call()
+            except CoordinatorUnavailable as exc:
+                if self.stop.is_set():
+                    raise
+                log.warning("%s; retrying in %.1fs", exc, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+            except AuthError:
+                if call == self._register:
+                    raise
+                log.warning("coordinator does not know this agent any more; registering again")
+                self._retry(self._register)
+
+    def _heartbeat_loop(self) -> None:
+        reg = self.client.registration
+        interval = reg.heartbeat_interval_s if reg else 5.0
+        while not self.stop.wait(interval):
+            try:
+                self.client.heartbeat(self._current_job)
+            except (CoordinatorUnavailable, AuthError) as exc:
+                log.debug("heartbeat failed: %s", exc)
+
+    def _serve(self, lease: Lease) -> None:
+        spec = lease.spec
+        log.info("job %s attempt %d: %s on %s", lease.job_id, lease.attempt, spec.name, spec.backend)
+        self._current_job = lease.job_id
+        renewing = threading.Event()
+        renewer = threading.Thread(target=self._renew_loop, args=(lease, renewing), daemon=True, name="lease-renew")
+        renewer.start()
+        try:
+            result = self._fetch_and_run(lease)
+        finally:
+            renewing.set()
+            renewer.join()
+            self._current_job = ""
+        try:
+            duplicate = self._retry(lambda: self.client.report(lease.job_id, lease.attempt, result))
+            log.info(
+                "job %s reported (%s)%s",
+                lease.job_id,
+                "ok" if result.ok else result.failure,
+                " again" if duplicate else "",
+            )
+        except (LeaseLost, NotFound) as exc:
+            log.warning("result for job %s not accepted: %s", lease.job_id, exc)
+
+    def _fetch_and_run(self, lease: Lease) -> BenchmarkResult:
+        paths = []
+        for ref in (lease.spec.model, lease.spec.dataset):
+            try:
+                paths.append(self._fetch(ref))
+            except (ArtifactCorrupt, NotFound) as exc:
+                return BenchmarkResult(failure=Failure(FailureKind.BAD_INPUT, f"artifact {ref.name}: {exc}"))
+        return run_benchmark(lease.spec, paths[0], paths[1], cache_dir=self.config.home / "cache" / "engines")
+
+    def _fetch(self, ref: ArtifactRef) -> Path:
+        def download() -> Path:
+            return self.cache.ensure(ref, lambda offset: self.client.fetch(ref.sha256, offset))
+
+        try:
+            return self._retry(download)
+        except ArtifactCorrupt:
+            log.warning("artifact %s failed its sha256 check; fetching it once more", ref.sha256[:12])
+            return self._retry(download)
+
+    def _renew_loop(self, lease: Lease, done: threading.Event) -> None:
+        interval = max(lease.expires_in_s / 3, 0.05)
+        while not done.wait(interval):
+            try:
+                self.client.renew(lease.job_id, lease.attempt)
+            except CoordinatorUnavailable as exc:
+                log.debug("lease renewal failed: %s", exc)
+            except (LeaseLost, NotFound, AuthError) as exc:
+                log.warning("lost the lease on job %s: %s", lease.job_id, exc)
+                return

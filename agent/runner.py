@@ -1,0 +1,194 @@
+"""Run one benchmark on this device: build the engine, time it, score it on the shipped test set.
+
+Every failure becomes a classified `Failure` in the result (never an exception out of
+`run_benchmark`, never a zero throughput), so the job's outcome is always stored.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import traceback
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import edgelab
+from agent.backends import BACKENDS, Backend, BuildRequest, Engine
+from agent.measure import measure_latency
+from agent.probe import device_model
+from edgelab.domain import BenchmarkResult, Failure, FailureKind, JobSpec, LatencyStats
+from edgelab.errors import BackendUnavailable
+from edgelab.metrics import accuracy_report
+from edgelab.serde import to_jsonable
+
+
+class JobFailed(Exception):
+    def __init__(self, kind: FailureKind, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.failure = Failure(kind, message, detail)
+
+
+@contextmanager
+def _stage(kind: FailureKind, what: str) -> Iterator[None]:
+    """Classify any error raised inside as `kind` (MemoryError is always out-of-memory)."""
+    try:
+        yield
+    except JobFailed:
+        raise
+    except MemoryError as exc:
+        raise JobFailed(FailureKind.OUT_OF_MEMORY, f"{what}: out of memory", traceback.format_exc()) from exc
+    except Exception as exc:
+        raise JobFailed(kind, f"{what}: {type(exc).__name__}: {exc}", traceback.format_exc()) from exc
+
+
+@dataclass
+class TestSet:
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    calibration: np.ndarray | None
+
+
+def load_test_set(path: Path) -> TestSet:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return TestSet(
+                x=np.ascontiguousarray(data["x_test"], dtype=np.float32),
+                y=np.asarray(data["y_test"], dtype=np.int64),
+                class_names=[str(c) for c in data["class_names"]],
+                calibration=np.asarray(data["x_calib"], dtype=np.float32) if "x_calib" in data else None,
+            )
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise JobFailed(FailureKind.BAD_INPUT, f"dataset {path.name} is not a valid test-set bundle: {exc}") from exc
+
+
+def _check_shape(engine: Engine, sample_shape: tuple[int, ...]) -> None:
+    expected = engine.input_shape[1:]
+    if len(expected) != len(sample_shape) or any(
+        e is not None and e != s for e, s in zip(expected, sample_shape, strict=True)
+    ):
+        shown = tuple("?" if d is None else d for d in engine.input_shape)
+        raise JobFailed(
+            FailureKind.BAD_INPUT, f"model expects input {shown}, the test set holds samples of shape {sample_shape}"
+        )
+
+
+def _batches(engine: Engine, x: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Yield (batch, real rows); pads the last batch when the engine's batch dim is fixed."""
+    fixed = engine.input_shape[0]
+    size = fixed or batch_size
+    for start in range(0, len(x), size):
+        batch = x[start : start + size]
+        rows = len(batch)
+        if fixed and rows < fixed:
+            batch = np.concatenate([batch, np.zeros((fixed - rows, *batch.shape[1:]), batch.dtype)])
+        yield batch, rows
+
+
+def predict(engine: Engine, x: np.ndarray, batch_size: int, num_classes: int) -> np.ndarray:
+    predictions = []
+    for batch, rows in _batches(engine, x, batch_size):
+        out = engine.infer(batch)
+        if out.ndim != 2 or out.shape[1] != num_classes:
+            raise JobFailed(
+                FailureKind.WRONG_OUTPUT, f"model output shape {out.shape}, expected (batch, {num_classes})"
+            )
+        if not np.isfinite(out[:rows]).all():
+            raise JobFailed(FailureKind.WRONG_OUTPUT, "model produced NaN or Inf outputs")
+        predictions.append(out[:rows].argmax(axis=1))
+    return np.concatenate(predictions)
+
+
+def _timing_batch(x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Real test samples (not random data: it matters for INT8 and sparse kernels)."""
+    reps = -(-batch_size // len(x))
+    return np.ascontiguousarray(np.concatenate([x] * reps)[:batch_size] if reps > 1 else x[:batch_size])
+
+
+def manifest(spec: JobSpec, backend: Backend, engine_details: dict[str, str]) -> dict[str, str]:
+    info = backend.probe()
+    return {
+        "agent_version": edgelab.__version__,
+        "backend": backend.name,
+        "backend_version": info.version,
+        "device_model": device_model(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "model_sha256": spec.model.sha256,
+        "dataset_sha256": spec.dataset.sha256,
+        "precision": spec.precision.value,
+        "measurement": json.dumps(to_jsonable(spec.measurement), sort_keys=True),
+        **engine_details,
+    }
+
+
+def run_benchmark(
+    spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | None = None
+) -> BenchmarkResult:
+    try:
+        return _run(spec, model_path, dataset_path, cache_dir)
+    except JobFailed as exc:
+        return BenchmarkResult(failure=exc.failure)
+    except Exception as exc:  # a bug of ours still ends as a stored, classified result
+        return BenchmarkResult(
+            failure=Failure(FailureKind.CRASH, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        )
+
+
+def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | None) -> BenchmarkResult:
+    backend = BACKENDS.get(spec.backend)
+    if backend is None:
+        raise JobFailed(FailureKind.UNSUPPORTED, f"unknown backend {spec.backend!r}; known: {', '.join(BACKENDS)}")
+    info = backend.probe()
+    if not info.available:
+        raise JobFailed(FailureKind.UNAVAILABLE, str(BackendUnavailable(backend.name, info.reason)))
+    if spec.precision not in info.precisions:
+        supported = ", ".join(p.value for p in info.precisions)
+        raise JobFailed(
+            FailureKind.UNSUPPORTED, f"{backend.name} cannot build {spec.precision.value} here (supports {supported})"
+        )
+    if spec.model.format and spec.model.format not in backend.formats:
+        raise JobFailed(FailureKind.UNSUPPORTED, f"{backend.name} does not load {spec.model.format!r} artifacts")
+    test = load_test_set(dataset_path)
+    request = BuildRequest(
+        precision=spec.precision,
+        batch_sizes=spec.batch_sizes,
+        num_threads=spec.measurement.num_threads,
+        calibration=test.calibration,
+        cache_dir=cache_dir,
+    )
+    t0 = time.perf_counter()
+    with _stage(FailureKind.BUILD, f"{backend.name} could not load {spec.model.name or model_path.name}"):
+        engine = backend.load(model_path, request)
+    load_s = time.perf_counter() - t0
+    try:
+        _check_shape(engine, test.x.shape[1:])
+        latency: list[LatencyStats] = []
+        for batch_size in spec.batch_sizes:
+            batch = _timing_batch(test.x, batch_size)
+            with _stage(FailureKind.CRASH, f"inference at batch {batch_size}"):
+                latency.append(
+                    measure_latency(
+                        lambda b=batch: engine.infer(b),  # type: ignore[misc]
+                        batch_size=batch_size,
+                        settings=spec.measurement,
+                        scope=engine.scope,
+                    )
+                )
+        with _stage(FailureKind.CRASH, "accuracy on the test set"):
+            predictions = predict(engine, test.x, max(spec.batch_sizes), len(test.class_names))
+        accuracy = accuracy_report(test.y, predictions, test.class_names)
+        return BenchmarkResult(
+            load_s=load_s,
+            latency=latency,
+            accuracy=accuracy,
+            manifest=manifest(spec, backend, engine.details),
+        )
+    finally:
+        engine.close()

@@ -1,0 +1,83 @@
+"""Operator client for the CLI and the dashboard: ControlService with EdgeLab errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgelab.constants import ARTIFACT_CHUNK_BYTES
+from edgelab.domain import AgentInfo, ArtifactRef, BenchmarkResult, Job, JobSpec
+from edgelab.rpc import client_errors, insecure_channel
+from edgelab.serde import from_proto, to_proto
+from edgelab.v1 import common_pb2, control_pb2, control_pb2_grpc
+
+
+class ControlClient:
+    def __init__(self, address: str, operator_token: str | None = None, *, timeout_s: float = 30.0) -> None:
+        self.address = address
+        self._token = operator_token or ""
+        self._timeout = timeout_s
+        self._channel = insecure_channel(address)
+        self._stub = control_pb2_grpc.ControlServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def upload(self, path: Path, *, format: str, metadata: dict[str, str] | None = None) -> ArtifactRef:
+        def requests() -> Iterator[control_pb2.UploadArtifactRequest]:
+            with path.open("rb") as f:
+                first = True
+                while True:
+                    data = f.read(ARTIFACT_CHUNK_BYTES)
+                    if first:
+                        yield control_pb2.UploadArtifactRequest(
+                            operator_token=self._token,
+                            name=path.name,
+                            format=format,
+                            data=data,
+                            metadata=metadata or {},
+                        )
+                        first = False
+                    elif data:
+                        yield control_pb2.UploadArtifactRequest(data=data)
+                    if not data:
+                        return
+
+        with client_errors(self.address):
+            response = self._stub.UploadArtifact(requests(), timeout=None)
+        return from_proto(response.artifact, ArtifactRef)
+
+    def submit(self, spec: JobSpec, agent_ids: list[str] | None = None) -> list[str]:
+        request = control_pb2.SubmitJobsRequest(
+            operator_token=self._token, spec=to_proto(spec, common_pb2.JobSpec()), agent_ids=agent_ids or []
+        )
+        with client_errors(self.address):
+            return list(self._stub.SubmitJobs(request, timeout=self._timeout).job_ids)
+
+    def list_jobs(self, limit: int = 100) -> list[Job]:
+        with client_errors(self.address):
+            response = self._stub.ListJobs(
+                control_pb2.ListJobsRequest(operator_token=self._token, limit=limit), timeout=self._timeout
+            )
+        return [from_proto(j, Job) for j in response.jobs]
+
+    def get_job(self, job_id: str) -> tuple[Job, BenchmarkResult | None]:
+        with client_errors(self.address):
+            response = self._stub.GetJob(
+                control_pb2.GetJobRequest(operator_token=self._token, job_id=job_id), timeout=self._timeout
+            )
+        result = from_proto(response.result, BenchmarkResult) if response.has_result else None
+        return from_proto(response.job, Job), result
+
+    def list_agents(self) -> list[AgentInfo]:
+        with client_errors(self.address):
+            response = self._stub.ListAgents(
+                control_pb2.ListAgentsRequest(operator_token=self._token), timeout=self._timeout
+            )
+        return [from_proto(a, AgentInfo) for a in response.agents]

@@ -1,0 +1,170 @@
+"""gRPC servicers: protobuf stops here; everything behind them works on `edgelab.domain`."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import grpc
+
+from coordinator.artifacts import ArtifactStore
+from coordinator.store import Store
+from edgelab.constants import HEARTBEAT_INTERVAL_S, LEASE_DURATION_S
+from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec
+from edgelab.errors import AuthError, NotFound
+from edgelab.rpc import server_errors
+from edgelab.serde import from_proto, to_proto
+from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
+
+
+def _check_token(expected: str | None, given: str, what: str) -> None:
+    if expected is not None and not secrets.compare_digest(expected.encode(), given.encode()):
+        raise AuthError(f"bad {what} token")
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, store: Store, artifacts: ArtifactStore, fleet_token: str | None) -> None:
+        self._store = store
+        self._artifacts = artifacts
+        self._fleet_token = fleet_token
+
+    def _auth(self, agent_id: str, token: str) -> None:
+        self._store.authenticate_agent(agent_id, token)
+
+    @server_errors
+    def Register(self, request: agent_pb2.RegisterRequest, context: grpc.ServicerContext) -> agent_pb2.RegisterResponse:
+        _check_token(self._fleet_token, request.fleet_token, "fleet")
+        if not request.name:
+            raise ValueError("agent name is required")
+        caps = from_proto(request.capabilities, DeviceCapabilities)
+        agent_id, token = self._store.register_agent(request.name, caps)
+        return agent_pb2.RegisterResponse(
+            agent_id=agent_id,
+            agent_token=token,
+            heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
+            lease_duration_s=LEASE_DURATION_S,
+        )
+
+    @server_errors
+    def Heartbeat(
+        self, request: agent_pb2.HeartbeatRequest, context: grpc.ServicerContext
+    ) -> agent_pb2.HeartbeatResponse:
+        self._auth(request.agent_id, request.agent_token)
+        self._store.heartbeat(request.agent_id, request.current_job_id)
+        return agent_pb2.HeartbeatResponse()
+
+    @server_errors
+    def LeaseJob(self, request: agent_pb2.LeaseJobRequest, context: grpc.ServicerContext) -> agent_pb2.LeaseJobResponse:
+        self._auth(request.agent_id, request.agent_token)
+        agent = self._store.get_agent(request.agent_id)
+        self._store.heartbeat(request.agent_id, agent.current_job_id)
+        backends = [r.name for r in agent.capabilities.runtimes if r.available]
+        lease = self._store.lease_job(request.agent_id, backends)
+        if lease is None:
+            return agent_pb2.LeaseJobResponse(has_job=False)
+        return agent_pb2.LeaseJobResponse(has_job=True, lease=to_proto(lease, agent_pb2.Lease()))
+
+    @server_errors
+    def RenewLease(
+        self, request: agent_pb2.RenewLeaseRequest, context: grpc.ServicerContext
+    ) -> agent_pb2.RenewLeaseResponse:
+        self._auth(request.agent_id, request.agent_token)
+        expires = self._store.renew_lease(request.agent_id, request.job_id, request.attempt)
+        return agent_pb2.RenewLeaseResponse(expires_in_s=expires)
+
+    @server_errors
+    def FetchArtifact(
+        self, request: agent_pb2.FetchArtifactRequest, context: grpc.ServicerContext
+    ) -> Iterator[agent_pb2.ArtifactChunk]:
+        self._auth(request.agent_id, request.agent_token)
+        self._store.get_artifact(request.sha256)
+        for offset, data, total in self._artifacts.read_chunks(request.sha256, request.offset):
+            yield agent_pb2.ArtifactChunk(offset=offset, data=data, total_size=total)
+
+    @server_errors
+    def ReportResult(
+        self, request: agent_pb2.ReportResultRequest, context: grpc.ServicerContext
+    ) -> agent_pb2.ReportResultResponse:
+        self._auth(request.agent_id, request.agent_token)
+        result = from_proto(request.result, BenchmarkResult)
+        duplicate = self._store.report_result(request.agent_id, request.job_id, request.attempt, result)
+        return agent_pb2.ReportResultResponse(accepted=True, duplicate=duplicate)
+
+
+def job_to_proto(job: Job) -> control_pb2.JobSummary:
+    return to_proto(job, control_pb2.JobSummary())
+
+
+class ControlServicer(control_pb2_grpc.ControlServiceServicer):
+    def __init__(self, store: Store, artifacts: ArtifactStore, operator_token: str | None) -> None:
+        self._store = store
+        self._artifacts = artifacts
+        self._operator_token = operator_token
+
+    def _auth(self, token: str) -> None:
+        _check_token(self._operator_token, token, "operator")
+
+    @server_errors
+    def UploadArtifact(
+        self, request_iterator: Iterator[control_pb2.UploadArtifactRequest], context: grpc.ServicerContext
+    ) -> control_pb2.UploadArtifactResponse:
+        first = next(request_iterator, None)
+        if first is None:
+            raise ValueError("empty upload")
+        self._auth(first.operator_token)
+        if not first.name or not first.format:
+            raise ValueError("the first upload message must carry name and format")
+
+        def chunks() -> Iterator[bytes]:
+            yield first.data
+            for msg in request_iterator:
+                yield msg.data
+
+        ref = self._artifacts.put_chunks(chunks(), name=first.name, format=first.format)
+        self._store.add_artifact(ref, dict(first.metadata))
+        return control_pb2.UploadArtifactResponse(artifact=to_proto(ref, common_pb2.ArtifactRef()))
+
+    @server_errors
+    def SubmitJobs(
+        self, request: control_pb2.SubmitJobsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.SubmitJobsResponse:
+        self._auth(request.operator_token)
+        spec = from_proto(request.spec, JobSpec)
+        if request.agent_ids:
+            targets = [self._store.get_agent(agent_id) for agent_id in request.agent_ids]
+            unable = [a.name for a in targets if not a.capabilities.can_run(spec.backend)]
+            if unable:
+                raise ValueError(f"agents {unable} cannot run backend {spec.backend!r}")
+        else:
+            targets = [a for a in self._store.list_agents() if a.capabilities.can_run(spec.backend)]
+            if not targets:
+                raise NotFound(f"no registered agent can run backend {spec.backend!r}")
+        job_ids = [self._store.submit_job(spec, agent.agent_id) for agent in targets]
+        return control_pb2.SubmitJobsResponse(job_ids=job_ids)
+
+    @server_errors
+    def ListJobs(
+        self, request: control_pb2.ListJobsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.ListJobsResponse:
+        self._auth(request.operator_token)
+        jobs = self._store.list_jobs(request.limit or 100)
+        return control_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
+
+    @server_errors
+    def GetJob(self, request: control_pb2.GetJobRequest, context: grpc.ServicerContext) -> control_pb2.GetJobResponse:
+        self._auth(request.operator_token)
+        self._store.expire_leases()
+        job = self._store.get_job(request.job_id)
+        stored = self._store.latest_result(request.job_id)
+        response = control_pb2.GetJobResponse(job=job_to_proto(job), has_result=stored is not None)
+        if stored is not None:
+            to_proto(stored.result, response.result)
+        return response
+
+    @server_errors
+    def ListAgents(
+        self, request: control_pb2.ListAgentsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.ListAgentsResponse:
+        self._auth(request.operator_token)
+        agents = [to_proto(a, control_pb2.AgentSummary()) for a in self._store.list_agents()]
+        return control_pb2.ListAgentsResponse(agents=agents)

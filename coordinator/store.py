@@ -1,0 +1,374 @@
+"""Results store: agents, artifacts, jobs with leases, results; SQLite in WAL mode.
+
+One connection guarded by a lock: the gRPC servicer calls in from a thread pool, and the
+lease transitions (queued -> leased -> succeeded/failed, expired -> queued) must be atomic.
+Specs and results are stored as JSON of the `edgelab.domain` dataclasses so the dashboard
+can read them without protobuf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgelab.constants import (
+    HEARTBEAT_INTERVAL_S,
+    LEASE_DURATION_S,
+    MAX_ATTEMPTS,
+    OFFLINE_AFTER_HEARTBEATS,
+    STALE_AFTER_HEARTBEATS,
+)
+from edgelab.domain import (
+    AgentInfo,
+    ArtifactRef,
+    BenchmarkResult,
+    DeviceCapabilities,
+    Failure,
+    FailureKind,
+    Job,
+    JobSpec,
+    JobState,
+    Lease,
+)
+from edgelab.errors import AuthError, LeaseLost, NotFound
+from edgelab.serde import from_jsonable, to_jsonable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    registered_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    current_job_id TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    format TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    state TEXT NOT NULL,
+    target_agent_id TEXT,           -- NULL: any capable agent
+    attempt INTEGER NOT NULL DEFAULT 0,
+    lease_agent_id TEXT,
+    lease_expires_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    attempt INTEGER NOT NULL,
+    agent_id TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+);
+"""
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    job_id: str
+    attempt: int
+    agent_id: str
+    result: BenchmarkResult
+    created_at: float
+
+
+class Store:
+    """All coordinator state. Thread-safe; every public method is one transaction."""
+
+    def __init__(self, path: Path, *, clock: Any = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.path = path
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- agents -------------------------------------------------------------------------
+
+    def register_agent(self, name: str, capabilities: DeviceCapabilities) -> tuple[str, str]:
+        """Create an agent; returns (agent_id, agent_token). Only the token's hash is kept."""
+        agent_id = uuid.uuid4().hex[:12]
+        token = secrets.token_urlsafe(24)
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, '')",
+                (agent_id, name, _hash_token(token), json.dumps(to_jsonable(capabilities)), now, now),
+            )
+        return agent_id, token
+
+    def authenticate_agent(self, agent_id: str, token: str) -> None:
+        with self._lock:
+            row = self._db.execute("SELECT token_sha256 FROM agents WHERE agent_id=?", (agent_id,)).fetchone()
+        if row is None:
+            raise AuthError(f"unknown agent {agent_id!r}: register first")
+        if not secrets.compare_digest(row["token_sha256"], _hash_token(token)):
+            raise AuthError(f"bad credential for agent {agent_id!r}")
+
+    def heartbeat(self, agent_id: str, current_job_id: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE agents SET last_seen_at=?, current_job_id=? WHERE agent_id=?",
+                (self._clock(), current_job_id, agent_id),
+            )
+
+    def agent_status(self, last_seen_at: float) -> str:
+        age = self._clock() - last_seen_at
+        if age <= STALE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL_S:
+            return "online"
+        if age <= OFFLINE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL_S:
+            return "stale"
+        return "offline"
+
+    def list_agents(self) -> list[AgentInfo]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM agents ORDER BY registered_at").fetchall()
+        return [self._agent_from_row(r) for r in rows]
+
+    def get_agent(self, agent_id: str) -> AgentInfo:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM agents WHERE agent_id=?", (agent_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown agent {agent_id!r}")
+        return self._agent_from_row(row)
+
+    def _agent_from_row(self, row: sqlite3.Row) -> AgentInfo:
+        return AgentInfo(
+            agent_id=row["agent_id"],
+            name=row["name"],
+            status=self.agent_status(row["last_seen_at"]),
+            last_seen_at=row["last_seen_at"],
+            capabilities=from_jsonable(json.loads(row["capabilities"]), DeviceCapabilities),
+            current_job_id=row["current_job_id"],
+        )
+
+    # -- artifacts ----------------------------------------------------------------------
+
+    def add_artifact(self, ref: ArtifactRef, metadata: dict[str, str] | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
+                (ref.sha256, ref.name, ref.format, ref.size_bytes, json.dumps(metadata or {}), self._clock()),
+            )
+
+    def get_artifact(self, sha256: str) -> ArtifactRef:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM artifacts WHERE sha256=?", (sha256,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown artifact {sha256}")
+        return ArtifactRef(row["sha256"], row["size_bytes"], row["format"], row["name"])
+
+    # -- jobs and leases ----------------------------------------------------------------
+
+    def submit_job(self, spec: JobSpec, target_agent_id: str | None = None) -> str:
+        for ref in (spec.model, spec.dataset):
+            self.get_artifact(ref.sha256)  # NotFound before anything is queued
+        job_id = uuid.uuid4().hex[:12]
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs (job_id, spec, backend, state, target_agent_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    json.dumps(to_jsonable(spec)),
+                    spec.backend,
+                    JobState.QUEUED.value,
+                    target_agent_id,
+                    now,
+                    now,
+                ),
+            )
+        return job_id
+
+    def lease_job(self, agent_id: str, backends: list[str]) -> Lease | None:
+        """Lease the oldest queued job this agent may run, or None."""
+        if not backends:
+            return None
+        now = self._clock()
+        with self._tx() as db:
+            self._expire_leases(db, now)
+            marks = ",".join("?" * len(backends))
+            row = db.execute(
+                f"SELECT * FROM jobs WHERE state=? AND backend IN ({marks})"
+                " AND (target_agent_id IS NULL OR target_agent_id=?) ORDER BY created_at LIMIT 1",
+                (JobState.QUEUED.value, *backends, agent_id),
+            ).fetchone()
+            if row is None:
+                return None
+            attempt = row["attempt"] + 1
+            db.execute(
+                "UPDATE jobs SET state=?, attempt=?, lease_agent_id=?, lease_expires_at=?, updated_at=? WHERE job_id=?",
+                (JobState.LEASED.value, attempt, agent_id, now + LEASE_DURATION_S, now, row["job_id"]),
+            )
+            db.execute("UPDATE agents SET current_job_id=? WHERE agent_id=?", (row["job_id"], agent_id))
+        spec = from_jsonable(json.loads(row["spec"]), JobSpec)
+        return Lease(row["job_id"], attempt, LEASE_DURATION_S, spec)
+
+    def renew_lease(self, agent_id: str, job_id: str, attempt: int) -> float:
+        now = self._clock()
+        with self._tx() as db:
+            self._expire_leases(db, now)
+            self._check_current_lease(db, agent_id, job_id, attempt)
+            db.execute(
+                "UPDATE jobs SET lease_expires_at=?, updated_at=? WHERE job_id=?",
+                (now + LEASE_DURATION_S, now, job_id),
+            )
+        return LEASE_DURATION_S
+
+    def report_result(self, agent_id: str, job_id: str, attempt: int, result: BenchmarkResult) -> bool:
+        """Store a result; returns True if it was a duplicate of an accepted report (idempotent)."""
+        now = self._clock()
+        with self._tx() as db:
+            done = db.execute("SELECT agent_id FROM results WHERE job_id=? AND attempt=?", (job_id, attempt)).fetchone()
+            if done is not None and done["agent_id"] == agent_id:
+                return True
+            self._expire_leases(db, now)
+            self._check_current_lease(db, agent_id, job_id, attempt)
+            self._finish(db, job_id, attempt, agent_id, result, now)
+        return False
+
+    def expire_leases(self) -> None:
+        with self._tx() as db:
+            self._expire_leases(db, self._clock())
+
+    def _check_current_lease(self, db: sqlite3.Connection, agent_id: str, job_id: str, attempt: int) -> None:
+        row = db.execute("SELECT state, attempt, lease_agent_id FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        if row["state"] != JobState.LEASED.value or row["attempt"] != attempt or row["lease_agent_id"] != agent_id:
+            raise LeaseLost(
+                f"job {job_id} attempt {attempt} is not leased to agent {agent_id} "
+                f"(state {row['state']}, current attempt {row['attempt']})"
+            )
+
+    def _expire_leases(self, db: sqlite3.Connection, now: float) -> None:
+        expired = db.execute(
+            "SELECT job_id, attempt, lease_agent_id FROM jobs WHERE state=? AND lease_expires_at < ?",
+            (JobState.LEASED.value, now),
+        ).fetchall()
+        for row in expired:
+            db.execute("UPDATE agents SET current_job_id='' WHERE agent_id=?", (row["lease_agent_id"],))
+            if row["attempt"] >= MAX_ATTEMPTS:
+                failure = Failure(FailureKind.TIMEOUT, f"lease expired {row['attempt']} times; agent lost")
+                self._finish(
+                    db,
+                    row["job_id"],
+                    row["attempt"],
+                    row["lease_agent_id"],
+                    BenchmarkResult(failure=failure),
+                    now,
+                )
+            else:
+                db.execute(
+                    "UPDATE jobs SET state=?, lease_agent_id=NULL, lease_expires_at=NULL, updated_at=? WHERE job_id=?",
+                    (JobState.QUEUED.value, now, row["job_id"]),
+                )
+
+    def _finish(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        attempt: int,
+        agent_id: str,
+        result: BenchmarkResult,
+        now: float,
+    ) -> None:
+        state = JobState.SUCCEEDED if result.ok else JobState.FAILED
+        db.execute(
+            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, attempt, agent_id, int(result.ok), json.dumps(to_jsonable(result)), now),
+        )
+        db.execute(
+            "UPDATE jobs SET state=?, lease_expires_at=NULL, updated_at=? WHERE job_id=?",
+            (state.value, now, job_id),
+        )
+        db.execute("UPDATE agents SET current_job_id='' WHERE agent_id=? AND current_job_id=?", (agent_id, job_id))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Job:
+        with self._lock:
+            row = self._db.execute(self._JOB_QUERY + " WHERE j.job_id=?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        return self._job_from_row(row)
+
+    def list_jobs(self, limit: int = 100) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute(self._JOB_QUERY + " ORDER BY j.created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [self._job_from_row(r) for r in rows]
+
+    def latest_result(self, job_id: str) -> StoredResult | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM results WHERE job_id=? ORDER BY attempt DESC LIMIT 1", (job_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        result = from_jsonable(json.loads(row["result"]), BenchmarkResult)
+        return StoredResult(row["job_id"], row["attempt"], row["agent_id"], result, row["created_at"])
+
+    _JOB_QUERY = (
+        "SELECT j.*, COALESCE(j.lease_agent_id, j.target_agent_id, '') AS shown_agent, a.name AS agent_name"
+        " FROM jobs j LEFT JOIN agents a ON a.agent_id = COALESCE(j.lease_agent_id, j.target_agent_id)"
+    )
+
+    @staticmethod
+    def _job_from_row(row: sqlite3.Row) -> Job:
+        return Job(
+            job_id=row["job_id"],
+            spec=from_jsonable(json.loads(row["spec"]), JobSpec),
+            state=JobState(row["state"]),
+            attempt=row["attempt"],
+            agent_id=row["shown_agent"],
+            agent_name=row["agent_name"] or "",
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )

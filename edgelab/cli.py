@@ -1,0 +1,267 @@
+"""The `edgelab` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from edgelab.config import Settings, load_settings
+from edgelab.errors import EdgeLabError
+
+if TYPE_CHECKING:
+    from coordinator.client import ControlClient
+
+app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
+coordinator_app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
+agent_app = typer.Typer(help="Run a device agent.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Launch and inspect benchmark jobs.", no_args_is_help=True)
+agents_app = typer.Typer(help="Inspect the fleet.", no_args_is_help=True)
+app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(agent_app, name="agent")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(agents_app, name="agents")
+
+console = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file (also EDGELAB_CONFIG).")]
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Data dir (also EDGELAB_HOME; default ~/.edgelab).")]
+CoordinatorOpt = Annotated[str | None, typer.Option("--coordinator", "-c", help="Coordinator HOST:PORT.")]
+OperatorTokenOpt = Annotated[str | None, typer.Option("--operator-token", help="Also EDGELAB_OPERATOR_TOKEN.")]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except EdgeLabError as exc:
+        _fail(exc)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    console.print(f"[red]error:[/] {exc}")
+    raise typer.Exit(1)
+
+
+def _control(config: Path | None, coordinator: str | None, operator_token: str | None) -> ControlClient:
+    from coordinator.client import ControlClient
+
+    settings = _settings(config, operator_token=operator_token)
+    return ControlClient(coordinator or settings.address, settings.operator_token)
+
+
+@app.command()
+def demo(
+    data: Annotated[Path | None, typer.Option(help="MIT-BIH directory (default ../shared/data/mitdb).")] = None,
+    home: HomeOpt = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    split: Annotated[
+        str, typer.Option(help="inter-patient (DS1/DS2, honest) or random (leaks patients).")
+    ] = "inter-patient",
+    records: Annotated[str | None, typer.Option(help="Comma-separated record subset, e.g. 100,119.")] = None,
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
+    min_duration: Annotated[float, typer.Option(help="Timed phase per batch size, seconds.")] = 3.0,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster; default: local Ray.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Local coordinator + one local agent: train a 1D CNN on MIT-BIH with Ray, benchmark it with ONNX Runtime."""
+    from edgelab.demo import DemoOptions, run_demo
+
+    settings = _settings(config, home=home, mitdb=data, ray_address=ray_address, port=0)
+    options = DemoOptions(
+        epochs=epochs,
+        split=split,
+        records=tuple(records.split(",")) if records else None,
+        batch_sizes=[int(b) for b in batch_sizes.split(",")],
+        min_duration_s=min_duration,
+    )
+    try:
+        run_demo(settings, options, console)
+    except EdgeLabError as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline name, e.g. mitdb-beats-1d.")],
+    coordinator: CoordinatorOpt = None,
+    data: Annotated[Path | None, typer.Option(help="MIT-BIH directory.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the ONNX model and test set.")] = Path("artifacts"),
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    split: str = "inter-patient",
+    seed: int = 0,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster; default: local Ray.")] = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train a pipeline as a Ray task; write its artifacts and upload them when --coordinator is given."""
+    from pipelines.base import TrainConfig
+
+    from coordinator.training import shutdown_ray, train_with_ray
+
+    settings = _settings(config, mitdb=data, ray_address=ray_address, operator_token=operator_token)
+    train_config = TrainConfig(data_dir=settings.mitdb, split=split, epochs=epochs, seed=seed)  # type: ignore[arg-type]
+    with console.status(f"training {pipeline} with Ray ..."):
+        try:
+            (trained,) = train_with_ray([(pipeline, train_config)], ray_address=settings.ray_address)
+        finally:
+            shutdown_ray()
+    onnx_path, dataset_path = trained.write(out)
+    console.print(trained.metadata())
+    console.print(f"wrote {onnx_path} and {dataset_path}")
+    if coordinator:
+        with _control(config, coordinator, operator_token) as client:
+            model = client.upload(onnx_path, format="onnx", metadata=trained.metadata())
+            dataset = client.upload(dataset_path, format="npz")
+        console.print(f"uploaded model sha256={model.sha256}\n         dataset sha256={dataset.sha256}")
+
+
+@coordinator_app.command("serve")
+def coordinator_serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (also EDGELAB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (also EDGELAB_PORT; default 50051).")] = None,
+    home: HomeOpt = None,
+    fleet_token: Annotated[str | None, typer.Option(help="Agents must present it (also EDGELAB_FLEET_TOKEN).")] = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the coordinator's gRPC API until interrupted."""
+    from coordinator.server import start_coordinator
+
+    settings = _settings(
+        config, host=host, port=port, home=home, fleet_token=fleet_token, operator_token=operator_token
+    )
+    try:
+        coordinator = start_coordinator(settings)
+    except EdgeLabError as exc:
+        _fail(exc)
+    console.print(f"coordinator listening on {coordinator.address}, store {settings.db_path}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    coordinator.stop()
+
+
+@agent_app.command("run")
+def agent_run(
+    coordinator: Annotated[str, typer.Option("--coordinator", "-c", help="Coordinator HOST:PORT.")],
+    name: Annotated[str | None, typer.Option(help="Agent name (default: hostname).")] = None,
+    home: HomeOpt = None,
+    fleet_token: Annotated[str | None, typer.Option(help="Also EDGELAB_FLEET_TOKEN.")] = None,
+    max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register with the coordinator and run jobs until interrupted."""
+    import socket
+
+    from agent.loop import Agent, AgentConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
+    settings = _settings(config, home=home, fleet_token=fleet_token)
+    agent = Agent(AgentConfig(coordinator, name or socket.gethostname(), settings.home / "agent", settings.fleet_token))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: agent.stop.set())
+    try:
+        agent.run(max_jobs=max_jobs)
+    except EdgeLabError as exc:
+        if not agent.stop.is_set():
+            _fail(exc)
+
+
+@jobs_app.command("launch")
+def jobs_launch(
+    spec_file: Annotated[Path, typer.Argument(help="YAML launch file (see README).")],
+    coordinator: CoordinatorOpt = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Upload the artifacts a launch file names and queue one job per target agent."""
+    from edgelab.domain import ArtifactRef, JobSpec
+    from edgelab.launch import ArtifactSource, LaunchFile
+
+    try:
+        launch = LaunchFile.load(spec_file)
+        with _control(config, coordinator, operator_token) as client:
+
+            def resolve(source: ArtifactSource, default_format: str) -> ArtifactRef:
+                if source.path is None:
+                    return ArtifactRef(sha256=source.sha256 or "", format=source.format or default_format)
+                return client.upload(source.path, format=source.format or default_format)
+
+            spec = JobSpec(
+                name=launch.name,
+                backend=launch.backend,
+                model=resolve(launch.model, "onnx"),
+                dataset=resolve(launch.dataset, "npz"),
+                precision=launch.precision,
+                batch_sizes=launch.batch_sizes,
+                measurement=launch.measurement.settings(),
+                pipeline=launch.pipeline,
+            )
+            job_ids = client.submit(spec, launch.agents)
+    except (EdgeLabError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"queued {len(job_ids)} job(s): {' '.join(job_ids)}")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    coordinator: CoordinatorOpt = None,
+    limit: int = 50,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List recent jobs."""
+    from edgelab.report import jobs_table
+
+    try:
+        with _control(config, coordinator, operator_token) as client:
+            console.print(jobs_table(client.list_jobs(limit)))
+    except EdgeLabError as exc:
+        _fail(exc)
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: str,
+    coordinator: CoordinatorOpt = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show one job's result: latency per batch size, accuracy, provenance."""
+    from edgelab.report import accuracy_table, results_table
+
+    try:
+        with _control(config, coordinator, operator_token) as client:
+            job, result = client.get_job(job_id)
+    except EdgeLabError as exc:
+        _fail(exc)
+    console.print(f"job {job.job_id} [bold]{job.state.value}[/] attempt {job.attempt}: {job.spec.name}")
+    console.print(results_table([(job, result)], title="Latency and throughput"))
+    if result is not None:
+        if result.failure is not None and result.failure.detail:
+            console.print(result.failure.detail)
+        console.print(accuracy_table(result))
+        if result.latency:
+            console.print(f"latency scope: {result.latency[0].scope}")
+        for key, value in sorted(result.manifest.items()):
+            console.print(f"  {key}: {value}")
+
+
+@agents_app.command("list")
+def agents_list(
+    coordinator: CoordinatorOpt = None, operator_token: OperatorTokenOpt = None, config: ConfigOpt = None
+) -> None:
+    """List registered agents with their status and runtimes."""
+    from edgelab.report import agents_table
+
+    try:
+        with _control(config, coordinator, operator_token) as client:
+            console.print(agents_table(client.list_agents()))
+    except EdgeLabError as exc:
+        _fail(exc)

@@ -1,0 +1,20 @@
+"""Liveness, lease and transfer constants shared by coordinator and agent (one place to tune)."""
+
+HEARTBEAT_INTERVAL_S = 5.0
+# An agent is "stale" after missing this many heartbeats and "offline" after OFFLINE_AFTER.
+STALE_AFTER_HEARTBEATS = 3
+OFFLINE_AFTER_HEARTBEATS = 12
+
+LEASE_DURATION_S = 60.0
+# A job whose lease expired this many times is failed with a timeout instead of re-queued.
+MAX_ATTEMPTS = 3
+
+ARTIFACT_CHUNK_BYTES = 1 << 20
+GRPC_MAX_MESSAGE_BYTES = 8 << 20
+
+# Percentiles are reported only from enough samples to mean something (MLPerf LoadGen's minimums).
+MIN_SAMPLES_P90 = 64
+MIN_SAMPLES_P95 = 128
+MIN_SAMPLES_P99 = 662
+
+DEFAULT_PORT = 50051

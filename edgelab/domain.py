@@ -1,0 +1,213 @@
+"""Domain types shared by coordinator, agent and dashboard.
+
+Protobuf stops at the gRPC edge (see `edgelab.serde`); everything else works on these
+dataclasses. Field names match the messages in proto/edgelab/v1 one to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    LEASED = "leased"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+class FailureKind(str, Enum):
+    BUILD = "build"
+    UNSUPPORTED = "unsupported"
+    OUT_OF_MEMORY = "out_of_memory"
+    TIMEOUT = "timeout"
+    CRASH = "crash"
+    WRONG_OUTPUT = "wrong_output"
+    BAD_INPUT = "bad_input"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass
+class RuntimeInfo:
+    name: str
+    available: bool
+    version: str = ""
+    reason: str = ""
+    precisions: list[Precision] = field(default_factory=list)
+
+
+@dataclass
+class DeviceCapabilities:
+    hostname: str = ""
+    device_model: str = ""
+    cpu_model: str = ""
+    cpu_cores: int = 0
+    memory_bytes: int = 0
+    os: str = ""
+    python_version: str = ""
+    agent_version: str = ""
+    runtimes: list[RuntimeInfo] = field(default_factory=list)
+    power_meters: list[str] = field(default_factory=list)
+
+    def can_run(self, backend: str) -> bool:
+        return any(r.name == backend and r.available for r in self.runtimes)
+
+
+@dataclass
+class MeasurementSettings:
+    """Timing rules (DESIGN.md section 3): warm-up discarded, then at least
+    `min_iterations` AND at least `min_duration_s`, capped by `max_duration_s`."""
+
+    warmup_iterations: int = 10
+    warmup_duration_s: float = 0.2
+    min_iterations: int = 100
+    min_duration_s: float = 3.0
+    max_duration_s: float = 60.0
+    num_threads: int = 0  # 0: the runtime's default
+
+    def __post_init__(self) -> None:
+        if self.min_iterations < 1 or self.warmup_iterations < 0:
+            raise ValueError("min_iterations must be >= 1 and warmup_iterations >= 0")
+        if self.min_duration_s < 0 or self.max_duration_s < self.min_duration_s:
+            raise ValueError("need 0 <= min_duration_s <= max_duration_s")
+
+
+@dataclass
+class ArtifactRef:
+    sha256: str
+    size_bytes: int = 0
+    format: str = ""
+    name: str = ""
+
+
+@dataclass
+class JobSpec:
+    name: str
+    backend: str
+    model: ArtifactRef
+    dataset: ArtifactRef
+    precision: Precision = Precision.FP32
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
+    pipeline: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise ValueError(f"batch sizes must be positive integers, got {self.batch_sizes}")
+
+
+@dataclass
+class LatencyStats:
+    batch_size: int
+    samples: int
+    mean_ms: float
+    p50_ms: float
+    min_ms: float
+    max_ms: float
+    std_ms: float
+    throughput_per_s: float
+    first_inference_ms: float
+    warmup_s: float
+    warmup_iterations: int
+    timed_duration_s: float
+    scope: str
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+@dataclass
+class ClassMetrics:
+    name: str
+    support: int
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass
+class AccuracyReport:
+    samples: int
+    accuracy: float
+    num_classes: int
+    macro_f1: float
+    classes: list[ClassMetrics] = field(default_factory=list)
+    confusion: list[int] = field(default_factory=list)  # row-major, rows = true class
+
+    def confusion_matrix(self) -> list[list[int]]:
+        n = self.num_classes
+        return [self.confusion[i * n : (i + 1) * n] for i in range(n)]
+
+
+@dataclass
+class PowerReport:
+    meter: str
+    sensor: str
+    sample_period_s: float
+    samples: int
+    idle_w: float
+    mean_w: float
+    energy_per_inference_mj: float
+
+
+@dataclass
+class Failure:
+    kind: FailureKind
+    message: str
+    detail: str = ""
+
+
+@dataclass
+class BenchmarkResult:
+    load_s: float = 0.0
+    latency: list[LatencyStats] = field(default_factory=list)
+    accuracy: AccuracyReport | None = None
+    power: list[PowerReport] = field(default_factory=list)
+    manifest: dict[str, str] = field(default_factory=dict)
+    failure: Failure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass
+class Job:
+    job_id: str
+    spec: JobSpec
+    state: JobState
+    attempt: int = 0
+    agent_id: str = ""  # pinned target, or the agent that ran it
+    agent_name: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass
+class Lease:
+    job_id: str
+    attempt: int
+    expires_in_s: float
+    spec: JobSpec
+
+
+@dataclass
+class AgentInfo:
+    agent_id: str
+    name: str
+    status: str  # online, stale, offline
+    last_seen_at: float
+    capabilities: DeviceCapabilities
+    current_job_id: str = ""

@@ -1,0 +1,122 @@
+"""Rich tables for results, jobs and agents (CLI and demo share them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from rich.console import Group
+from rich.table import Table
+
+from edgelab.domain import AgentInfo, BenchmarkResult, Job
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str = "Results") -> Table:
+    """One row per (job, batch size); failures show their class and message, never zeros."""
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "job",
+        "agent",
+        "backend",
+        "prec",
+        "batch",
+        "samples",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "thru/s",
+        "load s",
+        "accuracy",
+    ):
+        table.add_column(column, justify="left" if column in ("job", "agent", "backend", "prec") else "right")
+    for job, result in rows:
+        head = [job.job_id, job.agent_name or job.agent_id, job.spec.backend, job.spec.precision.value]
+        if result is None:
+            table.add_row(*head, "", "", f"[yellow]{job.state.value}[/]", *[""] * 5)
+            continue
+        if result.failure is not None:
+            table.add_row(*head, "", "", f"[red]{result.failure.kind.value}[/]: {result.failure.message}", *[""] * 5)
+            continue
+        accuracy = f"{result.accuracy.accuracy:.2%}" if result.accuracy else "n/a"
+        for i, lat in enumerate(result.latency):
+            table.add_row(
+                *(head if i == 0 else [""] * 4),
+                str(lat.batch_size),
+                str(lat.samples),
+                _ms(lat.p50_ms),
+                _ms(lat.p90_ms),
+                _ms(lat.p99_ms),
+                f"{lat.throughput_per_s:,.0f}",
+                f"{result.load_s:.3f}" if i == 0 else "",
+                accuracy if i == 0 else "",
+            )
+    return table
+
+
+def accuracy_table(result: BenchmarkResult) -> Group:
+    """Per-class precision/recall/F1 and the confusion matrix of one on-device run."""
+    report = result.accuracy
+    if report is None:
+        return Group()
+    per_class = Table(
+        title=f"On-device accuracy {report.accuracy:.2%} on {report.samples} samples (macro F1 {report.macro_f1:.3f})",
+        title_justify="left",
+    )
+    for column in ("class", "support", "precision (PPV)", "recall (Se)", "F1"):
+        per_class.add_column(column, justify="right")
+    for c in report.classes:
+        per_class.add_row(c.name, str(c.support), f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}")
+    names = [c.name for c in report.classes]
+    confusion = Table(title="Confusion matrix (rows: true, cols: predicted)", title_justify="left")
+    confusion.add_column("")
+    for name in names:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(names, report.confusion_matrix(), strict=True):
+        confusion.add_row(name, *map(str, row))
+    return Group(per_class, confusion)
+
+
+def jobs_table(jobs: Sequence[Job]) -> Table:
+    table = Table(title="Jobs", title_justify="left")
+    for column in ("job", "state", "name", "backend", "prec", "batches", "agent", "attempt", "updated"):
+        table.add_column(column)
+    for job in jobs:
+        table.add_row(
+            job.job_id,
+            job.state.value,
+            job.spec.name,
+            job.spec.backend,
+            job.spec.precision.value,
+            ",".join(map(str, job.spec.batch_sizes)),
+            job.agent_name or job.agent_id,
+            str(job.attempt),
+            dt.datetime.fromtimestamp(job.updated_at).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    return table
+
+
+def agents_table(agents: Sequence[AgentInfo]) -> Table:
+    table = Table(title="Agents", title_justify="left")
+    for column in ("agent", "name", "status", "device", "cores", "memory", "runtimes", "job"):
+        table.add_column(column)
+    colors = {"online": "green", "stale": "yellow", "offline": "red"}
+    for a in agents:
+        caps = a.capabilities
+        runtimes = ", ".join(
+            f"{r.name} {r.version}" if r.available else f"[dim]{r.name}: {r.reason}[/]" for r in caps.runtimes
+        )
+        table.add_row(
+            a.agent_id,
+            a.name,
+            f"[{colors.get(a.status, 'white')}]{a.status}[/]",
+            caps.device_model,
+            str(caps.cpu_cores),
+            f"{caps.memory_bytes / 2**30:.1f} GiB",
+            runtimes,
+            a.current_job_id,
+        )
+    return table

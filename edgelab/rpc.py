@@ -1,0 +1,101 @@
+"""gRPC edge conventions in one place: channel options and error <-> status-code mapping.
+
+Servicers raise EdgeLab errors and `server_errors` turns them into status codes; clients
+wrap calls in `client_errors`, which turns status codes back into EdgeLab errors, so
+callers never see `grpc.RpcError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import grpc
+
+from edgelab.constants import GRPC_MAX_MESSAGE_BYTES
+from edgelab.errors import (
+    ArtifactCorrupt,
+    AuthError,
+    CoordinatorUnavailable,
+    EdgeLabError,
+    LeaseLost,
+    NotFound,
+)
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+_TO_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
+    (AuthError, grpc.StatusCode.UNAUTHENTICATED),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (LeaseLost, grpc.StatusCode.FAILED_PRECONDITION),
+    (ArtifactCorrupt, grpc.StatusCode.DATA_LOSS),
+    (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
+    (KeyError, grpc.StatusCode.INVALID_ARGUMENT),
+]
+
+_FROM_STATUS: dict[grpc.StatusCode, type[EdgeLabError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: AuthError,
+    grpc.StatusCode.PERMISSION_DENIED: AuthError,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: LeaseLost,
+    grpc.StatusCode.DATA_LOSS: ArtifactCorrupt,
+    grpc.StatusCode.UNAVAILABLE: CoordinatorUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: CoordinatorUnavailable,
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+    for cls, code in _TO_STATUS:
+        if isinstance(exc, cls):
+            context.abort(code, str(exc).strip("'\""))
+    raise exc
+
+
+def server_errors(method: F) -> F:
+    """Decorate a servicer method (unary or server-streaming) to map EdgeLab errors to status codes."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def stream(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                yield from method(self, request, context)
+            except (EdgeLabError, ValueError, KeyError) as exc:
+                _abort(context, exc)
+
+        return stream  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except (EdgeLabError, ValueError, KeyError) as exc:
+            _abort(context, exc)
+
+    return unary  # type: ignore[return-value]
+
+
+@contextmanager
+def client_errors(target: str) -> Iterator[None]:
+    """Translate `grpc.RpcError` raised inside the block into EdgeLab errors."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+        cls = _FROM_STATUS.get(code, EdgeLabError)
+        if cls is CoordinatorUnavailable:
+            raise CoordinatorUnavailable(f"coordinator at {target} unreachable: {details}") from exc
+        raise cls(details or code.name) from exc
+
+
+def insecure_channel(target: str) -> grpc.Channel:
+    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)

@@ -1,0 +1,132 @@
+"""End to end through the CLI: a real coordinator on loopback, a real agent process, one real job."""
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from coordinator.client import ControlClient
+from coordinator.server import Coordinator
+from edgelab import cli
+from edgelab.cli import app
+from edgelab.domain import JobSpec, MeasurementSettings
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "console", Console(width=300))
+
+
+@pytest.fixture
+def agent_process(coordinator: Coordinator, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = (tmp_path / "agent.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgelab",
+            "agent",
+            "run",
+            "-c",
+            coordinator.address,
+            "--name",
+            "bench-pi",
+            "--home",
+            str(tmp_path / "agent"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    client = ControlClient(coordinator.address)
+    deadline = time.monotonic() + 60
+    while not client.list_agents():
+        assert process.poll() is None, (tmp_path / "agent.log").read_text()
+        assert time.monotonic() < deadline, "agent did not register"
+        time.sleep(0.1)
+    yield process
+    process.terminate()
+    process.wait(timeout=15)
+    log.close()
+
+
+def _wait_finished(client: ControlClient, job_id: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not client.get_job(job_id)[0].state.finished:
+        assert time.monotonic() < deadline, f"job {job_id} did not finish"
+        time.sleep(0.1)
+
+
+def test_agent_registers_leases_verifies_and_result_lands_in_sqlite(
+    coordinator: Coordinator, agent_process: subprocess.Popen[bytes], onnx_model: Path, test_set: Path, tmp_path: Path
+) -> None:
+    launch = tmp_path / "bench.yaml"
+    launch.write_text(
+        f"name: linear-ort\nbackend: onnxruntime\nbatch_sizes: [1, 8]\n"
+        f"model: {{path: {onnx_model}}}\ndataset: {{path: {test_set}}}\n"
+        f"measurement: {{min_duration_s: 0.2, min_iterations: 700}}\n"
+    )
+    address = ["--coordinator", coordinator.address]
+
+    launched = runner.invoke(app, ["jobs", "launch", str(launch), *address])
+    assert launched.exit_code == 0, launched.output
+    job_id = launched.output.split()[-1]
+    _wait_finished(ControlClient(coordinator.address), job_id)
+    shown = runner.invoke(app, ["jobs", "show", job_id, *address])
+    agents = runner.invoke(app, ["agents", "list", *address])
+    listed = runner.invoke(app, ["jobs", "list", *address])
+
+    assert shown.exit_code == 0, shown.output
+    assert "succeeded" in shown.output and "model_sha256" in shown.output and "Confusion matrix" in shown.output
+    assert "bench-pi" in agents.output and "online" in agents.output and "onnxruntime" in agents.output
+    assert job_id in listed.output
+    db = sqlite3.connect(coordinator.store.path)
+    attempt, agent_id, ok = db.execute("SELECT attempt, agent_id, ok FROM results WHERE job_id=?", (job_id,)).fetchone()
+    assert (attempt, ok) == (1, 1)
+    assert agent_id == ControlClient(coordinator.address).list_agents()[0].agent_id
+    cached = list((tmp_path / "agent" / "agent" / "cache" / "artifacts").iterdir())
+    assert sorted(p.name for p in cached) == sorted(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in (onnx_model, test_set)
+    )
+
+
+def test_corrupt_model_is_stored_as_a_build_failure_and_the_agent_keeps_serving(
+    coordinator: Coordinator, agent_process: subprocess.Popen[bytes], onnx_model: Path, test_set: Path, tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage" * 10)
+    client = ControlClient(coordinator.address)
+    fast = MeasurementSettings(min_duration_s=0.05, min_iterations=10)
+    dataset = client.upload(test_set, format="npz")
+    (bad,) = client.submit(
+        JobSpec("bad", "onnxruntime", client.upload(corrupt, format="onnx"), dataset, measurement=fast)
+    )
+    (good,) = client.submit(
+        JobSpec("good", "onnxruntime", client.upload(onnx_model, format="onnx"), dataset, measurement=fast)
+    )
+    _wait_finished(client, bad)
+    _wait_finished(client, good)
+
+    bad_job, bad_result = client.get_job(bad)
+    good_job, good_result = client.get_job(good)
+    assert bad_job.state.value == "failed" and bad_result is not None and bad_result.failure is not None
+    assert bad_result.failure.kind.value == "build" and "could not load" in bad_result.failure.message
+    assert good_job.state.value == "succeeded" and good_result is not None and good_result.ok
+    assert agent_process.poll() is None
+
+
+def test_unknown_job_and_unreachable_coordinator_give_clear_errors(coordinator: Coordinator) -> None:
+    missing = runner.invoke(app, ["jobs", "show", "nope", "--coordinator", coordinator.address])
+    down = runner.invoke(app, ["agents", "list", "--coordinator", "127.0.0.1:1"])
+
+    assert missing.exit_code == 1 and "unknown job" in missing.output
+    assert down.exit_code == 1 and "unreachable" in down.output

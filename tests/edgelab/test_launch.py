@@ -1,0 +1,38 @@
+from pathlib import Path
+
+import pytest
+
+from edgelab.domain import Precision
+from edgelab.errors import ConfigError
+from edgelab.launch import LaunchFile
+
+
+def test_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(
+        "name: b\nprecision: int8\nbatch_sizes: [1, 8]\nmodel: {path: m.onnx}\ndataset: {sha256: abc}\n"
+        "measurement: {min_duration_s: 0.5}\n"
+    )
+
+    launch = LaunchFile.load(spec)
+
+    assert launch.model.path == tmp_path / "m.onnx"
+    assert launch.precision is Precision.INT8
+    assert launch.measurement.settings().min_duration_s == 0.5
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("name: b\nmodel: {path: m.onnx, sha256: x}\ndataset: {sha256: y}\n", "model"),
+        ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nbatch_sizes: []\n", "batch_sizes"),
+        ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nprecision: fp64\n", "precision"),
+        ("model: {path: m.onnx}\ndataset: {sha256: y}\n", "name"),
+    ],
+)
+def test_bad_launch_files_name_the_key(tmp_path: Path, body: str, key: str) -> None:
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(body)
+
+    with pytest.raises(ConfigError, match=key):
+        LaunchFile.load(spec)

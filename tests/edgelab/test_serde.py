@@ -1,0 +1,63 @@
+from edgelab import serde
+from edgelab.domain import (
+    AccuracyReport,
+    ArtifactRef,
+    BenchmarkResult,
+    ClassMetrics,
+    Failure,
+    FailureKind,
+    JobSpec,
+    LatencyStats,
+    Precision,
+)
+from edgelab.v1 import common_pb2
+
+
+def _latency(p99: float | None) -> LatencyStats:
+    return LatencyStats(
+        8, 700, 1.0, 0.9, 0.5, 3.0, 0.1, 8000.0, 5.0, 0.2, 10, 0.7, "end-to-end", p90_ms=1.2, p99_ms=p99
+    )
+
+
+def test_job_spec_round_trips_through_proto_and_json() -> None:
+    spec = JobSpec(
+        name="n",
+        backend="onnxruntime",
+        model=ArtifactRef("a" * 64, 10, "onnx"),
+        dataset=ArtifactRef("b" * 64),
+        precision=Precision.INT8,
+        batch_sizes=[1, 8],
+        labels={"split": "inter-patient"},
+    )
+
+    message = serde.to_proto(spec, common_pb2.JobSpec())
+
+    assert message.precision == common_pb2.PRECISION_INT8
+    assert serde.from_proto(message, JobSpec) == spec
+    assert serde.from_jsonable(serde.to_jsonable(spec), JobSpec) == spec
+
+
+def test_unset_percentile_and_absent_messages_stay_none() -> None:
+    result = BenchmarkResult(load_s=0.5, latency=[_latency(None)], failure=None)
+
+    message = serde.to_proto(result, common_pb2.BenchmarkResult())
+    back = serde.from_proto(message, BenchmarkResult)
+
+    assert not message.latency[0].HasField("p99_ms")
+    assert message.latency[0].HasField("p90_ms")
+    assert back.latency[0].p99_ms is None and back.latency[0].p90_ms == 1.2
+    assert back.accuracy is None and back.failure is None
+
+
+def test_failure_and_accuracy_round_trip() -> None:
+    result = BenchmarkResult(
+        latency=[_latency(2.5)],
+        accuracy=AccuracyReport(10, 0.9, 2, 0.8, [ClassMetrics("N", 5, 1.0, 0.8, 0.89)], [4, 1, 0, 5]),
+        failure=Failure(FailureKind.OUT_OF_MEMORY, "oom", "trace"),
+        manifest={"backend": "onnxruntime"},
+    )
+
+    back = serde.from_proto(serde.to_proto(result, common_pb2.BenchmarkResult()), BenchmarkResult)
+
+    assert back == result
+    assert back.accuracy is not None and back.accuracy.confusion_matrix() == [[4, 1], [0, 5]]
