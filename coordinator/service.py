@@ -136,9 +136,12 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             if unable:
                 raise ValueError(f"agents {unable} cannot run backend {spec.backend!r}")
         else:
-            targets = [a for a in self._store.list_agents() if a.capabilities.can_run(spec.backend)]
+            # Fleet-wide: every capable agent that is not offline (a dead agent would hold the job forever).
+            targets = [
+                a for a in self._store.list_agents() if a.capabilities.can_run(spec.backend) and a.status != "offline"
+            ]
             if not targets:
-                raise NotFound(f"no registered agent can run backend {spec.backend!r}")
+                raise NotFound(f"no agent that is online can run backend {spec.backend!r}")
         job_ids = [self._store.submit_job(spec, agent.agent_id) for agent in targets]
         return control_pb2.SubmitJobsResponse(job_ids=job_ids)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -69,6 +70,8 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """Local coordinator + one local agent: train a 1D CNN on MIT-BIH with Ray, benchmark it with ONNX Runtime."""
+    # Before grpc loads: its core logs a line for every fork Ray makes while our server threads run.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from edgelab.demo import DemoOptions, run_demo
 
     settings = _settings(config, home=home, mitdb=data, ray_address=ray_address, port=0)
@@ -99,9 +102,8 @@ def train(
     config: ConfigOpt = None,
 ) -> None:
     """Train a pipeline as a Ray task; write its artifacts and upload them when --coordinator is given."""
-    from pipelines.base import TrainConfig
-
     from coordinator.training import shutdown_ray, train_with_ray
+    from pipelines.base import TrainConfig
 
     settings = _settings(config, mitdb=data, ray_address=ray_address, operator_token=operator_token)
     train_config = TrainConfig(data_dir=settings.mitdb, split=split, epochs=epochs, seed=seed)  # type: ignore[arg-type]

@@ -57,9 +57,13 @@ def _start_agent(address: str, home: Path, log_path: Path) -> subprocess.Popen[b
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _wait_for_agent(client: ControlClient, process: subprocess.Popen[bytes], log_path: Path) -> None:
+def _wait_for_agent(client: ControlClient, process: subprocess.Popen[bytes], log_path: Path, known: set[str]) -> str:
+    """The id of the agent this demo started (agents from earlier runs may share the store)."""
     deadline = time.monotonic() + AGENT_START_TIMEOUT_S
-    while not any(a.name == AGENT_NAME and a.status == "online" for a in client.list_agents()):
+    while True:
+        fresh = [a.agent_id for a in client.list_agents() if a.name == AGENT_NAME and a.agent_id not in known]
+        if fresh:
+            return fresh[0]
         if process.poll() is not None:
             raise EdgeLabError(f"the agent exited with code {process.returncode}:\n{log_path.read_text()[-2000:]}")
         if time.monotonic() > deadline:
@@ -93,11 +97,12 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
     coordinator = start_coordinator(settings)
     console.print(f"[bold]coordinator[/] on {coordinator.address}, results store {settings.db_path}")
     agent_log = settings.home / "demo-agent.log"
-    agent = _start_agent(coordinator.address, settings.home / "agent", agent_log)
     client = ControlClient(coordinator.address, settings.operator_token)
+    known = {a.agent_id for a in client.list_agents()}
+    agent = _start_agent(coordinator.address, settings.home / "agent", agent_log)
     try:
         with console.status("starting the local agent ..."):
-            _wait_for_agent(client, agent, agent_log)
+            agent_id = _wait_for_agent(client, agent, agent_log, known)
         console.print(f"[bold]agent[/] {AGENT_NAME} registered (log {agent_log})")
 
         config = TrainConfig(
@@ -136,7 +141,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
             pipeline=PIPELINE,
             labels={"split": out.split},
         )
-        job_ids = client.submit(spec)
+        job_ids = client.submit(spec, agent_ids=[agent_id])
         console.print(f"[bold]dispatched[/] job(s) {', '.join(job_ids)} (model sha256 {model.sha256[:12]}...)")
         rows = _wait_for_jobs(client, job_ids, console)
     finally:
@@ -154,7 +159,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
             console.print(accuracy_table(result))
             if result.latency:
                 console.print(
-                    f"latency scope: {result.latency[0].scope}; power: no meter on this machine (issue: power meters)"
+                    f"latency scope: {result.latency[0].scope}; power: not measured (no power meter is implemented yet)"
                 )
     console.print(f"demo wall time {time.perf_counter() - started:.0f}s; results kept in {settings.db_path}")
     return rows

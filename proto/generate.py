@@ -1,7 +1,7 @@
 """Generate the Python stubs for proto/edgelab/v1 into edgelab/v1 (committed).
 
-    python proto/generate.py          # write the stubs
-    python proto/generate.py --check  # fail if the committed stubs are stale
+python proto/generate.py          # write the stubs
+python proto/generate.py --check  # fail if the committed stubs are stale
 """
 
 from __future__ import annotations

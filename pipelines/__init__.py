@@ -1,0 +1,1 @@
+"""Datasets, features, models and training pipelines (plain functions; Ray wraps them in coordinator)."""

@@ -1,0 +1,92 @@
+"""What every training pipeline takes and returns, so the coordinator can run any of them as a Ray task."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
+
+from edgelab.errors import ConfigError
+
+SplitName = Literal["inter-patient", "random"]
+SPLITS: tuple[str, ...] = get_args(SplitName)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; invalid values raise ConfigError naming the key."""
+
+    data_dir: Path
+    split: SplitName = "inter-patient"
+    epochs: int = 3
+    batch_size: int = 256
+    seed: int = 0
+    records: tuple[str, ...] | None = None
+    """A subset of records (None: all present). With "inter-patient", their DS1/DS2 membership decides the side."""
+    max_train_beats: int | None = None
+    """Cap on training beats (stratified subsample), for quick runs."""
+    calibration_size: int = 512
+    """Training beats shipped with the artifact for INT8 post-training quantization."""
+    test_fraction: float = 0.2
+    """Share of beats (random split) or records (per-record fallback) held out for testing."""
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.records is not None:
+            self.records = tuple(str(r) for r in self.records)
+        if self.split not in SPLITS:
+            raise ConfigError(f"split: {self.split!r} is not one of {', '.join(SPLITS)}")
+        for key in ("epochs", "batch_size", "calibration_size"):
+            if getattr(self, key) < (0 if key == "calibration_size" else 1):
+                raise ConfigError(f"{key}: {getattr(self, key)} is too small")
+        if self.max_train_beats is not None and self.max_train_beats < 1:
+            raise ConfigError(f"max_train_beats: {self.max_train_beats} must be >= 1 or None")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"test_fraction: {self.test_fraction} must be in (0, 1)")
+        if self.records is not None and not self.records:
+            raise ConfigError("records: empty; use None for all records")
+
+
+@dataclass
+class TrainOutput:
+    """The artifacts of a run and the host-side figures the device results are compared against."""
+
+    pipeline: str
+    onnx_path: Path
+    savedmodel_path: Path
+    dataset_path: Path
+    """npz: x_test float32, y_test int64, class_names str, x_calib float32 (drawn from the training set)."""
+    host_accuracy: float
+    """Keras accuracy on the test set: the FP32 reference for on-device accuracy drops."""
+    onnx_max_abs_diff: float
+    class_names: tuple[str, ...]
+    train_beats: int
+    test_beats: int
+    split: str
+    train_seconds: float
+    notes: list[str]
+    params: int
+    per_class_recall: dict[str, float] = field(default_factory=dict)
+    """Keras recall per class on the test set (AAMI sensitivity); NaN for classes absent from it."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: paths as strings."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Path):
+                out[key] = str(value)
+            elif isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """A named recipe: data -> trained model -> SavedModel + ONNX + shipped test/calibration set."""
+
+    name: str
+    description: str
+
+    def run(self, config: TrainConfig, out_dir: Path) -> TrainOutput:
+        """Train and export into `out_dir`; everything the artifact store needs is in the result."""
+        ...

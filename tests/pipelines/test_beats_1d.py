@@ -1,0 +1,129 @@
+"""The mitdb-beats-1d pipeline: split choice on record subsets, and one real train -> ONNX run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgelab.errors import ConfigError
+from pipelines.base import TrainConfig, TrainOutput
+from pipelines.beats_1d import load_split
+from pipelines.registry import get_pipeline
+from pipelines.training import DATASET_KEYS
+
+
+def test_load_split_uses_ds1_ds2_membership_of_a_subset(mitdb_dir: Path) -> None:
+    # prepare
+    config = TrainConfig(data_dir=mitdb_dir, records=("100", "119", "102"))
+    notes: list[str] = []
+
+    # execute
+    train, test, split = load_split(config, notes)
+
+    # assert
+    assert split == "inter-patient"
+    assert (train.records(), test.records()) == (["119"], ["100"])
+    assert any("102" in note for note in notes)  # the paced record is left out, and we say so
+
+
+def test_load_split_falls_back_to_a_per_record_split(mitdb_dir: Path) -> None:
+    # prepare: 100, 103 and 105 are all DS2
+    config = TrainConfig(data_dir=mitdb_dir, records=("100", "103", "105"), test_fraction=0.34)
+    notes: list[str] = []
+
+    # execute
+    train, test, split = load_split(config, notes)
+
+    # assert
+    assert split == "per-record"
+    assert len(test.records()) == 1
+    assert not set(train.records()) & set(test.records())
+    assert any("per-record" in note for note in notes)
+
+
+def test_load_split_with_one_record_splits_its_beats(mitdb_dir: Path) -> None:
+    # prepare
+    config = TrainConfig(data_dir=mitdb_dir, records=("119",))
+    notes: list[str] = []
+
+    # execute
+    train, test, split = load_split(config, notes)
+
+    # assert
+    assert split == "random"
+    assert train.records() == test.records() == ["119"]
+    assert any("random" in note for note in notes)
+
+
+def test_load_split_rejects_unknown_records(mitdb_dir: Path) -> None:
+    # execute / assert
+    with pytest.raises(ConfigError, match=r"^records: 999"):
+        load_split(TrainConfig(data_dir=mitdb_dir, records=("100", "999")), [])
+
+
+@pytest.fixture(scope="module")
+def trained(mitdb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainOutput:
+    """One real epoch on records 100 (DS2, test) and 119 (DS1, train): seconds, not minutes."""
+    pytest.importorskip("tensorflow", reason="needs pip install 'edgelab[train]'")
+    pytest.importorskip("tf2onnx", reason="needs pip install 'edgelab[train]'")
+    config = TrainConfig(data_dir=mitdb_dir, records=("100", "119"), epochs=1, calibration_size=128)
+    return get_pipeline("mitdb-beats-1d").run(config, tmp_path_factory.mktemp("beats_1d"))
+
+
+@pytest.mark.integration
+def test_pipeline_reports_a_real_run(trained: TrainOutput) -> None:
+    # assert
+    assert trained.pipeline == "mitdb-beats-1d"
+    assert trained.split == "inter-patient"
+    assert 0.0 <= trained.host_accuracy <= 1.0
+    assert trained.class_names == ("N", "S", "V", "F", "Q")
+    assert trained.train_beats > 1900
+    assert trained.test_beats > 2200
+    assert 20_000 <= trained.params <= 60_000
+    assert trained.train_seconds > 0
+    assert set(trained.per_class_recall) == set(trained.class_names)
+    assert math.isnan(trained.per_class_recall["F"])  # record 100 has no fusion beat
+    assert trained.savedmodel_path.joinpath("saved_model.pb").is_file()
+
+
+@pytest.mark.integration
+def test_pipeline_onnx_matches_keras_with_a_dynamic_batch(trained: TrainOutput) -> None:
+    # prepare
+    import onnxruntime as ort
+
+    x_test = np.load(trained.dataset_path)["x_test"]
+    session = ort.InferenceSession(str(trained.onnx_path), providers=["CPUExecutionProvider"])
+    (model_input,) = session.get_inputs()
+
+    # execute
+    outputs = [session.run(None, {model_input.name: x_test[:n]})[0] for n in (1, 7)]
+
+    # assert
+    assert trained.onnx_max_abs_diff < 1e-4
+    assert model_input.name == "ecg"
+    assert model_input.shape == ["batch", 252, 1]
+    assert [o.shape for o in outputs] == [(1, 5), (7, 5)]
+    np.testing.assert_allclose(outputs[1].sum(axis=1), 1.0, rtol=1e-5)  # softmax rows
+
+
+@pytest.mark.integration
+def test_pipeline_ships_test_and_calibration_sets(trained: TrainOutput) -> None:
+    # execute
+    with np.load(trained.dataset_path) as data:
+        arrays = {key: data[key] for key in data.files}
+
+    # assert
+    assert sorted(arrays) == sorted(DATASET_KEYS)
+    assert arrays["x_test"].shape == (trained.test_beats, 252, 1)
+    assert arrays["x_test"].dtype == np.float32
+    assert arrays["y_test"].shape == (trained.test_beats,)
+    assert arrays["y_test"].dtype == np.int64
+    assert tuple(arrays["class_names"]) == trained.class_names
+    assert arrays["x_calib"].shape == (128, 252, 1)
+    assert arrays["x_calib"].dtype == np.float32
+    # calibration beats come from the training side (record 119), never from the test set
+    test_rows = {row.tobytes() for row in arrays["x_test"]}
+    assert not any(row.tobytes() in test_rows for row in arrays["x_calib"])
