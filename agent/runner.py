@@ -162,6 +162,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         num_threads=spec.measurement.num_threads,
         calibration=test.calibration,
         cache_dir=cache_dir,
+        model_sha256=spec.model.sha256,
     )
     t0 = time.perf_counter()
     with _stage(FailureKind.BUILD, f"{backend.name} could not load {spec.model.name or model_path.name}"):

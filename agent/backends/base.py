@@ -20,7 +20,8 @@ class BuildRequest:
     num_threads: int = 0  # 0: the runtime's default
     calibration: np.ndarray | None = None  # shipped calibration samples, for INT8 engines
     cache_dir: Path | None = None  # where built engines may be cached
-    options: dict[str, str] = field(default_factory=dict)
+    model_sha256: str = ""  # the artifact's hash: part of every engine-cache key
+    options: dict[str, str] = field(default_factory=dict)  # backend-specific, e.g. {"dla_core": "0"}
 
 
 class Engine(Protocol):
@@ -38,6 +39,18 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DeviceTimedEngine(Engine, Protocol):
+    """An engine that also times the device compute of each call (CUDA events on GPUs).
+
+    After every `infer` returns, `last_compute_ms` holds that call's compute-only time, so
+    the measurement loop reports it as a second latency figure with `compute_scope`
+    beside the end-to-end one (trtexec's "GPU Compute Time" next to its "Latency").
+    """
+
+    compute_scope: str
+    last_compute_ms: float
 
 
 class Backend(Protocol):
