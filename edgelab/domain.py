@@ -75,12 +75,17 @@ class MeasurementSettings:
     min_duration_s: float = 3.0
     max_duration_s: float = 60.0
     num_threads: int = 0  # 0: the runtime's default
+    power_meter: str = ""  # "": the best meter the device has; "none": no power measurement
+    power_sample_period_s: float = 0.05
+    power_idle_s: float = 1.0  # idle baseline, measured just before each timed window
 
     def __post_init__(self) -> None:
         if self.min_iterations < 1 or self.warmup_iterations < 0:
             raise ValueError("min_iterations must be >= 1 and warmup_iterations >= 0")
         if self.min_duration_s < 0 or self.max_duration_s < self.min_duration_s:
             raise ValueError("need 0 <= min_duration_s <= max_duration_s")
+        if self.power_sample_period_s <= 0 or self.power_idle_s < 0:
+            raise ValueError("need power_sample_period_s > 0 and power_idle_s >= 0")
 
 
 @dataclass
@@ -159,7 +164,9 @@ class PowerReport:
     samples: int
     idle_w: float
     mean_w: float
-    energy_per_inference_mj: float
+    energy_per_inference_mj: float  # net of the idle baseline
+    batch_size: int = 0
+    window_s: float = 0.0
 
 
 @dataclass

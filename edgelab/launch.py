@@ -34,6 +34,9 @@ class Measurement(BaseModel):
     min_duration_s: float = Field(3.0, ge=0)
     max_duration_s: float = Field(60.0, gt=0)
     num_threads: int = Field(0, ge=0)
+    power_meter: str = Field("", description='"" picks the best meter on each device; "none" turns power off')
+    power_sample_period_s: float = Field(0.05, gt=0)
+    power_idle_s: float = Field(1.0, ge=0)
 
     def settings(self) -> MeasurementSettings:
         return MeasurementSettings(**self.model_dump())

@@ -91,20 +91,26 @@ class DeviceCapabilities(_message.Message):
     def __init__(self, hostname: _Optional[str] = ..., device_model: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., os: _Optional[str] = ..., python_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., runtimes: _Optional[_Iterable[_Union[RuntimeInfo, _Mapping]]] = ..., power_meters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MeasurementSettings(_message.Message):
-    __slots__ = ("warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s", "max_duration_s", "num_threads")
+    __slots__ = ("warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s", "max_duration_s", "num_threads", "power_meter", "power_sample_period_s", "power_idle_s")
     WARMUP_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     WARMUP_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     MIN_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     MIN_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     NUM_THREADS_FIELD_NUMBER: _ClassVar[int]
+    POWER_METER_FIELD_NUMBER: _ClassVar[int]
+    POWER_SAMPLE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    POWER_IDLE_S_FIELD_NUMBER: _ClassVar[int]
     warmup_iterations: int
     warmup_duration_s: float
     min_iterations: int
     min_duration_s: float
     max_duration_s: float
     num_threads: int
-    def __init__(self, warmup_iterations: _Optional[int] = ..., warmup_duration_s: _Optional[float] = ..., min_iterations: _Optional[int] = ..., min_duration_s: _Optional[float] = ..., max_duration_s: _Optional[float] = ..., num_threads: _Optional[int] = ...) -> None: ...
+    power_meter: str
+    power_sample_period_s: float
+    power_idle_s: float
+    def __init__(self, warmup_iterations: _Optional[int] = ..., warmup_duration_s: _Optional[float] = ..., min_iterations: _Optional[int] = ..., min_duration_s: _Optional[float] = ..., max_duration_s: _Optional[float] = ..., num_threads: _Optional[int] = ..., power_meter: _Optional[str] = ..., power_sample_period_s: _Optional[float] = ..., power_idle_s: _Optional[float] = ...) -> None: ...
 
 class JobSpec(_message.Message):
     __slots__ = ("name", "backend", "precision", "batch_sizes", "measurement", "model", "dataset", "pipeline", "labels")
@@ -214,7 +220,7 @@ class AccuracyReport(_message.Message):
     def __init__(self, samples: _Optional[int] = ..., accuracy: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassMetrics, _Mapping]]] = ..., confusion: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ..., macro_f1: _Optional[float] = ...) -> None: ...
 
 class PowerReport(_message.Message):
-    __slots__ = ("meter", "sensor", "sample_period_s", "samples", "idle_w", "mean_w", "energy_per_inference_mj")
+    __slots__ = ("meter", "sensor", "sample_period_s", "samples", "idle_w", "mean_w", "energy_per_inference_mj", "batch_size", "window_s")
     METER_FIELD_NUMBER: _ClassVar[int]
     SENSOR_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
@@ -222,6 +228,8 @@ class PowerReport(_message.Message):
     IDLE_W_FIELD_NUMBER: _ClassVar[int]
     MEAN_W_FIELD_NUMBER: _ClassVar[int]
     ENERGY_PER_INFERENCE_MJ_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
     meter: str
     sensor: str
     sample_period_s: float
@@ -229,7 +237,9 @@ class PowerReport(_message.Message):
     idle_w: float
     mean_w: float
     energy_per_inference_mj: float
-    def __init__(self, meter: _Optional[str] = ..., sensor: _Optional[str] = ..., sample_period_s: _Optional[float] = ..., samples: _Optional[int] = ..., idle_w: _Optional[float] = ..., mean_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ...) -> None: ...
+    batch_size: int
+    window_s: float
+    def __init__(self, meter: _Optional[str] = ..., sensor: _Optional[str] = ..., sample_period_s: _Optional[float] = ..., samples: _Optional[int] = ..., idle_w: _Optional[float] = ..., mean_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., batch_size: _Optional[int] = ..., window_s: _Optional[float] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("kind", "message", "detail")
