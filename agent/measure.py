@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +22,14 @@ from edgelab.domain import LatencyStats, MeasurementSettings
 Clock = Callable[[], int]
 
 
+@dataclass
+class TimedRun:
+    """One timed phase: the end-to-end figure and, for engines that time the device, compute-only."""
+
+    end_to_end: LatencyStats
+    compute: LatencyStats | None = None
+
+
 def measure_latency(
     run_once: Callable[[], object],
     *,
@@ -27,7 +37,16 @@ def measure_latency(
     settings: MeasurementSettings,
     scope: str,
     clock: Clock = time.perf_counter_ns,
-) -> LatencyStats:
+    device_ms: Callable[[], float] | None = None,
+    compute_scope: str = "",
+    timed_window: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> TimedRun:
+    """Time `run_once` as DESIGN.md section 3 asks.
+
+    `device_ms`, when given, is read after each timed call (the engine's own device timer, e.g.
+    CUDA events) to report compute-only latency beside end-to-end. `timed_window` wraps exactly
+    the timed phase (the power sampler's window), not the first inference nor the warm-up.
+    """
     t0 = clock()
     run_once()
     first_ns = clock() - t0
@@ -43,22 +62,33 @@ def measure_latency(
     min_ns = int(settings.min_duration_s * 1e9)
     max_ns = int(settings.max_duration_s * 1e9)
     samples: list[int] = []
-    start = clock()
-    now = start
-    while (len(samples) < settings.min_iterations or now - start < min_ns) and now - start < max_ns:
-        t = clock()
-        run_once()
-        now = clock()
-        samples.append(now - t)
-    timed_ns = now - start
-    return latency_stats(
-        np.asarray(samples, dtype=np.float64) / 1e6,
-        batch_size=batch_size,
-        timed_duration_s=timed_ns / 1e9,
-        first_inference_ms=first_ns / 1e6,
-        warmup_s=warmup_ns / 1e9,
-        warmup_iterations=warm_iterations,
-        scope=scope,
+    device: list[float] = []
+    with timed_window():
+        start = clock()
+        now = start
+        while (len(samples) < settings.min_iterations or now - start < min_ns) and now - start < max_ns:
+            t = clock()
+            run_once()
+            now = clock()
+            samples.append(now - t)
+            if device_ms is not None:
+                device.append(device_ms())
+    timed_s = (now - start) / 1e9
+
+    def stats(latencies_ms: np.ndarray, what: str) -> LatencyStats:
+        return latency_stats(
+            latencies_ms,
+            batch_size=batch_size,
+            timed_duration_s=timed_s,
+            first_inference_ms=first_ns / 1e6,
+            warmup_s=warmup_ns / 1e9,
+            warmup_iterations=warm_iterations,
+            scope=what,
+        )
+
+    return TimedRun(
+        end_to_end=stats(np.asarray(samples, dtype=np.float64) / 1e6, scope),
+        compute=stats(np.asarray(device, dtype=np.float64), compute_scope) if device_ms is not None else None,
     )
 
 

@@ -180,7 +180,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
                         batch_size=batch_size,
                         settings=spec.measurement,
                         scope=engine.scope,
-                    )
+                    ).end_to_end
                 )
         with _stage(FailureKind.CRASH, "accuracy on the test set"):
             predictions = predict(engine, test.x, max(spec.batch_sizes), len(test.class_names))

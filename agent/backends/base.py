@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,6 +41,7 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class DeviceTimedEngine(Engine, Protocol):
     """An engine that also times the device compute of each call (CUDA events on GPUs).
 

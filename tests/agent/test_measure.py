@@ -1,3 +1,6 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 
@@ -25,7 +28,7 @@ def test_timed_phase_runs_until_min_duration_when_iterations_are_met() -> None:
     clock = FakeClock(step_ns=1_000_000)  # 1 ms
     settings = MeasurementSettings(warmup_iterations=5, warmup_duration_s=0.01, min_iterations=10, min_duration_s=0.5)
 
-    stats = measure_latency(clock.infer, batch_size=4, settings=settings, scope="s", clock=clock)
+    stats = measure_latency(clock.infer, batch_size=4, settings=settings, scope="s", clock=clock).end_to_end
 
     assert stats.samples == 500
     assert stats.warmup_iterations == 10  # 10 ms of warm-up beats 5 iterations
@@ -38,7 +41,7 @@ def test_timed_phase_runs_until_min_iterations_when_duration_is_met() -> None:
     clock = FakeClock(step_ns=100_000_000)  # 100 ms
     settings = MeasurementSettings(warmup_iterations=0, warmup_duration_s=0, min_iterations=20, min_duration_s=0.1)
 
-    stats = measure_latency(clock.infer, batch_size=1, settings=settings, scope="s", clock=clock)
+    stats = measure_latency(clock.infer, batch_size=1, settings=settings, scope="s", clock=clock).end_to_end
 
     assert stats.samples == 20
 
@@ -49,9 +52,37 @@ def test_max_duration_caps_a_slow_model() -> None:
         warmup_iterations=0, warmup_duration_s=0, min_iterations=100, min_duration_s=1, max_duration_s=5
     )
 
-    stats = measure_latency(clock.infer, batch_size=1, settings=settings, scope="s", clock=clock)
+    stats = measure_latency(clock.infer, batch_size=1, settings=settings, scope="s", clock=clock).end_to_end
 
     assert stats.samples == 5
+
+
+def test_device_timer_gives_compute_only_figure_and_window_wraps_only_the_timed_phase() -> None:
+    clock = FakeClock(step_ns=2_000_000)  # 2 ms end to end, of which the "device" reports 1.5 ms
+    settings = MeasurementSettings(warmup_iterations=3, warmup_duration_s=0, min_iterations=50, min_duration_s=0)
+    calls_at: list[int] = []
+
+    @contextmanager
+    def window() -> Iterator[None]:
+        calls_at.append(clock.calls)
+        yield
+        calls_at.append(clock.calls)
+
+    run = measure_latency(
+        clock.infer,
+        batch_size=2,
+        settings=settings,
+        scope="end-to-end",
+        clock=clock,
+        device_ms=lambda: 1.5,
+        compute_scope="compute-only",
+        timed_window=window,
+    )
+
+    assert run.end_to_end.p50_ms == pytest.approx(2.0) and run.end_to_end.scope == "end-to-end"
+    assert run.compute is not None
+    assert run.compute.scope == "compute-only" and run.compute.samples == 50 and run.compute.p50_ms == 1.5
+    assert calls_at == [1 + 3, 1 + 3 + 50]  # entered after first inference + warm-up, left after the timed phase
 
 
 def test_percentiles_need_enough_samples() -> None:
