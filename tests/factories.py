@@ -44,3 +44,53 @@ def write_test_set(path: Path, n: int = 60, length: int = 32, classes: int = 3, 
         x_calib=rng.normal(size=(16, length, 1)).astype(np.float32),
     )
     return path
+
+
+def write_keras_artifacts(out_dir: Path, length: int = 32, classes: int = 3, seed: int = 0) -> dict[str, Path]:
+    """A tiny trained-shape Keras Conv1D classifier exported the ways agents receive models.
+
+    Returns paths keyed by "savedmodel" (dir), "savedmodel.zip", "tflite-fp32", "tflite-fp16",
+    "tflite-int8" (full integer with int8 I/O, calibrated on `calibration`), "calibration" (npy).
+    """
+    import shutil
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(length, 1), name="ecg")
+    x = keras.layers.Conv1D(8, 5, padding="same", activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    outputs = keras.layers.Dense(classes, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    savedmodel = out_dir / "savedmodel"
+    model.export(str(savedmodel), format="tf_saved_model", verbose=False)
+    paths = {"savedmodel": savedmodel}
+    paths["savedmodel.zip"] = Path(shutil.make_archive(str(out_dir / "model"), "zip", savedmodel))
+
+    rng = np.random.default_rng(seed)
+    calibration = rng.normal(size=(64, length, 1)).astype(np.float32)
+    np.save(out_dir / "calibration.npy", calibration)
+    paths["calibration"] = out_dir / "calibration.npy"
+
+    def convert(name: str, configure: object) -> None:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel))
+        configure(converter)  # type: ignore[operator]
+        (out_dir / f"{name}.tflite").write_bytes(converter.convert())
+        paths[name] = out_dir / f"{name}.tflite"
+
+    def fp16(c: tf.lite.TFLiteConverter) -> None:
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.target_spec.supported_types = [tf.float16]
+
+    def int8(c: tf.lite.TFLiteConverter) -> None:
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        c.inference_input_type = tf.int8
+        c.inference_output_type = tf.int8
+
+    convert("tflite-fp32", lambda c: None)
+    convert("tflite-fp16", fp16)
+    convert("tflite-int8", int8)
+    return paths

@@ -64,7 +64,7 @@ def test_batch_larger_than_test_set_still_times_real_samples(tmp_path: Path, onn
         ("wrong_shape", FailureKind.BAD_INPUT, "expects input"),
         ("corrupt_dataset", FailureKind.BAD_INPUT, "not a valid test-set bundle"),
         ("unknown_backend", FailureKind.UNSUPPORTED, "unknown backend"),
-        ("unsupported_precision", FailureKind.UNSUPPORTED, "cannot build int8"),
+        ("unsupported_precision", FailureKind.UNSUPPORTED, "cannot build fp16"),
         ("wrong_format", FailureKind.UNSUPPORTED, "tflite"),
         ("wrong_classes", FailureKind.WRONG_OUTPUT, "output shape"),
     ],
@@ -84,7 +84,7 @@ def test_bad_input_becomes_a_classified_failure(
     elif case == "unknown_backend":
         spec = _spec(backend="tvm")
     elif case == "unsupported_precision":
-        spec = _spec(precision=Precision.INT8)
+        spec = _spec(precision=Precision.FP16)
     elif case == "wrong_format":
         spec = _spec(model=ArtifactRef("a" * 64, format="tflite"))
     elif case == "wrong_classes":

@@ -1,0 +1,51 @@
+"""ONNX Runtime backend: FP32 sessions and INT8 engines quantized on the device from the shipped calibration set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.backends import BuildRequest
+from agent.backends.onnxruntime import OnnxRuntimeBackend
+from edgelab.domain import Precision
+from tests.factories import write_linear_onnx
+
+
+def test_int8_engine_is_quantized_cached_and_close_to_fp32(tmp_path: Path) -> None:
+    model = write_linear_onnx(tmp_path / "m.onnx", length=32, classes=3)
+    rng = np.random.default_rng(1)
+    calibration = rng.normal(size=(64, 32, 1)).astype(np.float32)
+    x = rng.normal(size=(16, 32, 1)).astype(np.float32)
+    backend = OnnxRuntimeBackend()
+
+    def build(precision: Precision) -> object:
+        request = BuildRequest(
+            precision=precision, batch_sizes=[16], calibration=calibration, cache_dir=tmp_path / "c", model_sha256="m"
+        )
+        return backend.load(model, request)
+
+    fp32 = build(Precision.FP32)
+    first = build(Precision.INT8)
+    second = build(Precision.INT8)
+
+    assert first.details["engine_cache"] == "miss" and second.details["engine_cache"] == "hit"  # type: ignore[attr-defined]
+    assert len(list((tmp_path / "c").glob("*.onnx"))) == 1
+    reference = fp32.infer(x)  # type: ignore[attr-defined]
+    quantized = first.infer(x)  # type: ignore[attr-defined]
+    assert np.abs(quantized - reference).max() < 0.1
+    assert (quantized.argmax(1) == reference.argmax(1)).mean() >= 0.8
+
+
+def test_int8_without_calibration_set_is_a_clear_error(tmp_path: Path) -> None:
+    model = write_linear_onnx(tmp_path / "m.onnx")
+
+    with pytest.raises(ValueError, match="calibration set"):
+        OnnxRuntimeBackend().load(model, BuildRequest(precision=Precision.INT8, batch_sizes=[1], cache_dir=tmp_path))
+
+
+def test_probe_offers_int8_when_the_quantizer_can_run() -> None:
+    info = OnnxRuntimeBackend().probe()
+
+    assert info.available and info.precisions == [Precision.FP32, Precision.INT8]
