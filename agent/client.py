@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import grpc
+
+from edgelab.config import ClientTls
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, Lease
-from edgelab.rpc import client_errors, insecure_channel
+from edgelab.errors import ArtifactCorrupt, CoordinatorUnavailable
+from edgelab.rpc import client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
@@ -20,11 +25,19 @@ class Registration:
 
 
 class AgentClient:
-    def __init__(self, address: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_s: float = 30.0,
+        tls: ClientTls | None = None,
+        interceptors: Sequence[grpc.UnaryStreamClientInterceptor] = (),
+    ) -> None:
         self.address = address
         self._timeout = timeout_s
-        self._channel = insecure_channel(address)
-        self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+        self._channel = open_channel(address, tls)
+        channel = grpc.intercept_channel(self._channel, *interceptors) if interceptors else self._channel
+        self._stub = agent_pb2_grpc.AgentServiceStub(channel)
         self.registration: Registration | None = None
 
     def close(self) -> None:
@@ -66,10 +79,32 @@ class AgentClient:
         return float(r.expires_in_s)
 
     def fetch(self, sha256: str, offset: int) -> Iterator[bytes]:
+        """Stream the artifact from `offset`, each chunk checked against its own sha256 before it is yielded.
+
+        A damaged or misplaced chunk raises ArtifactCorrupt and a stream that ends early raises
+        CoordinatorUnavailable; in both cases what was yielded is good and the caller resumes there.
+        """
         request = agent_pb2.FetchArtifactRequest(sha256=sha256, offset=offset, **self._creds)
+        total = None
         with client_errors(self.address):
-            for chunk in self._stub.FetchArtifact(request, timeout=None):
-                yield chunk.data
+            call = self._stub.FetchArtifact(request, timeout=None)
+            try:
+                for chunk in call:
+                    if chunk.offset != offset:
+                        raise ArtifactCorrupt(
+                            f"artifact {sha256[:12]}: chunk at byte {chunk.offset}, expected {offset}"
+                        )
+                    if hashlib.sha256(chunk.data).hexdigest() != chunk.sha256:
+                        raise ArtifactCorrupt(f"artifact {sha256[:12]}: chunk at byte {offset} failed its sha256 check")
+                    total = chunk.total_size
+                    offset += len(chunk.data)
+                    yield chunk.data
+            finally:
+                call.cancel()  # no-op when the stream completed; frees the call when we stop early
+        if total is not None and offset < total:
+            raise CoordinatorUnavailable(
+                f"download of {sha256[:12]} from {self.address} stopped at byte {offset} of {total}"
+            )
 
     def report(self, job_id: str, attempt: int, result: BenchmarkResult) -> bool:
         """Returns True when the coordinator already had this report (idempotent retry)."""

@@ -2,24 +2,38 @@
 
 Agents dial the coordinator (they sit behind NAT on lab networks). A coordinator that is
 down or restarting is retried with capped exponential backoff; a lease is renewed while
-the job runs; a report is retried until the coordinator answers (it is idempotent).
+the job runs; a report is retried until the coordinator answers (it is idempotent). Each
+benchmark runs in a child process (`agent.isolation`), so a model that crashes the runtime
+is stored as a CRASH result and the agent goes on to the next job. A revoked agent stops.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import grpc
+
 from agent.cache import ArtifactCache
 from agent.client import AgentClient
+from agent.isolation import BenchmarkFn, run_isolated
 from agent.probe import probe_capabilities
 from agent.runner import run_benchmark
+from edgelab.config import ClientTls
 from edgelab.domain import ArtifactRef, BenchmarkResult, Failure, FailureKind, Lease
-from edgelab.errors import ArtifactCorrupt, AuthError, CoordinatorUnavailable, LeaseLost, NotFound
+from edgelab.errors import (
+    ArtifactCorrupt,
+    AuthError,
+    CoordinatorUnavailable,
+    LeaseLost,
+    MessageTooLarge,
+    NotFound,
+    PermissionDenied,
+)
 
 log = logging.getLogger("edgelab.agent")
 T = TypeVar("T")
@@ -35,6 +49,12 @@ class AgentConfig:
     home: Path
     fleet_token: str | None = None
     poll_interval_s: float = POLL_INTERVAL_S
+    tls: ClientTls | None = None
+    cache_max_bytes: int | None = None  # None: unbounded
+    job_timeout_s: float = 3600.0  # wall-clock limit of one benchmark (isolated runs only)
+    isolate: bool = True  # False: run in-process, for debugging with a debugger or profiler
+    benchmark: BenchmarkFn = run_benchmark  # injectable for fault-injection tests
+    interceptors: Sequence[grpc.UnaryStreamClientInterceptor] = ()  # ditto, at the transport edge
 
 
 @dataclass
@@ -44,8 +64,8 @@ class Agent:
     jobs_done: int = 0
 
     def __post_init__(self) -> None:
-        self.client = AgentClient(self.config.coordinator)
-        self.cache = ArtifactCache(self.config.home / "cache" / "artifacts")
+        self.client = AgentClient(self.config.coordinator, tls=self.config.tls, interceptors=self.config.interceptors)
+        self.cache = ArtifactCache(self.config.home / "cache" / "artifacts", self.config.cache_max_bytes)
         self._current_job = ""
 
     def run(self, max_jobs: int | None = None) -> None:
@@ -83,6 +103,10 @@ class Agent:
                 log.warning("%s; retrying in %.1fs", exc, delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
+            except PermissionDenied:
+                log.error("this agent was revoked by an operator; stopping")
+                self.stop.set()
+                raise
             except AuthError:
                 if call == self._register:
                     raise
@@ -112,7 +136,12 @@ class Agent:
             renewer.join()
             self._current_job = ""
         try:
-            duplicate = self._retry(lambda: self.client.report(lease.job_id, lease.attempt, result))
+            try:
+                duplicate = self._retry(lambda: self.client.report(lease.job_id, lease.attempt, result))
+            except MessageTooLarge as exc:
+                log.warning("result for job %s refused as too large: %s", lease.job_id, exc)
+                result = _shrunk(result, exc)
+                duplicate = self._retry(lambda: self.client.report(lease.job_id, lease.attempt, result))
             log.info(
                 "job %s reported (%s)%s",
                 lease.job_id,
@@ -129,7 +158,13 @@ class Agent:
                 paths.append(self._fetch(ref))
             except (ArtifactCorrupt, NotFound) as exc:
                 return BenchmarkResult(failure=Failure(FailureKind.BAD_INPUT, f"artifact {ref.name}: {exc}"))
-        return run_benchmark(lease.spec, paths[0], paths[1], cache_dir=self.config.home / "cache" / "engines")
+        self.cache.evict(keep=[lease.spec.model.sha256, lease.spec.dataset.sha256])
+        engines = self.config.home / "cache" / "engines"
+        if not self.config.isolate:
+            return self.config.benchmark(lease.spec, paths[0], paths[1], engines)
+        return run_isolated(
+            lease.spec, paths[0], paths[1], engines, timeout_s=self.config.job_timeout_s, target=self.config.benchmark
+        )
 
     def _fetch(self, ref: ArtifactRef) -> Path:
         def download() -> Path:
@@ -151,3 +186,11 @@ class Agent:
             except (LeaseLost, NotFound, AuthError) as exc:
                 log.warning("lost the lease on job %s: %s", lease.job_id, exc)
                 return
+
+
+def _shrunk(result: BenchmarkResult, exc: MessageTooLarge) -> BenchmarkResult:
+    """A result the coordinator cannot take: keep the verdict, drop the bulk."""
+    if result.failure is not None:
+        failure = result.failure
+        return BenchmarkResult(failure=Failure(failure.kind, failure.message[:4096], f"detail dropped: {exc}"))
+    return BenchmarkResult(failure=Failure(FailureKind.WRONG_OUTPUT, f"the result is too large to report: {exc}"))

@@ -5,19 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgelab.config import ClientTls
 from edgelab.constants import ARTIFACT_CHUNK_BYTES
 from edgelab.domain import AgentInfo, ArtifactRef, BenchmarkResult, Job, JobSpec
-from edgelab.rpc import client_errors, insecure_channel
+from edgelab.rpc import client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import common_pb2, control_pb2, control_pb2_grpc
 
 
 class ControlClient:
-    def __init__(self, address: str, operator_token: str | None = None, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        operator_token: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        tls: ClientTls | None = None,
+    ) -> None:
         self.address = address
         self._token = operator_token or ""
         self._timeout = timeout_s
-        self._channel = insecure_channel(address)
+        self._channel = open_channel(address, tls)
         self._stub = control_pb2_grpc.ControlServiceStub(self._channel)
 
     def close(self) -> None:
@@ -53,9 +61,13 @@ class ControlClient:
             response = self._stub.UploadArtifact(requests(), timeout=None)
         return from_proto(response.artifact, ArtifactRef)
 
-    def submit(self, spec: JobSpec, agent_ids: list[str] | None = None) -> list[str]:
+    def submit(self, spec: JobSpec, agent_ids: list[str] | None = None, *, any_agent: bool = False) -> list[str]:
+        """One job per agent in `agent_ids` (empty: every capable agent), or one for any capable agent."""
         request = control_pb2.SubmitJobsRequest(
-            operator_token=self._token, spec=to_proto(spec, common_pb2.JobSpec()), agent_ids=agent_ids or []
+            operator_token=self._token,
+            spec=to_proto(spec, common_pb2.JobSpec()),
+            agent_ids=agent_ids or [],
+            any_agent=any_agent,
         )
         with client_errors(self.address):
             return list(self._stub.SubmitJobs(request, timeout=self._timeout).job_ids)
@@ -81,3 +93,11 @@ class ControlClient:
                 control_pb2.ListAgentsRequest(operator_token=self._token), timeout=self._timeout
             )
         return [from_proto(a, AgentInfo) for a in response.agents]
+
+    def revoke_agent(self, agent_id: str) -> tuple[list[str], list[str]]:
+        """Refuse the agent's credential from now on; returns (requeued job ids, failed job ids)."""
+        with client_errors(self.address):
+            response = self._stub.RevokeAgent(
+                control_pb2.RevokeAgentRequest(operator_token=self._token, agent_id=agent_id), timeout=self._timeout
+            )
+        return list(response.requeued_job_ids), list(response.failed_job_ids)

@@ -12,9 +12,8 @@ from coordinator.artifacts import ArtifactStore
 from coordinator.service import AgentServicer, ControlServicer
 from coordinator.store import Store
 from edgelab.config import Settings
-from edgelab.constants import LEASE_DURATION_S
 from edgelab.errors import ConfigError
-from edgelab.rpc import CHANNEL_OPTIONS
+from edgelab.rpc import CHANNEL_OPTIONS, server_credentials
 from edgelab.v1 import agent_pb2_grpc, control_pb2_grpc
 
 
@@ -43,15 +42,24 @@ class Coordinator:
 
 
 def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinator:
-    store = Store(settings.db_path)
+    store = Store(
+        settings.db_path, lease_duration_s=settings.lease_duration_s, heartbeat_interval_s=settings.heartbeat_interval_s
+    )
     artifacts = ArtifactStore(settings.artifacts_dir)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=CHANNEL_OPTIONS)
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(store, artifacts, settings.fleet_token), server)
+    agent_servicer = AgentServicer(
+        store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s
+    )
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
     control_pb2_grpc.add_ControlServiceServicer_to_server(
         ControlServicer(store, artifacts, settings.operator_token), server
     )
+    tls = settings.server_tls()
     try:
-        port = server.add_insecure_port(settings.address)
+        if tls is None:
+            port = server.add_insecure_port(settings.address)
+        else:
+            port = server.add_secure_port(settings.address, server_credentials(tls))
     except RuntimeError as exc:
         port, reason = 0, str(exc)
     else:
@@ -67,5 +75,5 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinat
 
 
 def _sweep_leases(store: Store, stop: threading.Event) -> None:
-    while not stop.wait(LEASE_DURATION_S / 4):
+    while not stop.wait(store.lease_duration_s / 4):
         store.expire_leases()

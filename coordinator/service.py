@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 
@@ -9,7 +10,6 @@ import grpc
 
 from coordinator.artifacts import ArtifactStore
 from coordinator.store import Store
-from edgelab.constants import HEARTBEAT_INTERVAL_S, LEASE_DURATION_S
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec
 from edgelab.errors import AuthError, NotFound
 from edgelab.rpc import server_errors
@@ -23,8 +23,11 @@ def _check_token(expected: str | None, given: str, what: str) -> None:
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, store: Store, artifacts: ArtifactStore, fleet_token: str | None) -> None:
+    def __init__(
+        self, store: Store, artifacts: ArtifactStore, fleet_token: str | None, *, heartbeat_interval_s: float
+    ) -> None:
         self._store = store
+        self._heartbeat_interval_s = heartbeat_interval_s
         self._artifacts = artifacts
         self._fleet_token = fleet_token
 
@@ -41,8 +44,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return agent_pb2.RegisterResponse(
             agent_id=agent_id,
             agent_token=token,
-            heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
-            lease_duration_s=LEASE_DURATION_S,
+            heartbeat_interval_s=self._heartbeat_interval_s,
+            lease_duration_s=self._store.lease_duration_s,
         )
 
     @server_errors
@@ -79,7 +82,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         self._auth(request.agent_id, request.agent_token)
         self._store.get_artifact(request.sha256)
         for offset, data, total in self._artifacts.read_chunks(request.sha256, request.offset):
-            yield agent_pb2.ArtifactChunk(offset=offset, data=data, total_size=total)
+            digest = hashlib.sha256(data).hexdigest()
+            yield agent_pb2.ArtifactChunk(offset=offset, data=data, total_size=total, sha256=digest)
 
     @server_errors
     def ReportResult(
@@ -130,15 +134,28 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     ) -> control_pb2.SubmitJobsResponse:
         self._auth(request.operator_token)
         spec = from_proto(request.spec, JobSpec)
+        if request.any_agent:
+            if request.agent_ids:
+                raise ValueError("give agent ids or any_agent, not both")
+            if not any(
+                a.capabilities.can_run(spec.backend) for a in self._store.list_agents() if a.status != "revoked"
+            ):
+                raise NotFound(f"no registered agent can run backend {spec.backend!r}")
+            return control_pb2.SubmitJobsResponse(job_ids=[self._store.submit_job(spec)])
         if request.agent_ids:
             targets = [self._store.get_agent(agent_id) for agent_id in request.agent_ids]
             unable = [a.name for a in targets if not a.capabilities.can_run(spec.backend)]
             if unable:
                 raise ValueError(f"agents {unable} cannot run backend {spec.backend!r}")
+            revoked = [a.name for a in targets if a.status == "revoked"]
+            if revoked:
+                raise ValueError(f"agents {revoked} are revoked")
         else:
             # Fleet-wide: every capable agent that is not offline (a dead agent would hold the job forever).
             targets = [
-                a for a in self._store.list_agents() if a.capabilities.can_run(spec.backend) and a.status != "offline"
+                a
+                for a in self._store.list_agents()
+                if a.capabilities.can_run(spec.backend) and a.status not in ("offline", "revoked")
             ]
             if not targets:
                 raise NotFound(f"no agent that is online can run backend {spec.backend!r}")
@@ -171,3 +188,11 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self._auth(request.operator_token)
         agents = [to_proto(a, control_pb2.AgentSummary()) for a in self._store.list_agents()]
         return control_pb2.ListAgentsResponse(agents=agents)
+
+    @server_errors
+    def RevokeAgent(
+        self, request: control_pb2.RevokeAgentRequest, context: grpc.ServicerContext
+    ) -> control_pb2.RevokeAgentResponse:
+        self._auth(request.operator_token)
+        requeued, failed = self._store.revoke_agent(request.agent_id)
+        return control_pb2.RevokeAgentResponse(requeued_job_ids=requeued, failed_job_ids=failed)

@@ -40,7 +40,7 @@ from edgelab.domain import (
     JobState,
     Lease,
 )
-from edgelab.errors import AuthError, LeaseLost, NotFound
+from edgelab.errors import AuthError, LeaseLost, NotFound, PermissionDenied
 from edgelab.serde import from_jsonable, to_jsonable
 
 SCHEMA = """
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS agents (
     capabilities TEXT NOT NULL,
     registered_at REAL NOT NULL,
     last_seen_at REAL NOT NULL,
-    current_job_id TEXT NOT NULL DEFAULT ''
+    current_job_id TEXT NOT NULL DEFAULT '',
+    revoked_at REAL                 -- set: its credential is refused (PERMISSION_DENIED)
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     sha256 TEXT PRIMARY KEY,
@@ -102,7 +103,14 @@ class StoredResult:
 class Store:
     """All coordinator state. Thread-safe; every public method is one transaction."""
 
-    def __init__(self, path: Path, *, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Any = time.time,
+        lease_duration_s: float = LEASE_DURATION_S,
+        heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -110,8 +118,13 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(agents)")}
+        if "revoked_at" not in columns:  # a store written before agents could be revoked
+            self._db.execute("ALTER TABLE agents ADD COLUMN revoked_at REAL")
         self._lock = threading.Lock()
         self._clock = clock
+        self.lease_duration_s = lease_duration_s
+        self.heartbeat_interval_s = heartbeat_interval_s
         self.path = path
 
     def close(self) -> None:
@@ -138,18 +151,57 @@ class Store:
         now = self._clock()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, '')",
+                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, '', NULL)",
                 (agent_id, name, _hash_token(token), json.dumps(to_jsonable(capabilities)), now, now),
             )
         return agent_id, token
 
     def authenticate_agent(self, agent_id: str, token: str) -> None:
         with self._lock:
-            row = self._db.execute("SELECT token_sha256 FROM agents WHERE agent_id=?", (agent_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT token_sha256, revoked_at FROM agents WHERE agent_id=?", (agent_id,)
+            ).fetchone()
         if row is None:
             raise AuthError(f"unknown agent {agent_id!r}: register first")
         if not secrets.compare_digest(row["token_sha256"], _hash_token(token)):
             raise AuthError(f"bad credential for agent {agent_id!r}")
+        if row["revoked_at"] is not None:
+            raise PermissionDenied(f"agent {agent_id!r} was revoked by an operator")
+
+    def revoke_agent(self, agent_id: str) -> tuple[list[str], list[str]]:
+        """Refuse the agent from now on; returns (requeued job ids, failed job ids).
+
+        Its leased job goes back to the queue unless it is pinned to this agent; jobs pinned to
+        it could never run, so they fail as unavailable.
+        """
+        now = self._clock()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM agents WHERE agent_id=?", (agent_id,)).fetchone() is None:
+                raise NotFound(f"unknown agent {agent_id!r}")
+            db.execute(
+                "UPDATE agents SET revoked_at=COALESCE(revoked_at, ?), current_job_id='' WHERE agent_id=?",
+                (now, agent_id),
+            )
+            requeued = [
+                r["job_id"]
+                for r in db.execute(
+                    "SELECT job_id FROM jobs WHERE state=? AND lease_agent_id=? AND target_agent_id IS NULL",
+                    (JobState.LEASED.value, agent_id),
+                )
+            ]
+            for job_id in requeued:
+                db.execute(
+                    "UPDATE jobs SET state=?, lease_agent_id=NULL, lease_expires_at=NULL, updated_at=? WHERE job_id=?",
+                    (JobState.QUEUED.value, now, job_id),
+                )
+            pinned = db.execute(
+                "SELECT job_id, attempt FROM jobs WHERE target_agent_id=? AND state IN (?, ?)",
+                (agent_id, JobState.QUEUED.value, JobState.LEASED.value),
+            ).fetchall()
+            failure = Failure(FailureKind.UNAVAILABLE, f"agent {agent_id} was revoked before the job finished")
+            for row in pinned:
+                self._finish(db, row["job_id"], row["attempt"], agent_id, BenchmarkResult(failure=failure), now)
+        return requeued, [r["job_id"] for r in pinned]
 
     def heartbeat(self, agent_id: str, current_job_id: str = "") -> None:
         with self._tx() as db:
@@ -160,9 +212,9 @@ class Store:
 
     def agent_status(self, last_seen_at: float) -> str:
         age = self._clock() - last_seen_at
-        if age <= STALE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL_S:
+        if age <= STALE_AFTER_HEARTBEATS * self.heartbeat_interval_s:
             return "online"
-        if age <= OFFLINE_AFTER_HEARTBEATS * HEARTBEAT_INTERVAL_S:
+        if age <= OFFLINE_AFTER_HEARTBEATS * self.heartbeat_interval_s:
             return "stale"
         return "offline"
 
@@ -182,7 +234,7 @@ class Store:
         return AgentInfo(
             agent_id=row["agent_id"],
             name=row["name"],
-            status=self.agent_status(row["last_seen_at"]),
+            status="revoked" if row["revoked_at"] is not None else self.agent_status(row["last_seen_at"]),
             last_seen_at=row["last_seen_at"],
             capabilities=from_jsonable(json.loads(row["capabilities"]), DeviceCapabilities),
             current_job_id=row["current_job_id"],
@@ -245,11 +297,11 @@ class Store:
             attempt = row["attempt"] + 1
             db.execute(
                 "UPDATE jobs SET state=?, attempt=?, lease_agent_id=?, lease_expires_at=?, updated_at=? WHERE job_id=?",
-                (JobState.LEASED.value, attempt, agent_id, now + LEASE_DURATION_S, now, row["job_id"]),
+                (JobState.LEASED.value, attempt, agent_id, now + self.lease_duration_s, now, row["job_id"]),
             )
             db.execute("UPDATE agents SET current_job_id=? WHERE agent_id=?", (row["job_id"], agent_id))
         spec = from_jsonable(json.loads(row["spec"]), JobSpec)
-        return Lease(row["job_id"], attempt, LEASE_DURATION_S, spec)
+        return Lease(row["job_id"], attempt, self.lease_duration_s, spec)
 
     def renew_lease(self, agent_id: str, job_id: str, attempt: int) -> float:
         now = self._clock()
@@ -258,9 +310,9 @@ class Store:
             self._check_current_lease(db, agent_id, job_id, attempt)
             db.execute(
                 "UPDATE jobs SET lease_expires_at=?, updated_at=? WHERE job_id=?",
-                (now + LEASE_DURATION_S, now, job_id),
+                (now + self.lease_duration_s, now, job_id),
             )
-        return LEASE_DURATION_S
+        return self.lease_duration_s
 
     def report_result(self, agent_id: str, job_id: str, attempt: int, result: BenchmarkResult) -> bool:
         """Store a result; returns True if it was a duplicate of an accepted report (idempotent)."""

@@ -52,7 +52,7 @@ def _control(config: Path | None, coordinator: str | None, operator_token: str |
     from coordinator.client import ControlClient
 
     settings = _settings(config, operator_token=operator_token)
-    return ControlClient(coordinator or settings.address, settings.operator_token)
+    return ControlClient(coordinator or settings.address, settings.operator_token, tls=settings.client_tls())
 
 
 @app.command()
@@ -156,6 +156,9 @@ def agent_run(
     home: HomeOpt = None,
     fleet_token: Annotated[str | None, typer.Option(help="Also EDGELAB_FLEET_TOKEN.")] = None,
     max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
+    in_process: Annotated[
+        bool, typer.Option("--in-process", help="Run benchmarks in the agent process (debugging; no crash isolation).")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Register with the coordinator and run jobs until interrupted."""
@@ -165,7 +168,17 @@ def agent_run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
     settings = _settings(config, home=home, fleet_token=fleet_token)
-    agent = Agent(AgentConfig(coordinator, name or socket.gethostname(), settings.home / "agent", settings.fleet_token))
+    agent_config = AgentConfig(
+        coordinator,
+        name or socket.gethostname(),
+        settings.home / "agent",
+        settings.fleet_token,
+        tls=settings.client_tls(),
+        cache_max_bytes=settings.agent_cache_max_bytes,
+        job_timeout_s=settings.agent_job_timeout_s,
+        isolate=settings.agent_isolate and not in_process,
+    )
+    agent = Agent(agent_config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: agent.stop.set())
     try:
@@ -267,3 +280,16 @@ def agents_list(
             console.print(agents_table(client.list_agents()))
     except EdgeLabError as exc:
         _fail(exc)
+
+
+@agents_app.command("revoke")
+def agents_revoke(
+    agent_id: str, coordinator: CoordinatorOpt = None, operator_token: OperatorTokenOpt = None, config: ConfigOpt = None
+) -> None:
+    """Refuse an agent's credential from now on; its jobs are requeued or failed."""
+    try:
+        with _control(config, coordinator, operator_token) as client:
+            requeued, failed = client.revoke_agent(agent_id)
+    except EdgeLabError as exc:
+        _fail(exc)
+    console.print(f"revoked agent {agent_id}: {len(requeued)} job(s) requeued, {len(failed)} pinned job(s) failed")

@@ -26,6 +26,14 @@ class AuthError(EdgeLabError):
     """Bad fleet/agent/operator token, or an unknown agent."""
 
 
+class PermissionDenied(AuthError):
+    """A known credential that is no longer allowed, e.g. a revoked agent."""
+
+
+class MessageTooLarge(EdgeLabError):
+    """A gRPC message exceeded the configured maximum size."""
+
+
 class NotFound(EdgeLabError):
     """An unknown job, agent or artifact."""
 

@@ -11,27 +11,37 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
+from edgelab.config import ClientTls, ServerTls
 from edgelab.constants import GRPC_MAX_MESSAGE_BYTES
 from edgelab.errors import (
     ArtifactCorrupt,
     AuthError,
+    ConfigError,
     CoordinatorUnavailable,
     EdgeLabError,
     LeaseLost,
+    MessageTooLarge,
     NotFound,
+    PermissionDenied,
 )
 
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
+    # gRPC's own reconnect backoff grows to 120 s; agents already back off, so a restarted
+    # coordinator should be redialled within seconds.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
 _TO_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (AuthError, grpc.StatusCode.UNAUTHENTICATED),
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (LeaseLost, grpc.StatusCode.FAILED_PRECONDITION),
@@ -42,12 +52,13 @@ _TO_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
 
 _FROM_STATUS: dict[grpc.StatusCode, type[EdgeLabError]] = {
     grpc.StatusCode.UNAUTHENTICATED: AuthError,
-    grpc.StatusCode.PERMISSION_DENIED: AuthError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.FAILED_PRECONDITION: LeaseLost,
     grpc.StatusCode.DATA_LOSS: ArtifactCorrupt,
     grpc.StatusCode.UNAVAILABLE: CoordinatorUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: CoordinatorUnavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLarge,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,8 +105,47 @@ def client_errors(target: str) -> Iterator[None]:
         cls = _FROM_STATUS.get(code, EdgeLabError)
         if cls is CoordinatorUnavailable:
             raise CoordinatorUnavailable(f"coordinator at {target} unreachable: {details}") from exc
+        if cls is MessageTooLarge:
+            raise MessageTooLarge(
+                f"message refused by the {GRPC_MAX_MESSAGE_BYTES >> 20} MiB gRPC size limit ({target}): {details}"
+            ) from exc
         raise cls(details or code.name) from exc
 
 
-def insecure_channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+def _read(path: Path | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc}") from exc
+
+
+def channel_credentials(tls: ClientTls) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca, "tls_ca"),
+        private_key=_read(tls.key, "tls_client_key"),
+        certificate_chain=_read(tls.cert, "tls_client_cert"),
+    )
+
+
+def server_credentials(tls: ServerTls) -> grpc.ServerCredentials:
+    key, cert = _read(tls.key, "tls_key"), _read(tls.cert, "tls_cert")
+    assert key is not None and cert is not None
+    client_ca = _read(tls.client_ca, "tls_client_ca")
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def open_channel(target: str, tls: ClientTls | None = None) -> grpc.Channel:
+    """A channel with EdgeLab's options: TLS (and mTLS) when `tls` is given, else plaintext."""
+    if tls is None:
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.secure_channel(target, channel_credentials(tls), options=CHANNEL_OPTIONS)
+
+
+def open_aio_channel(target: str, tls: ClientTls | None = None) -> grpc.aio.Channel:
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(target, channel_credentials(tls), options=CHANNEL_OPTIONS)

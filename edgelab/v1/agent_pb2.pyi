@@ -101,14 +101,16 @@ class FetchArtifactRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ArtifactChunk(_message.Message):
-    __slots__ = ("offset", "data", "total_size")
+    __slots__ = ("offset", "data", "total_size", "sha256")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
     offset: int
     data: bytes
     total_size: int
-    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
+    sha256: str
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ReportResultRequest(_message.Message):
     __slots__ = ("agent_id", "agent_token", "job_id", "attempt", "result")

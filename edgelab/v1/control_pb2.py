@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from edgelab.v1 import common_pb2 as edgelab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gelab/v1/control.proto\x12\nedgelab.v1\x1a\x17\x65\x64gelab/v1/common.proto\"\xcf\x01\n\x15UploadArtifactRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x41\n\x08metadata\x18\x05 \x03(\x0b\x32/.edgelab.v1.UploadArtifactRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x16UploadArtifactResponse\x12)\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x17.edgelab.v1.ArtifactRef\"a\n\x11SubmitJobsRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\x12\x11\n\tagent_ids\x18\x03 \x03(\t\"%\n\x12SubmitJobsResponse\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\"\xc3\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.edgelab.v1.JobState\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\nagent_name\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12!\n\x04spec\x18\x06 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x12\n\nupdated_at\x18\x08 \x01(\x01\"8\n\x0fListJobsRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"8\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.edgelab.v1.JobSummary\"7\n\rGetJobRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"v\n\x0eGetJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x16.edgelab.v1.JobSummary\x12\x12\n\nhas_result\x18\x02 \x01(\x08\x12+\n\x06result\x18\x03 \x01(\x0b\x32\x1b.edgelab.v1.BenchmarkResult\"\xa2\x01\n\x0c\x41gentSummary\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x14\n\x0clast_seen_at\x18\x04 \x01(\x01\x12\x34\n\x0c\x63\x61pabilities\x18\x05 \x01(\x0b\x32\x1e.edgelab.v1.DeviceCapabilities\x12\x16\n\x0e\x63urrent_job_id\x18\x06 \x01(\t\"+\n\x11ListAgentsRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\">\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.edgelab.v1.AgentSummary2\x8d\x03\n\x0e\x43ontrolService\x12Y\n\x0eUploadArtifact\x12!.edgelab.v1.UploadArtifactRequest\x1a\".edgelab.v1.UploadArtifactResponse(\x01\x12K\n\nSubmitJobs\x12\x1d.edgelab.v1.SubmitJobsRequest\x1a\x1e.edgelab.v1.SubmitJobsResponse\x12\x45\n\x08ListJobs\x12\x1b.edgelab.v1.ListJobsRequest\x1a\x1c.edgelab.v1.ListJobsResponse\x12?\n\x06GetJob\x12\x19.edgelab.v1.GetJobRequest\x1a\x1a.edgelab.v1.GetJobResponse\x12K\n\nListAgents\x12\x1d.edgelab.v1.ListAgentsRequest\x1a\x1e.edgelab.v1.ListAgentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65\x64gelab/v1/control.proto\x12\nedgelab.v1\x1a\x17\x65\x64gelab/v1/common.proto\"\xcf\x01\n\x15UploadArtifactRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x41\n\x08metadata\x18\x05 \x03(\x0b\x32/.edgelab.v1.UploadArtifactRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x16UploadArtifactResponse\x12)\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x17.edgelab.v1.ArtifactRef\"t\n\x11SubmitJobsRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\x12\x11\n\tagent_ids\x18\x03 \x03(\t\x12\x11\n\tany_agent\x18\x04 \x01(\x08\"%\n\x12SubmitJobsResponse\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\"\xc3\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.edgelab.v1.JobState\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x12\n\nagent_name\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12!\n\x04spec\x18\x06 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x12\n\nupdated_at\x18\x08 \x01(\x01\"8\n\x0fListJobsRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"8\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.edgelab.v1.JobSummary\"7\n\rGetJobRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"v\n\x0eGetJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x16.edgelab.v1.JobSummary\x12\x12\n\nhas_result\x18\x02 \x01(\x08\x12+\n\x06result\x18\x03 \x01(\x0b\x32\x1b.edgelab.v1.BenchmarkResult\"\xa2\x01\n\x0c\x41gentSummary\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x14\n\x0clast_seen_at\x18\x04 \x01(\x01\x12\x34\n\x0c\x63\x61pabilities\x18\x05 \x01(\x0b\x32\x1e.edgelab.v1.DeviceCapabilities\x12\x16\n\x0e\x63urrent_job_id\x18\x06 \x01(\t\"+\n\x11ListAgentsRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\">\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.edgelab.v1.AgentSummary\">\n\x12RevokeAgentRequest\x12\x16\n\x0eoperator_token\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"G\n\x13RevokeAgentResponse\x12\x18\n\x10requeued_job_ids\x18\x01 \x03(\t\x12\x16\n\x0e\x66\x61iled_job_ids\x18\x02 \x03(\t2\xdd\x03\n\x0e\x43ontrolService\x12Y\n\x0eUploadArtifact\x12!.edgelab.v1.UploadArtifactRequest\x1a\".edgelab.v1.UploadArtifactResponse(\x01\x12K\n\nSubmitJobs\x12\x1d.edgelab.v1.SubmitJobsRequest\x1a\x1e.edgelab.v1.SubmitJobsResponse\x12\x45\n\x08ListJobs\x12\x1b.edgelab.v1.ListJobsRequest\x1a\x1c.edgelab.v1.ListJobsResponse\x12?\n\x06GetJob\x12\x19.edgelab.v1.GetJobRequest\x1a\x1a.edgelab.v1.GetJobResponse\x12K\n\nListAgents\x12\x1d.edgelab.v1.ListAgentsRequest\x1a\x1e.edgelab.v1.ListAgentsResponse\x12N\n\x0bRevokeAgent\x12\x1e.edgelab.v1.RevokeAgentRequest\x1a\x1f.edgelab.v1.RevokeAgentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,25 +41,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADARTIFACTRESPONSE']._serialized_start=275
   _globals['_UPLOADARTIFACTRESPONSE']._serialized_end=342
   _globals['_SUBMITJOBSREQUEST']._serialized_start=344
-  _globals['_SUBMITJOBSREQUEST']._serialized_end=441
-  _globals['_SUBMITJOBSRESPONSE']._serialized_start=443
-  _globals['_SUBMITJOBSRESPONSE']._serialized_end=480
-  _globals['_JOBSUMMARY']._serialized_start=483
-  _globals['_JOBSUMMARY']._serialized_end=678
-  _globals['_LISTJOBSREQUEST']._serialized_start=680
-  _globals['_LISTJOBSREQUEST']._serialized_end=736
-  _globals['_LISTJOBSRESPONSE']._serialized_start=738
-  _globals['_LISTJOBSRESPONSE']._serialized_end=794
-  _globals['_GETJOBREQUEST']._serialized_start=796
-  _globals['_GETJOBREQUEST']._serialized_end=851
-  _globals['_GETJOBRESPONSE']._serialized_start=853
-  _globals['_GETJOBRESPONSE']._serialized_end=971
-  _globals['_AGENTSUMMARY']._serialized_start=974
-  _globals['_AGENTSUMMARY']._serialized_end=1136
-  _globals['_LISTAGENTSREQUEST']._serialized_start=1138
-  _globals['_LISTAGENTSREQUEST']._serialized_end=1181
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=1183
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=1245
-  _globals['_CONTROLSERVICE']._serialized_start=1248
-  _globals['_CONTROLSERVICE']._serialized_end=1645
+  _globals['_SUBMITJOBSREQUEST']._serialized_end=460
+  _globals['_SUBMITJOBSRESPONSE']._serialized_start=462
+  _globals['_SUBMITJOBSRESPONSE']._serialized_end=499
+  _globals['_JOBSUMMARY']._serialized_start=502
+  _globals['_JOBSUMMARY']._serialized_end=697
+  _globals['_LISTJOBSREQUEST']._serialized_start=699
+  _globals['_LISTJOBSREQUEST']._serialized_end=755
+  _globals['_LISTJOBSRESPONSE']._serialized_start=757
+  _globals['_LISTJOBSRESPONSE']._serialized_end=813
+  _globals['_GETJOBREQUEST']._serialized_start=815
+  _globals['_GETJOBREQUEST']._serialized_end=870
+  _globals['_GETJOBRESPONSE']._serialized_start=872
+  _globals['_GETJOBRESPONSE']._serialized_end=990
+  _globals['_AGENTSUMMARY']._serialized_start=993
+  _globals['_AGENTSUMMARY']._serialized_end=1155
+  _globals['_LISTAGENTSREQUEST']._serialized_start=1157
+  _globals['_LISTAGENTSREQUEST']._serialized_end=1200
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=1202
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1264
+  _globals['_REVOKEAGENTREQUEST']._serialized_start=1266
+  _globals['_REVOKEAGENTREQUEST']._serialized_end=1328
+  _globals['_REVOKEAGENTRESPONSE']._serialized_start=1330
+  _globals['_REVOKEAGENTRESPONSE']._serialized_end=1401
+  _globals['_CONTROLSERVICE']._serialized_start=1404
+  _globals['_CONTROLSERVICE']._serialized_end=1881
 # @@protoc_insertion_point(module_scope)

@@ -35,14 +35,16 @@ class UploadArtifactResponse(_message.Message):
     def __init__(self, artifact: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
-    __slots__ = ("operator_token", "spec", "agent_ids")
+    __slots__ = ("operator_token", "spec", "agent_ids", "any_agent")
     OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     AGENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    ANY_AGENT_FIELD_NUMBER: _ClassVar[int]
     operator_token: str
     spec: _common_pb2.JobSpec
     agent_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, operator_token: _Optional[str] = ..., spec: _Optional[_Union[_common_pb2.JobSpec, _Mapping]] = ..., agent_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    any_agent: bool
+    def __init__(self, operator_token: _Optional[str] = ..., spec: _Optional[_Union[_common_pb2.JobSpec, _Mapping]] = ..., agent_ids: _Optional[_Iterable[str]] = ..., any_agent: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobsResponse(_message.Message):
     __slots__ = ("job_ids",)
@@ -129,3 +131,19 @@ class ListAgentsResponse(_message.Message):
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     agents: _containers.RepeatedCompositeFieldContainer[AgentSummary]
     def __init__(self, agents: _Optional[_Iterable[_Union[AgentSummary, _Mapping]]] = ...) -> None: ...
+
+class RevokeAgentRequest(_message.Message):
+    __slots__ = ("operator_token", "agent_id")
+    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    operator_token: str
+    agent_id: str
+    def __init__(self, operator_token: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+
+class RevokeAgentResponse(_message.Message):
+    __slots__ = ("requeued_job_ids", "failed_job_ids")
+    REQUEUED_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    requeued_job_ids: _containers.RepeatedScalarFieldContainer[str]
+    failed_job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, requeued_job_ids: _Optional[_Iterable[str]] = ..., failed_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -59,6 +59,11 @@ class ControlServiceStub:
                 request_serializer=edgelab_dot_v1_dot_control__pb2.ListAgentsRequest.SerializeToString,
                 response_deserializer=edgelab_dot_v1_dot_control__pb2.ListAgentsResponse.FromString,
                 _registered_method=True)
+        self.RevokeAgent = channel.unary_unary(
+                '/edgelab.v1.ControlService/RevokeAgent',
+                request_serializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.SerializeToString,
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -94,6 +99,12 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeAgent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.ListAgents,
                     request_deserializer=edgelab_dot_v1_dot_control__pb2.ListAgentsRequest.FromString,
                     response_serializer=edgelab_dot_v1_dot_control__pb2.ListAgentsResponse.SerializeToString,
+            ),
+            'RevokeAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAgent,
+                    request_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.FromString,
+                    response_serializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class ControlService:
             '/edgelab.v1.ControlService/ListAgents',
             edgelab_dot_v1_dot_control__pb2.ListAgentsRequest.SerializeToString,
             edgelab_dot_v1_dot_control__pb2.ListAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgelab.v1.ControlService/RevokeAgent',
+            edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.SerializeToString,
+            edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,
