@@ -58,9 +58,7 @@ def _write_cert(tmp: Path, name: str, *, issuer: tuple[object, object] | None, s
     cert = builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
     (tmp / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp / f"{name}.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert, key
 
@@ -74,7 +72,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     _write_cert(tmp, "client", issuer=ca, server=False)
     _write_cert(tmp, "other-ca", issuer=None, server=False)
     return Pki(
-        tmp / "ca.pem", tmp / "server.pem", tmp / "server.key", tmp / "client.pem", tmp / "client.key", tmp / "other-ca.pem"
+        tmp / "ca.pem",
+        tmp / "server.pem",
+        tmp / "server.key",
+        tmp / "client.pem",
+        tmp / "client.key",
+        tmp / "other-ca.pem",
     )
 
 
@@ -154,7 +157,9 @@ def test_unknown_agent_is_unauthenticated_and_revoked_agent_is_denied(
     agent, other = AgentClient(coordinator.address), AgentClient(coordinator.address)
     reg = agent.register("pi", CAPS, None)
     other.register("pi-2", CAPS, None)
-    spec = JobSpec("t", "onnxruntime", control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz"))
+    spec = JobSpec(
+        "t", "onnxruntime", control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
+    )
     (pinned,) = control.submit(spec, agent_ids=[reg.agent_id])
     (floating,) = control.submit(spec, any_agent=True)
     leases = [agent.lease(), agent.lease()]

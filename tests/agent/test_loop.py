@@ -1,0 +1,232 @@
+"""The agent loop against a real loopback coordinator, with faults injected: it stores a classified
+result for every bad job and keeps serving; damaged or cut artifact streams are re-fetched and resumed."""
+
+import ctypes
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from agent.loop import Agent, AgentConfig
+from agent.runner import run_benchmark
+from coordinator.client import ControlClient
+from coordinator.server import Coordinator
+from edgelab.constants import ARTIFACT_CHUNK_BYTES
+from edgelab.domain import BenchmarkResult, JobSpec, MeasurementSettings, Precision
+from edgelab.errors import PermissionDenied
+from edgelab.v1 import agent_pb2
+from tests.factories import write_linear_onnx, write_test_set
+
+pytestmark = pytest.mark.integration
+
+FAST = MeasurementSettings(warmup_iterations=1, warmup_duration_s=0, min_iterations=10, min_duration_s=0.02)
+
+
+def faulty(spec: JobSpec, model: Path, dataset: Path, cache: Path | None) -> BenchmarkResult:
+    """run_benchmark, except for jobs whose name asks for a fault (runs in the spawned child)."""
+    if spec.name == "segfault":
+        ctypes.string_at(0)
+    if spec.name == "hang":
+        time.sleep(60)
+    if spec.name == "huge":  # a result over the 8 MiB gRPC message limit
+        return BenchmarkResult(load_s=0.1, manifest={"log": "x" * (9 << 20)})
+    return run_benchmark(spec, model, dataset, cache)
+
+
+def _serve(agent: Agent, control: ControlClient, jobs: int) -> tuple[threading.Thread, str]:
+    known = {a.agent_id for a in control.list_agents()}
+    thread = threading.Thread(target=agent.run, kwargs={"max_jobs": jobs}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (fresh := [a.agent_id for a in control.list_agents() if a.agent_id not in known]):
+        assert time.monotonic() < deadline, "agent did not register"
+        time.sleep(0.05)
+    return thread, fresh[0]
+
+
+def _agent(coordinator: Coordinator, home: Path, **config: Any) -> Agent:
+    return Agent(AgentConfig(coordinator.address, "pi", home, poll_interval_s=0.05, **config))
+
+
+def _outcomes(control: ControlClient, job_ids: list[str]) -> list[str]:
+    outcomes = []
+    for job_id in job_ids:
+        job, result = control.get_job(job_id)
+        assert result is not None, job
+        outcomes.append("ok" if result.failure is None else result.failure.kind.value)
+    return outcomes
+
+
+def test_every_bad_job_is_stored_classified_and_the_agent_keeps_serving(
+    coordinator: Coordinator, tmp_path: Path, onnx_model: Path, test_set: Path
+) -> None:
+    control = ControlClient(coordinator.address)
+    model = control.upload(onnx_model, format="onnx")
+    dataset = control.upload(test_set, format="npz")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(onnx_model.read_bytes()[:60])
+    not_a_zip = tmp_path / "garbage.npz"
+    not_a_zip.write_bytes(b"PK\x03\x04 not really a zip")
+    specs = {
+        "corrupt-model": JobSpec("corrupt-model", "onnxruntime", control.upload(truncated, format="onnx"), dataset),
+        "wrong-shape": JobSpec(
+            "wrong-shape",
+            "onnxruntime",
+            model,
+            control.upload(write_test_set(tmp_path / "l64.npz", length=64), format="npz"),
+        ),
+        "corrupt-dataset": JobSpec("corrupt-dataset", "onnxruntime", model, control.upload(not_a_zip, format="npz")),
+        "fp16-on-cpu": JobSpec("fp16-on-cpu", "onnxruntime", model, dataset, precision=Precision.FP16),
+        "wrong-classes": JobSpec(
+            "wrong-classes",
+            "onnxruntime",
+            control.upload(write_linear_onnx(tmp_path / "five.onnx", classes=5), format="onnx"),
+            dataset,
+        ),
+        "good": JobSpec("good", "onnxruntime", model, dataset, batch_sizes=[1, 4]),
+    }
+    agent = _agent(coordinator, tmp_path / "agent", isolate=False)
+    thread, agent_id = _serve(agent, control, jobs=len(specs))
+
+    job_ids = [control.submit(JobSpec(**{**vars(s), "measurement": FAST}), [agent_id])[0] for s in specs.values()]
+    thread.join(timeout=120)
+
+    assert not thread.is_alive()
+    assert _outcomes(control, job_ids) == ["build", "bad_input", "bad_input", "unsupported", "wrong_output", "ok"]
+    _, good = control.get_job(job_ids[-1])
+    assert good is not None and [lat.batch_size for lat in good.latency] == [1, 4]
+
+
+def test_crashing_hanging_and_oversized_jobs_do_not_take_the_agent_down(
+    coordinator: Coordinator, tmp_path: Path, onnx_model: Path, test_set: Path
+) -> None:
+    control = ControlClient(coordinator.address)
+    model = control.upload(onnx_model, format="onnx")
+    dataset = control.upload(test_set, format="npz")
+    agent = _agent(coordinator, tmp_path / "agent", benchmark=faulty, job_timeout_s=4)
+    names = ["segfault", "hang", "huge", "good"]
+    thread, agent_id = _serve(agent, control, jobs=len(names))
+
+    job_ids = [
+        control.submit(JobSpec(n, "onnxruntime", model, dataset, measurement=FAST), [agent_id])[0] for n in names
+    ]
+    thread.join(timeout=120)
+
+    assert not thread.is_alive()
+    assert _outcomes(control, job_ids) == ["crash", "timeout", "wrong_output", "ok"]
+    messages = [control.get_job(j)[1].failure.message for j in job_ids[:3]]  # type: ignore[union-attr]
+    assert "signal SIGSEGV" in messages[0]
+    assert "4 s wall-clock limit" in messages[1]
+    assert "too large to report" in messages[2] and "8 MiB" in messages[2]
+
+
+class FlakyNetwork(grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Damages the 2nd chunk of the first download of one artifact and cuts the 2nd download short."""
+
+    def __init__(self, sha256: str) -> None:
+        self.sha256 = sha256
+        self.offsets: list[int] = []
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        call = continuation(details, request)
+        if getattr(request, "sha256", None) != self.sha256:
+            return call
+        self.offsets.append(request.offset)
+        return _Faulty(call, {1: "corrupt", 2: "cut"}.get(len(self.offsets), ""))
+
+
+class _Faulty:
+    def __init__(self, call: Any, fault: str) -> None:
+        self._call = call
+        self._fault = fault
+
+    def __iter__(self) -> Iterator[agent_pb2.ArtifactChunk]:
+        for i, chunk in enumerate(self._call):
+            if i == 1 and self._fault == "cut":
+                return  # the stream ends early, as through a proxy that dropped the connection
+            if i == 1 and self._fault == "corrupt":
+                data = bytes([chunk.data[0] ^ 0xFF]) + chunk.data[1:]  # one flipped byte in transit
+                chunk = agent_pb2.ArtifactChunk(
+                    offset=chunk.offset, data=data, total_size=chunk.total_size, sha256=chunk.sha256
+                )
+            yield chunk
+
+    def cancel(self) -> bool:
+        return bool(self._call.cancel())
+
+
+def test_damaged_chunk_is_fetched_again_and_a_cut_download_resumes(
+    coordinator: Coordinator, tmp_path: Path, onnx_model: Path
+) -> None:
+    control = ControlClient(coordinator.address)
+    big = write_test_set(tmp_path / "big.npz", n=30_000)  # ~3.5 MiB of random floats: several chunks
+    dataset = control.upload(big, format="npz")
+    assert dataset.size_bytes > 3 * ARTIFACT_CHUNK_BYTES
+    model = control.upload(onnx_model, format="onnx")
+    network = FlakyNetwork(dataset.sha256)
+    agent = _agent(coordinator, tmp_path / "agent", isolate=False, interceptors=[network])
+    thread, agent_id = _serve(agent, control, jobs=1)
+
+    (job_id,) = control.submit(
+        JobSpec("big", "onnxruntime", model, dataset, batch_sizes=[256], measurement=FAST), [agent_id]
+    )
+    thread.join(timeout=120)
+
+    assert _outcomes(control, [job_id]) == ["ok"]
+    # 1st stream: chunk 1 damaged -> refetched from byte 1 MiB; 2nd stream cut after one chunk -> resumed at 2 MiB.
+    assert network.offsets == [0, ARTIFACT_CHUNK_BYTES, 2 * ARTIFACT_CHUNK_BYTES]
+    cached = agent.cache.path(dataset.sha256)
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == dataset.sha256
+
+
+def test_cache_beyond_its_budget_evicts_the_least_recently_used_artifacts(
+    coordinator: Coordinator, tmp_path: Path, onnx_model: Path
+) -> None:
+    control = ControlClient(coordinator.address)
+    model = control.upload(onnx_model, format="onnx")
+    datasets = [control.upload(write_test_set(tmp_path / f"d{i}.npz", seed=i), format="npz") for i in range(3)]
+    budget = model.size_bytes + 2 * max(d.size_bytes for d in datasets)
+    agent = _agent(coordinator, tmp_path / "agent", isolate=False, cache_max_bytes=budget)
+    thread, agent_id = _serve(agent, control, jobs=3)
+
+    job_ids = [
+        control.submit(JobSpec(f"d{i}", "onnxruntime", model, d, measurement=FAST), [agent_id])[0]
+        for i, d in enumerate(datasets)
+    ]
+    thread.join(timeout=120)
+
+    assert _outcomes(control, job_ids) == ["ok", "ok", "ok"]
+    cached = {p.name for p in agent.cache.root.iterdir()}
+    assert cached == {model.sha256, datasets[1].sha256, datasets[2].sha256}  # d0 was least recently used
+
+
+def test_revoked_agent_stops_serving(coordinator: Coordinator, tmp_path: Path) -> None:
+    control = ControlClient(coordinator.address)
+    agent = _agent(coordinator, tmp_path / "agent", isolate=False)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            agent.run()
+        except PermissionDenied as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not control.list_agents():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    control.revoke_agent(control.list_agents()[0].agent_id)
+    thread.join(timeout=30)
+
+    assert not thread.is_alive() and len(errors) == 1 and "revoked" in str(errors[0])
+    assert agent.stop.is_set()
+    assert control.list_agents()[0].status == "revoked"
+    assert [j.state for j in control.list_jobs()] == []
