@@ -9,12 +9,14 @@ from __future__ import annotations
 from agent.backends.base import Backend, BuildRequest, DeviceTimedEngine, Engine
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.backends.tensorflow import TensorflowBackend
+from agent.backends.tensorrt import TensorRTBackend
 from agent.backends.tflite import TfliteBackend
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": OnnxRuntimeBackend(),
     "tflite": TfliteBackend(),
     "tensorflow": TensorflowBackend(),
+    "tensorrt": TensorRTBackend(),
 }
 
 
