@@ -252,3 +252,87 @@ def _zscore(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Zero mean, unit variance: removes per-patient and per-electrode gain differences."""
     std = float(x.std())
     return (x - float(x.mean())) / (std if std > 0 else 1.0)
+
+
+AF_RECORDS: tuple[str, ...] = ("201", "202", "203", "210", "219", "221", "222")
+"""The records whose rhythm annotations contain atrial fibrillation ("(AFIB")."""
+
+RHYTHM_CLASSES: dict[str, str] = {"(N": "N", "(AFIB": "AF"}
+"""Rhythm annotation (aux_note of '+' marks) -> window class for the N vs AF task; other rhythms are skipped."""
+
+
+@dataclass(frozen=True)
+class RhythmSegment:
+    """A stretch of one rhythm: samples [start, end) of the record."""
+
+    start: int
+    end: int
+    rhythm: str
+    """The aux_note without its leading "(" and trailing NULs, e.g. "AFIB", "N", "SBR"."""
+
+
+def read_rhythms(path: Path) -> list[RhythmSegment]:
+    """The rhythm segments of a record from the '+' annotations of its .atr file.
+
+    aux_note values come NUL-terminated from wfdb ("(AFIB\\x00") and some without; both are read
+    the same. The last segment ends at the end of the signal.
+    """
+    wfdb = require("wfdb")
+    path = Path(path)
+    ann = wfdb.rdann(str(path), "atr")
+    length = int(wfdb.rdheader(str(path)).sig_len)
+    marks = [
+        (int(sample), note.rstrip("\x00").strip())
+        for sample, symbol, note in zip(ann.sample, ann.symbol, ann.aux_note, strict=True)
+        if symbol == "+" and note.rstrip("\x00").strip().startswith("(")
+    ]
+    ends = [sample for sample, _ in marks[1:]] + [length]
+    return [
+        RhythmSegment(start=sample, end=end, rhythm=note[1:])
+        for (sample, note), end in zip(marks, ends, strict=True)
+        if end > sample
+    ]
+
+
+def load_rhythm_windows(
+    data_dir: Path,
+    records: Sequence[str],
+    *,
+    window_s: float = 10.0,
+    classes: dict[str, str] = RHYTHM_CLASSES,
+    fs: int = MIT_BIH_FS,
+) -> BeatDataset:
+    """Non-overlapping windows lying wholly inside one rhythm segment whose label is in `classes`.
+
+    Same per-record preprocessing as `load_beats` (MLII, 0.5 Hz high-pass, z-score). Windows
+    are tiled from each segment's start; the remainder shorter than a window is dropped, so a
+    window never straddles a rhythm change. Class names are the distinct values of `classes`
+    in order of first appearance. Returned as a `BeatDataset` (one "beat" per window).
+    """
+    data_dir = Path(data_dir)
+    length = round(window_s * fs)
+    if length < 1:
+        raise ValueError(f"window_s={window_s} gives no samples at {fs} Hz")
+    class_names = tuple(dict.fromkeys(classes.values()))
+    label_of = {note.lstrip("("): class_names.index(name) for note, name in classes.items()}
+    xs: list[NDArray[np.float32]] = []
+    ys: list[int] = []
+    names: list[str] = []
+    for name in records:
+        starts: list[int] = []
+        for segment in read_rhythms(data_dir / name):
+            if segment.rhythm not in label_of:
+                continue
+            first = list(range(segment.start, segment.end - length + 1, length))
+            starts.extend(first)
+            ys.extend([label_of[segment.rhythm]] * len(first))
+        if not starts:
+            continue
+        signal = _zscore(_remove_baseline(_read_lead(data_dir / name, fs), fs))
+        idx = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length, dtype=np.int64)[None, :]
+        xs.append(signal[idx].astype(np.float32)[..., None])
+        names.extend([name] * len(starts))
+    x = np.concatenate(xs) if xs else np.zeros((0, length, 1), np.float32)
+    return BeatDataset(
+        x=x, y=np.asarray(ys, dtype=np.int64), record=np.asarray(names, dtype=np.str_), class_names=class_names, fs=fs
+    )

@@ -32,3 +32,62 @@ def build_cnn_1d(input_length: int, num_classes: int, *, width: int = 16, dropou
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn_1d")
+
+
+def build_bilstm(
+    frames: int,
+    features: int,
+    num_classes: int,
+    *,
+    mean: Any,
+    variance: Any,
+    units: int = 100,
+) -> Any:
+    """Per-feature standardisation (training mean/variance baked in) -> BiLSTM(units) -> softmax.
+
+    The recipe of MATLAB's "Classify ECG Signals Using LSTM" example on time-frequency moments:
+    a bidirectional LSTM whose last output feeds the classifier. Input "ecg" of shape (frames, features).
+    """
+    keras = require("keras")
+    layers = keras.layers
+    inputs = keras.Input(shape=(frames, features), name=INPUT_NAME)
+    x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")(inputs)
+    x = layers.Bidirectional(layers.LSTM(units), name="bilstm")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="bilstm")
+
+
+def _fire(x: Any, squeeze: int, expand: int, name: str) -> Any:
+    """SqueezeNet Fire module: 1x1 squeeze, then 1x1 and 3x3 expands concatenated on channels."""
+    layers = require("keras").layers
+    s = layers.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze")(x)
+    e1 = layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1x1")(s)
+    e3 = layers.Conv2D(expand, 3, padding="same", activation="relu", name=f"{name}_expand3x3")(s)
+    return layers.Concatenate(name=f"{name}_concat")([e1, e3])
+
+
+def build_squeezenet(input_shape: tuple[int, int, int], num_classes: int, *, dropout: float = 0.5) -> Any:
+    """SqueezeNet v1.1 (Fire modules 2-9) with a new 1x1 `conv10` head of `num_classes` filters.
+
+    Transfer-learning recipes replace the ImageNet conv10 (1000 filters) by a fresh 1x1
+    convolution with one filter per class, followed by ReLU and global average pooling; here
+    the whole network starts from random weights (no pretrained SqueezeNet offline).
+    """
+    keras = require("keras")
+    layers = keras.layers
+    inputs = keras.Input(shape=input_shape, name=INPUT_NAME)
+    x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = _fire(x, 16, 64, "fire2")
+    x = _fire(x, 16, 64, "fire3")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool3")(x)
+    x = _fire(x, 32, 128, "fire4")
+    x = _fire(x, 32, 128, "fire5")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool5")(x)
+    for i, (squeeze, expand) in enumerate(((48, 192), (48, 192), (64, 256), (64, 256)), start=6):
+        x = _fire(x, squeeze, expand, f"fire{i}")
+    x = layers.Dropout(dropout, name="drop9")(x)
+    x = layers.Conv2D(num_classes, 1, activation="relu", name="conv10")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Softmax(name="probs")(x)
+    return keras.Model(inputs, outputs, name="squeezenet")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pipelines.af import AfPipeline
 from pipelines.base import Pipeline
 from pipelines.beats_1d import BeatCnn1dPipeline
 
 PIPELINES: dict[str, Pipeline] = {
     "mitdb-beats-1d": BeatCnn1dPipeline(),
+    "mitdb-af-bilstm": AfPipeline("bilstm"),
+    "mitdb-af-squeezenet": AfPipeline("squeezenet"),
 }
 
 

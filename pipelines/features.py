@@ -1,0 +1,132 @@
+"""Features computed from ECG windows before a model sees them: time-frequency moments, CWT scalograms, beat images.
+
+Every function takes a batch and `fs` explicitly and returns float32 arrays shaped for Keras
+(trailing channel axis), so the shipped test set is exactly what the exported model consumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipelines._deps import require
+from pipelines.cwt import filter_bank
+
+TF_NPERSEG = 128
+"""Spectrogram segment (0.36 s at 360 Hz): ~2.8 Hz bins, short enough to follow beat-to-beat changes."""
+TF_BAND_HZ = (0.5, 50.0)
+"""Band the moments are computed over: ECG energy is below 50 Hz; above it is mains and EMG noise."""
+
+SCALOGRAM_FS = 120
+"""Signals are decimated to this rate before the CWT: the band of interest ends at 45 Hz."""
+SCALOGRAM_BAND_HZ = (1.0, 45.0)
+SCALOGRAM_SCALES = 48
+SCALOGRAM_TIME_BINS = 60
+SCALOGRAM_WAVELET = "morl"
+
+BEAT_IMAGE_SIDE = 36
+BEAT_IMAGE_HALF_S = 1.8
+
+
+def time_frequency_moments(windows: NDArray[np.floating], fs: int) -> NDArray[np.float32]:
+    """Instantaneous frequency and spectral entropy per spectrogram frame: (n, length) -> (n, frames, 2).
+
+    Instantaneous frequency is the spectrogram's first moment in frequency (the power-weighted
+    mean frequency of the frame, in Hz); spectral entropy is the Shannon entropy of the frame's
+    normalised power distribution divided by log2 of the bin count (0: one tone, 1: white noise).
+    The same two moments as MATLAB's instfreq/pentropy in the AF classification example.
+    """
+    signal = require("scipy.signal")
+    x = np.asarray(windows, dtype=np.float64)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 2 or x.shape[1] < TF_NPERSEG:
+        raise ValueError(f"windows must be (n, length >= {TF_NPERSEG}), got {np.shape(windows)}")
+    freqs, _, power = signal.spectrogram(
+        x, fs=fs, window="hann", nperseg=TF_NPERSEG, noverlap=TF_NPERSEG // 2, axis=-1
+    )  # (n, freqs, frames)
+    band = (freqs >= TF_BAND_HZ[0]) & (freqs <= TF_BAND_HZ[1])
+    freqs, power = freqs[band], power[:, band, :]
+    total = power.sum(axis=1, keepdims=True)
+    p = power / np.where(total > 0, total, 1.0)
+    inst_freq = np.einsum("f,nft->nt", freqs, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log2(p), 0.0)
+    entropy = -plogp.sum(axis=1) / np.log2(freqs.size)
+    return np.stack([inst_freq, entropy], axis=-1).astype(np.float32)
+
+
+def scalograms(windows: NDArray[np.floating], fs: int) -> NDArray[np.float32]:
+    """CWT scalogram images: (n, length) -> (n, SCALOGRAM_SCALES, SCALOGRAM_TIME_BINS, 1).
+
+    Decimated to SCALOGRAM_FS, Morlet CWT on geometric scales spanning SCALOGRAM_BAND_HZ (high
+    frequencies in the top rows) with the precomputed filter bank, |coefficients| averaged into
+    time bins, log-compressed and z-scored per image.
+    """
+    signal = require("scipy.signal")
+    x = np.asarray(windows, dtype=np.float64)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if fs % SCALOGRAM_FS:
+        raise ValueError(f"fs={fs} is not a multiple of {SCALOGRAM_FS} Hz")
+    factor = fs // SCALOGRAM_FS
+    if factor > 1:
+        x = signal.decimate(x, factor, ftype="fir", zero_phase=True, axis=-1)
+    usable = (x.shape[-1] // SCALOGRAM_TIME_BINS) * SCALOGRAM_TIME_BINS
+    if usable == 0:
+        raise ValueError(f"windows of {x.shape[-1]} samples at {SCALOGRAM_FS} Hz are too short for the scalogram")
+    bank = filter_bank(SCALOGRAM_WAVELET, scalogram_scales(SCALOGRAM_FS), x.shape[-1])
+    images = np.empty((x.shape[0], SCALOGRAM_SCALES, SCALOGRAM_TIME_BINS), dtype=np.float32)
+    for start in range(0, x.shape[0], 64):  # bounded memory: 64 x scales x length coefficients at a time
+        coefs = np.abs(bank.transform(x[start : start + 64].astype(np.float32)))[..., :usable]
+        pooled = coefs.reshape(*coefs.shape[:2], SCALOGRAM_TIME_BINS, -1).mean(axis=-1)
+        images[start : start + 64] = np.log1p(pooled)
+    mean = images.mean(axis=(1, 2), keepdims=True)
+    std = images.std(axis=(1, 2), keepdims=True)
+    scaled: NDArray[np.float32] = ((images - mean) / np.where(std > 0, std, 1.0))[..., None].astype(np.float32)
+    return scaled
+
+
+def scalogram_scales(fs: int) -> NDArray[np.float64]:
+    """Morlet scales whose centre frequencies run geometrically from the band's top down to its bottom."""
+    pywt = require("pywt")
+    centre = float(pywt.central_frequency(SCALOGRAM_WAVELET))
+    low, high = SCALOGRAM_BAND_HZ
+    scales: NDArray[np.float64] = np.geomspace(centre * fs / high, centre * fs / low, SCALOGRAM_SCALES)
+    return scales
+
+
+def beat_images(
+    signal: NDArray[np.floating], r_peaks: Sequence[int] | NDArray[np.integer], fs: int
+) -> NDArray[np.float32]:
+    """Beat "images" (DESIGN.md §4): (n_beats,) R peaks -> (n_beats, 36, 36, 3).
+
+    Per beat: the 3.6 s around the R peak (1.8 s each side) as 36*36 = 1296 values (the native
+    samples at 360 Hz; DESIGN.md's "360 values" cannot fill 36x36, 3.6 s x 360 Hz can); samples
+    farther from the R peak than half the distance to the previous/next beat are zeroed (so a
+    neighbour's QRS does not leak in; the first and last beat keep their open side), as are
+    samples off the ends of the record. `signal` should already be z-scored per record. The
+    1296 values fill 36x36 row by row and are repeated into 3 channels for image backbones.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    peaks = np.asarray(r_peaks, dtype=np.int64)
+    n_values = BEAT_IMAGE_SIDE * BEAT_IMAGE_SIDE
+    if x.ndim != 1:
+        raise ValueError(f"signal must be 1-D, got shape {x.shape}")
+    if peaks.size == 0:
+        return np.zeros((0, BEAT_IMAGE_SIDE, BEAT_IMAGE_SIDE, 3), np.float32)
+    if np.any(np.diff(peaks) <= 0) or peaks[0] < 0 or peaks[-1] >= x.size:
+        raise ValueError("r_peaks must be strictly increasing sample indices inside the signal")
+    # 1296 points over [-1.8 s, +1.8 s): at 360 Hz exactly the native samples -648..647, no interpolation.
+    offsets = (np.arange(n_values) - n_values // 2) * (2 * BEAT_IMAGE_HALF_S * fs / n_values)
+    positions = peaks[:, None] + offsets[None, :]
+    values = np.interp(positions, np.arange(x.size), x, left=0.0, right=0.0)
+    gaps = np.diff(peaks).astype(np.float64)
+    left = np.concatenate([[np.inf], gaps / 2.0])
+    right = np.concatenate([gaps / 2.0, [np.inf]])
+    keep = (offsets[None, :] >= -left[:, None]) & (offsets[None, :] <= right[:, None])
+    keep &= (positions >= 0) & (positions <= x.size - 1)
+    images = np.where(keep, values, 0.0).reshape(-1, BEAT_IMAGE_SIDE, BEAT_IMAGE_SIDE)
+    return np.repeat(images[..., None], 3, axis=-1).astype(np.float32)

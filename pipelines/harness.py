@@ -1,0 +1,168 @@
+"""The steps every Keras pipeline shares: choose the split, fit with class weights, export, verify, ship the npz.
+
+Pipelines only say how to load examples, how to turn them into model inputs, and which model to
+build; `split_examples` and `fit_and_export` do the rest the same way for all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edgelab.errors import ConfigError
+from pipelines import mitdb
+from pipelines._deps import require
+from pipelines.base import TrainConfig, TrainOutput
+from pipelines.export import export_savedmodel, savedmodel_to_onnx, verify_onnx
+from pipelines.training import balanced_class_weights, per_class_recall, write_dataset_npz
+
+CLASS_WEIGHT_CAP = 20.0
+VERIFY_BATCH = 256
+PREDICT_BATCH = 512
+
+Loader = Callable[[Sequence[str]], mitdb.BeatDataset]
+"""Records -> labelled examples (beats or windows), each tagged with its record."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Model inputs and labels of one side of a split."""
+
+    x: NDArray[np.float32]
+    y: NDArray[np.int64]
+
+
+def chosen_records(config: TrainConfig, allowed: Sequence[str] | None = None) -> list[str]:
+    """The configured records (all present by default, limited to `allowed` when given); ConfigError otherwise."""
+    present = mitdb.available_records(config.data_dir)
+    if not present:
+        raise ConfigError(f"data_dir: no MIT-BIH records (.hea/.dat/.atr) in {config.data_dir}")
+    if config.records is None:
+        return [r for r in present if allowed is None or r in allowed]
+    missing = sorted(set(config.records) - set(present))
+    if missing:
+        raise ConfigError(f"records: {', '.join(missing)} not found in {config.data_dir}")
+    return list(config.records)
+
+
+def split_examples(
+    config: TrainConfig, notes: list[str], load: Loader, records: Sequence[str]
+) -> tuple[mitdb.BeatDataset, mitdb.BeatDataset, str]:
+    """Train/test examples of `records` for `config.split`, and the split actually made.
+
+    Same rules as the mitdb-beats-1d pipeline: "random" splits examples (stratified, leaks
+    patients); "inter-patient" puts DS1 records in training and DS2 in test, falls back to
+    holding out whole records when the subset covers only one side, and to a random split with
+    one record. Every fallback is written to `notes`.
+    """
+    if config.split == "random":
+        notes.append("random split: examples of one patient are on both sides (optimistic accuracy)")
+        return (*mitdb.split_random(load(records), config.test_fraction, config.seed), "random")
+    outside = [r for r in records if r not in mitdb.DS1 and r not in mitdb.DS2]
+    if outside:
+        notes.append(f"records outside DS1/DS2 (paced) left out: {', '.join(outside)}")
+    train_records = [r for r in records if r in mitdb.DS1]
+    test_records = [r for r in records if r in mitdb.DS2]
+    if train_records and test_records:
+        if len(train_records) < len(mitdb.DS1) or len(test_records) < len(mitdb.DS2):
+            notes.append(f"inter-patient on a subset: train {', '.join(train_records)}; test {', '.join(test_records)}")
+        return (*mitdb.split_by_records(load(train_records + test_records), test_records), "inter-patient")
+    usable = train_records or test_records
+    if not usable:
+        raise ConfigError(f"records: none of {', '.join(records)} is in DS1 or DS2")
+    dataset = load(usable)
+    if len(usable) == 1:
+        notes.append(f"only record {usable[0]}: random split instead of inter-patient (patient leaks)")
+        return (*mitdb.split_random(dataset, config.test_fraction, config.seed), "random")
+    rng = np.random.default_rng(config.seed)
+    shuffled = [str(r) for r in rng.permutation(usable)]
+    held_out = sorted(shuffled[: min(len(usable) - 1, max(1, round(len(usable) * config.test_fraction)))])
+    notes.append(f"all chosen records are on one side of DS1/DS2: per-record split, test records {', '.join(held_out)}")
+    return (*mitdb.split_by_records(dataset, held_out), "per-record")
+
+
+def cap_training(train: mitdb.BeatDataset, config: TrainConfig, notes: list[str]) -> mitdb.BeatDataset:
+    """Stratified subsample to `config.max_train_beats`, said in `notes`."""
+    if config.max_train_beats is None or len(train) <= config.max_train_beats:
+        return train
+    capped = mitdb.stratified_sample(train, config.max_train_beats, config.seed)
+    notes.append(f"training examples subsampled (stratified) to {len(capped)}")
+    return capped
+
+
+def check_sides(train: mitdb.BeatDataset, test: mitdb.BeatDataset, split: str) -> None:
+    """ConfigError when a side of the split is empty (e.g. records without the wanted rhythm)."""
+    if not len(train) or not len(test):
+        raise ConfigError(f"records: the {split} split left {len(train)} training and {len(test)} test examples")
+
+
+def fit_and_export(
+    *,
+    pipeline: str,
+    model: Any,
+    train: Inputs,
+    test: Inputs,
+    class_names: Sequence[str],
+    config: TrainConfig,
+    out_dir: Path,
+    split: str,
+    notes: list[str],
+    learning_rate: float = 1e-3,
+    cosine_decay: bool = True,
+    validation: Inputs | None = None,
+    callbacks: Sequence[Any] = (),
+) -> TrainOutput:
+    """Compile (Adam, optionally cosine-decayed), fit with capped balanced class weights, then
+    SavedModel -> ONNX, verify ONNX Runtime against Keras, and write the npz with calibration inputs."""
+    keras = require("keras")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = config.epochs * math.ceil(len(train.y) / config.batch_size)
+    rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    started = time.perf_counter()
+    model.fit(
+        train.x,
+        train.y,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP),
+        validation_data=None if validation is None else (validation.x, validation.y),
+        callbacks=list(callbacks),
+        shuffle=True,
+        verbose=0,
+    )
+    train_seconds = time.perf_counter() - started
+
+    y_pred = np.argmax(model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0), axis=1).astype(np.int64)
+    savedmodel_path = export_savedmodel(model, out_dir / "savedmodel")
+    onnx_path = savedmodel_to_onnx(savedmodel_path, out_dir / "model.onnx")
+    verify_idx = np.linspace(0, len(test.y) - 1, min(VERIFY_BATCH, len(test.y))).astype(np.int64)
+    onnx_diff = verify_onnx(onnx_path, model, test.x[verify_idx])
+
+    rng = np.random.default_rng(config.seed)
+    calib_idx = np.sort(rng.choice(len(train.y), size=min(config.calibration_size, len(train.y)), replace=False))
+    dataset_path = write_dataset_npz(out_dir / "dataset.npz", test.x, test.y, class_names, train.x[calib_idx])
+    return TrainOutput(
+        pipeline=pipeline,
+        onnx_path=onnx_path,
+        savedmodel_path=savedmodel_path,
+        dataset_path=dataset_path,
+        host_accuracy=float(np.mean(y_pred == test.y)),
+        onnx_max_abs_diff=onnx_diff,
+        class_names=tuple(class_names),
+        train_beats=len(train.y),
+        test_beats=len(test.y),
+        split=split,
+        train_seconds=train_seconds,
+        notes=notes,
+        params=int(model.count_params()),
+        per_class_recall=per_class_recall(test.y, y_pred, class_names),
+    )

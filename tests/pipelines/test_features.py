@@ -1,0 +1,111 @@
+"""Feature code on synthetic signals with known answers and on real MIT-BIH slices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines import features, mitdb
+
+pytest.importorskip("scipy", reason="needs pip install 'edgelab[train]'")
+pytest.importorskip("pywt", reason="needs pip install 'edgelab[train]'")
+
+FS = 360
+
+
+def test_moments_of_a_pure_tone_and_of_white_noise() -> None:
+    # prepare: a 12 Hz sine (one spectral line) and white noise (flat spectrum), 10 s each
+    t = np.arange(10 * FS) / FS
+    tone = np.sin(2 * np.pi * 12.0 * t)
+    noise = np.random.default_rng(0).standard_normal(t.size)
+
+    # execute
+    moments = features.time_frequency_moments(np.stack([tone, noise]), FS)
+
+    # assert
+    frames = (t.size - features.TF_NPERSEG) // (features.TF_NPERSEG // 2) + 1
+    assert moments.shape == (2, frames, 2)
+    assert moments.dtype == np.float32
+    inst_freq, entropy = moments[..., 0], moments[..., 1]
+    assert np.all(np.abs(inst_freq[0] - 12.0) < 1.0)
+    assert np.all(entropy[0] < 0.35)  # energy in ~3 of 18 bins
+    assert np.all(entropy[1] > 0.75)  # a single frame of noise is not flat; its mean is near 0.88
+    assert float(entropy[1].mean()) > 0.85
+    assert abs(float(inst_freq[1].mean()) - np.mean(features.TF_BAND_HZ)) < 5.0  # flat band: its middle
+
+
+def test_moments_reject_windows_shorter_than_a_segment() -> None:
+    # execute / assert
+    with pytest.raises(ValueError, match="length >= 128"):
+        features.time_frequency_moments(np.zeros((2, 100)), FS)
+
+
+def test_scalogram_rows_follow_frequency() -> None:
+    # prepare: 5 s of 3 Hz and of 30 Hz; top rows are high frequencies
+    t = np.arange(5 * FS) / FS
+    windows = np.stack([np.sin(2 * np.pi * 3.0 * t), np.sin(2 * np.pi * 30.0 * t)])
+
+    # execute
+    images = features.scalograms(windows, FS)
+
+    # assert
+    assert images.shape == (2, features.SCALOGRAM_SCALES, features.SCALOGRAM_TIME_BINS, 1)
+    assert images.dtype == np.float32
+    peak_rows = images[..., 0].mean(axis=2).argmax(axis=1)
+    row_hz = np.geomspace(*features.SCALOGRAM_BAND_HZ[::-1], features.SCALOGRAM_SCALES)
+    assert abs(row_hz[peak_rows[0]] - 3.0) < 1.0
+    assert abs(row_hz[peak_rows[1]] - 30.0) < 5.0
+    np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
+
+
+def test_scalograms_need_a_rate_that_decimates_evenly() -> None:
+    # execute / assert
+    with pytest.raises(ValueError, match="multiple of 120"):
+        features.scalograms(np.zeros((1, 1000)), 250)
+
+
+def test_beat_images_zero_beyond_half_the_distance_to_neighbours() -> None:
+    # prepare: a ramp, so every kept value says where it came from; beats 300 and 400 samples apart
+    signal = np.arange(3000, dtype=np.float64)
+    peaks = np.array([1000, 1300, 1700])
+
+    # execute
+    images = features.beat_images(signal, peaks, FS)
+
+    # assert
+    assert images.shape == (3, 36, 36, 3)
+    np.testing.assert_array_equal(images[..., 0], images[..., 2])
+    middle = images[1, ..., 0].ravel()  # 1296 native samples 1300-648 .. 1300+647
+    offsets = np.arange(1296) - 648
+    kept = (offsets >= -150) & (offsets <= 200)
+    np.testing.assert_array_equal(middle[kept], 1300 + offsets[kept])
+    assert not middle[~kept].any()
+    assert middle[648] == 1300  # the R peak sits at the centre (row 18, column 0)
+    first = images[0, ..., 0].ravel()  # no left neighbour: open to the left down to sample 352
+    np.testing.assert_array_equal(first[:649], 1000 + offsets[:649])
+
+
+def test_beat_images_of_a_real_record(mitdb_dir: Path) -> None:
+    # prepare
+    import wfdb
+
+    signal = mitdb._zscore(mitdb._read_lead(mitdb_dir / "100", FS))
+    ann = wfdb.rdann(str(mitdb_dir / "100"), "atr", sampto=20 * FS)
+    peaks = np.asarray([s for s, sym in zip(ann.sample, ann.symbol, strict=True) if sym in "NAV"])
+
+    # execute
+    images = features.beat_images(signal, peaks, FS)
+
+    # assert
+    assert images.shape == (len(peaks), 36, 36, 3)
+    centre = images[:, 18, 0, 0]  # value at the R peak: a positive QRS in MLII
+    assert np.all(centre > 1.0)
+    assert np.all(images[:, 0, 0, 0] == 0)  # 1.8 s back is past the previous beat
+
+
+def test_beat_images_reject_unsorted_peaks() -> None:
+    # execute / assert
+    with pytest.raises(ValueError, match="strictly increasing"):
+        features.beat_images(np.zeros(1000), [500, 400], FS)
