@@ -65,9 +65,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+    # A KeyError out of message decoding is a value the contract does not know (e.g. an enum number).
+    message = f"invalid or unknown value: {exc.args[0]}" if isinstance(exc, KeyError) and exc.args else str(exc)
     for cls, code in _TO_STATUS:
         if isinstance(exc, cls):
-            context.abort(code, str(exc).strip("'\""))
+            context.abort(code, message)
     raise exc
 
 
