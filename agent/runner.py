@@ -8,24 +8,38 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 import traceback
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import edgelab
-from agent.backends import BACKENDS, Backend, BuildRequest, Engine
+from agent.backends import BACKENDS, Backend, BuildRequest, DeviceTimedEngine, Engine
+from agent.device_state import snapshot, state_manifest
 from agent.measure import measure_latency
+from agent.power import NONE_METER, PowerMeter, PowerSampler, select_meter
 from agent.probe import device_model
-from edgelab.domain import BenchmarkResult, Failure, FailureKind, JobSpec, LatencyStats
-from edgelab.errors import BackendUnavailable
+from edgelab.domain import (
+    BenchmarkResult,
+    Failure,
+    FailureKind,
+    JobSpec,
+    LatencyStats,
+    PowerReport,
+)
+from edgelab.errors import BackendUnavailable, EdgeLabError
 from edgelab.metrics import accuracy_report
 from edgelab.serde import to_jsonable
+
+REFERENCE_ACCURACY_LABEL = "reference_accuracy"
+"""JobSpec label holding the FP32 reference accuracy the device's accuracy is compared with."""
 
 
 class JobFailed(Exception):
@@ -34,9 +48,15 @@ class JobFailed(Exception):
         self.failure = Failure(kind, message, detail)
 
 
+# What runtimes say when a model uses an op or type they lack (ORT's NotImplemented, TensorRT's
+# parser, TFLite's resolver), and when they run out of memory (CUDA, TensorRT, ORT's arena).
+_UNSUPPORTED = re.compile(r"not ?implemented|unsupported|not supported|no op registered|didn't find op", re.I)
+_OUT_OF_MEMORY = re.compile(r"out of memory|\bOOM\b|failed to allocate|bad_alloc", re.I)
+
+
 @contextmanager
 def _stage(kind: FailureKind, what: str) -> Iterator[None]:
-    """Classify any error raised inside as `kind` (MemoryError is always out-of-memory)."""
+    """Classify any error raised inside: out of memory and unsupported ops by what the runtime says, else `kind`."""
     try:
         yield
     except JobFailed:
@@ -44,7 +64,12 @@ def _stage(kind: FailureKind, what: str) -> Iterator[None]:
     except MemoryError as exc:
         raise JobFailed(FailureKind.OUT_OF_MEMORY, f"{what}: out of memory", traceback.format_exc()) from exc
     except Exception as exc:
-        raise JobFailed(kind, f"{what}: {type(exc).__name__}: {exc}", traceback.format_exc()) from exc
+        said = f"{type(exc).__name__}: {exc}"
+        if _OUT_OF_MEMORY.search(said):
+            kind = FailureKind.OUT_OF_MEMORY
+        elif _UNSUPPORTED.search(said):
+            kind = FailureKind.UNSUPPORTED
+        raise JobFailed(kind, f"{what}: {said}", traceback.format_exc()) from exc
 
 
 @dataclass
@@ -163,33 +188,107 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         calibration=test.calibration,
         cache_dir=cache_dir,
         model_sha256=spec.model.sha256,
+        options=spec.backend_options,
     )
+    meter, power_note = _power_meter(spec.measurement.power_meter)
+    notes: dict[str, str] = {"power": power_note}
+    state_before = snapshot()
     t0 = time.perf_counter()
     with _stage(FailureKind.BUILD, f"{backend.name} could not load {spec.model.name or model_path.name}"):
         engine = backend.load(model_path, request)
     load_s = time.perf_counter() - t0
+    sampler = PowerSampler(meter, spec.measurement.power_sample_period_s) if meter else None
     try:
         _check_shape(engine, test.x.shape[1:])
         latency: list[LatencyStats] = []
+        power: list[PowerReport] = []
         for batch_size in spec.batch_sizes:
             batch = _timing_batch(test.x, batch_size)
+            window = _idle_then_window(sampler, spec.measurement.power_idle_s, notes)
             with _stage(FailureKind.CRASH, f"inference at batch {batch_size}"):
-                latency.append(
-                    measure_latency(
-                        lambda b=batch: engine.infer(b),  # type: ignore[misc]
-                        batch_size=batch_size,
-                        settings=spec.measurement,
-                        scope=engine.scope,
-                    ).end_to_end
+                run = measure_latency(
+                    lambda b=batch: engine.infer(b),  # type: ignore[misc]
+                    batch_size=batch_size,
+                    settings=spec.measurement,
+                    scope=engine.scope,
+                    timed_window=window or nullcontext,
+                    **_device_timer(engine),
                 )
+            latency.extend(s for s in (run.end_to_end, run.compute) if s is not None)
+            if sampler is not None and window is not None:
+                report = _power_report(sampler, run.end_to_end.samples * batch_size, notes)
+                if report is not None:
+                    power.append(replace(report, batch_size=batch_size, window_s=run.end_to_end.timed_duration_s))
+        state_after = snapshot()
         with _stage(FailureKind.CRASH, "accuracy on the test set"):
             predictions = predict(engine, test.x, max(spec.batch_sizes), len(test.class_names))
         accuracy = accuracy_report(test.y, predictions, test.class_names)
+        reference = spec.labels.get(REFERENCE_ACCURACY_LABEL)
+        if reference:  # the FP32 host model's accuracy on the same test set, set by whoever launched the job
+            notes["accuracy_drop_vs_fp32_reference"] = f"{float(reference) - accuracy.accuracy:.6f}"
         return BenchmarkResult(
             load_s=load_s,
             latency=latency,
             accuracy=accuracy,
-            manifest=manifest(spec, backend, engine.details),
+            power=power,
+            manifest={
+                **manifest(spec, backend, engine.details),
+                **state_manifest(state_before, state_after),
+                **notes,
+            },
         )
     finally:
         engine.close()
+        if sampler is not None:
+            sampler.close()
+
+
+def _device_timer(engine: Engine) -> dict[str, Any]:
+    """measure_latency's compute-only arguments for engines that time the device themselves."""
+    if not isinstance(engine, DeviceTimedEngine):
+        return {}
+    timed: DeviceTimedEngine = engine
+    return {"device_ms": lambda: timed.last_compute_ms, "compute_scope": timed.compute_scope}
+
+
+def _power_meter(name: str) -> tuple[PowerMeter | None, str]:
+    """The meter a job asked for ("" = the best this device has) and a note on it; None when power is off.
+
+    A meter the job names but this device lacks fails the job: measuring nothing silently would
+    pass for a measurement.
+    """
+    if name == NONE_METER:
+        return None, "off: the job asked for no power measurement"
+    try:
+        meter = select_meter(name or None)
+    except EdgeLabError as exc:
+        raise JobFailed(FailureKind.UNSUPPORTED, str(exc)) from exc
+    info = meter.probe()
+    if meter.name == NONE_METER:
+        return None, f"not measured: {info.reason}"
+    return meter, f"{meter.name}: {info.sensor}"
+
+
+def _idle_then_window(
+    sampler: PowerSampler | None, idle_s: float, notes: dict[str, str]
+) -> Callable[[], AbstractContextManager[object]] | None:
+    """The sampler's window with its idle baseline measured just now, or None: a failing meter is noted, not fatal."""
+    if sampler is None:
+        return None
+    if idle_s <= 0:
+        notes["power_error"] = "power_idle_s is 0: no idle baseline, so no energy figure"
+        return None
+    try:
+        sampler.measure_idle(idle_s)
+    except EdgeLabError as exc:
+        notes["power_error"] = str(exc)
+        return None
+    return sampler.window
+
+
+def _power_report(sampler: PowerSampler, inferences: int, notes: dict[str, str]) -> PowerReport | None:
+    try:
+        return sampler.report(inferences)
+    except EdgeLabError as exc:
+        notes["power_error"] = str(exc)
+        return None

@@ -107,6 +107,7 @@ class JobSpec:
     measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     pipeline: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    backend_options: dict[str, str] = field(default_factory=dict)  # e.g. {"dla_core": "0"} for tensorrt
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):

@@ -52,6 +52,7 @@ class LaunchFile(BaseModel):
     model: ArtifactSource
     dataset: ArtifactSource
     pipeline: str = ""
+    backend_options: dict[str, str] = Field(default_factory=dict, description='e.g. {dla_core: "0"} for tensorrt')
     agents: list[str] = Field(default_factory=list, description="agent ids; empty: every capable agent")
 
     @classmethod

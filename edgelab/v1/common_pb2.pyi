@@ -113,8 +113,15 @@ class MeasurementSettings(_message.Message):
     def __init__(self, warmup_iterations: _Optional[int] = ..., warmup_duration_s: _Optional[float] = ..., min_iterations: _Optional[int] = ..., min_duration_s: _Optional[float] = ..., max_duration_s: _Optional[float] = ..., num_threads: _Optional[int] = ..., power_meter: _Optional[str] = ..., power_sample_period_s: _Optional[float] = ..., power_idle_s: _Optional[float] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "backend", "precision", "batch_sizes", "measurement", "model", "dataset", "pipeline", "labels")
+    __slots__ = ("name", "backend", "precision", "batch_sizes", "measurement", "model", "dataset", "pipeline", "labels", "backend_options")
     class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class BackendOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +137,7 @@ class JobSpec(_message.Message):
     DATASET_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     precision: Precision
@@ -139,7 +147,8 @@ class JobSpec(_message.Message):
     dataset: ArtifactRef
     pipeline: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., precision: _Optional[_Union[Precision, str]] = ..., batch_sizes: _Optional[_Iterable[int]] = ..., measurement: _Optional[_Union[MeasurementSettings, _Mapping]] = ..., model: _Optional[_Union[ArtifactRef, _Mapping]] = ..., dataset: _Optional[_Union[ArtifactRef, _Mapping]] = ..., pipeline: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    backend_options: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., precision: _Optional[_Union[Precision, str]] = ..., batch_sizes: _Optional[_Iterable[int]] = ..., measurement: _Optional[_Union[MeasurementSettings, _Mapping]] = ..., model: _Optional[_Union[ArtifactRef, _Mapping]] = ..., dataset: _Optional[_Union[ArtifactRef, _Mapping]] = ..., pipeline: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., backend_options: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ArtifactRef(_message.Message):
     __slots__ = ("sha256", "size_bytes", "format", "name")

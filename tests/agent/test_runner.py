@@ -1,12 +1,19 @@
 """run_benchmark on real ONNX Runtime sessions, and every failure class it can store."""
 
+from __future__ import annotations
+
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from agent.runner import run_benchmark
-from edgelab.domain import ArtifactRef, FailureKind, JobSpec, MeasurementSettings, Precision
+from agent.backends import BACKENDS, BuildRequest, DeviceTimedEngine
+from agent.backends.onnxruntime import OnnxRuntimeBackend
+from agent.power import POWER_METERS, MeterInfo, PowerSample
+from agent.runner import REFERENCE_ACCURACY_LABEL, run_benchmark
+from edgelab.domain import ArtifactRef, FailureKind, JobSpec, MeasurementSettings, Precision, RuntimeInfo
 from tests.factories import write_linear_onnx, write_test_set
 
 FAST = MeasurementSettings(warmup_iterations=2, warmup_duration_s=0, min_iterations=20, min_duration_s=0.05)
@@ -96,3 +103,113 @@ def test_bad_input_becomes_a_classified_failure(
     assert result.failure.kind is kind
     assert message in result.failure.message
     assert result.latency == []  # never a zero-throughput figure
+
+
+class CpuTimeMeter:
+    """A synthetic energy counter: 1 W at rest plus 10 W per busy core (process CPU time).
+
+    It stands in for RAPL, which this machine lacks, at the registry seam the agent uses.
+    """
+
+    name = "cpu-model"
+
+    def probe(self) -> MeterInfo:
+        return MeterInfo(self.name, available=True, sensor="1 W + 10 W x process CPU time")
+
+    def open(self) -> CpuTimeMeter:
+        self.sensor = self.probe().sensor
+        return self
+
+    def read(self) -> PowerSample:
+        now = time.perf_counter()
+        return PowerSample(t_s=now, energy_j=1.0 * now + 10.0 * time.process_time())
+
+    def close(self) -> None:
+        pass
+
+
+def test_power_is_sampled_over_each_timed_window_net_of_idle(
+    onnx_model: Path, test_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(POWER_METERS, "cpu-model", CpuTimeMeter())
+    settings = replace(FAST, min_duration_s=0.3, power_meter="cpu-model", power_idle_s=0.3, power_sample_period_s=0.02)
+
+    result = run_benchmark(_spec(measurement=settings), onnx_model, test_set)
+
+    assert result.failure is None, result.failure
+    assert [p.batch_size for p in result.power] == [1, 4]
+    for report, lat in zip(result.power, result.latency, strict=True):
+        assert report.meter == "cpu-model" and report.sensor == "1 W + 10 W x process CPU time"
+        # Idle is not 1 W exactly: ORT's worker threads spin a while after a run, and the sampler runs too.
+        assert 1.0 <= report.idle_w < report.mean_w - 2  # busy timing inference
+        assert report.energy_per_inference_mj > 0
+        assert report.samples >= 10 and report.window_s == lat.timed_duration_s
+    assert result.manifest["power"] == "cpu-model: 1 W + 10 W x process CPU time"
+
+
+def test_a_named_meter_this_device_lacks_fails_the_job_and_none_turns_power_off(
+    onnx_model: Path, test_set: Path
+) -> None:
+    missing = run_benchmark(_spec(measurement=replace(FAST, power_meter="jtop")), onnx_model, test_set)
+    off = run_benchmark(_spec(measurement=replace(FAST, power_meter="none")), onnx_model, test_set)
+
+    assert missing.failure is not None and missing.failure.kind is FailureKind.UNSUPPORTED
+    assert "jtop" in missing.failure.message
+    assert off.failure is None and off.power == [] and off.manifest["power"].startswith("off")
+
+
+def test_device_state_and_reference_accuracy_drop_land_in_the_manifest(onnx_model: Path, test_set: Path) -> None:
+    spec = _spec(labels={REFERENCE_ACCURACY_LABEL: "0.9"}, measurement=replace(FAST, power_meter="none"))
+
+    result = run_benchmark(spec, onnx_model, test_set)
+
+    assert result.accuracy is not None
+    drop = float(result.manifest["accuracy_drop_vs_fp32_reference"])
+    assert drop == pytest.approx(0.9 - result.accuracy.accuracy, abs=1e-6)
+    assert result.manifest["throttled"] in {"yes", "no", "unknown"}
+
+
+class DeviceTimedBackend:
+    """A backend whose engine times its own 'device' work, like the TensorRT engine's CUDA events."""
+
+    name = "device-timed"
+    formats: tuple[str, ...] = ("onnx",)
+
+    def probe(self) -> RuntimeInfo:
+        return RuntimeInfo(self.name, available=True, version="1", precisions=[Precision.FP32])
+
+    def load(self, model_path: Path, request: BuildRequest) -> DeviceTimedEngine:
+        inner = OnnxRuntimeBackend().load(model_path, request)
+
+        class Engine:
+            input_shape = inner.input_shape
+            scope = "end-to-end"
+            compute_scope = "compute-only: fake device timer"
+            details: dict[str, str] = {}
+            last_compute_ms = 0.0
+
+            def infer(self, batch: np.ndarray) -> np.ndarray:
+                self.last_compute_ms = 0.001 * len(batch)
+                return inner.infer(batch)
+
+            def close(self) -> None:
+                inner.close()
+
+        return Engine()
+
+
+def test_engines_that_time_the_device_report_compute_only_beside_end_to_end(
+    onnx_model: Path, test_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "device-timed", DeviceTimedBackend())
+
+    result = run_benchmark(_spec(backend="device-timed"), onnx_model, test_set)
+
+    assert result.failure is None, result.failure
+    assert [(lat.batch_size, lat.scope) for lat in result.latency] == [
+        (1, "end-to-end"),
+        (1, "compute-only: fake device timer"),
+        (4, "end-to-end"),
+        (4, "compute-only: fake device timer"),
+    ]
+    assert result.latency[3].p50_ms == pytest.approx(0.004)
