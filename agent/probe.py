@@ -11,6 +11,7 @@ import psutil
 
 import edgelab
 from agent.backends import BACKENDS
+from agent.power import NONE_METER, available_meters
 from edgelab.domain import DeviceCapabilities
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")  # Jetson and Raspberry Pi name themselves here
@@ -43,5 +44,6 @@ def probe_capabilities() -> DeviceCapabilities:
         python_version=platform.python_version(),
         agent_version=edgelab.__version__,
         runtimes=[backend.probe() for backend in BACKENDS.values()],
-        power_meters=[],
+        # Real sensors only: an empty list means the agent reports no power (the "none" meter).
+        power_meters=[info.name for info in available_meters() if info.available and info.name != NONE_METER],
     )
