@@ -144,9 +144,15 @@ class PowerSampler:
 
     @contextmanager
     def _sampling(self) -> Iterator[list[PowerSample]]:
-        reader = self._open()
         self._error = None
-        samples = [self._sample(reader)]
+        samples: list[PowerSample] = []
+        try:
+            reader = self._open()
+            samples.append(self._sample(reader))
+        except Exception as exc:  # kept for report(), like a failure mid-window
+            self._error = exc
+            yield samples
+            return
         stop = threading.Event()
         thread = threading.Thread(target=self._run, args=(reader, samples, stop), name="power-sampler", daemon=True)
         thread.start()
@@ -176,7 +182,8 @@ class PowerSampler:
     def window(self) -> Iterator[None]:
         """Samples in a background thread exactly while inside, with one sample at entry and one at exit.
 
-        A meter failing mid-window does not interrupt the body; report() raises instead.
+        A meter that fails to open or to read never interrupts the body (the timing stays valid);
+        report() raises PowerMeasurementError instead.
         """
         with self._sampling() as samples:
             self.samples = samples
@@ -185,7 +192,7 @@ class PowerSampler:
     def report(self, inferences: int) -> PowerReport:
         """The last window's figures (see the module docstring for their definitions)."""
         if self._error is not None:
-            raise PowerMeasurementError(f"power sampling failed during the window: {self._error}") from self._error
+            raise PowerMeasurementError(f"power sampling failed in the window: {self._error}") from self._error
         if self.idle_w is None:
             raise PowerMeasurementError("no idle baseline: call measure_idle() before the window")
         if not self.samples:

@@ -177,7 +177,19 @@ def test_a_meter_failing_mid_window_does_not_break_the_run_but_the_report() -> N
         body_ran = True
 
     assert body_ran
-    with pytest.raises(PowerMeasurementError, match="sampling failed during the window: sensor gone"):
+    with pytest.raises(PowerMeasurementError, match="sampling failed in the window: sensor gone"):
+        sampler.report(inferences=1)
+
+
+def test_a_meter_that_cannot_open_leaves_the_window_body_running(tmp_path: Path) -> None:
+    sampler = PowerSampler(RaplMeter(tmp_path / "no-powercap"), period_s=0.01)
+    body_ran = False
+
+    with sampler.window():
+        body_ran = True
+
+    assert body_ran
+    with pytest.raises(PowerMeasurementError, match="sampling failed in the window: rapl power meter unavailable: no "):
         sampler.report(inferences=1)
 
 
