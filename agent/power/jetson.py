@@ -42,7 +42,8 @@ class JtopReader:
             self._jetson.close()
             raise
         total = power["tot"].get("name") or "sum of rails"
-        self.sensor = f"jtop tot rail ({total}), jtop interval {interval_s:g} s"
+        # The service keeps the interval of the first client connected; `interval` is the one in force.
+        self.sensor = f"jtop tot rail ({total}), jtop interval {float(self._jetson.interval):g} s"
 
     def read(self) -> PowerSample:
         power = self._jetson.power

@@ -50,14 +50,18 @@ def orin_power(total_mw: int, gpu_mw: int) -> dict[str, Any]:
 def fake_jtop_module(power: dict[str, Any], service_up: bool = True) -> SimpleNamespace:
     class FakeJtop:
         opened: list["FakeJtop"] = []
+        server_interval: float | None = None  # set when the service already runs at another interval
 
         def __init__(self, interval: float = 0.5) -> None:
+            self.requested = interval
             self.interval = interval
             self.power = power
             self.closed = False
             FakeJtop.opened.append(self)
 
         def start(self) -> None:
+            if FakeJtop.server_interval is not None:
+                self.interval = FakeJtop.server_interval
             if not service_up:
                 raise FakeJtopException(
                     "The jetson_stats.service is not active. Please run:\nsudo systemctl restart jetson_stats.service"
@@ -83,7 +87,16 @@ def test_reads_tot_power_not_the_halving_avg_and_every_rail() -> None:
     assert dict(sample.rails_w) == {"VDD_CPU_CV": pytest.approx(1.5), "VDD_GPU_SOC": pytest.approx(2.1)}
     assert reader.sensor == "jtop tot rail (VDD_IN), jtop interval 0.1 s"
     jetson = module.jtop.opened[0]
-    assert jetson.interval == 0.1 and jetson.closed
+    assert jetson.requested == 0.1 and jetson.closed
+
+
+def test_sensor_names_the_interval_the_service_really_uses() -> None:
+    module = fake_jtop_module(orin_power(total_mw=5000, gpu_mw=1000))
+    module.jtop.server_interval = 0.5  # another jtop client connected first with its own interval
+
+    reader = JtopMeter(interval_s=0.1, jtop=lambda: module).open()
+
+    assert reader.sensor == "jtop tot rail (VDD_IN), jtop interval 0.5 s"
 
 
 def test_service_down_and_board_without_monitor_are_unavailable() -> None:
