@@ -157,9 +157,9 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
     for _, result in rows:
         if result is not None:
             console.print(accuracy_table(result))
-            if result.latency:
-                console.print(
-                    f"latency scope: {result.latency[0].scope}; power: not measured (no power meter is implemented yet)"
-                )
+            for scope in dict.fromkeys(lat.scope for lat in result.latency):
+                console.print(f"latency scope: {scope}")
+            if result.manifest.get("power"):
+                console.print(f"power: {result.manifest['power']}")
     console.print(f"demo wall time {time.perf_counter() - started:.0f}s; results kept in {settings.db_path}")
     return rows

@@ -15,42 +15,44 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _timing(scope: str) -> str:
+    """Short name of what a latency figure includes (the full text is in LatencyStats.scope)."""
+    return "compute" if scope.startswith("compute-only") else "e2e"
+
+
 def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str = "Results") -> Table:
-    """One row per (job, batch size); failures show their class and message, never zeros."""
+    """One row per (job, batch size, timing scope); failures show their class and message, never zeros."""
     table = Table(title=title, title_justify="left")
-    for column in (
-        "job",
-        "agent",
-        "backend",
-        "prec",
-        "batch",
-        "samples",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "thru/s",
-        "load s",
-        "accuracy",
-    ):
-        table.add_column(column, justify="left" if column in ("job", "agent", "backend", "prec") else "right")
+    columns = ("job", "agent", "backend", "prec", "batch", "timing", "samples", "p50 ms", "p90 ms", "p99 ms")
+    columns += ("thru/s", "W", "mJ/inf", "load s", "accuracy")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("job", "agent", "backend", "prec", "timing") else "right")
+    blanks = len(columns) - 7
     for job, result in rows:
         head = [job.job_id, job.agent_name or job.agent_id, job.spec.backend, job.spec.precision.value]
         if result is None:
-            table.add_row(*head, "", "", f"[yellow]{job.state.value}[/]", *[""] * 5)
+            table.add_row(*head, "", "", f"[yellow]{job.state.value}[/]", *[""] * blanks)
             continue
         if result.failure is not None:
-            table.add_row(*head, "", "", f"[red]{result.failure.kind.value}[/]: {result.failure.message}", *[""] * 5)
+            failure = f"[red]{result.failure.kind.value}[/]: {result.failure.message}"
+            table.add_row(*head, "", "", failure, *[""] * blanks)
             continue
         accuracy = f"{result.accuracy.accuracy:.2%}" if result.accuracy else "n/a"
+        power = {p.batch_size: p for p in result.power}
         for i, lat in enumerate(result.latency):
+            timing = _timing(lat.scope)
+            watts = power.get(lat.batch_size) if timing == "e2e" else None
             table.add_row(
                 *(head if i == 0 else [""] * 4),
                 str(lat.batch_size),
+                timing,
                 str(lat.samples),
                 _ms(lat.p50_ms),
                 _ms(lat.p90_ms),
                 _ms(lat.p99_ms),
                 f"{lat.throughput_per_s:,.0f}",
+                f"{watts.mean_w:.2f}" if watts else "",
+                f"{watts.energy_per_inference_mj:.3f}" if watts else "",
                 f"{result.load_s:.3f}" if i == 0 else "",
                 accuracy if i == 0 else "",
             )

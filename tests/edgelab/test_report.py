@@ -1,0 +1,73 @@
+"""The rich result table: compute-only rows, power per batch size, failures as text (never zeros)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from edgelab.domain import (
+    ArtifactRef,
+    BenchmarkResult,
+    Failure,
+    FailureKind,
+    Job,
+    JobSpec,
+    JobState,
+    LatencyStats,
+    PowerReport,
+)
+from edgelab.report import results_table
+
+SPEC = JobSpec("beats", "tensorrt", ArtifactRef("a" * 64, format="onnx"), ArtifactRef("b" * 64, format="npz"))
+
+
+def _latency(batch: int, scope: str, p50: float) -> LatencyStats:
+    return LatencyStats(
+        batch_size=batch,
+        samples=700,
+        mean_ms=p50,
+        p50_ms=p50,
+        min_ms=p50,
+        max_ms=p50,
+        std_ms=0.0,
+        throughput_per_s=batch / p50 * 1e3,
+        first_inference_ms=5.0,
+        warmup_s=0.2,
+        warmup_iterations=10,
+        timed_duration_s=3.0,
+        scope=scope,
+        p99_ms=p50 * 2,
+    )
+
+
+def _render(rows: list[tuple[Job, BenchmarkResult | None]]) -> str:
+    console = Console(record=True, width=250)
+    console.print(results_table(rows))
+    return console.export_text()
+
+
+def test_compute_only_rows_and_power_per_batch_are_shown() -> None:
+    job = Job("job1", SPEC, JobState.SUCCEEDED, agent_name="orin")
+    result = BenchmarkResult(
+        load_s=1.5,
+        latency=[_latency(8, "end-to-end: H2D + compute + D2H", 2.0), _latency(8, "compute-only: CUDA events", 1.25)],
+        power=[PowerReport("jtop", "tot", 0.05, 60, 4.0, 9.5, 1.375, batch_size=8, window_s=3.0)],
+    )
+
+    text = _render([(job, result)])
+
+    e2e = next(line for line in text.splitlines() if "job1" in line)
+    compute = next(line for line in text.splitlines() if " compute " in line)
+    assert "e2e" in e2e and "2.000" in e2e and "9.50" in e2e and "1.375" in e2e
+    assert "1.250" in compute and "9.50" not in compute  # power belongs to the end-to-end window only
+
+
+def test_failures_and_pending_jobs_show_their_state_not_zero_figures() -> None:
+    failed = Job("bad", SPEC, JobState.FAILED)
+    pending = Job("wait", SPEC, JobState.QUEUED)
+    failure = BenchmarkResult(failure=Failure(FailureKind.OUT_OF_MEMORY, "inference at batch 64: out of memory"))
+
+    text = _render([(failed, failure), (pending, None)])
+
+    assert "out_of_memory: inference at batch 64: out of memory" in text
+    assert "queued" in text
+    assert "0.000" not in text
