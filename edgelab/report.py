@@ -23,8 +23,10 @@ def _timing(scope: str) -> str:
 def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str = "Results") -> Table:
     """One row per (job, batch size, timing scope); failures show their class and message, never zeros."""
     table = Table(title=title, title_justify="left")
-    columns = ("job", "agent", "backend", "prec", "batch", "timing", "samples", "p50 ms", "p90 ms", "p99 ms")
-    columns += ("thru/s", "W", "mJ/inf", "load s", "accuracy")
+    columns = (
+        *("job", "agent", "backend", "prec", "batch", "timing", "samples", "p50 ms", "p90 ms", "p99 ms"),
+        *("thru/s", "W", "mJ/inf", "load s", "accuracy"),
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("job", "agent", "backend", "prec", "timing") else "right")
     blanks = len(columns) - 7
