@@ -99,16 +99,16 @@ def scalogram_scales(fs: int) -> NDArray[np.float64]:
 
 
 def beat_images(
-    signal: NDArray[np.floating], r_peaks: Sequence[int] | NDArray[np.integer], fs: int
+    signal: NDArray[np.floating], r_peaks: Sequence[int] | NDArray[np.integer], fs: int, channels: int = 3
 ) -> NDArray[np.float32]:
-    """Beat "images" (DESIGN.md §4): (n_beats,) R peaks -> (n_beats, 36, 36, 3).
+    """Beat "images" (DESIGN.md §4): (n_beats,) R peaks -> (n_beats, 36, 36, channels).
 
     Per beat: the 3.6 s around the R peak (1.8 s each side) as 36*36 = 1296 values (the native
     samples at 360 Hz; DESIGN.md's "360 values" cannot fill 36x36, 3.6 s x 360 Hz can); samples
     farther from the R peak than half the distance to the previous/next beat are zeroed (so a
     neighbour's QRS does not leak in; the first and last beat keep their open side), as are
     samples off the ends of the record. `signal` should already be z-scored per record. The
-    1296 values fill 36x36 row by row and are repeated into 3 channels for image backbones.
+    1296 values fill 36x36 row by row and are repeated into `channels` (3 for image backbones).
     """
     x = np.asarray(signal, dtype=np.float64)
     peaks = np.asarray(r_peaks, dtype=np.int64)
@@ -116,7 +116,7 @@ def beat_images(
     if x.ndim != 1:
         raise ValueError(f"signal must be 1-D, got shape {x.shape}")
     if peaks.size == 0:
-        return np.zeros((0, BEAT_IMAGE_SIDE, BEAT_IMAGE_SIDE, 3), np.float32)
+        return np.zeros((0, BEAT_IMAGE_SIDE, BEAT_IMAGE_SIDE, channels), np.float32)
     if np.any(np.diff(peaks) <= 0) or peaks[0] < 0 or peaks[-1] >= x.size:
         raise ValueError("r_peaks must be strictly increasing sample indices inside the signal")
     # 1296 points over [-1.8 s, +1.8 s): at 360 Hz exactly the native samples -648..647, no interpolation.
@@ -129,4 +129,4 @@ def beat_images(
     keep = (offsets[None, :] >= -left[:, None]) & (offsets[None, :] <= right[:, None])
     keep &= (positions >= 0) & (positions <= x.size - 1)
     images = np.where(keep, values, 0.0).reshape(-1, BEAT_IMAGE_SIDE, BEAT_IMAGE_SIDE)
-    return np.repeat(images[..., None], 3, axis=-1).astype(np.float32)
+    return np.repeat(images[..., None].astype(np.float32), channels, axis=-1)

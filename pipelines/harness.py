@@ -53,25 +53,32 @@ def chosen_records(config: TrainConfig, allowed: Sequence[str] | None = None) ->
 
 
 def split_examples(
-    config: TrainConfig, notes: list[str], load: Loader, records: Sequence[str]
+    config: TrainConfig,
+    notes: list[str],
+    load: Loader,
+    records: Sequence[str],
+    *,
+    ds1: Sequence[str] = mitdb.DS1,
+    ds2: Sequence[str] = mitdb.DS2,
 ) -> tuple[mitdb.BeatDataset, mitdb.BeatDataset, str]:
     """Train/test examples of `records` for `config.split`, and the split actually made.
 
     Same rules as the mitdb-beats-1d pipeline: "random" splits examples (stratified, leaks
     patients); "inter-patient" puts DS1 records in training and DS2 in test, falls back to
     holding out whole records when the subset covers only one side, and to a random split with
-    one record. Every fallback is written to `notes`.
+    one record. Every fallback is written to `notes`. `ds1`/`ds2` replace de Chazal's sides
+    (e.g. with paced records added when the classes need them).
     """
     if config.split == "random":
         notes.append("random split: examples of one patient are on both sides (optimistic accuracy)")
         return (*mitdb.split_random(load(records), config.test_fraction, config.seed), "random")
-    outside = [r for r in records if r not in mitdb.DS1 and r not in mitdb.DS2]
+    outside = [r for r in records if r not in ds1 and r not in ds2]
     if outside:
-        notes.append(f"records outside DS1/DS2 (paced) left out: {', '.join(outside)}")
-    train_records = [r for r in records if r in mitdb.DS1]
-    test_records = [r for r in records if r in mitdb.DS2]
+        notes.append(f"records outside DS1/DS2 left out: {', '.join(outside)}")
+    train_records = [r for r in records if r in ds1]
+    test_records = [r for r in records if r in ds2]
     if train_records and test_records:
-        if len(train_records) < len(mitdb.DS1) or len(test_records) < len(mitdb.DS2):
+        if len(train_records) < len(ds1) or len(test_records) < len(ds2):
             notes.append(f"inter-patient on a subset: train {', '.join(train_records)}; test {', '.join(test_records)}")
         return (*mitdb.split_by_records(load(train_records + test_records), test_records), "inter-patient")
     usable = train_records or test_records

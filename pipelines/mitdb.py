@@ -336,3 +336,63 @@ def load_rhythm_windows(
     return BeatDataset(
         x=x, y=np.asarray(ys, dtype=np.int64), record=np.asarray(names, dtype=np.str_), class_names=class_names, fs=fs
     )
+
+
+PAPER_CLASSES: tuple[str, ...] = ("N", "V", "F", "/", "f", "other")
+"""The beat-image paper's classes: normal, ventricular, fusion, paced, fusion of paced and normal, everything else."""
+
+BEAT_CLASS_SETS: dict[str, tuple[str, ...]] = {"aami": AAMI_CLASSES, "paper": PAPER_CLASSES}
+
+PACED_SPLIT: tuple[tuple[str, ...], tuple[str, ...]] = (("102", "104"), ("107", "217"))
+"""Paced records added to DS1 / DS2 for the paper's classes, which need '/' and 'f' beats on both sides
+(still patient-disjoint). 102 and 104 hold '/' and 'f'; 107 '/', 217 '/' and 'f'."""
+
+
+def beat_label(symbol: str, class_set: str) -> str | None:
+    """The class of a beat annotation symbol in `class_set` ("aami" or "paper"); None for non-beats."""
+    aami = SYMBOL_TO_AAMI.get(symbol)
+    if aami is None:
+        return None
+    if class_set == "aami":
+        return aami
+    return symbol if symbol in PAPER_CLASSES else "other"
+
+
+def load_beat_images(
+    data_dir: Path, records: Sequence[str], class_set: str = "aami", fs: int = MIT_BIH_FS
+) -> BeatDataset:
+    """One 36x36 beat image (features.beat_images, single channel) per annotated beat, labelled in `class_set`.
+
+    Per record: MLII, 0.5 Hz high-pass and z-score as in `load_beats`; neighbours for the
+    half-distance masking are all annotated beats. x has shape (n, 36, 36, 1): the models repeat
+    the channel to 3 in-graph, so the arrays (and the shipped test set) stay a third the size.
+    """
+    from pipelines.features import beat_images
+
+    if class_set not in BEAT_CLASS_SETS:
+        raise ValueError(f"class_set must be one of {', '.join(BEAT_CLASS_SETS)}, got {class_set!r}")
+    class_names = BEAT_CLASS_SETS[class_set]
+    wfdb = require("wfdb")
+    data_dir = Path(data_dir)
+    xs: list[NDArray[np.float32]] = []
+    ys: list[NDArray[np.int64]] = []
+    names: list[NDArray[np.str_]] = []
+    for name in records:
+        signal = _zscore(_remove_baseline(_read_lead(data_dir / name, fs), fs))
+        ann = wfdb.rdann(str(data_dir / name), "atr")
+        labels = [beat_label(s, class_set) for s in ann.symbol]
+        is_beat = np.asarray([label is not None for label in labels])
+        peaks = np.asarray(ann.sample, dtype=np.int64)[is_beat]
+        inside = (peaks >= 0) & (peaks < signal.size)
+        y = np.asarray([class_names.index(label) for label in labels if label is not None], dtype=np.int64)
+        xs.append(beat_images(signal, peaks[inside], fs, channels=1))
+        ys.append(y[inside])
+        names.append(np.full(int(inside.sum()), name))
+    if not xs:
+        return BeatDataset(
+            x=np.zeros((0, 36, 36, 1), np.float32), y=np.zeros(0, np.int64), record=np.zeros(0, np.str_),
+            class_names=class_names, fs=fs,
+        )  # fmt: skip
+    return BeatDataset(
+        x=np.concatenate(xs), y=np.concatenate(ys), record=np.concatenate(names), class_names=class_names, fs=fs
+    )

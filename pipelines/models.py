@@ -91,3 +91,78 @@ def build_squeezenet(input_shape: tuple[int, int, int], num_classes: int, *, dro
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Softmax(name="probs")(x)
     return keras.Model(inputs, outputs, name="squeezenet")
+
+
+def build_cnn_2d(input_shape: tuple[int, int, int], num_classes: int, *, width: int = 32, dropout: float = 0.3) -> Any:
+    """A small 2D CNN for 36x36 beat images (~100k parameters at width 32).
+
+    Three Conv2D+BatchNorm+ReLU blocks (max-pooled after the first two), global average pooling,
+    dropout and a softmax: the image counterpart of `build_cnn_1d`, cheap enough for a Pi.
+    """
+    keras = require("keras")
+    layers = keras.layers
+    inputs = keras.Input(shape=input_shape, name=INPUT_NAME)
+    x = inputs
+    for i, filters in enumerate((width, 2 * width, 4 * width)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        if i < 2:
+            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="cnn_2d")
+
+
+BACKBONES: dict[str, tuple[str, int]] = {
+    "mobilenetv2": ("MobileNetV2", 32),
+    "efficientnetb0": ("EfficientNetB0", 32),
+    "resnet50": ("ResNet50", 32),
+    "resnet152": ("ResNet152", 32),
+    "densenet201": ("DenseNet201", 32),
+    "xception": ("Xception", 71),
+    "vgg16": ("VGG16", 32),
+}
+"""Backbone name -> (keras.applications constructor, smallest input side it accepts without its top)."""
+
+
+def build_backbone_classifier(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    backbone: str,
+    *,
+    weights: str | None = None,
+    trainable: bool = True,
+    dropout: float = 0.2,
+    augmentation: Any = None,
+) -> Any:
+    """A keras.applications backbone (no top) + global average pooling + dropout + dense softmax.
+
+    Single-channel input is repeated to 3 channels in-graph; inputs smaller than the backbone's
+    minimum side are resized up to it (bilinear) in-graph too, so the exported model takes the
+    raw image. `weights` is passed to the constructor ("imagenet" needs the network; None is
+    random init). `trainable=False` freezes the backbone (transfer learning: only the head trains).
+    `augmentation`, a Keras layer, runs first (active only in training).
+    Raises ValueError for an unknown backbone.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    keras = require("keras")
+    layers = keras.layers
+    constructor, min_side = BACKBONES[backbone]
+    inputs = keras.Input(shape=input_shape, name=INPUT_NAME)
+    x = inputs if augmentation is None else augmentation(inputs)
+    if input_shape[-1] == 1:
+        x = layers.Concatenate(name="to_rgb")([x, x, x])
+    height, width = input_shape[0], input_shape[1]
+    if min(height, width) < min_side:
+        height, width = max(height, min_side), max(width, min_side)
+        x = layers.Resizing(height, width, name="upsize")(x)
+    base = getattr(keras.applications, constructor)(include_top=False, weights=weights, input_shape=(height, width, 3))
+    base.trainable = trainable
+    x = base(x, training=False if not trainable else None)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=f"{backbone}_classifier")

@@ -5,11 +5,19 @@ from __future__ import annotations
 from pipelines.af import AfPipeline
 from pipelines.base import Pipeline
 from pipelines.beats_1d import BeatCnn1dPipeline
+from pipelines.beats_image import BeatImagePipeline
 
 PIPELINES: dict[str, Pipeline] = {
     "mitdb-beats-1d": BeatCnn1dPipeline(),
     "mitdb-af-bilstm": AfPipeline("bilstm"),
     "mitdb-af-squeezenet": AfPipeline("squeezenet"),
+    "mitdb-beats-image": BeatImagePipeline(),
+    "mitdb-beats-image-paper": BeatImagePipeline(classes="paper"),
+    "mitdb-beats-image-mobilenetv2": BeatImagePipeline("mobilenetv2"),
+    "mitdb-beats-image-efficientnetb0": BeatImagePipeline("efficientnetb0"),
+    "mitdb-beats-image-efficientnetb0-paper": BeatImagePipeline("efficientnetb0", "paper"),
+    "mitdb-beats-image-resnet50": BeatImagePipeline("resnet50"),
+    "mitdb-beats-image-densenet201": BeatImagePipeline("densenet201"),
 }
 
 
