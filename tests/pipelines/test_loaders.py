@@ -126,5 +126,5 @@ def test_dx_codes_and_groups() -> None:
 
 def test_lsad_without_headers_is_a_config_error(tmp_path: Path) -> None:
     # execute / assert
-    with pytest.raises(ConfigError, match="no .hea"):
+    with pytest.raises(ConfigError, match=r"no \.hea"):
         loaders.load_lsad(tmp_path)
