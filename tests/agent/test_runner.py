@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.backends import BACKENDS, BuildRequest, DeviceTimedEngine
+from agent.backends import BACKENDS, BuildRequest, DeviceTimedEngine, Engine
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.power import POWER_METERS, MeterInfo, PowerSample
 from agent.runner import REFERENCE_ACCURACY_LABEL, run_benchmark
@@ -105,46 +105,76 @@ def test_bad_input_becomes_a_classified_failure(
     assert result.latency == []  # never a zero-throughput figure
 
 
-class CpuTimeMeter:
-    """A synthetic energy counter: 1 W at rest plus 10 W per busy core (process CPU time).
+class InferenceEnergyMeter:
+    """A synthetic energy counter: 10 mJ per engine call (counted by `CountingBackend`), nothing at rest.
 
-    It stands in for RAPL, which this machine lacks, at the registry seam the agent uses.
+    It stands in for RAPL, which this machine lacks, at the registry seam the agent uses, and is
+    deterministic: the energy per inference it implies is known exactly.
     """
 
-    name = "cpu-model"
+    name = "synthetic"
+    sensor = "10 mJ per engine call"
+    calls = 0
 
     def probe(self) -> MeterInfo:
-        return MeterInfo(self.name, available=True, sensor="1 W + 10 W x process CPU time")
+        return MeterInfo(self.name, available=True, sensor=self.sensor)
 
-    def open(self) -> CpuTimeMeter:
-        self.sensor = self.probe().sensor
+    def open(self) -> InferenceEnergyMeter:
         return self
 
     def read(self) -> PowerSample:
-        now = time.perf_counter()
-        return PowerSample(t_s=now, energy_j=1.0 * now + 10.0 * time.process_time())
+        return PowerSample(t_s=time.perf_counter(), energy_j=0.010 * InferenceEnergyMeter.calls)
 
     def close(self) -> None:
         pass
 
 
-def test_power_is_sampled_over_each_timed_window_net_of_idle(
+class CountingBackend:
+    """ONNX Runtime underneath; each engine call also counts towards the synthetic meter."""
+
+    name = "counting"
+    formats: tuple[str, ...] = ("onnx",)
+
+    def probe(self) -> RuntimeInfo:
+        return RuntimeInfo(self.name, available=True, version="1", precisions=[Precision.FP32])
+
+    def load(self, model_path: Path, request: BuildRequest) -> Engine:
+        inner = OnnxRuntimeBackend().load(model_path, request)
+
+        class Counted:
+            input_shape = inner.input_shape
+            scope = inner.scope
+            details: dict[str, str] = {}
+
+            def infer(self, batch: np.ndarray) -> np.ndarray:
+                InferenceEnergyMeter.calls += 1
+                return inner.infer(batch)
+
+            def close(self) -> None:
+                inner.close()
+
+        return Counted()
+
+
+def test_power_is_sampled_over_exactly_each_timed_window_net_of_idle(
     onnx_model: Path, test_set: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(POWER_METERS, "cpu-model", CpuTimeMeter())
-    settings = replace(FAST, min_duration_s=0.3, power_meter="cpu-model", power_idle_s=0.3, power_sample_period_s=0.02)
+    monkeypatch.setitem(POWER_METERS, "synthetic", InferenceEnergyMeter())
+    monkeypatch.setitem(BACKENDS, "counting", CountingBackend())
+    settings = replace(FAST, power_meter="synthetic", power_idle_s=0.2, power_sample_period_s=0.01)
 
-    result = run_benchmark(_spec(measurement=settings), onnx_model, test_set)
+    result = run_benchmark(_spec(backend="counting", measurement=settings), onnx_model, test_set)
 
     assert result.failure is None, result.failure
     assert [p.batch_size for p in result.power] == [1, 4]
     for report, lat in zip(result.power, result.latency, strict=True):
-        assert report.meter == "cpu-model" and report.sensor == "1 W + 10 W x process CPU time"
-        # Idle is not 1 W exactly: ORT's worker threads spin a while after a run, and the sampler runs too.
-        assert 1.0 <= report.idle_w < report.mean_w - 2  # busy timing inference
-        assert report.energy_per_inference_mj > 0
-        assert report.samples >= 10 and report.window_s == lat.timed_duration_s
-    assert result.manifest["power"] == "cpu-model: 1 W + 10 W x process CPU time"
+        assert report.meter == "synthetic" and report.sensor == "10 mJ per engine call"
+        assert report.idle_w == 0.0  # no engine call while idle
+        # Exactly the timed calls fall in the window: 10 mJ per call, over `batch` inferences per call.
+        assert report.energy_per_inference_mj == pytest.approx(10.0 / lat.batch_size)
+        assert report.mean_w > report.idle_w
+        assert report.samples >= 2 and report.window_s == lat.timed_duration_s
+    assert result.manifest["power"] == "synthetic: 10 mJ per engine call"
 
 
 def test_a_named_meter_this_device_lacks_fails_the_job_and_none_turns_power_off(
