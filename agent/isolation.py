@@ -24,6 +24,9 @@ BenchmarkFn = Callable[[JobSpec, Path, Path, Path | None], BenchmarkResult]
 
 _SPAWN = multiprocessing.get_context("spawn")
 KILL_GRACE_S = 5.0
+# The job's limit starts once the child has imported the runtime; starting it has its own bound.
+STARTUP_TIMEOUT_S = 300.0
+_READY = "ready"
 
 
 def run_isolated(
@@ -35,7 +38,11 @@ def run_isolated(
     timeout_s: float,
     target: BenchmarkFn = run_benchmark,
 ) -> BenchmarkResult:
-    """`target(spec, model_path, dataset_path, cache_dir)` in a child process; never raises for the child's sake."""
+    """`target(spec, model_path, dataset_path, cache_dir)` in a child process; never raises for the child's sake.
+
+    `timeout_s` bounds the benchmark itself, from the moment the child is up (a new interpreter
+    importing the runtimes takes seconds on a small device, more on a busy one).
+    """
     receiver, sender = _SPAWN.Pipe(duplex=False)
     child = _SPAWN.Process(
         target=_child_main,
@@ -46,17 +53,16 @@ def run_isolated(
     child.start()
     sender.close()  # the child holds the only writer now: its death reads as EOF here
     try:
-        if not receiver.poll(timeout_s):
-            return BenchmarkResult(
-                failure=Failure(
-                    FailureKind.TIMEOUT,
-                    f"benchmark ran past the agent's {timeout_s:g} s wall-clock limit; its process was killed",
-                )
-            )
+        if not receiver.poll(STARTUP_TIMEOUT_S):
+            return _timeout(f"the benchmark process did not start within {STARTUP_TIMEOUT_S:g} s")
+        result: BenchmarkResult | None = None
         try:
-            result: BenchmarkResult | None = receiver.recv()
+            if receiver.recv() == _READY:
+                if not receiver.poll(timeout_s):
+                    return _timeout(f"benchmark ran past the agent's {timeout_s:g} s wall-clock limit")
+                result = receiver.recv()
         except EOFError:
-            result = None
+            pass
         child.join(KILL_GRACE_S)  # it exits right after sending; a dead one has its exit code now
         return result if result is not None else BenchmarkResult(failure=_death(child))
     finally:
@@ -72,6 +78,7 @@ def _child_main(
     dataset_path: Path,
     cache_dir: Path | None,
 ) -> None:
+    conn.send(_READY)  # unpickling our arguments imported the target's module: the runtime is loaded
     try:
         result = target(spec, model_path, dataset_path, cache_dir)
     except Exception as exc:  # run_benchmark never raises; an injected target might
@@ -80,6 +87,10 @@ def _child_main(
         )
     conn.send(result)
     conn.close()
+
+
+def _timeout(what: str) -> BenchmarkResult:
+    return BenchmarkResult(failure=Failure(FailureKind.TIMEOUT, f"{what}; its process was killed"))
 
 
 def _death(child: BaseProcess) -> Failure:

@@ -105,7 +105,6 @@ class Agent:
                 delay = min(delay * 2, MAX_BACKOFF_S)
             except PermissionDenied:
                 log.error("this agent was revoked by an operator; stopping")
-                self.stop.set()
                 raise
             except AuthError:
                 if call == self._register:

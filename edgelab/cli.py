@@ -179,12 +179,18 @@ def agent_run(
         isolate=settings.agent_isolate and not in_process,
     )
     agent = Agent(agent_config)
+    interrupted = threading.Event()  # agent.stop is also set when run() ends on an error
+
+    def on_signal(*_: object) -> None:
+        interrupted.set()
+        agent.stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: agent.stop.set())
+        signal.signal(sig, on_signal)
     try:
         agent.run(max_jobs=max_jobs)
     except EdgeLabError as exc:
-        if not agent.stop.is_set():
+        if not interrupted.is_set():
             _fail(exc)
 
 

@@ -108,7 +108,7 @@ def test_crashing_hanging_and_oversized_jobs_do_not_take_the_agent_down(
     control = ControlClient(coordinator.address)
     model = control.upload(onnx_model, format="onnx")
     dataset = control.upload(test_set, format="npz")
-    agent = _agent(coordinator, tmp_path / "agent", benchmark=faulty, job_timeout_s=4)
+    agent = _agent(coordinator, tmp_path / "agent", benchmark=faulty, job_timeout_s=3)
     names = ["segfault", "hang", "huge", "good"]
     thread, agent_id = _serve(agent, control, jobs=len(names))
 
@@ -121,7 +121,7 @@ def test_crashing_hanging_and_oversized_jobs_do_not_take_the_agent_down(
     assert _outcomes(control, job_ids) == ["crash", "timeout", "wrong_output", "ok"]
     messages = [control.get_job(j)[1].failure.message for j in job_ids[:3]]  # type: ignore[union-attr]
     assert "signal SIGSEGV" in messages[0]
-    assert "4 s wall-clock limit" in messages[1]
+    assert "3 s wall-clock limit" in messages[1]
     assert "too large to report" in messages[2] and "8 MiB" in messages[2]
 
 

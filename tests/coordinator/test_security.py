@@ -2,6 +2,9 @@
 
 import datetime
 import ipaddress
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +108,8 @@ def test_tls_agent_and_operator_talk_to_a_tls_coordinator(tls_coordinator: Coord
     agent.heartbeat()
 
     assert [a.name for a in control.list_agents()] == ["pi"]
+    with pytest.raises(AuthError, match="operator"):
+        ControlClient(tls_coordinator.address, "guess", tls=ClientTls(ca=pki.ca)).revoke_agent("any")
 
 
 @pytest.mark.parametrize("client_tls", ["plaintext", "untrusted-ca"])
@@ -198,3 +203,25 @@ def test_cli_revokes_an_agent(coordinator: Coordinator) -> None:
     with pytest.raises(PermissionDenied):
         agent.lease()
     assert missing.exit_code == 1 and "unknown agent" in missing.output
+
+
+def test_revoked_agent_process_exits_with_an_error(coordinator: Coordinator, tmp_path: Path) -> None:
+    control = ControlClient(coordinator.address)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edgelab", "agent", "run", "-c", coordinator.address, "--home", str(tmp_path / "a")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not control.list_agents():
+            assert agent.poll() is None and time.monotonic() < deadline, "agent did not register"
+            time.sleep(0.05)
+
+        control.revoke_agent(control.list_agents()[0].agent_id)
+        output, _ = agent.communicate(timeout=60)
+    finally:
+        agent.kill()
+
+    assert agent.returncode == 1
+    assert b"revoked" in output
