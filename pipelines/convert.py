@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from edgelab.errors import ConfigError
 from pipelines._deps import require
+from pipelines.export import KERAS_ASSET
 
 TflitePrecision = Literal["fp32", "fp16", "int8-dynamic", "int8"]
 TFLITE_PRECISIONS: tuple[str, ...] = get_args(TflitePrecision)
@@ -92,7 +93,7 @@ def zip_savedmodel(savedmodel_dir: Path, out_path: Path) -> Path:
     """Zip a SavedModel directory with its files at the zip root (saved_model.pb, variables/...).
 
     Entries are sorted and timestamped at the zip epoch, so the same SavedModel gives the same
-    bytes and thus the same content address.
+    bytes and thus the same content address. assets.extra/ (the Keras copy) is left out.
     """
     savedmodel_dir = Path(savedmodel_dir)
     if not (savedmodel_dir / "saved_model.pb").is_file():
@@ -101,6 +102,8 @@ def zip_savedmodel(savedmodel_dir: Path, out_path: Path) -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(p for p in savedmodel_dir.rglob("*") if p.is_file()):
+            if path.relative_to(savedmodel_dir).parts[0] == KERAS_ASSET.split("/")[0]:
+                continue  # the trainable Keras copy is not part of the deployed model
             info = zipfile.ZipInfo(path.relative_to(savedmodel_dir).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from edgelab.errors import ConfigError
 from pipelines._deps import require
 
 DEFAULT_OPSET = 17
@@ -21,16 +22,32 @@ BATCH_DIM = "batch"
 """Name given to the ONNX models' dynamic leading dimension."""
 
 
+KERAS_ASSET = "assets.extra/model.keras"
+"""The trainable Keras model, kept in the SavedModel's folder for files its graph does not load:
+compression (pruning, clustering, QAT) fine-tunes it; zipped artifacts leave it out."""
+
+
 def export_savedmodel(model: Any, out_dir: Path) -> Path:
     """Write `model` (a keras.Model) as a TF SavedModel with a `serving_default` signature.
 
-    The batch dimension stays None, so every later conversion keeps it dynamic.
+    The batch dimension stays None, so every later conversion keeps it dynamic. The Keras
+    model itself is saved alongside (`KERAS_ASSET`, see `load_keras_model`).
     """
     require("tensorflow")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     model.export(str(out_dir), format="tf_saved_model", verbose=False)
+    (out_dir / KERAS_ASSET).parent.mkdir(exist_ok=True)
+    model.save(out_dir / KERAS_ASSET)
     return out_dir
+
+
+def load_keras_model(savedmodel_dir: Path) -> Any:
+    """The Keras model `export_savedmodel` kept with the SavedModel (uncompiled)."""
+    path = Path(savedmodel_dir) / KERAS_ASSET
+    if not path.is_file():
+        raise ConfigError(f"{savedmodel_dir}: no Keras model at {KERAS_ASSET} (not written by export_savedmodel)")
+    return require("keras").models.load_model(path, compile=False)
 
 
 def savedmodel_to_onnx(savedmodel_dir: Path, onnx_path: Path, opset: int = DEFAULT_OPSET) -> Path:

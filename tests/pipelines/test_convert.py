@@ -23,7 +23,7 @@ from pipelines.convert import (
     verify_artifact,
     zip_savedmodel,
 )
-from pipelines.export import export_savedmodel
+from pipelines.export import export_savedmodel, load_keras_model
 
 LENGTH, CLASSES = 32, 3
 
@@ -122,8 +122,18 @@ def test_zipped_savedmodel_is_reproducible_and_runs(tiny: tuple[Any, Path, Path,
     check = verify_artifact(first, "savedmodel.zip", x, model.predict(x, verbose=0))
 
     assert sha256_file(first) == sha256_file(second)
-    assert "saved_model.pb" in zipfile.ZipFile(first).namelist()
+    names = zipfile.ZipFile(first).namelist()
+    assert "saved_model.pb" in names
+    assert not any(name.startswith("assets.extra") for name in names)
     assert check.max_abs_diff < 1e-5
+
+
+def test_the_keras_model_travels_with_the_savedmodel(tiny: tuple[Any, Path, Path, np.ndarray]) -> None:
+    model, savedmodel, _, x = tiny
+
+    reloaded = load_keras_model(savedmodel)
+
+    assert np.max(np.abs(reloaded.predict(x, verbose=0) - model.predict(x, verbose=0))) < 1e-6
 
 
 def test_flops_count_the_convolution_and_dense_layer(tiny: tuple[Any, Path, Path, np.ndarray]) -> None:
