@@ -24,7 +24,7 @@ import edgelab
 from agent.backends import BACKENDS, Backend, BuildRequest, DeviceTimedEngine, Engine
 from agent.device_state import snapshot, state_manifest
 from agent.measure import measure_latency
-from agent.power import NONE_METER, PowerMeter, PowerSampler, select_meter
+from agent.power import NONE_METER, POWER_METERS, PowerMeter, PowerSampler, select_meter
 from agent.probe import device_model
 from edgelab.domain import (
     BenchmarkResult,
@@ -37,6 +37,12 @@ from edgelab.domain import (
 from edgelab.errors import BackendUnavailable, EdgeLabError
 from edgelab.metrics import accuracy_report
 from edgelab.serde import to_jsonable
+
+# Which sensor sees a backend's work. jtop's board total covers CPU and GPU on a Jetson; on a
+# desktop NVML sees only the GPU and RAPL only the CPU package, so neither stands in for the other.
+GPU_BACKENDS = frozenset({"tensorrt"})
+METERS_FOR_GPU_BACKENDS = ("jtop", "nvml", "hwmon")
+METERS_FOR_CPU_BACKENDS = ("jtop", "rapl", "hwmon")
 
 REFERENCE_ACCURACY_LABEL = "reference_accuracy"
 """JobSpec label holding the FP32 reference accuracy the device's accuracy is compared with."""
@@ -190,7 +196,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         model_sha256=spec.model.sha256,
         options=spec.backend_options,
     )
-    meter, power_note = _power_meter(spec.measurement.power_meter)
+    meter, power_note = _power_meter(spec.measurement.power_meter, backend.name)
     notes: dict[str, str] = {"power": power_note}
     state_before = snapshot()
     t0 = time.perf_counter()
@@ -251,16 +257,18 @@ def _device_timer(engine: Engine) -> dict[str, Any]:
     return {"device_ms": lambda: timed.last_compute_ms, "compute_scope": timed.compute_scope}
 
 
-def _power_meter(name: str) -> tuple[PowerMeter | None, str]:
-    """The meter a job asked for ("" = the best this device has) and a note on it; None when power is off.
+def _power_meter(name: str, backend: str) -> tuple[PowerMeter | None, str]:
+    """The meter a job asked for ("" = the best sensor for this backend) and a note on it; None when power is off.
 
     A meter the job names but this device lacks fails the job: measuring nothing silently would
     pass for a measurement.
     """
     if name == NONE_METER:
         return None, "off: the job asked for no power measurement"
+    order = METERS_FOR_GPU_BACKENDS if backend in GPU_BACKENDS else METERS_FOR_CPU_BACKENDS
+    candidates = {n: POWER_METERS[n] for n in (*order, NONE_METER) if n in POWER_METERS}
     try:
-        meter = select_meter(name or None)
+        meter = select_meter(name) if name else select_meter(meters=candidates)
     except EdgeLabError as exc:
         raise JobFailed(FailureKind.UNSUPPORTED, str(exc)) from exc
     info = meter.probe()

@@ -12,7 +12,8 @@ import pytest
 from agent.backends import BACKENDS, BuildRequest, DeviceTimedEngine, Engine
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.power import POWER_METERS, MeterInfo, PowerSample
-from agent.runner import REFERENCE_ACCURACY_LABEL, run_benchmark
+from agent.power.none import NoneMeter
+from agent.runner import REFERENCE_ACCURACY_LABEL, _power_meter, run_benchmark
 from edgelab.domain import ArtifactRef, FailureKind, JobSpec, MeasurementSettings, Precision, RuntimeInfo
 from tests.factories import write_linear_onnx, write_test_set
 
@@ -243,3 +244,37 @@ def test_engines_that_time_the_device_report_compute_only_beside_end_to_end(
         (4, "compute-only: fake device timer"),
     ]
     assert result.latency[3].p50_ms == pytest.approx(0.004)
+
+
+class StubMeter:
+    """A sensor that is present; which one the runner picks is what the test checks."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def probe(self) -> MeterInfo:
+        return MeterInfo(self.name, available=True, sensor=f"{self.name} sensor")
+
+    def open(self) -> StubMeter:
+        self.sensor = f"{self.name} sensor"
+        return self
+
+    def read(self) -> PowerSample:
+        return PowerSample(t_s=time.perf_counter(), watts=5.0)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("backend", "expected"), [("onnxruntime", "rapl"), ("tensorrt", "nvml")])
+def test_default_meter_is_the_sensor_that_sees_the_backends_work(
+    backend: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("jtop", "hwmon"):
+        monkeypatch.setitem(POWER_METERS, name, NoneMeter())  # a desktop: no Jetson, no INA sensor
+    for name in ("nvml", "rapl"):
+        monkeypatch.setitem(POWER_METERS, name, StubMeter(name))
+
+    meter, note = _power_meter("", backend)
+
+    assert meter is not None and meter.name == expected and note == f"{expected}: {expected} sensor"
