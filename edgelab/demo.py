@@ -97,7 +97,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
     coordinator = start_coordinator(settings)
     console.print(f"[bold]coordinator[/] on {coordinator.address}, results store {settings.db_path}")
     agent_log = settings.home / "demo-agent.log"
-    client = ControlClient(coordinator.address, settings.operator_token)
+    client = ControlClient(coordinator.address, settings.operator_token, tls=settings.client_tls())
     known = {a.agent_id for a in client.list_agents()}
     agent = _start_agent(coordinator.address, settings.home / "agent", agent_log)
     try:

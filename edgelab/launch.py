@@ -54,6 +54,13 @@ class LaunchFile(BaseModel):
     pipeline: str = ""
     backend_options: dict[str, str] = Field(default_factory=dict, description='e.g. {dla_core: "0"} for tensorrt')
     agents: list[str] = Field(default_factory=list, description="agent ids; empty: every capable agent")
+    any_agent: bool = Field(False, description="one job for whichever capable agent leases it first")
+
+    @model_validator(mode="after")
+    def _targets(self) -> LaunchFile:
+        if self.any_agent and self.agents:
+            raise ValueError("any_agent runs one job on whichever agent is free: leave agents empty")
+        return self
 
     @classmethod
     def load(cls, path: Path) -> LaunchFile:

@@ -28,6 +28,8 @@ def test_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:
         ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nbatch_sizes: []\n", "batch_sizes"),
         ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nprecision: fp64\n", "precision"),
         ("model: {path: m.onnx}\ndataset: {sha256: y}\n", "name"),
+        ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nany_agent: true\nagents: [a1]\n", "any_agent"),
+        ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nbackend_options: {dla_core: [0]}\n", "backend_options"),
     ],
 )
 def test_bad_launch_files_name_the_key(tmp_path: Path, body: str, key: str) -> None:
