@@ -1,0 +1,472 @@
+"""The conversion and compression matrix: one source model x compressions x target formats.
+
+Three kinds of work, each a plain function that also runs as a Ray task:
+  source      train a pipeline (or read a SavedModel) -> SavedModel + dataset + fine-tuning data
+  compress    one compression of the source (tfmot, `pipelines.compression`) -> SavedModel
+  convert     one target format of one compressed model (`pipelines.convert`) -> artifact + metadata
+Ray runs every compression in parallel and each conversion as soon as its compression is done.
+Tasks exchange bytes, not paths, so workers need not share the driver's disk. A conversion or
+compression that fails becomes a stored failure record with its error; the matrix goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import time
+import traceback
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from coordinator.artifacts import ArtifactStore
+from edgelab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.base import TrainConfig
+
+VERIFY_SAMPLES = 256
+"""Test samples every artifact is run on and compared with Keras."""
+MATRIX_ENV = {"TF_USE_LEGACY_KERAS": "1"}
+"""Ray workers of the matrix run tfmot, which needs the Keras 2 API (tf_keras) in their process."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One artifact kind: its file format and how it is converted from a SavedModel."""
+
+    format: str
+    suffix: str
+    precision: str
+    """The JobSpec precision the artifact is benchmarked at."""
+    quantization: str
+    io: str = "float"
+    tflite_precision: str | None = None
+
+
+TARGETS: dict[str, Target] = {
+    "onnx": Target("onnx", ".onnx", "fp32", "none"),
+    "savedmodel.zip": Target("savedmodel.zip", ".zip", "fp32", "none"),
+    "tflite-fp32": Target("tflite", ".tflite", "fp32", "none", tflite_precision="fp32"),
+    "tflite-fp16": Target("tflite", ".tflite", "fp16", "float16-weights", tflite_precision="fp16"),
+    "tflite-int8-dynamic": Target("tflite", ".tflite", "int8", "dynamic-range", tflite_precision="int8-dynamic"),
+    "tflite-int8": Target("tflite", ".tflite", "int8", "full-int8", tflite_precision="int8"),
+    "tflite-int8-io": Target("tflite", ".tflite", "int8", "full-int8", io="int8", tflite_precision="int8"),
+}
+
+
+def _convert(target: Target, savedmodel: Path, out: Path, dataset: Path, opset: int) -> Path:
+    from pipelines.convert import convert_tflite, zip_savedmodel
+    from pipelines.export import savedmodel_to_onnx
+
+    if target.format == "onnx":
+        return savedmodel_to_onnx(savedmodel, out, opset=opset)
+    if target.format == "savedmodel.zip":
+        return zip_savedmodel(savedmodel, out)
+    return convert_tflite(
+        savedmodel,
+        out,
+        target.tflite_precision,  # type: ignore[arg-type]
+        calibration=dataset if target.tflite_precision == "int8" else None,
+        int8_io=target.io == "int8",
+    )
+
+
+@dataclass
+class MatrixSpec:
+    """What to build: a source (a pipeline to train, or a SavedModel), compressions and targets."""
+
+    compressions: list[str] = field(default_factory=lambda: ["none"])
+    targets: list[str] = field(default_factory=lambda: ["onnx", "tflite-fp32"])
+    pipeline: str | None = None
+    train_config: TrainConfig | None = None
+    savedmodel: Path | None = None
+    """A SavedModel written by pipelines.export.export_savedmodel (it carries its Keras model)."""
+    dataset: Path | None = None
+    """With `savedmodel`: the npz shipped with it (x_test, y_test, class_names, x_calib)."""
+    train_data: Path | None = None
+    """With `savedmodel` and compressions: an npz with x_train, y_train for fine-tuning."""
+    finetune_epochs: float = 1.0
+    finetune_batch_size: int = 128
+    opset: int = 17
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from pipelines.compression import parse_compression
+
+        if (self.pipeline is None) == (self.savedmodel is None):
+            raise ConfigError("matrix: give exactly one of pipeline or savedmodel")
+        if self.pipeline is not None and self.train_config is None:
+            raise ConfigError("matrix: a pipeline source needs its training settings")
+        if self.savedmodel is not None and self.dataset is None:
+            raise ConfigError("matrix.dataset: a savedmodel source needs its dataset npz")
+        if not self.compressions or not self.targets:
+            raise ConfigError("matrix: compressions and targets must not be empty")
+        for compression in self.compressions:
+            parse_compression(compression)
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown:
+            raise ConfigError(f"matrix.targets: unknown {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+        needs_training = any(c not in ("", "none") for c in self.compressions)
+        if needs_training and self.savedmodel is not None and self.train_data is None:
+            raise ConfigError("matrix.train_data: compressions fine-tune, so a savedmodel source needs x_train/y_train")
+
+
+# ---------------------------------------------------------------- payloads passed between tasks
+
+
+@dataclass
+class Source:
+    """The uncompressed model, its shipped dataset and the labelled data compressions fine-tune on."""
+
+    name: str
+    savedmodel_zip: bytes
+    """The SavedModel folder with its Keras copy (transport only; artifacts use convert.zip_savedmodel)."""
+    dataset: bytes
+    x_train: NDArray[np.float32]
+    y_train: NDArray[np.int64]
+    sha256: str
+    """Content address of the uncompressed SavedModel artifact: the source of every artifact."""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Compressed:
+    compression: str
+    savedmodel_zip: bytes = b""
+    reference_out: NDArray[np.float32] | None = None
+    params: int = 0
+    sparsity: float = 0.0
+    max_unique_weights: int = 0
+    quantized: bool = False
+    """Trained with fake-quant ops (QAT)."""
+    flops: int | None = None
+    host_accuracy: float | None = None
+    seconds: float = 0.0
+    log: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class MatrixRecord:
+    """One cell of the matrix: an artifact with its metadata, or the failure that replaced it."""
+
+    compression: str
+    target: str
+    ok: bool
+    info: dict[str, Any] = field(default_factory=dict)
+    """ArtifactInfo.as_dict() when ok."""
+    error: str = ""
+    log: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    data: bytes = field(default=b"", repr=False)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.info.get("metadata", {}).items()}
+
+
+def _pack(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def _unpack(data: bytes, folder: Path) -> Path:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(folder)
+    return folder
+
+
+def _verify_batch(dataset: Path) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int64]]:
+    """(verification batch, full test x, test y): the batch is spread evenly over the test set."""
+    with np.load(dataset) as data:
+        x, y = np.asarray(data["x_test"], np.float32), np.asarray(data["y_test"], np.int64)
+    idx = np.linspace(0, len(x) - 1, min(VERIFY_SAMPLES, len(x))).astype(np.int64)
+    return x[idx], x, y
+
+
+# ---------------------------------------------------------------- the three task bodies
+
+
+def _mitdb_beats_train(config: TrainConfig) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The training beats the beat pipeline trained on (same split, same stratified subsample)."""
+    from pipelines import mitdb
+    from pipelines.beats_1d import load_split
+
+    train, _, _ = load_split(config, [])
+    if config.max_train_beats is not None and len(train) > config.max_train_beats:
+        train = mitdb.stratified_sample(train, config.max_train_beats, config.seed)
+    return train.x.astype(np.float32), train.y.astype(np.int64)
+
+
+FINETUNE_DATA: dict[str, Callable[[TrainConfig], tuple[NDArray[np.float32], NDArray[np.int64]]]] = {
+    "mitdb-beats-1d": _mitdb_beats_train,
+}
+"""Labelled training data per pipeline, for compressions that fine-tune."""
+
+
+def prepare_source(spec: MatrixSpec) -> Source:
+    """Train the pipeline (or read the SavedModel) and package what the other tasks need."""
+    from pipelines.convert import sha256_file, zip_savedmodel
+
+    with tempfile.TemporaryDirectory(prefix="edgelab-matrix-src-") as tmp:
+        work = Path(tmp)
+        summary: dict[str, Any] = {}
+        if spec.pipeline is not None:
+            from pipelines.registry import get_pipeline
+
+            assert spec.train_config is not None
+            output = get_pipeline(spec.pipeline).run(spec.train_config, work / "train")
+            savedmodel, dataset = output.savedmodel_path, output.dataset_path
+            summary = {k: v for k, v in output.as_dict().items() if not k.endswith("_path")}
+            needs_data = any(c not in ("", "none") for c in spec.compressions)
+            if needs_data and spec.pipeline not in FINETUNE_DATA:
+                raise ConfigError(f"matrix: no fine-tuning data known for pipeline {spec.pipeline}")
+            x_train, y_train = (
+                FINETUNE_DATA[spec.pipeline](spec.train_config)
+                if needs_data
+                else (np.zeros((0,), np.float32), np.zeros((0,), np.int64))
+            )
+            name = spec.pipeline
+        else:
+            assert spec.savedmodel is not None and spec.dataset is not None
+            savedmodel, dataset, name = spec.savedmodel, spec.dataset, spec.savedmodel.name
+            x_train, y_train = np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+            if spec.train_data is not None:
+                with np.load(spec.train_data) as data:
+                    x_train, y_train = data["x_train"].astype(np.float32), data["y_train"].astype(np.int64)
+        sha = sha256_file(zip_savedmodel(savedmodel, work / "source.zip"))
+        return Source(name, _pack(savedmodel), dataset.read_bytes(), x_train, y_train, sha, summary)
+
+
+def compress_source(source: Source, compression: str, spec: MatrixSpec) -> Compressed:
+    """One compression of the source; an error is returned as a failed `Compressed`, not raised."""
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgelab-matrix-cmp-") as tmp:
+            work = Path(tmp)
+            savedmodel = _unpack(source.savedmodel_zip, work / "source")
+            dataset = work / "dataset.npz"
+            dataset.write_bytes(source.dataset)
+            verify_x, x_test, y_test = _verify_batch(dataset)
+            result = _compress(savedmodel, compression, source, spec, verify_x, (x_test, y_test), work)
+            result.seconds = time.perf_counter() - started
+            return result
+    except Exception as exc:
+        return Compressed(
+            compression,
+            error=f"{type(exc).__name__}: {exc}",
+            log=[traceback.format_exc(limit=4)],
+            seconds=time.perf_counter() - started,
+        )
+
+
+def _compress(
+    savedmodel: Path,
+    compression: str,
+    source: Source,
+    spec: MatrixSpec,
+    verify_x: NDArray[np.float32],
+    test: tuple[NDArray[np.float32], NDArray[np.int64]],
+    work: Path,
+) -> Compressed:
+    from pipelines.compression import FineTune, compress, parse_compression, sparsity_of
+    from pipelines.convert import savedmodel_flops
+    from pipelines.export import load_keras_model
+
+    model = load_keras_model(savedmodel)
+    if not parse_compression(compression):
+        y_pred = np.argmax(model.predict(test[0], batch_size=1024, verbose=0), axis=1)
+        return Compressed(
+            compression,
+            savedmodel_zip=_pack(savedmodel),
+            reference_out=np.asarray(model.predict(verify_x, verbose=0), np.float32),
+            params=int(model.count_params()),
+            sparsity=sparsity_of(model),
+            flops=savedmodel_flops(savedmodel),
+            host_accuracy=float(np.mean(y_pred == test[1])),
+            log=["uncompressed"],
+        )
+    ft = FineTune(
+        source.x_train, source.y_train, epochs=spec.finetune_epochs, batch_size=spec.finetune_batch_size, seed=spec.seed
+    )
+    result = compress(model, compression, ft, work / "compressed", verify_x, test)
+    return Compressed(
+        compression,
+        savedmodel_zip=_pack(result.savedmodel_dir),
+        reference_out=result.reference_out,
+        params=result.params,
+        sparsity=result.sparsity,
+        max_unique_weights=result.max_unique_weights,
+        quantized=result.quantized,
+        flops=savedmodel_flops(result.savedmodel_dir),
+        host_accuracy=result.host_accuracy,
+        log=result.log,
+    )
+
+
+def convert_compressed(source: Source, compressed: Compressed, target_name: str, spec: MatrixSpec) -> MatrixRecord:
+    """One target format of one compressed model, verified and scored; failures become records."""
+    from pipelines.convert import ArtifactInfo, gzip_size, run_artifact, sha256_file, verify_artifact
+
+    started = time.perf_counter()
+    if compressed.error is not None:
+        return MatrixRecord(
+            compressed.compression,
+            target_name,
+            False,
+            error=f"compression failed: {compressed.error}",
+            log=compressed.log,
+        )
+    target = TARGETS[target_name]
+    log = list(compressed.log)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgelab-matrix-cnv-") as tmp:
+            work = Path(tmp)
+            savedmodel = _unpack(compressed.savedmodel_zip, work / "savedmodel")
+            dataset = work / "dataset.npz"
+            dataset.write_bytes(source.dataset)
+            verify_x, x_test, y_test = _verify_batch(dataset)
+            path = _convert(target, savedmodel, work / f"model{target.suffix}", dataset, spec.opset)
+            log.append(f"converted to {target_name} in {time.perf_counter() - started:.1f} s")
+            assert compressed.reference_out is not None
+            check = verify_artifact(path, target.format, verify_x, compressed.reference_out)
+            y_pred = np.argmax(run_artifact(path, target.format, x_test), axis=1)
+            info = ArtifactInfo(
+                format=target.format,
+                precision=target.precision,
+                quantization=f"qat+{target.quantization}" if compressed.quantized else target.quantization,
+                compression=compressed.compression,
+                sha256=sha256_file(path),
+                size_bytes=path.stat().st_size,
+                gzip_bytes=gzip_size(path),
+                params=compressed.params,
+                sparsity=compressed.sparsity,
+                source_sha256=source.sha256,
+                io=target.io,
+                flops=compressed.flops,
+                verification=check,
+                host_accuracy=float(np.mean(y_pred == y_test)),
+                log=log,
+            )
+            data = path.read_bytes()
+    except Exception as exc:
+        log.append(traceback.format_exc(limit=4))
+        return MatrixRecord(
+            compressed.compression,
+            target_name,
+            False,
+            error=f"{type(exc).__name__}: {exc}",
+            log=log,
+            seconds=time.perf_counter() - started,
+        )
+    payload = info.as_dict()
+    payload["metadata"] = info.metadata() | {"target": target_name, "backend": info.backend}
+    payload["keras_accuracy"] = compressed.host_accuracy
+    payload["max_unique_weights"] = compressed.max_unique_weights
+    return MatrixRecord(
+        compressed.compression,
+        target_name,
+        True,
+        info=payload,
+        log=log,
+        seconds=time.perf_counter() - started,
+        data=data,
+    )
+
+
+# ---------------------------------------------------------------- running the matrix
+
+
+@dataclass
+class MatrixResult:
+    source: Source
+    records: list[MatrixRecord]
+    seconds: float
+    dataset_path: Path
+    """The dataset npz written next to the artifacts (uploaded with every job)."""
+
+    @property
+    def failures(self) -> list[MatrixRecord]:
+        return [r for r in self.records if not r.ok]
+
+
+def run_matrix(
+    spec: MatrixSpec, out_dir: Path, *, use_ray: bool = True, ray_address: str | None = None
+) -> MatrixResult:
+    """Build every (compression, target) artifact into `out_dir`.
+
+    Artifacts go into a content-addressed store (`out_dir/store`), every record, failed or not,
+    into `out_dir/matrix.json`. `use_ray=False` runs the same task bodies one after another in
+    this process (the benchmark's baseline).
+    """
+    started = time.perf_counter()
+    if use_ray:
+        source, records = _run_with_ray(spec, ray_address)
+    else:
+        source = prepare_source(spec)
+        records = []
+        for compression in spec.compressions:
+            compressed = compress_source(source, compression, spec)
+            records += [convert_compressed(source, compressed, t, spec) for t in spec.targets]
+    return _store(spec, source, records, Path(out_dir), time.perf_counter() - started)
+
+
+def _run_with_ray(spec: MatrixSpec, ray_address: str | None) -> tuple[Source, list[MatrixRecord]]:
+    from coordinator.training import _ray, init_ray
+
+    ray = _ray()
+    init_ray(ray_address)
+    options = {"num_cpus": 1, "max_retries": 0, "runtime_env": {"env_vars": MATRIX_ENV}}
+    source_task = ray.remote(**options)(prepare_source)
+    compress_task = ray.remote(**options)(compress_source)
+    convert_task = ray.remote(**options)(convert_compressed)
+    source_ref = source_task.remote(spec)
+    refs = []
+    for compression in spec.compressions:
+        compressed_ref = compress_task.remote(source_ref, compression, spec)
+        refs += [convert_task.remote(source_ref, compressed_ref, t, spec) for t in spec.targets]
+    return ray.get(source_ref), list(ray.get(refs))
+
+
+def _store(
+    spec: MatrixSpec, source: Source, records: list[MatrixRecord], out_dir: Path, seconds: float
+) -> MatrixResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = ArtifactStore(out_dir / "store")
+    dataset_path = out_dir / f"{source.name}-dataset.npz"
+    dataset_path.write_bytes(source.dataset)
+    rows = []
+    for record in records:
+        if record.ok:
+            ref = store.put_chunks(
+                [record.data], name=f"{record.compression}-{record.target}", format=record.info["format"]
+            )
+            record.info["path"] = str(store.path(ref.sha256))
+        rows.append({k: v for k, v in asdict(record).items() if k != "data"})
+    manifest = {
+        "source": {"name": source.name, "sha256": source.sha256, **source.summary},
+        "compressions": spec.compressions,
+        "targets": spec.targets,
+        "seconds": seconds,
+        "dataset": str(dataset_path),
+        "records": rows,
+    }
+    (out_dir / "matrix.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return MatrixResult(source, records, seconds, dataset_path)
+
+
+def artifact_path(record: MatrixRecord) -> Path:
+    """Where the stored artifact of a successful record lies."""
+    if not record.ok:
+        raise ConfigError(f"{record.compression} x {record.target} failed: {record.error}")
+    return Path(record.info["path"])

@@ -1,0 +1,132 @@
+"""The conversion/compression matrix on a tiny Keras model: in-process and through real Ray."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coordinator.matrix import MatrixSpec, artifact_path, run_matrix
+from edgelab.errors import ConfigError
+from pipelines.training import write_dataset_npz
+
+pytest.importorskip("tensorflow_model_optimization", reason="needs pip install 'edgelab[train]'")
+
+LENGTH, CLASSES = 32, 3
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A trained ~200-parameter model exported like the pipelines do, its dataset and training npz."""
+    import keras
+
+    from pipelines.export import export_savedmodel
+
+    tmp = tmp_path_factory.mktemp("source")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, CLASSES, 160)
+    x = (rng.normal(size=(160, LENGTH, 1)) + y[:, None, None]).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((LENGTH, 1), name="ecg")
+    h = keras.layers.Conv1D(16, 5, activation="relu", name="conv")(inputs)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, activation="softmax", name="probs")(h))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x[:128], y[:128], epochs=3, verbose=0)
+    np.savez(tmp / "train.npz", x_train=x[:128], y_train=y[:128])
+    return {
+        "savedmodel": export_savedmodel(model, tmp / "savedmodel"),
+        "dataset": write_dataset_npz(tmp / "dataset.npz", x[128:], y[128:], ["a", "b", "c"], x[:64]),
+        "no_calib": write_dataset_npz(tmp / "nocalib.npz", x[128:], y[128:], ["a", "b", "c"], x[:0]),
+        "train": tmp / "train.npz",
+    }
+
+
+def spec(source: dict[str, Path], compressions: list[str], targets: list[str], dataset: str = "dataset") -> MatrixSpec:
+    return MatrixSpec(
+        compressions=compressions,
+        targets=targets,
+        savedmodel=source["savedmodel"],
+        dataset=source[dataset],
+        train_data=source["train"],
+        finetune_batch_size=32,
+    )
+
+
+def test_matrix_builds_verified_content_addressed_artifacts(source: dict[str, Path], tmp_path: Path) -> None:
+    targets = ["onnx", "savedmodel.zip", "tflite-fp16", "tflite-int8-io"]
+
+    result = run_matrix(spec(source, ["none", "prune@0.5"], targets), tmp_path, use_ray=False)
+
+    assert [(r.compression, r.target) for r in result.records] == [
+        (c, t) for c in ("none", "prune@0.5") for t in targets
+    ]
+    assert not result.failures, [r.error for r in result.failures]
+    for record in result.records:
+        info, path = record.info, artifact_path(record)
+        assert path.name == info["sha256"] and path.stat().st_size == info["size_bytes"]
+        assert info["source_sha256"] == result.source.sha256
+        assert info["verification"]["argmax_agreement"] >= 0.9
+        assert 0.0 <= info["host_accuracy"] <= 1.0
+        assert info["flops"] > 0 and info["params"] > 0
+    by_cell = {(r.compression, r.target): r for r in result.records}
+    assert by_cell[("none", "onnx")].info["verification"]["max_abs_diff"] < 1e-5
+    assert by_cell[("prune@0.5", "onnx")].info["sparsity"] == pytest.approx(0.5, abs=0.05)
+    int8 = by_cell[("none", "tflite-int8-io")].metadata
+    assert (int8["precision"], int8["io"], int8["backend"]) == ("int8", "int8", "tflite")
+    manifest = json.loads((tmp_path / "matrix.json").read_text())
+    assert len(manifest["records"]) == len(result.records)
+
+
+def test_a_failed_conversion_is_a_stored_record(source: dict[str, Path], tmp_path: Path) -> None:
+    result = run_matrix(spec(source, ["none"], ["tflite-fp32", "tflite-int8"], "no_calib"), tmp_path, use_ray=False)
+
+    ok, failed = result.records
+    assert ok.ok
+    assert not failed.ok and "calibration" in failed.error
+    stored = json.loads((tmp_path / "matrix.json").read_text())["records"]
+    assert [r["ok"] for r in stored] == [True, False]
+    with pytest.raises(ConfigError, match="failed"):
+        artifact_path(failed)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"targets": ["tflite-int4"]}, "targets"),
+        ({"compressions": ["prune@2"]}, "sparsity"),
+        ({"train_data": None, "compressions": ["qat"]}, "train_data"),
+        ({"dataset": None}, "dataset"),
+    ],
+)
+def test_bad_matrix_specs_name_the_key(source: dict[str, Path], kwargs: dict[str, object], key: str) -> None:
+    settings: dict[str, object] = {
+        "savedmodel": source["savedmodel"],
+        "dataset": source["dataset"],
+        "train_data": source["train"],
+    } | kwargs
+    with pytest.raises(ConfigError, match=key):
+        MatrixSpec(**settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def local_ray() -> Iterator[None]:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_matrix_runs_as_ray_tasks(source: dict[str, Path], tmp_path: Path, local_ray: None) -> None:
+    result = run_matrix(spec(source, ["none", "prune@0.5+qat"], ["onnx", "tflite-int8"]), tmp_path)
+
+    assert not result.failures, [r.error for r in result.failures]
+    qat = next(r for r in result.records if r.compression == "prune@0.5+qat" and r.target == "tflite-int8")
+    assert qat.info["quantization"] == "qat+full-int8"
+    assert qat.info["verification"]["argmax_agreement"] >= 0.9
+    assert artifact_path(qat).is_file()
