@@ -186,12 +186,25 @@ def _unpack(data: bytes, folder: Path) -> Path:
     return folder
 
 
-def _verify_batch(dataset: Path) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int64]]:
-    """(verification batch, full test x, test y): the batch is spread evenly over the test set."""
-    with np.load(dataset) as data:
-        x, y = np.asarray(data["x_test"], np.float32), np.asarray(data["y_test"], np.int64)
-    idx = np.linspace(0, len(x) - 1, min(VERIFY_SAMPLES, len(x))).astype(np.int64)
-    return x[idx], x, y
+@dataclass
+class TestSet:
+    x: NDArray[np.float32]
+    y: NDArray[np.int64]
+    class_names: list[str]
+
+    @property
+    def verify_x(self) -> NDArray[np.float32]:
+        """The verification batch, spread evenly over the test set."""
+        return self.x[np.linspace(0, len(self.x) - 1, min(VERIFY_SAMPLES, len(self.x))).astype(np.int64)]
+
+    @classmethod
+    def load(cls, dataset: Path) -> TestSet:
+        with np.load(dataset) as data:
+            return cls(
+                np.asarray(data["x_test"], np.float32),
+                np.asarray(data["y_test"], np.int64),
+                [str(c) for c in data["class_names"]],
+            )
 
 
 # ---------------------------------------------------------------- the three task bodies
@@ -257,8 +270,8 @@ def compress_source(source: Source, compression: str, spec: MatrixSpec) -> Compr
             savedmodel = _unpack(source.savedmodel_zip, work / "source")
             dataset = work / "dataset.npz"
             dataset.write_bytes(source.dataset)
-            verify_x, x_test, y_test = _verify_batch(dataset)
-            result = _compress(savedmodel, compression, source, spec, verify_x, (x_test, y_test), work)
+            test = TestSet.load(dataset)
+            result = _compress(savedmodel, compression, source, spec, test.verify_x, (test.x, test.y), work)
             result.seconds = time.perf_counter() - started
             return result
     except Exception as exc:
@@ -316,6 +329,7 @@ def _compress(
 
 def convert_compressed(source: Source, compressed: Compressed, target_name: str, spec: MatrixSpec) -> MatrixRecord:
     """One target format of one compressed model, verified and scored; failures become records."""
+    from edgelab.metrics import accuracy_report
     from pipelines.convert import ArtifactInfo, gzip_size, run_artifact, sha256_file, verify_artifact
 
     started = time.perf_counter()
@@ -335,12 +349,13 @@ def convert_compressed(source: Source, compressed: Compressed, target_name: str,
             savedmodel = _unpack(compressed.savedmodel_zip, work / "savedmodel")
             dataset = work / "dataset.npz"
             dataset.write_bytes(source.dataset)
-            verify_x, x_test, y_test = _verify_batch(dataset)
+            test = TestSet.load(dataset)
             path = _convert(target, savedmodel, work / f"model{target.suffix}", dataset, spec.opset)
             log.append(f"converted to {target_name} in {time.perf_counter() - started:.1f} s")
             assert compressed.reference_out is not None
-            check = verify_artifact(path, target.format, verify_x, compressed.reference_out)
-            y_pred = np.argmax(run_artifact(path, target.format, x_test), axis=1)
+            check = verify_artifact(path, target.format, test.verify_x, compressed.reference_out)
+            y_pred = np.argmax(run_artifact(path, target.format, test.x), axis=1)
+            report = accuracy_report(test.y, y_pred, test.class_names)
             info = ArtifactInfo(
                 format=target.format,
                 precision=target.precision,
@@ -355,7 +370,7 @@ def convert_compressed(source: Source, compressed: Compressed, target_name: str,
                 io=target.io,
                 flops=compressed.flops,
                 verification=check,
-                host_accuracy=float(np.mean(y_pred == y_test)),
+                host_accuracy=report.accuracy,
                 log=log,
             )
             data = path.read_bytes()
@@ -372,6 +387,10 @@ def convert_compressed(source: Source, compressed: Compressed, target_name: str,
     payload = info.as_dict()
     payload["metadata"] = info.metadata() | {"target": target_name, "backend": info.backend}
     payload["keras_accuracy"] = compressed.host_accuracy
+    present = [c for c in report.classes if c.support]
+    payload["host_macro_precision"] = float(np.mean([c.precision for c in present])) if present else 0.0
+    payload["host_macro_recall"] = float(np.mean([c.recall for c in present])) if present else 0.0
+    payload["host_macro_f1"] = report.macro_f1
     payload["max_unique_weights"] = compressed.max_unique_weights
     return MatrixRecord(
         compressed.compression,

@@ -148,62 +148,80 @@ class _quiet_tf:
 # ---------------------------------------------------------------- running artifacts on the host
 
 
-def run_onnx(path: Path, x: NDArray[np.float32]) -> NDArray[np.float32]:
+Runner = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+
+
+def load_onnx(path: Path) -> Runner:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-    return np.asarray(out, dtype=np.float32)
+    name = session.get_inputs()[0].name
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        out = session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    return run
 
 
-def run_tflite(path: Path, x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Run a .tflite file on `x` with the TFLite interpreter; int8 I/O is (de)quantized here."""
+def load_tflite(path: Path) -> Runner:
+    """The TFLite interpreter on a .tflite file; int8 I/O is (de)quantized here."""
     tf = require("tensorflow")
     interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
-    inp = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(inp["index"], list(x.shape))
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    batch = np.asarray(x, dtype=np.float32)
-    if inp["dtype"] != np.float32:
-        scale, zero = inp["quantization"]
-        info = np.iinfo(inp["dtype"])
-        batch = np.clip(np.round(batch / scale) + zero, info.min, info.max).astype(inp["dtype"])
-    interpreter.set_tensor(inp["index"], batch)
-    interpreter.invoke()
-    result = np.asarray(interpreter.get_tensor(out["index"]))
-    if out["dtype"] != np.float32:
-        scale, zero = out["quantization"]
-        result = (result.astype(np.float32) - zero) * scale
-    return result.astype(np.float32)
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        inp = interpreter.get_input_details()[0]
+        interpreter.resize_tensor_input(inp["index"], list(x.shape))
+        interpreter.allocate_tensors()
+        inp = interpreter.get_input_details()[0]
+        out = interpreter.get_output_details()[0]
+        batch = np.asarray(x, dtype=np.float32)
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            batch = np.clip(np.round(batch / scale) + zero, info.min, info.max).astype(inp["dtype"])
+        interpreter.set_tensor(inp["index"], batch)
+        interpreter.invoke()
+        result = np.asarray(interpreter.get_tensor(out["index"]))
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            result = (result.astype(np.float32) - zero) * scale
+        return result.astype(np.float32)
+
+    return run
 
 
-def run_savedmodel_zip(path: Path, x: NDArray[np.float32]) -> NDArray[np.float32]:
+def load_savedmodel_zip(path: Path) -> Runner:
     tf = require("tensorflow")
     with tempfile.TemporaryDirectory(prefix="edgelab-sm-") as tmp:
         with zipfile.ZipFile(path) as archive:
             archive.extractall(tmp)
-        fn = tf.saved_model.load(tmp).signatures[SERVING_SIGNATURE]
-        (name,) = fn.structured_input_signature[1]
-        outputs = fn(**{name: tf.constant(x, dtype=tf.float32)})
+        loaded = tf.saved_model.load(tmp)  # variables are read in; the folder can go
+    (name,) = loaded.signatures[SERVING_SIGNATURE].structured_input_signature[1]
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        # Through `loaded` each call: a signature alone does not keep the variables alive.
+        outputs = loaded.signatures[SERVING_SIGNATURE](**{name: tf.constant(x, dtype=tf.float32)})
         return np.asarray(next(iter(outputs.values())).numpy(), dtype=np.float32)
 
+    return run
 
-RUNNERS: dict[str, Callable[[Path, NDArray[np.float32]], NDArray[np.float32]]] = {
-    "onnx": run_onnx,
-    "tflite": run_tflite,
-    "savedmodel.zip": run_savedmodel_zip,
+
+RUNNERS: dict[str, Callable[[Path], Runner]] = {
+    "onnx": load_onnx,
+    "tflite": load_tflite,
+    "savedmodel.zip": load_savedmodel_zip,
 }
 
 
 def run_artifact(path: Path, format: str, x: NDArray[np.float32], batch_size: int = 512) -> NDArray[np.float32]:
     """Class scores of the artifact on `x` (in batches), computed on this host."""
     try:
-        runner = RUNNERS[format]
+        loader = RUNNERS[format]
     except KeyError:
         raise ConfigError(f"format: {format!r} is not one of {', '.join(RUNNERS)}") from None
-    parts = [runner(Path(path), x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    run = loader(Path(path))
+    parts = [run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
 
