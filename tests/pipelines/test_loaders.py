@@ -9,36 +9,17 @@ import pytest
 
 from edgelab.errors import ConfigError
 from pipelines import loaders
+from tests.pipelines.physionet_files import LEADS_12, write_cinc_record, write_lsad_record
 
 io = pytest.importorskip("scipy.io", reason="needs pip install 'edgelab[train]'")
 pytest.importorskip("wfdb", reason="needs pip install 'edgelab[train]'")
-
-LEADS_12 = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-
-
-def _write_cinc_record(folder: Path, name: str, val: np.ndarray) -> None:
-    """A00001.hea / A00001.mat as distributed for the 2017 challenge (300 Hz, gain 1000/mV, MATLAB v4 'val')."""
-    io.savemat(str(folder / f"{name}.mat"), {"val": val.astype(np.int16)[None, :]}, format="4")
-    (folder / f"{name}.hea").write_text(
-        f"{name} 1 300 {val.size} 05:05:15 1/05/2000 \n{name}.mat 16+24 1000/mV 16 0 {int(val[0])} 0 0 ECG\n"
-    )
-
-
-def _write_lsad_record(folder: Path, name: str, val: np.ndarray, dx: str) -> None:
-    """JS00001.hea / .mat as in LSAD: 12 leads, 500 Hz, gain 1000/mV, Dx codes in the comments."""
-    folder.mkdir(parents=True, exist_ok=True)
-    io.savemat(str(folder / f"{name}.mat"), {"val": val.astype(np.int16)}, format="4")
-    lines = [f"{name} 12 500 {val.shape[1]}"]
-    lines += [f"{name}.mat 16+24 1000/mV 16 0 {int(v[0])} 0 0 {lead}" for v, lead in zip(val, LEADS_12, strict=True)]
-    lines += ["#Age: 59", "#Sex: Female", f"#Dx: {dx}", "#Rx: Unknown", "#Hx: Unknown", "#Sx: Unknown"]
-    (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture
 def cinc_dir(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     for name in ("A00001", "A00002", "A00003"):
-        _write_cinc_record(tmp_path, name, rng.integers(-500, 500, size=9000))
+        write_cinc_record(tmp_path, name, rng.integers(-500, 500, size=9000))
     (tmp_path / "REFERENCE.csv").write_text("A00001,N\nA00002,A\nA00003,~\n")
     return tmp_path
 
@@ -100,7 +81,7 @@ def test_lsad_groups_dx_codes_into_rhythms(tmp_path: Path) -> None:
         "JS00005": "427084000",  # sinus tachycardia -> GSVT
     }
     for name, codes in dx.items():
-        _write_lsad_record(folder, name, rng.integers(-300, 300, size=(12, 5000)), codes)
+        write_lsad_record(folder, name, rng.integers(-300, 300, size=(12, 5000)), codes)
     lead_ii = io.loadmat(str(folder / "JS00002.mat"))["val"][1]
 
     # execute
