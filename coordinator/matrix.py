@@ -29,6 +29,8 @@ from coordinator.artifacts import ArtifactStore
 from edgelab.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from pipelines.base import TrainConfig
 
 VERIFY_SAMPLES = 256
@@ -271,7 +273,7 @@ def compress_source(source: Source, compression: str, spec: MatrixSpec) -> Compr
             dataset = work / "dataset.npz"
             dataset.write_bytes(source.dataset)
             test = TestSet.load(dataset)
-            result = _compress(savedmodel, compression, source, spec, test.verify_x, (test.x, test.y), work)
+            result = _compress(savedmodel, compression, source, spec, test, work)
             result.seconds = time.perf_counter() - started
             return result
     except Exception as exc:
@@ -288,31 +290,36 @@ def _compress(
     compression: str,
     source: Source,
     spec: MatrixSpec,
-    verify_x: NDArray[np.float32],
-    test: tuple[NDArray[np.float32], NDArray[np.int64]],
+    test: TestSet,
     work: Path,
 ) -> Compressed:
     from pipelines.compression import FineTune, compress, parse_compression, sparsity_of
     from pipelines.convert import savedmodel_flops
     from pipelines.export import load_keras_model
+    from pipelines.training import balanced_class_weights
 
     model = load_keras_model(savedmodel)
     if not parse_compression(compression):
-        y_pred = np.argmax(model.predict(test[0], batch_size=1024, verbose=0), axis=1)
+        y_pred = np.argmax(model.predict(test.x, batch_size=1024, verbose=0), axis=1)
         return Compressed(
             compression,
             savedmodel_zip=_pack(savedmodel),
-            reference_out=np.asarray(model.predict(verify_x, verbose=0), np.float32),
+            reference_out=np.asarray(model.predict(test.verify_x, verbose=0), np.float32),
             params=int(model.count_params()),
             sparsity=sparsity_of(model),
             flops=savedmodel_flops(savedmodel),
-            host_accuracy=float(np.mean(y_pred == test[1])),
+            host_accuracy=float(np.mean(y_pred == test.y)),
             log=["uncompressed"],
         )
     ft = FineTune(
-        source.x_train, source.y_train, epochs=spec.finetune_epochs, batch_size=spec.finetune_batch_size, seed=spec.seed
+        source.x_train,
+        source.y_train,
+        epochs=spec.finetune_epochs,
+        batch_size=spec.finetune_batch_size,
+        seed=spec.seed,
+        class_weight=balanced_class_weights(source.y_train, len(test.class_names)),
     )
-    result = compress(model, compression, ft, work / "compressed", verify_x, test)
+    result = compress(model, compression, ft, work / "compressed", test.verify_x, (test.x, test.y))
     return Compressed(
         compression,
         savedmodel_zip=_pack(result.savedmodel_dir),
@@ -489,3 +496,58 @@ def artifact_path(record: MatrixRecord) -> Path:
     if not record.ok:
         raise ConfigError(f"{record.compression} x {record.target} failed: {record.error}")
     return Path(record.info["path"])
+
+
+BASELINE_TARGET = {"onnx": "onnx", "tflite": "tflite-fp32", "savedmodel.zip": "savedmodel.zip"}
+"""Compression rates compare with the uncompressed FP32 artifact of the same format."""
+
+
+def compression_rate(record: MatrixRecord, records: list[MatrixRecord]) -> float | None:
+    """Gzipped size of the uncompressed FP32 artifact of the same format / this one's (None if absent)."""
+    if not record.ok:
+        return None
+    wanted = BASELINE_TARGET[record.info["format"]]
+    for other in records:
+        if other.ok and other.compression in ("", "none") and other.target == wanted:
+            return float(other.info["gzip_bytes"]) / float(record.info["gzip_bytes"])
+    return None
+
+
+def matrix_table(records: list[MatrixRecord], title: str = "Conversion matrix") -> Table:
+    """Size, compression rate and host-side accuracy of every artifact; failures with their error."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "compression",
+        "target",
+        "prec",
+        "sparsity",
+        "KB",
+        "gzip KB",
+        "rate",
+        "accuracy",
+        "agree",
+        "max diff",
+    ):
+        table.add_column(column, justify="left" if column in ("compression", "target", "prec") else "right")
+    for record in records:
+        if not record.ok:
+            table.add_row(record.compression, record.target, "", "", "", "", "", f"[red]failed[/]: {record.error}")
+            continue
+        info = record.info
+        rate = compression_rate(record, records)
+        check = info["verification"]
+        table.add_row(
+            record.compression,
+            record.target,
+            info["precision"],
+            f"{info['sparsity']:.0%}",
+            f"{info['size_bytes'] / 1024:.1f}",
+            f"{info['gzip_bytes'] / 1024:.1f}",
+            "" if rate is None else f"{rate:.2f}x",
+            f"{info['host_accuracy']:.2%}",
+            f"{check['argmax_agreement']:.1%}",
+            f"{check['max_abs_diff']:.2g}",
+        )
+    return table

@@ -48,6 +48,9 @@ class FineTune:
     batch_size: int = 128
     learning_rate: float = FINETUNE_LEARNING_RATE
     seed: int = 0
+    class_weight: dict[int, float] | None = None
+    """As in training (pipelines.training.balanced_class_weights): without it, fine-tuning on
+    MIT-BIH (~90% N) drifts to predicting N only."""
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y) or not len(self.x):
@@ -251,7 +254,7 @@ def _fit(model: Any, ft: FineTune, steps: int, callbacks: list[Any] | None = Non
     data = (
         tf.data.Dataset.from_tensor_slices((ft.x, ft.y)).shuffle(len(ft.x), seed=ft.seed).repeat().batch(ft.batch_size)
     )
-    model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=callbacks or [], verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=callbacks or [], class_weight=ft.class_weight, verbose=0)
 
 
 def _prune_to(model: Any, sparsity: float, ft: FineTune, steps: int) -> Any:
