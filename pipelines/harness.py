@@ -125,9 +125,15 @@ def fit_and_export(
     cosine_decay: bool = True,
     validation: Inputs | None = None,
     callbacks: Sequence[Any] = (),
+    fitted: Any = None,
 ) -> TrainOutput:
     """Compile (Adam, optionally cosine-decayed), fit with capped balanced class weights, then
-    SavedModel -> ONNX, verify ONNX Runtime against Keras, and write the npz with calibration inputs."""
+    SavedModel -> ONNX, verify ONNX Runtime against Keras, and write the npz with calibration inputs.
+
+    `fitted`, when given, is a model wrapping `model` (random augmentation in front) that is
+    trained instead; `model` shares its weights and is what gets evaluated and exported, so no
+    random op (which ONNX cannot express) reaches the artifact.
+    """
     keras = require("keras")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

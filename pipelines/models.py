@@ -135,7 +135,7 @@ def build_backbone_classifier(
     weights: str | None = None,
     trainable: bool = True,
     dropout: float = 0.2,
-    augmentation: Any = None,
+    preprocessing: Any = None,
 ) -> Any:
     """A keras.applications backbone (no top) + global average pooling + dropout + dense softmax.
 
@@ -143,7 +143,7 @@ def build_backbone_classifier(
     minimum side are resized up to it (bilinear) in-graph too, so the exported model takes the
     raw image. `weights` is passed to the constructor ("imagenet" needs the network; None is
     random init). `trainable=False` freezes the backbone (transfer learning: only the head trains).
-    `augmentation`, a Keras layer, runs first (active only in training).
+    `preprocessing`, a Keras layer, runs first (random augmentation layers in it act only in training).
     Raises ValueError for an unknown backbone.
     """
     if backbone not in BACKBONES:
@@ -152,7 +152,7 @@ def build_backbone_classifier(
     layers = keras.layers
     constructor, min_side = BACKBONES[backbone]
     inputs = keras.Input(shape=input_shape, name=INPUT_NAME)
-    x = inputs if augmentation is None else augmentation(inputs)
+    x = inputs if preprocessing is None else preprocessing(inputs)
     if input_shape[-1] == 1:
         x = layers.Concatenate(name="to_rgb")([x, x, x])
     height, width = input_shape[0], input_shape[1]

@@ -6,6 +6,7 @@ from pipelines.af import AfPipeline
 from pipelines.base import Pipeline
 from pipelines.beats_1d import BeatCnn1dPipeline
 from pipelines.beats_image import BeatImagePipeline
+from pipelines.image_transfer import ImageTransferPipeline
 from pipelines.rhythm import RhythmPipeline
 
 PIPELINES: dict[str, Pipeline] = {
@@ -21,6 +22,11 @@ PIPELINES: dict[str, Pipeline] = {
     "mitdb-beats-image-densenet201": BeatImagePipeline("densenet201"),
     "rhythm-efficientnetv2-1d": RhythmPipeline("lsad"),
     "rhythm-efficientnetv2-1d-mitdb": RhythmPipeline("mitdb"),
+    "image-transfer": ImageTransferPipeline(),
+    "image-transfer-resnet50": ImageTransferPipeline("resnet50"),
+    "image-transfer-resnet152": ImageTransferPipeline("resnet152"),
+    "image-transfer-xception": ImageTransferPipeline("xception"),
+    "image-transfer-vgg16": ImageTransferPipeline("vgg16"),
 }
 
 
