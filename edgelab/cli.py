@@ -17,6 +17,7 @@ from edgelab.errors import EdgeLabError
 
 if TYPE_CHECKING:
     from coordinator.client import ControlClient
+    from edgelab.launch import MatrixLaunchFile
 
 app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
 coordinator_app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
@@ -89,10 +90,52 @@ def demo(
 
 
 @app.command()
-def train(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline name, e.g. mitdb-beats-1d.")],
+def dashboard(
+    port: Annotated[int, typer.Option(help="HTTP port of the dashboard.")] = 8501,
+    address: Annotated[str, typer.Option(help="HTTP listen address (0.0.0.0: the whole LAN).")] = "127.0.0.1",
+    home: HomeOpt = None,
     coordinator: CoordinatorOpt = None,
-    data: Annotated[Path | None, typer.Option(help="MIT-BIH directory.")] = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the Streamlit dashboard (Results, Fleet, Launch) on the local results store."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from edgelab.errors import MissingExtraError
+
+    if importlib.util.find_spec("streamlit") is None:
+        _fail(MissingExtraError("streamlit", "dashboard"))
+    import dashboard as dashboard_package
+    from dashboard.config import COORDINATOR_ENV
+
+    settings = _settings(config, home=home, operator_token=operator_token)
+    # The Streamlit process re-reads settings from the environment (dashboard/config.py).
+    env = {**os.environ, "EDGELAB_HOME": str(settings.home), COORDINATOR_ENV: coordinator or settings.address}
+    if config is not None:
+        env["EDGELAB_CONFIG"] = str(config)
+    if settings.operator_token:
+        env["EDGELAB_OPERATOR_TOKEN"] = settings.operator_token
+    app_path = Path(dashboard_package.__file__).parent / "app.py"
+    console.print(
+        f"dashboard on http://{address}:{port}, results store {settings.db_path}, coordinator {env[COORDINATOR_ENV]}"
+    )
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port)]
+    command += ["--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+@app.command()
+def train(
+    pipeline: Annotated[
+        str | None, typer.Argument(help="Pipeline name, e.g. mitdb-beats-1d (--list names all).")
+    ] = None,
+    list_pipelines: Annotated[bool, typer.Option("--list", help="List the pipelines and exit.")] = False,
+    coordinator: CoordinatorOpt = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data directory: MIT-BIH (default), LSAD or an image folder, per pipeline.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Where to write the ONNX model and test set.")] = Path("artifacts"),
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     split: str = "inter-patient",
@@ -102,6 +145,12 @@ def train(
     config: ConfigOpt = None,
 ) -> None:
     """Train a pipeline as a Ray task; write its artifacts and upload them when --coordinator is given."""
+    if list_pipelines or pipeline is None:
+        from pipelines.registry import PIPELINES
+
+        for name, known in sorted(PIPELINES.items()):
+            console.print(f"[bold]{name}[/bold]  {known.description}", highlight=False)
+        raise typer.Exit(0 if list_pipelines else 2)
     from coordinator.training import shutdown_ray, train_with_ray
     from pipelines.base import TrainConfig
 
@@ -201,12 +250,18 @@ def jobs_launch(
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Upload the artifacts a launch file names and queue one job per target agent."""
+    """Upload the artifacts a launch file names and queue one job per target agent.
+
+    A launch file with a `matrix:` section first builds every compression x target artifact
+    as Ray tasks, then queues jobs for each, and prints their sizes and host-side accuracy."""
     from edgelab.domain import ArtifactRef, JobSpec
-    from edgelab.launch import ArtifactSource, LaunchFile
+    from edgelab.launch import ArtifactSource, MatrixLaunchFile, load_launch
 
     try:
-        launch = LaunchFile.load(spec_file)
+        launch = load_launch(spec_file)
+        if isinstance(launch, MatrixLaunchFile):
+            _launch_matrix(launch, config, coordinator, operator_token)
+            return
         with _control(config, coordinator, operator_token) as client:
 
             def resolve(source: ArtifactSource, default_format: str) -> ArtifactRef:
@@ -223,11 +278,28 @@ def jobs_launch(
                 batch_sizes=launch.batch_sizes,
                 measurement=launch.measurement.settings(),
                 pipeline=launch.pipeline,
+                backend_options=launch.backend_options,
             )
-            job_ids = client.submit(spec, launch.agents)
+            job_ids = client.submit(spec, launch.agents, any_agent=launch.any_agent)
     except (EdgeLabError, ValueError) as exc:
         _fail(exc)
     console.print(f"queued {len(job_ids)} job(s): {' '.join(job_ids)}")
+
+
+def _launch_matrix(
+    launch: MatrixLaunchFile, config: Path | None, coordinator: str | None, operator_token: str | None
+) -> None:
+    from coordinator.matrix import launch_matrix, matrix_table
+
+    settings = _settings(config, operator_token=operator_token)
+    with _control(config, coordinator, operator_token) as client, console.status(f"building matrix {launch.name} ..."):
+        result, jobs = launch_matrix(launch, client, mitdb=settings.mitdb, ray_address=settings.ray_address)
+    console.print(matrix_table(result.records, title=f"Matrix {launch.name}", jobs=jobs))
+    console.print(
+        f"{len(result.records) - len(result.failures)} artifacts, {len(result.failures)} failed, "
+        f"{sum(map(len, jobs.values()))} job(s) queued in {result.seconds:.0f} s; "
+        f"records in {launch.matrix.out / 'matrix.json'}"
+    )
 
 
 @jobs_app.command("list")

@@ -70,8 +70,8 @@ def build_squeezenet(input_shape: tuple[int, int, int], num_classes: int, *, dro
     """SqueezeNet v1.1 (Fire modules 2-9) with a new 1x1 `conv10` head of `num_classes` filters.
 
     Transfer-learning recipes replace the ImageNet conv10 (1000 filters) by a fresh 1x1
-    convolution with one filter per class, followed by ReLU and global average pooling; here
-    the whole network starts from random weights (no pretrained SqueezeNet offline).
+    convolution with one filter per class and global average pooling; here the whole network
+    starts from random weights (no pretrained SqueezeNet offline).
     """
     keras = require("keras")
     layers = keras.layers
@@ -87,7 +87,9 @@ def build_squeezenet(input_shape: tuple[int, int, int], num_classes: int, *, dro
     for i, (squeeze, expand) in enumerate(((48, 192), (48, 192), (64, 256), (64, 256)), start=6):
         x = _fire(x, squeeze, expand, f"fire{i}")
     x = layers.Dropout(dropout, name="drop9")(x)
-    x = layers.Conv2D(num_classes, 1, activation="relu", name="conv10")(x)
+    # Linear conv10: with ReLU (as in ImageNet SqueezeNet) a randomly initialised head died on
+    # MIT-BIH (all logits 0, every window "N"); pretrained features would keep it alive.
+    x = layers.Conv2D(num_classes, 1, name="conv10")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Softmax(name="probs")(x)
     return keras.Model(inputs, outputs, name="squeezenet")
