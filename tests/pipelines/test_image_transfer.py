@@ -15,14 +15,14 @@ from pipelines.registry import get_pipeline
 
 def _image_folder(root: Path, per_class: int = 12) -> Path:
     """Two classes told apart by brightness: dark and bright noisy 40x40 RGB PNGs."""
-    from PIL import Image
+    image = pytest.importorskip("PIL.Image", reason="writing the PNG fixtures needs Pillow")
 
     rng = np.random.default_rng(0)
     for label, level in (("dark", 40), ("bright", 210)):
         (root / label).mkdir(parents=True)
         for i in range(per_class):
             pixels = np.clip(rng.normal(level, 20, size=(40, 40, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / label / f"{i:03d}.png")
+            image.fromarray(pixels).save(root / label / f"{i:03d}.png")
     return root
 
 
