@@ -31,6 +31,8 @@ from edgelab.errors import ConfigError
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from coordinator.client import ControlClient
+    from edgelab.launch import MatrixLaunchFile, MatrixSection
     from pipelines.base import TrainConfig
 
 VERIFY_SAMPLES = 256
@@ -513,8 +515,14 @@ def compression_rate(record: MatrixRecord, records: list[MatrixRecord]) -> float
     return None
 
 
-def matrix_table(records: list[MatrixRecord], title: str = "Conversion matrix") -> Table:
-    """Size, compression rate and host-side accuracy of every artifact; failures with their error."""
+def matrix_table(
+    records: list[MatrixRecord],
+    title: str = "Conversion matrix",
+    jobs: dict[tuple[str, str], list[str]] | None = None,
+) -> Table:
+    """Size, compression rate and host-side accuracy of every artifact; failures with their error.
+
+    With `jobs` (per (compression, target)), a column counts the jobs queued for each artifact."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -531,6 +539,8 @@ def matrix_table(records: list[MatrixRecord], title: str = "Conversion matrix") 
         "max diff",
     ):
         table.add_column(column, justify="left" if column in ("compression", "target", "prec") else "right")
+    if jobs is not None:
+        table.add_column("jobs", justify="right")
     for record in records:
         if not record.ok:
             table.add_row(record.compression, record.target, "", "", "", "", "", f"[red]failed[/]: {record.error}")
@@ -549,5 +559,80 @@ def matrix_table(records: list[MatrixRecord], title: str = "Conversion matrix") 
             f"{info['host_accuracy']:.2%}",
             f"{check['argmax_agreement']:.1%}",
             f"{check['max_abs_diff']:.2g}",
+            *([str(len(jobs.get((record.compression, record.target), [])))] if jobs is not None else []),
         )
     return table
+
+
+# ---------------------------------------------------------------- `edgelab jobs launch` with a matrix
+
+
+def spec_from_launch(section: MatrixSection, mitdb: Path) -> MatrixSpec:
+    """The MatrixSpec a launch file's `matrix:` section asks for."""
+    from pipelines.base import TrainConfig
+
+    train_config = None
+    if section.pipeline is not None:
+        train_config = TrainConfig(
+            data_dir=section.data or mitdb,
+            split=section.split,  # type: ignore[arg-type]  # TrainConfig validates it
+            epochs=section.epochs,
+            records=tuple(section.records) if section.records else None,
+            max_train_beats=section.max_train_beats,
+        )
+    return MatrixSpec(
+        compressions=section.compressions,
+        targets=section.targets,
+        pipeline=section.pipeline,
+        train_config=train_config,
+        savedmodel=section.savedmodel,
+        dataset=section.dataset,
+        train_data=section.train_data,
+        finetune_epochs=section.finetune_epochs,
+    )
+
+
+def launch_matrix(
+    launch: MatrixLaunchFile, client: ControlClient, *, mitdb: Path, ray_address: str | None = None
+) -> tuple[MatrixResult, dict[tuple[str, str], list[str]]]:
+    """Build the matrix, upload every artifact with its metadata and queue its jobs.
+
+    Each artifact gets one job spec per backend of its format (BACKEND_BY_FORMAT, or the launch
+    file's `backends`), benchmarked at the precision fixed at conversion. Failed cells queue nothing.
+    Returns the matrix and the job ids per (compression, target).
+    """
+    from coordinator.training import shutdown_ray
+    from edgelab.domain import JobSpec, Precision
+    from pipelines.convert import BACKEND_BY_FORMAT
+
+    section = launch.matrix
+    spec = spec_from_launch(section, mitdb)
+    try:
+        result = run_matrix(spec, section.out, use_ray=section.use_ray, ray_address=ray_address)
+    finally:
+        if section.use_ray:
+            shutdown_ray()
+    dataset = client.upload(result.dataset_path, format="npz")
+    jobs: dict[tuple[str, str], list[str]] = {}
+    for record in result.records:
+        if not record.ok:
+            continue
+        fmt = record.info["format"]
+        model = client.upload(artifact_path(record), format=fmt, metadata=record.metadata)
+        ids: list[str] = []
+        for backend in section.backends.get(fmt, [BACKEND_BY_FORMAT[fmt]]):
+            job = JobSpec(
+                name=f"{launch.name}/{record.compression}/{record.target}",
+                backend=backend,
+                model=model,
+                dataset=dataset,
+                precision=Precision(record.info["precision"]),
+                batch_sizes=launch.batch_sizes,
+                measurement=launch.measurement.settings(),
+                pipeline=spec.pipeline or "",
+                labels={"compression": record.compression, "target": record.target, "matrix": launch.name},
+                backend_options=launch.backend_options,
+            )
+            ids += client.submit(job, launch.agents, any_agent=launch.any_agent)
+        jobs[(record.compression, record.target)] = ids
+    return result, jobs

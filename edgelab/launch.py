@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgelab.domain import MeasurementSettings, Precision
 from edgelab.errors import ConfigError
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ArtifactSource(BaseModel):
@@ -64,17 +67,91 @@ class LaunchFile(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> LaunchFile:
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read launch file {path}: {exc}") from exc
-        try:
-            launch = cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"{path}: {problems}") from exc
+        launch = _validate(cls, _read(path), path)
         # Relative artifact paths are relative to the launch file.
         for source in (launch.model, launch.dataset):
             if source.path is not None and not source.path.is_absolute():
                 source.path = path.parent / source.path
         return launch
+
+
+def _read(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read launch file {path}: {exc}") from exc
+
+
+def _validate(cls: type[_Model], data: object, path: Path) -> _Model:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
+class MatrixSection(BaseModel):
+    """A conversion/compression matrix: one source model x compressions x targets (coordinator.matrix)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pipeline: str | None = Field(None, description="train this pipeline as the source, e.g. mitdb-beats-1d")
+    data: Path | None = Field(None, description="pipeline data dir (default: the mitdb setting)")
+    records: list[str] | None = None
+    epochs: int = Field(3, ge=1)
+    split: str = "inter-patient"
+    max_train_beats: int | None = Field(None, ge=1)
+    savedmodel: Path | None = Field(None, description="or: a SavedModel from pipelines.export.export_savedmodel")
+    dataset: Path | None = Field(None, description="with savedmodel: its npz (x_test, y_test, class_names, x_calib)")
+    train_data: Path | None = Field(None, description="with savedmodel and compressions: npz with x_train, y_train")
+    compressions: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    targets: list[str] = Field(default_factory=lambda: ["onnx", "tflite-fp32"], min_length=1)
+    finetune_epochs: float = Field(1.0, gt=0)
+    backends: dict[str, list[str]] = Field(
+        default_factory=dict, description="per format, e.g. {onnx: [onnxruntime, tensorrt]}; default: one each"
+    )
+    out: Path = Field(Path("matrix-artifacts"), description="where the artifacts and matrix.json are written")
+    use_ray: bool = Field(True, description="false: build the artifacts one after another in this process")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MatrixSection:
+        if (self.pipeline is None) == (self.savedmodel is None):
+            raise ValueError("give exactly one of pipeline or savedmodel")
+        return self
+
+
+class MatrixLaunchFile(BaseModel):
+    """A launch file that builds a matrix of artifacts and queues a job for each one."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    measurement: Measurement = Field(default_factory=lambda: Measurement())
+    matrix: MatrixSection
+    backend_options: dict[str, str] = Field(default_factory=dict)
+    agents: list[str] = Field(default_factory=list, description="agent ids; empty: every capable agent")
+    any_agent: bool = Field(False, description="one job per artifact for whichever capable agent leases it first")
+
+    @model_validator(mode="after")
+    def _targets(self) -> MatrixLaunchFile:
+        if self.any_agent and self.agents:
+            raise ValueError("any_agent runs one job on whichever agent is free: leave agents empty")
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> MatrixLaunchFile:
+        launch = _validate(cls, _read(path), path)
+        m = launch.matrix
+        # Relative paths are relative to the launch file.
+        for key in ("data", "savedmodel", "dataset", "train_data", "out"):
+            value = getattr(m, key)
+            if value is not None and not value.is_absolute():
+                setattr(m, key, path.parent / value)
+        return launch
+
+
+def load_launch(path: Path) -> LaunchFile | MatrixLaunchFile:
+    """A single-model launch file, or a matrix one (it has a `matrix:` section)."""
+    data = _read(path)
+    if isinstance(data, dict) and "matrix" in data:
+        return MatrixLaunchFile.load(path)
+    return LaunchFile.load(path)

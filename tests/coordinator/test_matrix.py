@@ -8,14 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from agent.client import AgentClient
+from coordinator.client import ControlClient
 from coordinator.matrix import MatrixSpec, artifact_path, run_matrix
+from coordinator.server import Coordinator
+from edgelab.cli import app
+from edgelab.domain import DeviceCapabilities, Precision, RuntimeInfo
 from edgelab.errors import ConfigError
 from pipelines.training import write_dataset_npz
 
 pytest.importorskip("tensorflow_model_optimization", reason="needs pip install 'edgelab[train]'")
 
 LENGTH, CLASSES = 32, 3
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +137,34 @@ def test_matrix_runs_as_ray_tasks(source: dict[str, Path], tmp_path: Path, local
     assert qat.info["quantization"] == "qat+full-int8"
     assert qat.info["verification"]["argmax_agreement"] >= 0.9
     assert artifact_path(qat).is_file()
+
+
+@pytest.mark.integration
+def test_launch_file_with_a_matrix_uploads_artifacts_and_queues_a_job_each(
+    source: dict[str, Path], tmp_path: Path, coordinator: Coordinator
+) -> None:
+    runtimes = [RuntimeInfo(name, True, "1.0") for name in ("onnxruntime", "tflite", "tensorflow")]
+    AgentClient(coordinator.address).register("pi", DeviceCapabilities(runtimes=runtimes), None)
+    launch = tmp_path / "matrix.yaml"
+    launch.write_text(
+        "name: tiny-matrix\nbatch_sizes: [1, 4]\nany_agent: true\n"
+        f"matrix:\n  savedmodel: {source['savedmodel']}\n  dataset: {source['dataset']}\n"
+        f"  train_data: {source['train']}\n  compressions: [none, prune@0.5]\n"
+        "  targets: [onnx, tflite-int8, savedmodel.zip]\n  out: out\n  use_ray: false\n"
+    )
+
+    launched = runner.invoke(app, ["jobs", "launch", str(launch), "--coordinator", coordinator.address])
+
+    assert launched.exit_code == 0, launched.output
+    assert "6 artifacts, 0 failed, 6 job(s) queued" in launched.output
+    jobs = ControlClient(coordinator.address).list_jobs()
+    assert sorted((j.spec.labels["compression"], j.spec.labels["target"]) for j in jobs) == sorted(
+        (c, t) for c in ("none", "prune@0.5") for t in ("onnx", "tflite-int8", "savedmodel.zip")
+    )
+    backends = {j.spec.labels["target"]: (j.spec.backend, j.spec.precision) for j in jobs}
+    assert backends == {
+        "onnx": ("onnxruntime", Precision.FP32),
+        "tflite-int8": ("tflite", Precision.INT8),
+        "savedmodel.zip": ("tensorflow", Precision.FP32),
+    }
+    assert (tmp_path / "out" / "matrix.json").is_file()
