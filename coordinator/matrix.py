@@ -339,7 +339,14 @@ def _compress(
 def convert_compressed(source: Source, compressed: Compressed, target_name: str, spec: MatrixSpec) -> MatrixRecord:
     """One target format of one compressed model, verified and scored; failures become records."""
     from edgelab.metrics import accuracy_report
-    from pipelines.convert import ArtifactInfo, gzip_size, run_artifact, sha256_file, verify_artifact
+    from pipelines.convert import (
+        ArtifactInfo,
+        gzip_size,
+        run_artifact,
+        sha256_file,
+        tflite_file_precision,
+        verify_artifact,
+    )
 
     started = time.perf_counter()
     if compressed.error is not None:
@@ -361,13 +368,18 @@ def convert_compressed(source: Source, compressed: Compressed, target_name: str,
             test = TestSet.load(dataset)
             path = _convert(target, savedmodel, work / f"model{target.suffix}", dataset, spec.opset)
             log.append(f"converted to {target_name} in {time.perf_counter() - started:.1f} s")
+            precision = target.precision
+            if target.format == "tflite":
+                precision = tflite_file_precision(path)
+                if precision != target.precision:
+                    log.append(f"the file holds {precision}, not {target.precision}: benchmarked as {precision}")
             assert compressed.reference_out is not None
             check = verify_artifact(path, target.format, test.verify_x, compressed.reference_out)
             y_pred = np.argmax(run_artifact(path, target.format, test.x), axis=1)
             report = accuracy_report(test.y, y_pred, test.class_names)
             info = ArtifactInfo(
                 format=target.format,
-                precision=target.precision,
+                precision=precision,
                 quantization=f"qat+{target.quantization}" if compressed.quantized else target.quantization,
                 compression=compressed.compression,
                 sha256=sha256_file(path),

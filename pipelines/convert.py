@@ -89,6 +89,20 @@ def convert_tflite(
     return out_path
 
 
+def tflite_file_precision(path: Path) -> str:
+    """The precision a .tflite file holds, by the rule the agents' tflite backend checks jobs with.
+
+    It can differ from the precision asked at conversion: dynamic-range INT8 leaves tensors under
+    1024 elements in float, so a small enough model stays FP32.
+    """
+    from agent.backends.tflite import artifact_precision
+
+    tf = require("tensorflow")
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    tensors = [np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()]
+    return artifact_precision(tensors, np.dtype(interpreter.get_input_details()[0]["dtype"])).value
+
+
 def zip_savedmodel(savedmodel_dir: Path, out_path: Path) -> Path:
     """Zip a SavedModel directory with its files at the zip root (saved_model.pb, variables/...).
 

@@ -20,6 +20,7 @@ from pipelines.convert import (
     run_artifact,
     savedmodel_flops,
     sha256_file,
+    tflite_file_precision,
     verify_artifact,
     zip_savedmodel,
 )
@@ -94,6 +95,7 @@ def test_int8_precisions_store_int8_weights(
 
     dtypes = {t["dtype"] for t in tf.lite.Interpreter(model_path=str(path)).get_tensor_details()}
     assert (np.int8 in dtypes) is int8_tensors
+    assert tflite_file_precision(path) == ("int8" if int8_tensors else "fp32")
     assert 0 < gzip_size(path) < path.stat().st_size
 
 
