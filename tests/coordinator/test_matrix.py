@@ -17,6 +17,7 @@ from coordinator.server import Coordinator
 from edgelab.cli import app
 from edgelab.domain import DeviceCapabilities, Precision, RuntimeInfo
 from edgelab.errors import ConfigError
+from edgelab.launch import LaunchFile, MatrixLaunchFile, load_launch
 from pipelines.training import write_dataset_npz
 
 pytest.importorskip("tensorflow_model_optimization", reason="needs pip install 'edgelab[train]'")
@@ -168,3 +169,19 @@ def test_launch_file_with_a_matrix_uploads_artifacts_and_queues_a_job_each(
         "savedmodel.zip": ("tensorflow", Precision.FP32),
     }
     assert (tmp_path / "out" / "matrix.json").is_file()
+
+
+def test_launch_files_with_and_without_a_matrix(tmp_path: Path) -> None:
+    single = tmp_path / "single.yaml"
+    single.write_text("name: s\nmodel: {path: m.onnx}\ndataset: {sha256: abc}\n")
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("name: m\nmatrix: {savedmodel: sm, dataset: d.npz, targets: [onnx]}\n")
+    both = tmp_path / "both.yaml"
+    both.write_text("name: b\nmatrix: {pipeline: mitdb-beats-1d, savedmodel: sm}\n")
+
+    assert isinstance(load_launch(single), LaunchFile)
+    loaded = load_launch(matrix)
+    assert isinstance(loaded, MatrixLaunchFile)
+    assert loaded.matrix.savedmodel == tmp_path / "sm"
+    with pytest.raises(ConfigError, match=r"matrix: .*exactly one of pipeline or savedmodel"):
+        load_launch(both)
