@@ -26,6 +26,7 @@ from agent.device_state import snapshot, state_manifest
 from agent.measure import measure_latency
 from agent.power import NONE_METER, POWER_METERS, PowerMeter, PowerSampler, select_meter
 from agent.probe import device_model
+from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import (
     BenchmarkResult,
     Failure,
@@ -43,9 +44,6 @@ from edgelab.serde import to_jsonable
 GPU_BACKENDS = frozenset({"tensorrt"})
 METERS_FOR_GPU_BACKENDS = ("jtop", "nvml", "hwmon")
 METERS_FOR_CPU_BACKENDS = ("jtop", "rapl", "hwmon")
-
-REFERENCE_ACCURACY_LABEL = "reference_accuracy"
-"""JobSpec label holding the FP32 reference accuracy the device's accuracy is compared with."""
 
 
 class JobFailed(Exception):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgelab.config import Settings, load_settings
 from edgelab.errors import EdgeLabError
@@ -45,7 +46,7 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 
 
 def _fail(exc: Exception) -> NoReturn:
-    console.print(f"[red]error:[/] {exc}")
+    console.print(f"[red]error:[/] {escape(str(exc))}")
     raise typer.Exit(1)
 
 
@@ -67,10 +68,13 @@ def demo(
     records: Annotated[str | None, typer.Option(help="Comma-separated record subset, e.g. 100,119.")] = None,
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
     min_duration: Annotated[float, typer.Option(help="Timed phase per batch size, seconds.")] = 3.0,
+    backends: Annotated[
+        str, typer.Option(help="Comma-separated subset of onnxruntime,tflite,tensorflow (FP32 and INT8 each).")
+    ] = "onnxruntime,tflite,tensorflow",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster; default: local Ray.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Local coordinator + one local agent: train a 1D CNN on MIT-BIH with Ray, benchmark it with ONNX Runtime."""
+    """Local coordinator + one local agent: train a 1D CNN on MIT-BIH, convert it, benchmark every CPU runtime."""
     # Before grpc loads: its core logs a line for every fork Ray makes while our server threads run.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from edgelab.demo import DemoOptions, run_demo
@@ -82,6 +86,7 @@ def demo(
         records=tuple(records.split(",")) if records else None,
         batch_sizes=[int(b) for b in batch_sizes.split(",")],
         min_duration_s=min_duration,
+        backends=tuple(backends.split(",")),
     )
     try:
         run_demo(settings, options, console)

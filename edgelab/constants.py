@@ -18,3 +18,7 @@ MIN_SAMPLES_P95 = 128
 MIN_SAMPLES_P99 = 662
 
 DEFAULT_PORT = 50051
+
+# JobSpec label holding the FP32 host model's accuracy on the shipped test set; the agent reports
+# its own accuracy's drop against it.
+REFERENCE_ACCURACY_LABEL = "reference_accuracy"

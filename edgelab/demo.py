@@ -9,22 +9,33 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from coordinator.client import ControlClient
+from coordinator.matrix import MatrixResult, MatrixSpec, artifact_path, run_matrix
 from coordinator.server import start_coordinator
-from coordinator.training import shutdown_ray, train_with_ray
+from coordinator.training import shutdown_ray
 from edgelab.config import Settings
-from edgelab.domain import BenchmarkResult, Job, JobSpec, MeasurementSettings
+from edgelab.constants import REFERENCE_ACCURACY_LABEL
+from edgelab.domain import ArtifactRef, BenchmarkResult, Job, JobSpec, MeasurementSettings, Precision
 from edgelab.errors import EdgeLabError
 from edgelab.report import accuracy_table, results_table
 
 PIPELINE = "mitdb-beats-1d"
+# (artifact target, backend, precision): every CPU runtime the lab has, at FP32 and INT8.
+DEMO_RUNS: tuple[tuple[str, str, Precision], ...] = (
+    ("onnx", "onnxruntime", Precision.FP32),
+    ("onnx", "onnxruntime", Precision.INT8),  # quantized on the device from the shipped calibration set
+    ("tflite-fp32", "tflite", Precision.FP32),
+    ("tflite-int8", "tflite", Precision.INT8),
+    ("savedmodel.zip", "tensorflow", Precision.FP32),
+)
+DEMO_BACKENDS = tuple(dict.fromkeys(backend for _, backend, _ in DEMO_RUNS))
 AGENT_NAME = "local-cpu"
 AGENT_START_TIMEOUT_S = 120.0
 JOB_TIMEOUT_S = 1800.0
@@ -37,6 +48,7 @@ class DemoOptions:
     records: tuple[str, ...] | None = None
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
     min_duration_s: float = 3.0
+    backends: tuple[str, ...] = DEMO_BACKENDS
 
 
 def _start_agent(address: str, home: Path, log_path: Path) -> subprocess.Popen[bytes]:
@@ -87,6 +99,61 @@ def _wait_for_jobs(
             time.sleep(0.5)
 
 
+def _print_training(matrix: MatrixResult, console: Console) -> None:
+    out = matrix.source.summary
+    console.print(
+        f"[bold]trained[/] {PIPELINE}: {out['train_beats']} train / {out['test_beats']} test beats ({out['split']}), "
+        f"{out['params']} params, {out['train_seconds']:.0f}s, host accuracy {out['host_accuracy']:.2%}"
+    )
+    for note in out.get("notes", []):
+        console.print(f"  note: {note}")
+    for record in matrix.records:
+        if record.ok:
+            verified = record.info.get("verification") or {}
+            console.print(
+                f"  {record.target}: {record.info['size_bytes']:,} bytes, max |diff| vs Keras "
+                f"{verified.get('max_abs_diff', float('nan')):.2g}, argmax agreement {verified.get('argmax_agreement', 0):.2%}"
+            )
+        else:
+            console.print(f"  [red]{record.target} failed[/]: {record.error}")
+
+
+def _dispatch(
+    client: ControlClient,
+    matrix: MatrixResult,
+    runs: list[tuple[str, str, Precision]],
+    options: DemoOptions,
+    agent_id: str,
+) -> list[str]:
+    """Upload each converted artifact once and queue one job per (backend, precision) run on it."""
+    out = matrix.source.summary
+    dataset = client.upload(matrix.dataset_path, format="npz", metadata={"pipeline": PIPELINE, "split": out["split"]})
+    records = {r.target: r for r in matrix.records if r.ok}
+    uploaded: dict[str, ArtifactRef] = {}
+    job_ids: list[str] = []
+    for target, backend, precision in runs:
+        record = records.get(target)
+        if record is None:
+            continue  # its conversion failed; _print_training said why
+        if target not in uploaded:
+            uploaded[target] = client.upload(
+                artifact_path(record), format=record.info["format"], metadata=record.metadata
+            )
+        spec = JobSpec(
+            name=f"{PIPELINE}-{backend}-{precision.value}",
+            backend=backend,
+            model=uploaded[target],
+            dataset=dataset,
+            precision=precision,
+            batch_sizes=options.batch_sizes,
+            measurement=MeasurementSettings(min_duration_s=options.min_duration_s),
+            pipeline=PIPELINE,
+            labels={"split": out["split"], "target": target, REFERENCE_ACCURACY_LABEL: f"{out['host_accuracy']:.6f}"},
+        )
+        job_ids += client.submit(spec, agent_ids=[agent_id])
+    return job_ids
+
+
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list[tuple[Job, BenchmarkResult | None]]:
     from pipelines.base import TrainConfig
 
@@ -111,38 +178,19 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
             epochs=options.epochs,
             records=options.records,
         )
+        runs = [run for run in DEMO_RUNS if run[1] in options.backends]
+        spec = MatrixSpec(pipeline=PIPELINE, train_config=config, targets=list(dict.fromkeys(t for t, _, _ in runs)))
         with console.status(
-            f"training {PIPELINE} on MIT-BIH ({options.split} split, {options.epochs} epochs) as a Ray task ..."
+            f"training {PIPELINE} on MIT-BIH ({options.split} split, {options.epochs} epochs) and converting it "
+            f"to {', '.join(spec.targets)} as Ray tasks ..."
         ):
             try:
-                (trained,) = train_with_ray([(PIPELINE, config)], ray_address=settings.ray_address)
+                matrix = run_matrix(spec, settings.home / "demo-artifacts", ray_address=settings.ray_address)
             finally:
                 shutdown_ray()
-        out = trained.output
-        console.print(
-            f"[bold]trained[/] {out.pipeline}: {out.train_beats} train / {out.test_beats} test beats, "
-            f"{out.params} params, {out.train_seconds:.0f}s, host accuracy {out.host_accuracy:.2%}, "
-            f"ONNX vs Keras max |diff| {out.onnx_max_abs_diff:.2g}"
-        )
-        for note in out.notes:
-            console.print(f"  note: {note}")
-
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx_path, dataset_path = trained.write(Path(tmp))
-            model = client.upload(onnx_path, format="onnx", metadata=trained.metadata())
-            dataset = client.upload(dataset_path, format="npz", metadata={"pipeline": out.pipeline, "split": out.split})
-        spec = JobSpec(
-            name=f"{PIPELINE}-onnxruntime-fp32",
-            backend="onnxruntime",
-            model=model,
-            dataset=dataset,
-            batch_sizes=options.batch_sizes,
-            measurement=MeasurementSettings(min_duration_s=options.min_duration_s),
-            pipeline=PIPELINE,
-            labels={"split": out.split},
-        )
-        job_ids = client.submit(spec, agent_ids=[agent_id])
-        console.print(f"[bold]dispatched[/] job(s) {', '.join(job_ids)} (model sha256 {model.sha256[:12]}...)")
+        _print_training(matrix, console)
+        job_ids = _dispatch(client, matrix, runs, options, agent_id)
+        console.print(f"[bold]dispatched[/] {len(job_ids)} job(s) to {AGENT_NAME}: {', '.join(job_ids)}")
         rows = _wait_for_jobs(client, job_ids, console)
     finally:
         client.close()
@@ -153,13 +201,13 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
             agent.kill()
         coordinator.stop()
 
-    console.print(results_table(rows, title="EdgeLab demo: on-device results (ONNX Runtime, CPU)"))
-    for _, result in rows:
-        if result is not None:
-            console.print(accuracy_table(result))
-            for scope in dict.fromkeys(lat.scope for lat in result.latency):
-                console.print(f"latency scope: {scope}")
-            if result.manifest.get("power"):
-                console.print(f"power: {result.manifest['power']}")
+    console.print(results_table(rows, title="EdgeLab demo: on-device results (CPU runtimes)"))
+    first = next((result for _, result in rows if result is not None and result.ok), None)
+    if first is not None:
+        console.print(accuracy_table(first))
+        for scope in dict.fromkeys(lat.scope for lat in first.latency):
+            console.print(f"latency scope: {scope}")
+        console.print(f"power: {escape(first.manifest.get('power', 'not reported'))}")
+    console.print("every run's per-class figures: edgelab jobs show JOB_ID, or edgelab dashboard")
     console.print(f"demo wall time {time.perf_counter() - started:.0f}s; results kept in {settings.db_path}")
     return rows

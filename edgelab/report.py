@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 
 from edgelab.domain import AgentInfo, BenchmarkResult, Job
@@ -36,7 +37,7 @@ def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str
             table.add_row(*head, "", "", f"[yellow]{job.state.value}[/]", *[""] * blanks)
             continue
         if result.failure is not None:
-            failure = f"[red]{result.failure.kind.value}[/]: {result.failure.message}"
+            failure = f"[red]{result.failure.kind.value}[/]: {escape(result.failure.message)}"
             table.add_row(*head, "", "", failure, *[""] * blanks)
             continue
         accuracy = f"{result.accuracy.accuracy:.2%}" if result.accuracy else "n/a"
@@ -111,7 +112,7 @@ def agents_table(agents: Sequence[AgentInfo]) -> Table:
     for a in agents:
         caps = a.capabilities
         runtimes = ", ".join(
-            f"{r.name} {r.version}" if r.available else f"[dim]{r.name}: {r.reason}[/]" for r in caps.runtimes
+            f"{r.name} {r.version}" if r.available else f"[dim]{r.name}: {escape(r.reason)}[/]" for r in caps.runtimes
         )
         table.add_row(
             a.agent_id,

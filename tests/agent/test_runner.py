@@ -13,7 +13,8 @@ from agent.backends import BACKENDS, BuildRequest, DeviceTimedEngine, Engine
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.power import POWER_METERS, MeterInfo, PowerSample
 from agent.power.none import NoneMeter
-from agent.runner import REFERENCE_ACCURACY_LABEL, _power_meter, run_benchmark
+from agent.runner import _power_meter, run_benchmark
+from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import ArtifactRef, FailureKind, JobSpec, MeasurementSettings, Precision, RuntimeInfo
 from tests.factories import write_linear_onnx, write_test_set
 

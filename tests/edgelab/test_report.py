@@ -64,10 +64,10 @@ def test_compute_only_rows_and_power_per_batch_are_shown() -> None:
 def test_failures_and_pending_jobs_show_their_state_not_zero_figures() -> None:
     failed = Job("bad", SPEC, JobState.FAILED)
     pending = Job("wait", SPEC, JobState.QUEUED)
-    failure = BenchmarkResult(failure=Failure(FailureKind.OUT_OF_MEMORY, "inference at batch 64: out of memory"))
+    failure = BenchmarkResult(failure=Failure(FailureKind.UNAVAILABLE, "tensorrt: pip install 'edgelab[tensorrt]'"))
 
     text = _render([(failed, failure), (pending, None)])
 
-    assert "out_of_memory: inference at batch 64: out of memory" in text
+    assert "unavailable: tensorrt: pip install 'edgelab[tensorrt]'" in text  # not eaten as rich markup
     assert "queued" in text
     assert "0.000" not in text
