@@ -67,6 +67,7 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinat
     if port == 0:
         store.close()
         raise ConfigError(f"cannot listen on {settings.address}: {reason}")
+    store.grant_restart_grace()
     server.start()
     stop = threading.Event()
     # Expired leases are also swept lazily on every lease call; this catches a fleet that went quiet.

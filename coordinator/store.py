@@ -330,6 +330,21 @@ class Store:
         with self._tx() as db:
             self._expire_leases(db, self._clock())
 
+    def grant_restart_grace(self) -> int:
+        """Give every leased job a full lease again; returns how many. Called when the coordinator starts.
+
+        Expiry times keep running while the coordinator is down, and agents cannot renew then: without
+        this, a restart longer than a lease would requeue jobs their agents finished during the outage
+        and refuse those agents' reports.
+        """
+        now = self._clock()
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET lease_expires_at = MAX(lease_expires_at, ?) WHERE state=?",
+                (now + self.lease_duration_s, JobState.LEASED.value),
+            )
+        return cursor.rowcount
+
     def _check_current_lease(self, db: sqlite3.Connection, agent_id: str, job_id: str, attempt: int) -> None:
         row = db.execute("SELECT state, attempt, lease_agent_id FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         if row is None:

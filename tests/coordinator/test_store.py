@@ -104,6 +104,24 @@ def test_expired_lease_is_requeued_and_late_report_rejected(store: Store, clock:
     assert store.get_job(job).state is JobState.SUCCEEDED
 
 
+def test_a_restart_longer_than_a_lease_keeps_the_leases_it_found(tmp_path: Path, store: Store, clock: Clock) -> None:
+    agent = _agent(store)
+    job = store.submit_job(_spec())
+    lease = store.lease_job(agent, ["onnxruntime"])
+    assert lease is not None
+    store.close()
+
+    clock.now += LEASE_DURATION_S * 3  # the coordinator was down for three lease durations
+    restarted = Store(tmp_path / "edgelab.sqlite", clock=clock)
+    extended = restarted.grant_restart_grace()
+    clock.now += LEASE_DURATION_S * 0.5  # the agent reconnects and reports what it finished meanwhile
+    restarted.expire_leases()
+
+    assert extended == 1
+    assert restarted.report_result(agent, job, lease.attempt, BenchmarkResult(load_s=1.0)) is False
+    assert restarted.get_job(job).state is JobState.SUCCEEDED
+
+
 def test_renewed_lease_does_not_expire(store: Store, clock: Clock) -> None:
     agent = _agent(store)
     job = store.submit_job(_spec())
