@@ -422,6 +422,40 @@ class Store:
         result = from_jsonable(json.loads(row["result"]), BenchmarkResult)
         return StoredResult(row["job_id"], row["attempt"], row["agent_id"], result, row["created_at"])
 
+    # Dashboard read model: whole-table reads in one query each (no per-job round trips).
+
+    def list_results(self, limit: int = 5000) -> list[tuple[Job, StoredResult]]:
+        """Every finished job with its latest attempt's result, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.attempt AS r_attempt, r.agent_id AS r_agent_id, r.result AS r_result,"
+                " r.created_at AS r_created_at, " + self._JOB_QUERY.removeprefix("SELECT ") + " JOIN results r"
+                " ON r.job_id = j.job_id AND r.attempt = (SELECT MAX(attempt) FROM results WHERE job_id = j.job_id)"
+                " ORDER BY r.created_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            (
+                self._job_from_row(row),
+                StoredResult(
+                    row["job_id"],
+                    row["r_attempt"],
+                    row["r_agent_id"],
+                    from_jsonable(json.loads(row["r_result"]), BenchmarkResult),
+                    row["r_created_at"],
+                ),
+            )
+            for row in rows
+        ]
+
+    def list_artifacts(self) -> list[tuple[ArtifactRef, dict[str, str]]]:
+        """Every stored artifact with its metadata (pipeline, split, ...), newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM artifacts ORDER BY created_at DESC").fetchall()
+        return [
+            (ArtifactRef(r["sha256"], r["size_bytes"], r["format"], r["name"]), json.loads(r["metadata"])) for r in rows
+        ]
+
     _JOB_QUERY = (
         "SELECT j.*, COALESCE(j.lease_agent_id, j.target_agent_id, '') AS shown_agent, a.name AS agent_name"
         " FROM jobs j LEFT JOIN agents a ON a.agent_id = COALESCE(j.lease_agent_id, j.target_agent_id)"

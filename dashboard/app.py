@@ -1,0 +1,19 @@
+"""Entry point: `streamlit run dashboard/app.py` (or `edgelab dashboard`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).parent / "pages"
+
+st.set_page_config(page_title="EdgeLab", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "results.py", title="Results", default=True),
+        st.Page(PAGES / "fleet.py", title="Fleet"),
+        st.Page(PAGES / "launch.py", title="Launch"),
+    ]
+)
+navigation.run()

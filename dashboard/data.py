@@ -1,0 +1,433 @@
+"""Read model: results-store rows and coordinator replies turned into pandas DataFrames.
+
+No Streamlit here, so every figure the pages show is computed by plain, tested functions.
+Numeric frames keep missing values as NaN (never 0: a failed run has no throughput); the
+`display_*` functions turn them into the words the tables show ("not measured", "no baseline").
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from coordinator.store import StoredResult
+from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, Job, Precision
+
+# Backends the lab knows (DESIGN.md); agents may report more, which the pages add.
+KNOWN_BACKENDS = ("onnxruntime", "tflite", "tensorflow", "tensorrt")
+BASELINE_BACKEND = "tensorflow"
+BASELINE_PRECISION = Precision.FP32.value
+END_TO_END = "end-to-end"
+COMPUTE_ONLY = "compute-only"
+MITDB_PREFIX = "mitdb"
+
+RESULT_COLUMNS = [
+    "job_id",
+    "name",
+    "pipeline",
+    "model",
+    "model_sha256",
+    "model_size_bytes",
+    "agent",
+    "agent_id",
+    "device",
+    "backend",
+    "backend_version",
+    "precision",
+    "config",
+    "batch_size",
+    "scope_kind",
+    "scope",
+    "samples",
+    "mean_ms",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "throughput_per_s",
+    "first_inference_ms",
+    "load_s",
+    "accuracy",
+    "macro_f1",
+    "power_meter",
+    "power_mean_w",
+    "energy_per_inference_mj",
+    "speedup_vs_tf_fp32",
+    "status",
+    "failure_kind",
+    "failure_message",
+    "throttled",
+    "attempt",
+    "finished_at",
+]
+
+
+def scope_kind(scope: str) -> str:
+    """GPU engines report a second, compute-only figure; everything else is end-to-end."""
+    return COMPUTE_ONLY if scope.startswith(COMPUTE_ONLY) else END_TO_END
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def results_frame(
+    rows: Sequence[tuple[Job, StoredResult]],
+    artifacts: Sequence[ArtifactRef] = (),
+    agents: Sequence[AgentInfo] = (),
+) -> pd.DataFrame:
+    """One row per (job, batch size, latency scope); a failed job is one row with its failure and no figures."""
+    sizes = {a.sha256: a.size_bytes for a in artifacts}
+    devices = {a.agent_id: a.capabilities.device_model for a in agents}
+    records: list[dict[str, Any]] = []
+    for job, stored in rows:
+        spec, result = job.spec, stored.result
+        manifest = result.manifest
+        power = result.power[0] if result.power else None
+        base: dict[str, Any] = {
+            "job_id": job.job_id,
+            "name": spec.name,
+            "pipeline": spec.pipeline,
+            "model": spec.model.name or spec.model.sha256[:12],
+            "model_sha256": spec.model.sha256,
+            "model_size_bytes": _nan(sizes.get(spec.model.sha256) or spec.model.size_bytes or None),
+            "agent": job.agent_name or stored.agent_id,
+            "agent_id": stored.agent_id,
+            "device": manifest.get("device_model") or devices.get(stored.agent_id) or job.agent_name,
+            "backend": spec.backend,
+            "backend_version": manifest.get("backend_version", ""),
+            "precision": spec.precision.value,
+            "config": f"{spec.backend} {spec.precision.value}",
+            "load_s": _nan(result.load_s) if result.ok else float("nan"),
+            "accuracy": _nan(result.accuracy.accuracy if result.accuracy else None),
+            "macro_f1": _nan(result.accuracy.macro_f1 if result.accuracy else None),
+            "power_meter": f"{power.meter} ({power.sensor})" if power else "",
+            "power_mean_w": _nan(power.mean_w if power else None),
+            "energy_per_inference_mj": _nan(power.energy_per_inference_mj if power else None),
+            "status": "ok" if result.ok else "failed",
+            "failure_kind": result.failure.kind.value if result.failure else "",
+            "failure_message": result.failure.message if result.failure else "",
+            "throttled": manifest.get("throttled", ""),
+            "attempt": stored.attempt,
+            "finished_at": pd.Timestamp(stored.created_at, unit="s"),
+        }
+        if not result.latency:
+            records.append({**base, "scope": "", "scope_kind": ""})
+        for lat in result.latency:
+            records.append(
+                {
+                    **base,
+                    "batch_size": lat.batch_size,
+                    "scope": lat.scope,
+                    "scope_kind": scope_kind(lat.scope),
+                    "samples": lat.samples,
+                    "mean_ms": lat.mean_ms,
+                    "p50_ms": lat.p50_ms,
+                    "p90_ms": _nan(lat.p90_ms),
+                    "p95_ms": _nan(lat.p95_ms),
+                    "p99_ms": _nan(lat.p99_ms),
+                    "throughput_per_s": lat.throughput_per_s,
+                    "first_inference_ms": lat.first_inference_ms,
+                }
+            )
+    frame = pd.DataFrame.from_records(records, columns=RESULT_COLUMNS)
+    frame["batch_size"] = frame["batch_size"].astype("Int64")
+    frame["samples"] = frame["samples"].astype("Int64")
+    return add_speedup(frame)
+
+
+def add_speedup(frame: pd.DataFrame) -> pd.DataFrame:
+    """Speed-up of p50 latency vs the TensorFlow FP32 run of the same pipeline, device, batch size and scope."""
+    frame = frame.copy()
+    frame["speedup_vs_tf_fp32"] = float("nan")
+    ok = frame[frame["status"] == "ok"]
+    # A run without a pipeline name is matched by its model instead.
+    model_key = ok["pipeline"].where(ok["pipeline"] != "", ok["model_sha256"])
+    keys = ["_model", "agent_id", "batch_size", "scope_kind"]
+    keyed = ok.assign(_model=model_key)
+    baseline = keyed[(keyed["backend"] == BASELINE_BACKEND) & (keyed["precision"] == BASELINE_PRECISION)]
+    if baseline.empty:
+        return frame
+    # The newest baseline wins when a baseline was run more than once.
+    reference = baseline.sort_values("finished_at").groupby(keys, dropna=False)["p50_ms"].last().rename("_baseline_p50")
+    joined = keyed.join(reference, on=keys)
+    frame.loc[joined.index, "speedup_vs_tf_fp32"] = joined["_baseline_p50"] / joined["p50_ms"]
+    return frame
+
+
+def pareto_front(frame: pd.DataFrame, x: str = "p50_ms", y: str = "accuracy") -> pd.DataFrame:
+    """Points no other point beats on both axes (lower `x`, higher `y`), sorted by `x`."""
+    points = frame.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
+    best = float("-inf")
+    keep = []
+    for index, value in points[y].items():
+        if value > best:
+            keep.append(index)
+            best = value
+    return points.loc[keep]
+
+
+def _fmt(value: Any, pattern: str, missing: str = "") -> str:
+    return missing if pd.isna(value) else pattern.format(value)
+
+
+def display_results(frame: pd.DataFrame) -> pd.DataFrame:
+    """The results table as people read it: failures spelled out, absent figures named, never zeros."""
+    rows = []
+    for _, r in frame.iterrows():
+        failed = r["status"] == "failed"
+        rows.append(
+            {
+                "name": r["name"],
+                "device": r["device"],
+                "backend": r["backend"],
+                "precision": r["precision"],
+                "batch": _fmt(r["batch_size"], "{}"),
+                "scope": r["scope_kind"],
+                "p50 ms": _fmt(r["p50_ms"], "{:.3f}"),
+                "p90 ms": _fmt(r["p90_ms"], "{:.3f}", "" if failed else "n/a"),
+                "p99 ms": _fmt(r["p99_ms"], "{:.3f}", "" if failed else "n/a"),
+                "throughput/s": _fmt(r["throughput_per_s"], "{:,.1f}"),
+                "accuracy": _fmt(r["accuracy"], "{:.2%}", "" if failed else "n/a"),
+                "energy mJ/inf": _fmt(r["energy_per_inference_mj"], "{:.3f}", "" if failed else "not measured"),
+                "speed-up vs TF FP32": _fmt(r["speedup_vs_tf_fp32"], "{:.2f}x", "" if failed else "no baseline"),
+                "status": f"failed ({r['failure_kind']}): {r['failure_message']}" if failed else "ok",
+                "agent": r["agent"],
+                "pipeline": r["pipeline"],
+                "job": r["job_id"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def uses_mitdb(pipelines: Iterable[str]) -> bool:
+    return any(p.startswith(MITDB_PREFIX) for p in pipelines)
+
+
+# -- fleet -------------------------------------------------------------------------------
+
+
+def fleet_frame(
+    agents: Sequence[AgentInfo], job_names: dict[str, str] | None = None, now: float | None = None
+) -> pd.DataFrame:
+    """One row per agent: liveness, device, runtimes it can and cannot run (with the reason), current job."""
+    now = time.time() if now is None else now
+    job_names = job_names or {}
+    rows = []
+    for a in agents:
+        caps = a.capabilities
+        current = a.current_job_id
+        rows.append(
+            {
+                "name": a.name,
+                "status": a.status,
+                "device": caps.device_model,
+                "cpu": caps.cpu_model,
+                "cores": caps.cpu_cores,
+                "memory GiB": round(caps.memory_bytes / 2**30, 1),
+                "os": caps.os,
+                "agent version": caps.agent_version,
+                "runtimes available": ", ".join(f"{r.name} {r.version}".strip() for r in caps.runtimes if r.available),
+                "unavailable": "; ".join(f"{r.name}: {r.reason}" for r in caps.runtimes if not r.available),
+                "power meters": ", ".join(caps.power_meters) or "none",
+                "current job": f"{current} ({job_names[current]})" if current in job_names else current,
+                "last seen s ago": round(max(0.0, now - a.last_seen_at)),
+                "agent id": a.agent_id,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def runtimes_frame(agents: Sequence[AgentInfo]) -> pd.DataFrame:
+    rows = [
+        {
+            "agent": a.name,
+            "runtime": r.name,
+            "available": r.available,
+            "version": r.version,
+            "precisions": ", ".join(p.value for p in r.precisions),
+            "reason": r.reason,
+        }
+        for a in agents
+        for r in a.capabilities.runtimes
+    ]
+    return pd.DataFrame(rows, columns=["agent", "runtime", "available", "version", "precisions", "reason"])
+
+
+# -- launch ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    agent_id: str
+    agent: str
+    backend: str
+    precision: Precision
+    reason: str = ""  # why it is skipped; empty: it is launched
+
+    @property
+    def launched(self) -> bool:
+        return not self.reason
+
+
+def expand_matrix(
+    agents: Sequence[AgentInfo],
+    backends: Sequence[str],
+    precisions: Sequence[Precision],
+    targets: Sequence[str] = (),
+) -> list[MatrixCell]:
+    """backends x precisions x agents; `targets` empty means every capable agent that is not offline
+    (the coordinator's own fleet-wide rule), with the reason for each cell that is skipped."""
+    chosen = [a for a in agents if a.agent_id in targets] if targets else list(agents)
+    cells = []
+    for backend in backends:
+        for precision in precisions:
+            for a in chosen:
+                runtime = next((r for r in a.capabilities.runtimes if r.name == backend), None)
+                if runtime is None or not runtime.available:
+                    reason = f"{backend} unavailable" + (f": {runtime.reason}" if runtime and runtime.reason else "")
+                elif runtime.precisions and precision not in runtime.precisions:
+                    reason = f"{backend} here supports {', '.join(p.value for p in runtime.precisions)}"
+                elif not targets and a.status == "offline":
+                    reason = "agent offline"
+                else:
+                    reason = ""
+                cells.append(MatrixCell(a.agent_id, a.name, backend, precision, reason))
+    return cells
+
+
+def matrix_frame(cells: Sequence[MatrixCell], batch_sizes: Sequence[int]) -> pd.DataFrame:
+    rows = [
+        {
+            "agent": c.agent,
+            "backend": c.backend,
+            "precision": c.precision.value,
+            "batch sizes": ", ".join(map(str, batch_sizes)),
+            "launch": "yes" if c.launched else f"skipped: {c.reason}",
+        }
+        for c in cells
+    ]
+    return pd.DataFrame(rows, columns=["agent", "backend", "precision", "batch sizes", "launch"])
+
+
+def progress_frame(jobs: Sequence[Job]) -> pd.DataFrame:
+    rows = [
+        {
+            "job": j.job_id,
+            "name": j.spec.name,
+            "agent": j.agent_name or j.agent_id,
+            "backend": j.spec.backend,
+            "precision": j.spec.precision.value,
+            "state": j.state.value,
+            "attempt": j.attempt,
+        }
+        for j in jobs
+    ]
+    return pd.DataFrame(rows, columns=["job", "name", "agent", "backend", "precision", "state", "attempt"])
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    """ "1, 8,32" -> [1, 8, 32]; anything else is a ValueError naming the bad part."""
+    sizes = []
+    for part in text.replace(" ", "").split(","):
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(f"batch sizes must be positive integers separated by commas, got {part!r}")
+        sizes.append(int(part))
+    return sizes
+
+
+# -- one result --------------------------------------------------------------------------
+
+
+def confusion_frame(report: AccuracyReport) -> pd.DataFrame:
+    names = [c.name for c in report.classes] or [str(i) for i in range(report.num_classes)]
+    return pd.DataFrame(report.confusion_matrix(), index=names, columns=names)
+
+
+def classes_frame(report: AccuracyReport) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"class": c.name, "support": c.support, "precision (PPV)": c.precision, "recall (Se)": c.recall, "F1": c.f1}
+            for c in report.classes
+        ],
+        columns=["class", "support", "precision (PPV)", "recall (Se)", "F1"],
+    )
+
+
+COMPARED = [
+    ("backend", "backend"),
+    ("precision", "precision"),
+    ("device", "device"),
+    ("agent", "agent"),
+    ("status", "status"),
+    ("accuracy", "accuracy"),
+    ("macro F1", "macro_f1"),
+    ("p50 ms", "p50_ms"),
+    ("p90 ms", "p90_ms"),
+    ("p99 ms", "p99_ms"),
+    ("throughput/s", "throughput_per_s"),
+    ("load s", "load_s"),
+    ("energy mJ/inf", "energy_per_inference_mj"),
+    ("speed-up vs TF FP32", "speedup_vs_tf_fp32"),
+    ("model size bytes", "model_size_bytes"),
+]
+
+
+def comparison_frame(frame: pd.DataFrame, job_a: str, job_b: str, batch_size: int | None = None) -> pd.DataFrame:
+    """Two runs side by side (end-to-end latency at one batch size), with B - A where both are numbers."""
+
+    def pick(job_id: str) -> pd.Series:
+        rows = frame[frame["job_id"] == job_id]
+        e2e = rows[rows["scope_kind"] == END_TO_END]
+        if batch_size is not None and not e2e[e2e["batch_size"] == batch_size].empty:
+            return e2e[e2e["batch_size"] == batch_size].iloc[0]
+        return (e2e if not e2e.empty else rows).iloc[0]
+
+    a, b = pick(job_a), pick(job_b)
+    rows = []
+    for label, column in COMPARED:
+        va, vb = a[column], b[column]
+        numeric = all(pd.api.types.is_number(v) and not isinstance(v, bool) and not pd.isna(v) for v in (va, vb))
+        rows.append(
+            {
+                "metric": label,
+                f"A: {job_a}": "" if _missing(va) else va,
+                f"B: {job_b}": "" if _missing(vb) else vb,
+                "B - A": vb - va if numeric else "",
+            }
+        )
+    return pd.DataFrame(rows).astype(str)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def manifest_diff(manifest_a: dict[str, str], manifest_b: dict[str, str]) -> pd.DataFrame:
+    keys = sorted(set(manifest_a) | set(manifest_b))
+    rows = [
+        {
+            "key": k,
+            "A": manifest_a.get(k, ""),
+            "B": manifest_b.get(k, ""),
+            "same": manifest_a.get(k) == manifest_b.get(k),
+        }
+        for k in keys
+    ]
+    return pd.DataFrame(rows, columns=["key", "A", "B", "same"])
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        frame.to_parquet(buffer, index=False)
+    except ImportError as exc:  # pandas raises ImportError naming pyarrow/fastparquet
+        from edgelab.errors import MissingExtraError
+
+        raise MissingExtraError("pyarrow", "dashboard") from exc
+    return buffer.getvalue()

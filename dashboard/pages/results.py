@@ -1,0 +1,157 @@
+"""Results: filterable table, the plots people ask for, confusion matrices, two runs side by side, export."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import plots
+from dashboard.data import (
+    END_TO_END,
+    classes_frame,
+    comparison_frame,
+    display_results,
+    manifest_diff,
+    results_frame,
+    to_parquet_bytes,
+)
+from dashboard.ui import config, mitdb_footer, store_or_stop
+from edgelab.errors import MissingExtraError
+
+FILTERS = [
+    ("pipeline", "Pipeline"),
+    ("device", "Device"),
+    ("backend", "Backend"),
+    ("precision", "Precision"),
+    ("status", "Status"),
+]
+
+
+def _filter(frame: pd.DataFrame) -> pd.DataFrame:
+    st.sidebar.header("Filter results")
+    keep = pd.Series(True, index=frame.index)
+    for column, label in FILTERS:
+        options = sorted(frame[column].dropna().unique().tolist())
+        chosen = st.sidebar.multiselect(label, options, default=options, key=f"filter_{column}")
+        keep &= frame[column].isin(chosen)
+    return frame[keep]
+
+
+def _summary(frame: pd.DataFrame) -> None:
+    runs = frame.drop_duplicates("job_id")
+    ok = frame[frame["status"] == "ok"]
+    columns = st.columns(4)
+    columns[0].metric("runs", len(runs))
+    columns[1].metric("failed", int((runs["status"] == "failed").sum()))
+    best = ok["accuracy"].max()
+    columns[2].metric("best accuracy", "n/a" if pd.isna(best) else f"{best:.2%}")
+    fastest = ok["p50_ms"].min()
+    columns[3].metric("lowest p50 ms", "n/a" if pd.isna(fastest) else f"{fastest:.3f}")
+
+
+def _export(frame: pd.DataFrame) -> None:
+    left, right = st.columns(2)
+    left.download_button("Download CSV", frame.to_csv(index=False), "edgelab-results.csv", "text/csv")
+    try:
+        parquet = to_parquet_bytes(frame)
+    except MissingExtraError as exc:
+        right.caption(f"Parquet export unavailable: {exc}")
+    else:
+        right.download_button("Download Parquet", parquet, "edgelab-results.parquet", "application/octet-stream")
+
+
+def _plots(frame: pd.DataFrame) -> int | None:
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        st.info("No successful run in this selection: nothing to plot.")
+        return None
+    left, right = st.columns(2)
+    sizes = sorted(int(b) for b in ok["batch_size"].dropna().unique())
+    batch = left.selectbox("Batch size for the plots", sizes, key="plot_batch")
+    scopes = sorted(ok["scope_kind"].dropna().unique(), key=lambda s: s != END_TO_END)
+    scope = right.radio("Latency scope", scopes, horizontal=True, key="plot_scope")
+    shown = frame[(frame["batch_size"] == batch) & (frame["scope_kind"] == scope)]
+    tabs = st.tabs(["Accuracy vs latency", "Latency", "Energy", "Model size", "Speed-up"])
+    with tabs[0]:
+        st.plotly_chart(plots.accuracy_vs_latency(shown))
+    with tabs[1]:
+        st.plotly_chart(plots.latency_bars(shown))
+    with tabs[2]:
+        if shown["energy_per_inference_mj"].notna().any():
+            st.plotly_chart(plots.energy_bars(shown))
+        else:
+            st.info("Energy per inference: not measured (no power meter on these runs).")
+    with tabs[3]:
+        st.plotly_chart(plots.size_vs_accuracy(shown))
+    with tabs[4]:
+        if shown["speedup_vs_tf_fp32"].notna().any():
+            st.plotly_chart(plots.speedup_bars(shown))
+        else:
+            st.info(
+                "Speed-up: no baseline. Run the same pipeline with backend tensorflow, precision fp32 "
+                "on the same device and batch size."
+            )
+    return batch
+
+
+def main() -> None:
+    st.title("Results")
+    cfg = config()
+    store = store_or_stop(cfg)
+    rows = store.list_results()
+    if not rows:
+        st.info("No finished job yet: run `edgelab demo`, or launch one on the Launch page.")
+        st.stop()
+    stored = {job.job_id: (job, result) for job, result in rows}
+    frame = results_frame(rows, [ref for ref, _ in store.list_artifacts()], store.list_agents())
+    filtered = _filter(frame)
+
+    _summary(filtered)
+    st.dataframe(display_results(filtered), hide_index=True)
+    for _, failed in filtered[filtered["status"] == "failed"].drop_duplicates("job_id").iterrows():
+        st.error(
+            f"{failed['name']} on {failed['agent']} failed ({failed['failure_kind']}): {failed['failure_message']}"
+        )
+    _export(filtered)
+
+    st.header("Plots")
+    batch = _plots(filtered)
+
+    labels = {
+        job_id: f"{job.spec.name} on {job.agent_name or result.agent_id} ({job_id})"
+        for job_id, (job, result) in stored.items()
+        if job_id in set(filtered["job_id"])
+    }
+    scored = [job_id for job_id in labels if stored[job_id][1].result.accuracy is not None]
+    st.header("Confusion matrix")
+    if scored:
+        job_id = st.selectbox("Run", scored, format_func=labels.__getitem__, key="confusion_job")
+        report = stored[job_id][1].result.accuracy
+        if report is not None:
+            st.metric(
+                "accuracy",
+                f"{report.accuracy:.2%}",
+                help=f"{report.samples} test samples, macro F1 {report.macro_f1:.3f}",
+            )
+            st.plotly_chart(plots.confusion_heatmap(report))
+            st.dataframe(classes_frame(report), hide_index=True)
+    else:
+        st.info("No run in this selection was scored on a test set.")
+
+    st.header("Compare two runs")
+    if len(labels) >= 2:
+        ids = list(labels)
+        left, right = st.columns(2)
+        job_a = left.selectbox("Run A", ids, index=0, format_func=labels.__getitem__, key="compare_a")
+        job_b = right.selectbox("Run B", ids, index=1, format_func=labels.__getitem__, key="compare_b")
+        st.dataframe(comparison_frame(filtered, job_a, job_b, batch), hide_index=True)
+        with st.expander("Provenance (manifest) side by side"):
+            diff = manifest_diff(stored[job_a][1].result.manifest, stored[job_b][1].result.manifest)
+            st.dataframe(diff, hide_index=True)
+    else:
+        st.info("Select at least two runs to compare them.")
+
+    mitdb_footer(filtered["pipeline"].tolist())
+
+
+main()

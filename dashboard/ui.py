@@ -1,0 +1,54 @@
+"""Streamlit helpers the pages share: the store handle, the coordinator client, the footer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from coordinator.client import ControlClient
+from coordinator.store import Store
+from dashboard.config import DashboardConfig, load_config
+from dashboard.data import uses_mitdb
+
+MITDB_ATTRIBUTION = (
+    "MIT-BIH Arrhythmia Database: Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. "
+    "IEEE Eng in Med and Biol 20(3):45-50 (2001); Goldberger et al., PhysioBank, PhysioToolkit, and "
+    "PhysioNet, Circulation 101(23):e215-e220 (2000)."
+)
+CONTROL_TIMEOUT_S = 5.0
+
+
+def config() -> DashboardConfig:
+    return load_config()
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str) -> Store:
+    # One connection per dashboard process; Store serialises access with its own lock.
+    return Store(Path(path))
+
+
+def store_or_stop(cfg: DashboardConfig) -> Store:
+    """The results store, or a clear note and an early stop when there is none yet."""
+    if not cfg.db_path.is_file():
+        st.info(
+            f"No results store at `{cfg.db_path}` yet. Run `edgelab demo`, or start a coordinator "
+            "with `edgelab coordinator serve`, then reload this page."
+        )
+        st.stop()
+    return _open_store(str(cfg.db_path))
+
+
+def control_client(cfg: DashboardConfig) -> ControlClient:
+    return ControlClient(cfg.coordinator, cfg.operator_token, timeout_s=CONTROL_TIMEOUT_S)
+
+
+def mitdb_footer(pipelines: list[str]) -> None:
+    if uses_mitdb(pipelines):
+        st.divider()
+        st.caption(MITDB_ATTRIBUTION)
+
+
+def store_if_any(cfg: DashboardConfig) -> Store | None:
+    return _open_store(str(cfg.db_path)) if cfg.db_path.is_file() else None

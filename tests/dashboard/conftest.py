@@ -1,0 +1,230 @@
+"""A results store seeded through the real Store API: three agents (online, stale, offline),
+artifacts, and jobs leased and reported like an agent would, including a failure, a power
+report, a GPU run with end-to-end and compute-only latency, and a TensorFlow FP32 baseline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from coordinator.store import Store
+from dashboard.config import COORDINATOR_ENV
+from edgelab.config import Settings
+from edgelab.domain import (
+    AccuracyReport,
+    ArtifactRef,
+    BenchmarkResult,
+    ClassMetrics,
+    DeviceCapabilities,
+    Failure,
+    FailureKind,
+    JobSpec,
+    LatencyStats,
+    PowerReport,
+    Precision,
+    RuntimeInfo,
+)
+
+PIPELINE = "mitdb-beats-1d"
+ALL_PRECISIONS = [Precision.FP32, Precision.FP16, Precision.INT8]
+E2E = "end-to-end: host array in, host array out (session.run)"
+COMPUTE = "compute-only: CUDA events around enqueueV3"
+
+
+@dataclass
+class Seeded:
+    home: Path
+    agents: dict[str, str] = field(default_factory=dict)  # name -> agent id
+    jobs: dict[str, str] = field(default_factory=dict)  # job name -> job id
+
+
+def latency(batch: int, p50: float, scope: str = E2E, samples: int = 700) -> LatencyStats:
+    return LatencyStats(
+        batch_size=batch,
+        samples=samples,
+        mean_ms=p50 * 1.05,
+        p50_ms=p50,
+        min_ms=p50 * 0.9,
+        max_ms=p50 * 2,
+        std_ms=p50 * 0.1,
+        throughput_per_s=batch * 1000 / p50,
+        first_inference_ms=p50 * 10,
+        warmup_s=0.2,
+        warmup_iterations=10,
+        timed_duration_s=3.0,
+        scope=scope,
+        p90_ms=p50 * 1.2,
+        p95_ms=p50 * 1.3,
+        p99_ms=p50 * 1.5,
+    )
+
+
+def accuracy(acc: float, confusion: list[int]) -> AccuracyReport:
+    names = ["N", "S", "V"]
+    return AccuracyReport(
+        samples=sum(confusion),
+        accuracy=acc,
+        num_classes=3,
+        macro_f1=acc - 0.1,
+        classes=[ClassMetrics(n, 10, acc, acc, acc) for n in names],
+        confusion=confusion,
+    )
+
+
+def _caps(device: str, runtimes: list[RuntimeInfo], meters: list[str]) -> DeviceCapabilities:
+    return DeviceCapabilities(
+        hostname=device.lower().replace(" ", "-"),
+        device_model=device,
+        cpu_model="ARMv8 Processor rev 1 (v8l)",
+        cpu_cores=4,
+        memory_bytes=4 * 2**30,
+        os="Linux-4.9.337-tegra-aarch64",
+        python_version="3.10.12",
+        agent_version="0.1.0",
+        runtimes=runtimes,
+        power_meters=meters,
+    )
+
+
+def seed(home: Path) -> Seeded:
+    seeded = Seeded(home)
+    now = time.time()
+    db_path = Settings(home=home).db_path
+    # Agents that last spoke long ago: register them with a clock set back (the store keeps last_seen_at).
+    for name, age_s in (("old-pi", 3600.0), ("flaky-nano", 30.0)):
+        old = Store(db_path, clock=lambda age=age_s: now - age)
+        seeded.agents[name], _ = old.register_agent(
+            name,
+            _caps("Raspberry Pi 3 Model B", [RuntimeInfo("onnxruntime", True, "1.18.0", "", [Precision.FP32])], []),
+        )
+        old.close()
+    store = Store(db_path)
+    seeded.agents["jetson-nano-1"], _ = store.register_agent(
+        "jetson-nano-1",
+        _caps(
+            "NVIDIA Jetson Nano Developer Kit",
+            [
+                RuntimeInfo("tensorrt", True, "8.2.1", "", ALL_PRECISIONS),
+                RuntimeInfo("onnxruntime", True, "1.16.3", "", [Precision.FP32]),
+                RuntimeInfo("tflite", False, "", "tflite_runtime is not installed", []),
+            ],
+            ["jtop"],
+        ),
+    )
+    seeded.agents["rpi4-lab"], _ = store.register_agent(
+        "rpi4-lab",
+        _caps(
+            "Raspberry Pi 4 Model B Rev 1.4",
+            [
+                RuntimeInfo("onnxruntime", True, "1.32.0", "", [Precision.FP32]),
+                RuntimeInfo("tensorflow", True, "2.21.0", "", [Precision.FP32]),
+                RuntimeInfo("tensorrt", False, "", "no CUDA device", []),
+            ],
+            ["ina219"],
+        ),
+    )
+    onnx = ArtifactRef("a" * 64, 123_456, "onnx", "mitdb-beats-1d.onnx")
+    saved = ArtifactRef("c" * 64, 654_321, "savedmodel", "mitdb-beats-1d-savedmodel.zip")
+    testset = ArtifactRef("b" * 64, 99_000, "npz", "mitdb-beats-1d-testset.npz")
+    for ref in (onnx, saved, testset):
+        store.add_artifact(ref, {"pipeline": PIPELINE} if ref.format != "npz" else {})
+
+    def run(
+        name: str, agent: str, backend: str, precision: Precision, model: ArtifactRef, result: BenchmarkResult
+    ) -> None:
+        spec = JobSpec(name, backend, model, testset, precision, [1, 8], pipeline=PIPELINE)
+        agent_id = seeded.agents[agent]
+        job_id = store.submit_job(spec, agent_id)
+        lease = store.lease_job(agent_id, [backend])
+        assert lease is not None and lease.job_id == job_id
+        store.report_result(agent_id, job_id, lease.attempt, result)
+        seeded.jobs[name] = job_id
+
+    manifest = {"precision": "fp32", "cpu_governor": "ondemand", "throttled": "no"}
+    run(
+        "ort-fp32-pi",
+        "rpi4-lab",
+        "onnxruntime",
+        Precision.FP32,
+        onnx,
+        BenchmarkResult(
+            load_s=0.25,
+            latency=[latency(1, 2.0), latency(8, 9.0)],
+            accuracy=accuracy(0.9123, [80, 5, 3, 4, 30, 1, 2, 0, 25]),
+            power=[PowerReport("ina219", "INA219 5V rail", 0.01, 300, 2.1, 3.4, 12.5)],
+            manifest={
+                **manifest,
+                "backend": "onnxruntime",
+                "backend_version": "1.32.0",
+                "device_model": "Raspberry Pi 4 Model B Rev 1.4",
+            },
+        ),
+    )
+    run(
+        "tf-fp32-pi",
+        "rpi4-lab",
+        "tensorflow",
+        Precision.FP32,
+        saved,
+        BenchmarkResult(
+            load_s=1.5,
+            latency=[latency(1, 8.0), latency(8, 27.0)],
+            accuracy=accuracy(0.9125, [81, 4, 3, 4, 30, 1, 2, 0, 25]),
+            manifest={
+                **manifest,
+                "backend": "tensorflow",
+                "backend_version": "2.21.0",
+                "device_model": "Raspberry Pi 4 Model B Rev 1.4",
+            },
+        ),
+    )
+    run(
+        "trt-fp16-nano",
+        "jetson-nano-1",
+        "tensorrt",
+        Precision.FP16,
+        onnx,
+        BenchmarkResult(
+            load_s=42.0,
+            latency=[latency(1, 0.8), latency(1, 0.31, COMPUTE), latency(8, 1.9), latency(8, 1.1, COMPUTE)],
+            accuracy=accuracy(0.9087, [79, 6, 3, 4, 29, 2, 2, 1, 24]),
+            manifest={
+                **manifest,
+                "precision": "fp16",
+                "backend": "tensorrt",
+                "backend_version": "8.2.1",
+                "device_model": "NVIDIA Jetson Nano Developer Kit",
+                "throttled": "yes",
+            },
+        ),
+    )
+    run(
+        "trt-int8-nano",
+        "jetson-nano-1",
+        "tensorrt",
+        Precision.INT8,
+        onnx,
+        BenchmarkResult(
+            failure=Failure(FailureKind.OUT_OF_MEMORY, "TensorRT ran out of memory building the int8 engine"),
+            manifest={"backend": "tensorrt", "device_model": "NVIDIA Jetson Nano Developer Kit"},
+        ),
+    )
+    # One job still waiting in the queue: it has no result and is not in the results table.
+    seeded.jobs["queued-ort"] = store.submit_job(
+        JobSpec("queued-ort", "onnxruntime", onnx, testset, pipeline=PIPELINE), seeded.agents["jetson-nano-1"]
+    )
+    store.close()
+    return seeded
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seeded:
+    """The seeded store under EDGELAB_HOME, and a coordinator address nobody listens on."""
+    data = seed(tmp_path / "home")
+    monkeypatch.setenv("EDGELAB_HOME", str(data.home))
+    monkeypatch.delenv("EDGELAB_CONFIG", raising=False)
+    monkeypatch.setenv(COORDINATOR_ENV, "127.0.0.1:1")
+    return data

@@ -1,0 +1,142 @@
+"""End to end: `edgelab dashboard` serves the seeded store; headless Debian Chromium renders it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.conftest import Seeded
+
+WINDOW = (1400, 2400)
+SERVER_START_TIMEOUT_S = 60.0
+CHROMIUM_TIMEOUT_S = 90.0
+# A cold server's first script run (pandas, plotly imports) can outlast a visit: visit again until then.
+RENDER_TIMEOUT_S = 120.0
+# A blank page still loading has only the toolbar in the main column; the rendered one has text and plots.
+MIN_DARK_PIXELS = 5000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"edgelab dashboard exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"dashboard not healthy after {SERVER_START_TIMEOUT_S:.0f}s:\n{log.read_text()}")
+
+
+def _chromium(binary: str, profile: Path, *args: str) -> list[str]:
+    # --no-sandbox: CI runs as root. The virtual time budget lets the websocket deliver the page.
+    return [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=30000",
+        *args,
+    ]
+
+
+def _dark_pixels(png: Path) -> int:
+    """Dark pixels in the main column (right of the sidebar, below the toolbar)."""
+    from PIL import Image  # Streamlit depends on Pillow
+
+    with Image.open(png) as image:
+        main = image.convert("L").crop((400, 100, *image.size))
+        return sum(count for level, count in enumerate(main.histogram()) if level < 100)
+
+
+def _dump_rendered(binary: str, profile: Path, url: str, last_element: str) -> str:
+    """The page's DOM once Streamlit drew it (a visit to a cold server may come back empty)."""
+    deadline = time.monotonic() + RENDER_TIMEOUT_S
+    for attempt in itertools.count():
+        # A fresh profile per visit: a reused one came back empty again and again.
+        dom = subprocess.run(
+            _chromium(binary, profile / str(attempt), f"--window-size={WINDOW[0]},{WINDOW[1]}", "--dump-dom", url),
+            capture_output=True,
+            timeout=CHROMIUM_TIMEOUT_S,
+            check=True,
+        ).stdout.decode()
+        if last_element in dom or time.monotonic() > deadline:
+            break
+    return dom
+
+
+@pytest.mark.integration
+def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "dashboard.log"
+    screenshot = tmp_path / "results.png"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "edgelab", "dashboard", "--port", str(port), "--home", str(seeded.home)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_healthy(url, server, log)
+
+        # The first visits also warm the server (imports, first script run) before the screenshot.
+        results_dom = _dump_rendered(chromium, tmp_path / "p1", url, "Download CSV")
+        fleet_dom = _dump_rendered(chromium, tmp_path / "p2", f"{url}/fleet", "Register a device")
+        deadline = time.monotonic() + RENDER_TIMEOUT_S
+        for attempt in itertools.count():
+            subprocess.run(
+                _chromium(
+                    chromium,
+                    tmp_path / "p3" / str(attempt),
+                    f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                    f"--screenshot={screenshot}",
+                    url,
+                ),
+                capture_output=True,
+                timeout=CHROMIUM_TIMEOUT_S,
+                check=True,
+            )
+            if _dark_pixels(screenshot) > MIN_DARK_PIXELS or time.monotonic() > deadline:
+                break
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    (tmp_path / "results.html").write_text(results_dom)
+    (tmp_path / "fleet.html").write_text(fleet_dom)
+    assert "trt-int8-nano on jetson-nano-1 failed (out_of_memory)" in results_dom
+    # Table cells reach the DOM through the data grid's accessibility layer (visible columns only).
+    assert "ort-fp32-pi" in results_dom and ">2.000<" in results_dom and "91.25%" in results_dom
+    assert "MIT-BIH Arrhythmia Database" in results_dom
+    for agent in ("old-pi", "flaky-nano", "jetson-nano-1", "rpi4-lab"):
+        assert agent in fleet_dom
+    assert "tflite_runtime is not installed" in fleet_dom
+    from PIL import Image
+
+    with Image.open(screenshot) as image:
+        assert image.size == WINDOW
+    assert _dark_pixels(screenshot) > MIN_DARK_PIXELS

@@ -1,0 +1,122 @@
+"""The read model: store rows -> DataFrames, speed-up baselines, Pareto front, launch matrix, export."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from coordinator.store import Store
+from dashboard.data import (
+    comparison_frame,
+    expand_matrix,
+    pareto_front,
+    parse_batch_sizes,
+    results_frame,
+    to_parquet_bytes,
+)
+from edgelab.config import Settings
+from edgelab.domain import AgentInfo, DeviceCapabilities, Precision, RuntimeInfo
+from tests.dashboard.conftest import Seeded
+
+
+@pytest.fixture
+def store(seeded: Seeded) -> Store:
+    return Store(Settings(home=seeded.home).db_path)
+
+
+def test_list_results_returns_latest_attempt_of_finished_jobs_only(store: Store, seeded: Seeded) -> None:
+    rows = store.list_results()
+
+    assert {job.spec.name for job, _ in rows} == {"ort-fp32-pi", "tf-fp32-pi", "trt-fp16-nano", "trt-int8-nano"}
+    by_name = {job.spec.name: (job, stored) for job, stored in rows}
+    job, stored = by_name["trt-int8-nano"]
+    assert stored.result.failure is not None and job.agent_name == "jetson-nano-1"
+    assert stored.agent_id == seeded.agents["jetson-nano-1"] and stored.attempt == 1
+
+
+def test_results_frame_keeps_failures_as_failures_and_sizes_from_artifacts(store: Store) -> None:
+    frame = results_frame(store.list_results(), [ref for ref, _ in store.list_artifacts()], store.list_agents())
+
+    failed = frame[frame["name"] == "trt-int8-nano"]
+    assert len(failed) == 1 and failed.iloc[0]["failure_kind"] == "out_of_memory"
+    assert failed[["p50_ms", "throughput_per_s", "speedup_vs_tf_fp32"]].isna().all(axis=None)
+    ort = frame[frame["name"] == "ort-fp32-pi"]
+    assert set(ort["model_size_bytes"]) == {123_456.0} and set(ort["energy_per_inference_mj"]) == {12.5}
+    trt = frame[frame["name"] == "trt-fp16-nano"]
+    assert sorted(trt["scope_kind"]) == ["compute-only", "compute-only", "end-to-end", "end-to-end"]
+    assert trt["energy_per_inference_mj"].isna().all()
+
+
+def test_speedup_needs_same_device_batch_and_scope(store: Store) -> None:
+    frame = results_frame(store.list_results())
+
+    speedup = frame.set_index(["name", "batch_size", "scope_kind"])["speedup_vs_tf_fp32"]
+    assert speedup[("ort-fp32-pi", 1, "end-to-end")] == pytest.approx(8.0 / 2.0)
+    assert speedup[("ort-fp32-pi", 8, "end-to-end")] == pytest.approx(27.0 / 9.0)
+    assert speedup[("tf-fp32-pi", 1, "end-to-end")] == pytest.approx(1.0)
+    # The Jetson has no TensorFlow FP32 run: another device's baseline does not count.
+    assert speedup.xs("trt-fp16-nano", level="name").isna().all()
+
+
+def test_pareto_front_keeps_points_nothing_beats_on_both_axes() -> None:
+    points = pd.DataFrame(
+        {"name": list("abcde"), "p50_ms": [1.0, 2.0, 3.0, 2.5, 4.0], "accuracy": [0.80, 0.90, 0.85, 0.95, 0.95]}
+    )
+
+    front = pareto_front(points)
+
+    assert list(front["name"]) == ["a", "b", "d"]
+
+
+def _agent(agent_id: str, status: str, runtimes: list[RuntimeInfo]) -> AgentInfo:
+    return AgentInfo(agent_id, agent_id, status, 0.0, DeviceCapabilities(runtimes=runtimes))
+
+
+def test_matrix_skips_cells_with_the_reason() -> None:
+    nano = _agent(
+        "nano", "online", [RuntimeInfo("tensorrt", True, "8.2", "", [Precision.FP32, Precision.FP16, Precision.INT8])]
+    )
+    pi = _agent("pi", "online", [RuntimeInfo("tensorrt", False, "", "no CUDA device")])
+    gone = _agent("gone", "offline", [RuntimeInfo("tensorrt", True, "8.2", "", [Precision.FP16])])
+
+    fleet = expand_matrix([nano, pi, gone], ["tensorrt"], [Precision.FP16, Precision.INT8])
+    pinned = expand_matrix([nano, pi, gone], ["tensorrt"], [Precision.FP16], targets=["gone"])
+
+    reasons = {(c.agent, c.precision.value): c.reason for c in fleet}
+    assert reasons == {
+        ("nano", "fp16"): "",
+        ("nano", "int8"): "",
+        ("pi", "fp16"): "tensorrt unavailable: no CUDA device",
+        ("pi", "int8"): "tensorrt unavailable: no CUDA device",
+        ("gone", "fp16"): "agent offline",
+        ("gone", "int8"): "tensorrt here supports fp16",
+    }
+    assert [(c.agent, c.launched) for c in pinned] == [("gone", True)]
+
+
+def test_batch_sizes_are_parsed_or_rejected_by_name() -> None:
+    assert parse_batch_sizes(" 1, 8,32") == [1, 8, 32]
+    with pytest.raises(ValueError, match="'0'"):
+        parse_batch_sizes("1,0")
+    with pytest.raises(ValueError, match="'x'"):
+        parse_batch_sizes("1,x")
+
+
+def test_comparison_and_parquet_export(store: Store, seeded: Seeded) -> None:
+    frame = results_frame(store.list_results())
+
+    compared = comparison_frame(frame, seeded.jobs["ort-fp32-pi"], seeded.jobs["tf-fp32-pi"], batch_size=8)
+    restored = pd.read_parquet(io.BytesIO(to_parquet_bytes(frame)))
+
+    p50 = compared[compared["metric"] == "p50 ms"].iloc[0].tolist()
+    assert p50[1:] == ["9.0", "27.0", "18.0"]
+    assert compared[compared["metric"] == "status"].iloc[0].tolist()[3] == ""
+    assert restored.shape == frame.shape and list(restored["name"]) == list(frame["name"])
+
+
+def test_an_empty_store_gives_an_empty_frame_with_all_columns() -> None:
+    frame = results_frame([])
+
+    assert frame.empty and "speedup_vs_tf_fp32" in frame.columns
