@@ -106,7 +106,7 @@ def jobs_table(jobs: Sequence[Job]) -> Table:
 
 def agents_table(agents: Sequence[AgentInfo]) -> Table:
     table = Table(title="Agents", title_justify="left")
-    for column in ("agent", "name", "status", "device", "cores", "memory", "runtimes", "job"):
+    for column in ("agent", "name", "status", "device", "cores", "memory", "runtimes", "power", "job"):
         table.add_column(column)
     colors = {"online": "green", "stale": "yellow", "offline": "red"}
     for a in agents:
@@ -122,6 +122,7 @@ def agents_table(agents: Sequence[AgentInfo]) -> Table:
             str(caps.cpu_cores),
             f"{caps.memory_bytes / 2**30:.1f} GiB",
             runtimes,
+            ", ".join(caps.power_meters) or "[dim]none[/]",
             a.current_job_id,
         )
     return table

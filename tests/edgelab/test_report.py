@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 
 from edgelab.domain import (
+    AgentInfo,
     ArtifactRef,
     BenchmarkResult,
+    DeviceCapabilities,
     Failure,
     FailureKind,
     Job,
@@ -14,8 +16,9 @@ from edgelab.domain import (
     JobState,
     LatencyStats,
     PowerReport,
+    RuntimeInfo,
 )
-from edgelab.report import results_table
+from edgelab.report import agents_table, results_table
 
 SPEC = JobSpec("beats", "tensorrt", ArtifactRef("a" * 64, format="onnx"), ArtifactRef("b" * 64, format="npz"))
 
@@ -71,3 +74,22 @@ def test_failures_and_pending_jobs_show_their_state_not_zero_figures() -> None:
     assert "unavailable: tensorrt: pip install 'edgelab[tensorrt]'" in text  # not eaten as rich markup
     assert "queued" in text
     assert "0.000" not in text
+
+
+def test_agents_table_shows_runtimes_with_reasons_and_power_meters() -> None:
+    caps = DeviceCapabilities(
+        device_model="NVIDIA Jetson Orin Nano",
+        runtimes=[
+            RuntimeInfo("onnxruntime", True, "1.32.0"),
+            RuntimeInfo("tensorrt", False, reason="pip install 'edgelab[tensorrt]'"),
+        ],
+        power_meters=["jtop"],
+    )
+    agent = AgentInfo("a1", "orin-1", "online", 0.0, caps)
+    console = Console(record=True, width=250)
+
+    console.print(agents_table([agent]))
+
+    text = console.export_text()
+    assert "onnxruntime 1.32.0" in text and "tensorrt: pip install 'edgelab[tensorrt]'" in text
+    assert "jtop" in text and "NVIDIA Jetson Orin Nano" in text
