@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "pages"
+# Not "pages/": Streamlit would also build its legacy navigation from a folder of that name.
+PAGES = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="EdgeLab", layout="wide")
 navigation = st.navigation(

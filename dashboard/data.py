@@ -396,12 +396,20 @@ def comparison_frame(frame: pd.DataFrame, job_a: str, job_b: str, batch_size: in
         rows.append(
             {
                 "metric": label,
-                f"A: {job_a}": "" if _missing(va) else va,
-                f"B: {job_b}": "" if _missing(vb) else vb,
-                "B - A": vb - va if numeric else "",
+                f"A: {job_a}": _cell(va),
+                f"B: {job_b}": _cell(vb),
+                "B - A": _cell(vb - va) if numeric else "",
             }
         )
-    return pd.DataFrame(rows).astype(str)
+    return pd.DataFrame(rows)
+
+
+def _cell(value: Any) -> str:
+    if _missing(value):
+        return ""
+    if pd.api.types.is_float(value):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _missing(value: Any) -> bool:

@@ -111,7 +111,7 @@ def test_comparison_and_parquet_export(store: Store, seeded: Seeded) -> None:
     restored = pd.read_parquet(io.BytesIO(to_parquet_bytes(frame)))
 
     p50 = compared[compared["metric"] == "p50 ms"].iloc[0].tolist()
-    assert p50[1:] == ["9.0", "27.0", "18.0"]
+    assert p50[1:] == ["9", "27", "18"]
     assert compared[compared["metric"] == "status"].iloc[0].tolist()[3] == ""
     assert restored.shape == frame.shape and list(restored["name"]) == list(frame["name"])
 

@@ -107,7 +107,9 @@ def test_results_confusion_matrix_and_comparison(seeded: Seeded) -> None:
     assert {m.label: m.value for m in at.metric}["accuracy"] == "91.23%"
     compare = next(d.value for d in at.dataframe if "metric" in d.value.columns)
     p50 = compare[compare["metric"] == "p50 ms"].iloc[0]
-    assert (p50.iloc[1], p50.iloc[2], p50.iloc[3]) == ("2.0", "8.0", "6.0")
+    assert (p50.iloc[1], p50.iloc[2], p50.iloc[3]) == ("2", "8", "6")
+    accuracy = compare[compare["metric"] == "accuracy"].iloc[0]
+    assert (accuracy.iloc[1], accuracy.iloc[2], accuracy.iloc[3]) == ("0.9123", "0.9125", "0.0002")
     manifest = next(d.value for d in at.dataframe if "same" in d.value.columns)
     backend = manifest[manifest["key"] == "backend"].iloc[0]
     assert (backend["A"], backend["B"], bool(backend["same"])) == ("onnxruntime", "tensorflow", False)
@@ -129,7 +131,7 @@ def test_results_filter_narrows_table_and_plots(seeded: Seeded) -> None:
 def test_fleet_page_shows_liveness_runtimes_and_register_command(seeded: Seeded) -> None:
     at = _app().run()
 
-    at.switch_page("pages/fleet.py").run()
+    at.switch_page("views/fleet.py").run()
 
     assert not at.exception
     fleet = at.dataframe[0].value
@@ -159,7 +161,7 @@ def test_pages_say_when_there_is_no_store_yet(tmp_path: Path, monkeypatch: pytes
 def test_launch_page_says_when_the_coordinator_is_unreachable(seeded: Seeded) -> None:
     at = _app().run()
 
-    at.switch_page("pages/launch.py").run()
+    at.switch_page("views/launch.py").run()
 
     assert not at.exception
     (error,) = at.error
@@ -191,7 +193,7 @@ def test_launch_page_queues_the_matrix_on_a_real_coordinator(
     monkeypatch.setenv("EDGELAB_HOME", str(tmp_path / "coordinator"))
     monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
     at = _app().run()
-    at.switch_page("pages/launch.py").run()
+    at.switch_page("views/launch.py").run()
     backends = next(m for m in at.multiselect if m.label == "Backends")
     backends.set_value(["onnxruntime", "tensorrt"])
     next(t for t in at.text_input if t.label == "Batch sizes").set_value("1, 4")

@@ -199,7 +199,7 @@ def main() -> None:
     if launched:
         st.subheader("Progress of the jobs launched here")
         _progress(cfg, launched)
-    mitdb_footer([pipeline])
+    mitdb_footer([pipeline, *(p.pipeline for p in (model, dataset) if p is not None)])
 
 
 main()

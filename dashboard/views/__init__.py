@@ -1,0 +1,1 @@
+"""Streamlit pages; `dashboard/app.py` runs them by path through `st.navigation`."""
