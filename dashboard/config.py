@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgelab.config import load_settings
+from edgelab.config import ClientTls, load_settings
 
 COORDINATOR_ENV = "EDGELAB_DASHBOARD_COORDINATOR"
 
@@ -21,6 +21,7 @@ class DashboardConfig:
     db_path: Path
     coordinator: str
     operator_token: str | None
+    tls: ClientTls | None = None  # from the tls_* settings, as the CLI uses them
 
 
 def load_config() -> DashboardConfig:
@@ -29,4 +30,5 @@ def load_config() -> DashboardConfig:
         db_path=settings.db_path,
         coordinator=os.environ.get(COORDINATOR_ENV) or settings.address,
         operator_token=settings.operator_token,
+        tls=settings.client_tls(),
     )

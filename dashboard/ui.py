@@ -41,7 +41,7 @@ def store_or_stop(cfg: DashboardConfig) -> Store:
 
 
 def control_client(cfg: DashboardConfig) -> ControlClient:
-    return ControlClient(cfg.coordinator, cfg.operator_token, timeout_s=CONTROL_TIMEOUT_S)
+    return ControlClient(cfg.coordinator, cfg.operator_token, timeout_s=CONTROL_TIMEOUT_S, tls=cfg.tls)
 
 
 def mitdb_footer(pipelines: list[str]) -> None:
