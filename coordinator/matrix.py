@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coordinator.artifacts import ArtifactStore
+from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -462,9 +463,9 @@ def run_matrix(
 
 
 def _run_with_ray(spec: MatrixSpec, ray_address: str | None) -> tuple[Source, list[MatrixRecord]]:
-    from coordinator.training import _ray, init_ray
+    from coordinator.training import import_ray, init_ray
 
-    ray = _ray()
+    ray = import_ray()
     init_ray(ray_address)
     options = {"num_cpus": 1, "max_retries": 0, "runtime_env": {"env_vars": MATRIX_ENV}}
     source_task = ray.remote(**options)(prepare_source)
@@ -604,6 +605,15 @@ def spec_from_launch(section: MatrixSection, mitdb: Path) -> MatrixSpec:
     )
 
 
+def _fp32_reference_accuracy(result: MatrixResult) -> float | None:
+    """The uncompressed Keras model's accuracy on the shipped test set."""
+    for record in result.records:
+        if record.ok and record.compression in ("", "none") and record.info.get("keras_accuracy") is not None:
+            return float(record.info["keras_accuracy"])
+    host = result.source.summary.get("host_accuracy")
+    return None if host is None else float(host)
+
+
 def launch_matrix(
     launch: MatrixLaunchFile, client: ControlClient, *, mitdb: Path, ray_address: str | None = None
 ) -> tuple[MatrixResult, dict[tuple[str, str], list[str]]]:
@@ -625,6 +635,10 @@ def launch_matrix(
         if section.use_ray:
             shutdown_ray()
     dataset = client.upload(result.dataset_path, format="npz")
+    labels = {"matrix": launch.name}
+    reference = _fp32_reference_accuracy(result)
+    if reference is not None:  # agents report their accuracy's drop against the uncompressed FP32 model
+        labels[REFERENCE_ACCURACY_LABEL] = f"{reference:.6f}"
     jobs: dict[tuple[str, str], list[str]] = {}
     for record in result.records:
         if not record.ok:
@@ -642,7 +656,7 @@ def launch_matrix(
                 batch_sizes=launch.batch_sizes,
                 measurement=launch.measurement.settings(),
                 pipeline=spec.pipeline or "",
-                labels={"compression": record.compression, "target": record.target, "matrix": launch.name},
+                labels={**labels, "compression": record.compression, "target": record.target},
                 backend_options=launch.backend_options,
             )
             ids += client.submit(job, launch.agents, any_agent=launch.any_agent)

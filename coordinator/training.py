@@ -61,7 +61,7 @@ def train_pipeline(name: str, config: TrainConfig) -> TrainedArtifacts:
         return TrainedArtifacts(output, output.onnx_path.read_bytes(), output.dataset_path.read_bytes())
 
 
-def _ray() -> Any:
+def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
@@ -71,7 +71,7 @@ def _ray() -> Any:
 
 def init_ray(address: str | None = None) -> None:
     """Local Ray by default; a cluster when given an address ("auto" or "ray://host:10001")."""
-    ray = _ray()
+    ray = import_ray()
     if ray.is_initialized():
         return
     logging.getLogger("ray").setLevel(logging.WARNING)
@@ -88,7 +88,7 @@ def train_with_ray(
     names_and_configs: list[tuple[str, TrainConfig]], *, ray_address: str | None = None, cpus_per_task: float = 1
 ) -> list[TrainedArtifacts]:
     """Train several pipelines/seeds in parallel as Ray tasks; results in input order."""
-    ray = _ray()
+    ray = import_ray()
     init_ray(ray_address)
     task = ray.remote(num_cpus=cpus_per_task, max_retries=0)(train_pipeline)
     refs = [task.remote(name, config) for name, config in names_and_configs]
@@ -96,6 +96,6 @@ def train_with_ray(
 
 
 def shutdown_ray() -> None:
-    ray = _ray()
+    ray = import_ray()
     if ray.is_initialized():
         ray.shutdown()

@@ -15,6 +15,7 @@ from coordinator.client import ControlClient
 from coordinator.matrix import MatrixSpec, artifact_path, run_matrix
 from coordinator.server import Coordinator
 from edgelab.cli import app
+from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import DeviceCapabilities, Precision, RuntimeInfo
 from edgelab.errors import ConfigError
 from edgelab.launch import LaunchFile, MatrixLaunchFile, load_launch
@@ -162,6 +163,8 @@ def test_launch_file_with_a_matrix_uploads_artifacts_and_queues_a_job_each(
     assert sorted((j.spec.labels["compression"], j.spec.labels["target"]) for j in jobs) == sorted(
         (c, t) for c in ("none", "prune@0.5") for t in ("onnx", "tflite-int8", "savedmodel.zip")
     )
+    references = {j.spec.labels[REFERENCE_ACCURACY_LABEL] for j in jobs}
+    assert len(references) == 1 and 0.0 <= float(references.pop()) <= 1.0  # the uncompressed Keras model's
     backends = {j.spec.labels["target"]: (j.spec.backend, j.spec.precision) for j in jobs}
     assert backends == {
         "onnx": ("onnxruntime", Precision.FP32),
