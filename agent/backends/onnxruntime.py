@@ -18,6 +18,11 @@ from agent.backends.base import BuildRequest, Engine
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
+# Only the ops that carry weights are quantized. tf2onnx lowers Conv1D to Unsqueeze/Conv/Squeeze,
+# which leaves BatchNorm as a separate Mul/Add; quantizing those too lowered the INT8 engine's
+# argmax agreement with FP32 on the MIT-BIH 1D CNN from 90% to 86% (6,954 test beats).
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+
 
 def _ort() -> Any:
     try:
@@ -61,6 +66,7 @@ def quantize_int8(model_path: Path, calibration: np.ndarray | None, out_path: Pa
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            op_types_to_quantize=QUANTIZED_OPS,
         )
         os.replace(tmp, out_path)
     finally:
@@ -119,9 +125,17 @@ class OnnxRuntimeBackend:
             details["engine_cache"] = "hit" if quantized.is_file() else "miss"
             if not quantized.is_file():
                 quantize_int8(model_path, request.calibration, quantized)
-            details["quantization"] = "static QDQ int8, per-channel weights, calibrated on the shipped x_calib"
+            details["quantization"] = (
+                f"static QDQ int8 on {'/'.join(QUANTIZED_OPS)}, per-channel weights, calibrated on the shipped x_calib"
+            )
+            reference = OnnxRuntimeEngine(ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]))
             model_path = quantized
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
         engine = OnnxRuntimeEngine(session)
         engine.details.update(details)
+        if request.precision == Precision.INT8 and request.calibration is not None:
+            # How far quantization moved decisions, on samples the device has (the test set is scored later).
+            calib = np.ascontiguousarray(request.calibration, dtype=np.float32)
+            agreement = float(np.mean(engine.infer(calib).argmax(1) == reference.infer(calib).argmax(1)))
+            engine.details["int8_vs_fp32_argmax_agreement_on_calibration_set"] = f"{agreement:.4f}"
         return engine

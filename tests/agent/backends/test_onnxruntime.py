@@ -36,6 +36,8 @@ def test_int8_engine_is_quantized_cached_and_close_to_fp32(tmp_path: Path) -> No
     quantized = first.infer(x)  # type: ignore[attr-defined]
     assert np.abs(quantized - reference).max() < 0.1
     assert (quantized.argmax(1) == reference.argmax(1)).mean() >= 0.8
+    agreement = float(first.details["int8_vs_fp32_argmax_agreement_on_calibration_set"])  # type: ignore[attr-defined]
+    assert 0.8 <= agreement <= 1.0
 
 
 def test_int8_without_calibration_set_is_a_clear_error(tmp_path: Path) -> None:
