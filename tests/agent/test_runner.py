@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.backends import BACKENDS, BuildRequest, DeviceTimedEngine, Engine
+from agent.backends import BACKENDS, BuildRequest, DeviceTimedEngine
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.power import POWER_METERS, MeterInfo, PowerSample
 from agent.power.none import NoneMeter
@@ -108,7 +108,7 @@ def test_bad_input_becomes_a_classified_failure(
 
 
 class InferenceEnergyMeter:
-    """A synthetic energy counter: 10 mJ per engine call (counted by `CountingBackend`), nothing at rest.
+    """A synthetic energy counter: 10 mJ per engine call (counted by `DeviceTimedBackend`), nothing at rest.
 
     It stands in for RAPL, which this machine lacks, at the registry seam the agent uses, and is
     deterministic: the energy per inference it implies is known exactly.
@@ -131,45 +131,19 @@ class InferenceEnergyMeter:
         pass
 
 
-class CountingBackend:
-    """ONNX Runtime underneath; each engine call also counts towards the synthetic meter."""
-
-    name = "counting"
-    formats: tuple[str, ...] = ("onnx",)
-
-    def probe(self) -> RuntimeInfo:
-        return RuntimeInfo(self.name, available=True, version="1", precisions=[Precision.FP32])
-
-    def load(self, model_path: Path, request: BuildRequest) -> Engine:
-        inner = OnnxRuntimeBackend().load(model_path, request)
-
-        class Counted:
-            input_shape = inner.input_shape
-            scope = inner.scope
-            details: dict[str, str] = {}
-
-            def infer(self, batch: np.ndarray) -> np.ndarray:
-                InferenceEnergyMeter.calls += 1
-                return inner.infer(batch)
-
-            def close(self) -> None:
-                inner.close()
-
-        return Counted()
-
-
 def test_power_is_sampled_over_exactly_each_timed_window_net_of_idle(
     onnx_model: Path, test_set: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(POWER_METERS, "synthetic", InferenceEnergyMeter())
-    monkeypatch.setitem(BACKENDS, "counting", CountingBackend())
+    monkeypatch.setitem(BACKENDS, "device-timed", DeviceTimedBackend())
     settings = replace(FAST, power_meter="synthetic", power_idle_s=0.2, power_sample_period_s=0.01)
 
-    result = run_benchmark(_spec(backend="counting", measurement=settings), onnx_model, test_set)
+    result = run_benchmark(_spec(backend="device-timed", measurement=settings), onnx_model, test_set)
 
     assert result.failure is None, result.failure
     assert [p.batch_size for p in result.power] == [1, 4]
-    for report, lat in zip(result.power, result.latency, strict=True):
+    end_to_end = [lat for lat in result.latency if lat.scope == "end-to-end"]
+    for report, lat in zip(result.power, end_to_end, strict=True):
         assert report.meter == "synthetic" and report.sensor == "10 mJ per engine call"
         assert report.idle_w == 0.0  # no engine call while idle
         # Exactly the timed calls fall in the window: 10 mJ per call, over `batch` inferences per call.
@@ -202,7 +176,10 @@ def test_device_state_and_reference_accuracy_drop_land_in_the_manifest(onnx_mode
 
 
 class DeviceTimedBackend:
-    """A backend whose engine times its own 'device' work, like the TensorRT engine's CUDA events."""
+    """ONNX Runtime underneath, timing its own 'device' work like the TensorRT engine's CUDA events.
+
+    Every engine call also counts towards the synthetic `InferenceEnergyMeter`.
+    """
 
     name = "device-timed"
     formats: tuple[str, ...] = ("onnx",)
@@ -221,6 +198,7 @@ class DeviceTimedBackend:
             last_compute_ms = 0.0
 
             def infer(self, batch: np.ndarray) -> np.ndarray:
+                InferenceEnergyMeter.calls += 1
                 self.last_compute_ms = 0.001 * len(batch)
                 return inner.infer(batch)
 
