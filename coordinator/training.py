@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgelab.errors import MissingExtraError
+from edgelab.errors import EdgeLabError, MissingExtraError
 
 if TYPE_CHECKING:
     from pipelines.base import TrainConfig, TrainOutput
@@ -69,19 +69,33 @@ def import_ray() -> Any:
     return ray
 
 
-def init_ray(address: str | None = None) -> None:
+LOCAL_RAY_START_ATTEMPTS = 3
+"""A local Ray node gives its raylet a fixed 30 s to register; on a loaded 2-core machine that
+has run out (seen twice while TensorFlow processes ran), and a second start then succeeded."""
+
+
+def init_ray(address: str | None = None, *, attempts: int = LOCAL_RAY_START_ATTEMPTS) -> None:
     """Local Ray by default; a cluster when given an address ("auto" or "ray://host:10001")."""
     ray = import_ray()
     if ray.is_initialized():
         return
     logging.getLogger("ray").setLevel(logging.WARNING)
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        log_to_driver=False,
-        ignore_reinit_error=True,
-        configure_logging=False,
-    )
+    for attempt in range(1, (1 if address else attempts) + 1):
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+                configure_logging=False,
+            )
+            return
+        except Exception as exc:  # Ray raises a bare Exception when its node times out starting
+            ray.shutdown()  # stops what the failed start left running before the next try
+            if address or attempt == attempts:
+                where = f"the Ray cluster at {address}" if address else "a local Ray node"
+                raise EdgeLabError(f"could not start {where} ({attempt} attempt(s)): {exc}") from exc
+            logging.getLogger("edgelab.ray").warning("local Ray did not start (%s); trying again", exc)
 
 
 def train_with_ray(
