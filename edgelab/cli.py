@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from coordinator.client import ControlClient
     from edgelab.launch import MatrixLaunchFile
 
+PIPED_WIDTH = 200
 app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
 coordinator_app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
 agent_app = typer.Typer(help="Run a device agent.", no_args_is_help=True)
@@ -30,7 +32,8 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(agents_app, name="agents")
 
-console = Console()
+# Piped or logged output gets a wide console: rich's 80-column default squeezes the result tables unreadable.
+console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file (also EDGELAB_CONFIG).")]
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Data dir (also EDGELAB_HOME; default ~/.edgelab).")]
