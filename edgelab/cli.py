@@ -109,7 +109,6 @@ def dashboard(
     """Serve the Streamlit dashboard (Results, Fleet, Launch) on the local results store."""
     import importlib.util
     import subprocess
-    import sys
 
     from edgelab.errors import MissingExtraError
 
