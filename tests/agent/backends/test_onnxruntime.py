@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agent.backends import BuildRequest
-from agent.backends.onnxruntime import OnnxRuntimeBackend
+from agent.backends.onnxruntime import OnnxRuntimeBackend, needs_reduce_range
 from edgelab.domain import Precision
 from tests.factories import write_linear_onnx
 
@@ -51,3 +51,19 @@ def test_probe_offers_int8_when_the_quantizer_can_run() -> None:
     info = OnnxRuntimeBackend().probe()
 
     assert info.available and info.precisions == [Precision.FP32, Precision.INT8]
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "expected"),
+    [
+        ("x86_64", "fpu sse2 avx2 fma", True),  # AVX2 only: int8 dot products can saturate
+        ("x86_64", "fpu avx2 avx512f avx512_vnni", False),
+        ("x86_64", "fpu avx2 avx_vnni", False),
+        ("aarch64", "fp asimd asimddp", False),  # Jetson / Raspberry Pi
+    ],
+)
+def test_reduce_range_only_where_x86_lacks_vnni(tmp_path: Path, machine: str, flags: str, expected: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+
+    assert needs_reduce_range(machine, cpuinfo) is expected
