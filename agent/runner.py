@@ -140,12 +140,11 @@ def _timing_batch(x: np.ndarray, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([x] * reps)[:batch_size] if reps > 1 else x[:batch_size])
 
 
-def manifest(spec: JobSpec, backend: Backend, engine_details: dict[str, str]) -> dict[str, str]:
-    info = backend.probe()
+def manifest(spec: JobSpec, backend: Backend, backend_version: str, engine_details: dict[str, str]) -> dict[str, str]:
     return {
         "agent_version": edgelab.__version__,
         "backend": backend.name,
-        "backend_version": info.version,
+        "backend_version": backend_version,
         "device_model": device_model(),
         "os": platform.platform(),
         "python": platform.python_version(),
@@ -236,7 +235,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
             accuracy=accuracy,
             power=power,
             manifest={
-                **manifest(spec, backend, engine.details),
+                **manifest(spec, backend, info.version, engine.details),
                 **state_manifest(state_before, state_after),
                 **notes,
             },
