@@ -27,41 +27,40 @@ import numpy as np
 from agent.backends import BACKENDS, BuildRequest, Engine
 from agent.measure import measure_latency
 from agent.runner import load_test_set, run_benchmark
+from coordinator.matrix import TARGETS, MatrixSpec, artifact_path, run_matrix
 from edgelab.domain import ArtifactRef, JobSpec, MeasurementSettings, Precision
 from pipelines.base import TrainConfig
-from pipelines.beats_1d import BeatCnn1dPipeline
-from pipelines.convert import convert_tflite, zip_savedmodel
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK_RECORDS = ("101", "106", "119", "100", "103", "200")
 
-# (backend, precision, artifact key): every way this lab can run the model on a CPU device.
+# (backend, precision, matrix target): every way this lab can run the model on a CPU device.
 MATRIX: tuple[tuple[str, Precision, str], ...] = (
     ("onnxruntime", Precision.FP32, "onnx"),
     ("onnxruntime", Precision.INT8, "onnx"),
     ("tflite", Precision.FP32, "tflite-fp32"),
     ("tflite", Precision.FP16, "tflite-fp16"),
-    ("tflite", Precision.INT8, "tflite-int8"),
+    ("tflite", Precision.INT8, "tflite-int8-io"),
     ("tensorflow", Precision.FP32, "savedmodel.zip"),
 )
-FORMATS = {"onnx": "onnx", "tflite-fp32": "tflite", "tflite-fp16": "tflite", "tflite-int8": "tflite"}
 
 
 def build_artifacts(data: Path, records: tuple[str, ...] | None, epochs: int, out: Path) -> dict[str, Path]:
-    output = BeatCnn1dPipeline().run(TrainConfig(data_dir=data, records=records, epochs=epochs), out)
-    print(
-        f"trained {output.pipeline}: {output.train_beats} train / {output.test_beats} test beats ({output.split}), "
-        f"host accuracy {output.host_accuracy:.4f}, {output.train_seconds:.0f} s"
+    """Train and convert through the coordinator's own matrix (in this process), keyed by target."""
+    spec = MatrixSpec(
+        pipeline="mitdb-beats-1d",
+        train_config=TrainConfig(data_dir=data, records=records, epochs=epochs),
+        targets=list(dict.fromkeys(target for _, _, target in MATRIX)),
     )
-    sm = output.savedmodel_path
-    return {
-        "onnx": output.onnx_path,
-        "dataset": output.dataset_path,
-        "tflite-fp32": convert_tflite(sm, out / "fp32.tflite", "fp32"),
-        "tflite-fp16": convert_tflite(sm, out / "fp16.tflite", "fp16"),
-        "tflite-int8": convert_tflite(sm, out / "int8.tflite", "int8", calibration=output.dataset_path, int8_io=True),
-        "savedmodel.zip": zip_savedmodel(sm, out / "savedmodel.zip"),
-    }
+    matrix = run_matrix(spec, out, use_ray=False)
+    trained = matrix.source.summary
+    print(
+        f"trained mitdb-beats-1d: {trained['train_beats']} train / {trained['test_beats']} test beats "
+        f"({trained['split']}), host accuracy {trained['host_accuracy']:.4f}, {trained['train_seconds']:.0f} s"
+    )
+    for failed in matrix.failures:
+        print(f"{failed.target} conversion failed: {failed.error}")
+    return {"dataset": matrix.dataset_path, **{r.target: artifact_path(r) for r in matrix.records if r.ok}}
 
 
 def backend_table(artifacts: dict[str, Path], batch_sizes: list[int], settings: MeasurementSettings) -> None:
@@ -70,10 +69,12 @@ def backend_table(artifacts: dict[str, Path], batch_sizes: list[int], settings: 
     )
     with tempfile.TemporaryDirectory() as cache:
         for backend, precision, key in MATRIX:
+            if key not in artifacts:
+                continue  # its conversion failed; build_artifacts said why
             spec = JobSpec(
                 name=f"{backend}-{precision.value}",
                 backend=backend,
-                model=ArtifactRef(sha256=key, format=FORMATS.get(key, key)),
+                model=ArtifactRef(sha256=key, format=TARGETS[key].format),
                 dataset=ArtifactRef(sha256="dataset", format="npz"),
                 precision=precision,
                 batch_sizes=batch_sizes,
