@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
+from edgelab.domain import AccuracyReport
 from edgelab.errors import ConfigError
 
 SplitName = Literal["inter-patient", "random"]
@@ -66,8 +67,15 @@ class TrainOutput:
     train_seconds: float
     notes: list[str]
     params: int
-    per_class_recall: dict[str, float] = field(default_factory=dict)
-    """Keras recall per class on the test set (AAMI sensitivity); NaN for classes absent from it."""
+    evaluation: AccuracyReport
+    """Keras on the test set: per-class precision/recall/F1 and the confusion matrix (rows = true class)."""
+    seed: int = 0
+    epochs: int = 0
+
+    @property
+    def per_class_recall(self) -> dict[str, float]:
+        """Recall (sensitivity) per class; NaN for classes absent from the test set."""
+        return {c.name: c.recall if c.support else float("nan") for c in self.evaluation.classes}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as strings."""

@@ -17,11 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgelab.errors import ConfigError
+from edgelab.metrics import accuracy_report
 from pipelines import mitdb
 from pipelines._deps import require
 from pipelines.base import TrainConfig, TrainOutput
 from pipelines.export import export_savedmodel, savedmodel_to_onnx, verify_onnx
-from pipelines.training import balanced_class_weights, per_class_recall, write_dataset_npz
+from pipelines.training import balanced_class_weights, write_dataset_npz
 
 CLASS_WEIGHT_CAP = 20.0
 VERIFY_BATCH = 256
@@ -155,6 +156,7 @@ def fit_and_export(
     train_seconds = time.perf_counter() - started
 
     y_pred = np.argmax(model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0), axis=1).astype(np.int64)
+    evaluation = accuracy_report(test.y, y_pred, class_names)
     savedmodel_path = export_savedmodel(model, out_dir / "savedmodel")
     onnx_path = savedmodel_to_onnx(savedmodel_path, out_dir / "model.onnx")
     verify_idx = np.linspace(0, len(test.y) - 1, min(VERIFY_BATCH, len(test.y))).astype(np.int64)
@@ -168,7 +170,7 @@ def fit_and_export(
         onnx_path=onnx_path,
         savedmodel_path=savedmodel_path,
         dataset_path=dataset_path,
-        host_accuracy=float(np.mean(y_pred == test.y)),
+        host_accuracy=evaluation.accuracy,
         onnx_max_abs_diff=onnx_diff,
         class_names=tuple(class_names),
         train_beats=len(train.y),
@@ -177,5 +179,7 @@ def fit_and_export(
         train_seconds=train_seconds,
         notes=notes,
         params=int(model.count_params()),
-        per_class_recall=per_class_recall(test.y, y_pred, class_names),
+        evaluation=evaluation,
+        seed=config.seed,
+        epochs=config.epochs,
     )

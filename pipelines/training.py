@@ -1,4 +1,4 @@
-"""Helpers shared by the training pipelines: class weights, per-class metrics, the shipped dataset file."""
+"""Helpers shared by the training pipelines: class weights and the shipped dataset file."""
 
 from __future__ import annotations
 
@@ -23,17 +23,6 @@ def balanced_class_weights(y: NDArray[np.int64], num_classes: int, cap: float = 
     for c in range(num_classes):
         weights[c] = min(cap, len(y) / (present * int(counts[c]))) if counts[c] else 1.0
     return weights
-
-
-def per_class_recall(
-    y_true: NDArray[np.int64], y_pred: NDArray[np.int64], class_names: Sequence[str]
-) -> dict[str, float]:
-    """Recall (sensitivity) per class; NaN where the class has no true beat."""
-    out: dict[str, float] = {}
-    for c, name in enumerate(class_names):
-        support = y_true == c
-        out[name] = float(np.mean(y_pred[support] == c)) if support.any() else float("nan")
-    return out
 
 
 def write_dataset_npz(

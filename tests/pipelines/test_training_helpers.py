@@ -1,4 +1,4 @@
-"""Class weights, recall, config validation and the registry: no data, no TensorFlow."""
+"""Class weights, per-class recall, config validation and the registry: no data, no TensorFlow."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from edgelab.errors import ConfigError
-from pipelines.base import Pipeline, TrainConfig
+from edgelab.metrics import accuracy_report
+from pipelines.base import Pipeline, TrainConfig, TrainOutput
 from pipelines.registry import PIPELINES, get_pipeline
-from pipelines.training import balanced_class_weights, per_class_recall
+from pipelines.training import balanced_class_weights
 
 
 def test_balanced_class_weights_favour_rare_classes_up_to_the_cap() -> None:
@@ -29,18 +30,36 @@ def test_balanced_class_weights_favour_rare_classes_up_to_the_cap() -> None:
     assert sorted(weights) == [0, 1, 2, 3, 4]
 
 
-def test_per_class_recall_is_nan_for_absent_classes() -> None:
+def test_train_output_recall_is_nan_for_classes_absent_from_the_test_set() -> None:
     # prepare
     y_true = np.array([0, 0, 0, 1, 1], dtype=np.int64)
     y_pred = np.array([0, 0, 1, 1, 0], dtype=np.int64)
+    evaluation = accuracy_report(y_true, y_pred, ("N", "S", "V"))
 
     # execute
-    recall = per_class_recall(y_true, y_pred, ("N", "S", "V"))
+    output = TrainOutput(
+        pipeline="p",
+        onnx_path=Path("m.onnx"),
+        savedmodel_path=Path("sm"),
+        dataset_path=Path("d.npz"),
+        host_accuracy=evaluation.accuracy,
+        onnx_max_abs_diff=0.0,
+        class_names=("N", "S", "V"),
+        train_beats=10,
+        test_beats=5,
+        split="random",
+        train_seconds=1.0,
+        notes=[],
+        params=1,
+        evaluation=evaluation,
+    )
 
     # assert
+    recall = output.per_class_recall
     assert recall["N"] == pytest.approx(2 / 3)
     assert recall["S"] == pytest.approx(1 / 2)
     assert math.isnan(recall["V"])
+    assert output.as_dict()["evaluation"]["confusion"] == [2, 1, 0, 1, 1, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize(
