@@ -1,4 +1,4 @@
-"""Results store: agents, artifacts, jobs with leases, results; SQLite in WAL mode.
+"""Results store: agents, artifacts, jobs with leases, results, training runs; SQLite in WAL mode.
 
 One connection guarded by a lock: the gRPC servicer calls in from a thread pool, and the
 lease transitions (queued -> leased -> succeeded/failed, expired -> queued) must be atomic.
@@ -39,6 +39,10 @@ from edgelab.domain import (
     JobSpec,
     JobState,
     Lease,
+    TrainingConfig,
+    TrainingRun,
+    TrainingState,
+    TrainingSummary,
 )
 from edgelab.errors import AuthError, LeaseLost, NotFound, PermissionDenied
 from edgelab.serde import from_jsonable, to_jsonable
@@ -84,7 +88,24 @@ CREATE TABLE IF NOT EXISTS results (
     created_at REAL NOT NULL,
     PRIMARY KEY (job_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS training_runs (
+    run_id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    config TEXT NOT NULL,           -- TrainingConfig JSON
+    state TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL NOT NULL DEFAULT 0,
+    finished_at REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    summary TEXT,                   -- TrainingSummary JSON once it succeeded
+    model_sha256 TEXT NOT NULL DEFAULT '',
+    dataset_sha256 TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS training_runs_created ON training_runs(created_at);
 """
+
+RESTARTED_DURING_TRAINING = "coordinator restarted during training"
 
 
 def _hash_token(token: str) -> str:
@@ -397,6 +418,144 @@ class Store:
             (state.value, now, job_id),
         )
         db.execute("UPDATE agents SET current_job_id='' WHERE agent_id=? AND current_job_id=?", (agent_id, job_id))
+
+    # -- training runs ------------------------------------------------------------------
+
+    def add_training_runs(self, runs: list[tuple[str, TrainingConfig]], origin: str = "coordinator") -> list[str]:
+        """Queue one run per (pipeline, config); returns their ids in the same order."""
+        run_ids = [uuid.uuid4().hex[:12] for _ in runs]
+        now = self._clock()
+        with self._tx() as db:
+            for run_id, (pipeline, config) in zip(run_ids, runs, strict=True):
+                self._insert_training_run(db, run_id, pipeline, config, origin, now)
+        return run_ids
+
+    def start_training_runs(self, run_ids: list[str]) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE training_runs SET state=?, started_at=? WHERE run_id=? AND state=?",
+                [(TrainingState.RUNNING.value, now, run_id, TrainingState.QUEUED.value) for run_id in run_ids],
+            )
+
+    def finish_training_run(
+        self,
+        run_id: str,
+        *,
+        summary: TrainingSummary | None = None,
+        error: str = "",
+        model_sha256: str = "",
+        dataset_sha256: str = "",
+    ) -> None:
+        """Succeeded with its summary and stored artifacts, or failed with `error`."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM training_runs WHERE run_id=?", (run_id,)).fetchone() is None:
+                raise NotFound(f"unknown training run {run_id!r}")
+            self._finish_training_run(db, run_id, summary, error, model_sha256, dataset_sha256, self._clock())
+
+    def record_training_run(self, run: TrainingRun) -> str:
+        """Store a finished run trained elsewhere (the CLI) in one transaction; returns its new id."""
+        if not run.state.finished:
+            raise ValueError(f"only a finished run can be recorded, not a {run.state.value} one")
+        if run.state is TrainingState.SUCCEEDED and run.summary is None:
+            raise ValueError("a succeeded run needs its summary")
+        if run.state is TrainingState.FAILED and not run.error:
+            raise ValueError("a failed run needs its error")
+        run_id = uuid.uuid4().hex[:12]
+        now = self._clock()
+        with self._tx() as db:
+            self._insert_training_run(db, run_id, run.pipeline, run.config, run.origin, run.created_at or now)
+            db.execute("UPDATE training_runs SET started_at=? WHERE run_id=?", (run.started_at, run_id))
+            self._finish_training_run(
+                db, run_id, run.summary, run.error, run.model_sha256, run.dataset_sha256, run.finished_at or now
+            )
+        return run_id
+
+    def fail_interrupted_training_runs(self) -> int:
+        """Runs a previous coordinator process left queued or running fail; returns how many. Called at start."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE training_runs SET state=?, error=?, finished_at=? WHERE state IN (?, ?)",
+                (
+                    TrainingState.FAILED.value,
+                    RESTARTED_DURING_TRAINING,
+                    self._clock(),
+                    TrainingState.QUEUED.value,
+                    TrainingState.RUNNING.value,
+                ),
+            )
+        return cursor.rowcount
+
+    def get_training_run(self, run_id: str) -> TrainingRun:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM training_runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown training run {run_id!r}")
+        return self._training_run_from_row(row)
+
+    def list_training_runs(self, limit: int = 500) -> list[TrainingRun]:
+        """Newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM training_runs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [self._training_run_from_row(r) for r in rows]
+
+    @staticmethod
+    def _insert_training_run(
+        db: sqlite3.Connection, run_id: str, pipeline: str, config: TrainingConfig, origin: str, now: float
+    ) -> None:
+        db.execute(
+            "INSERT INTO training_runs (run_id, pipeline, config, state, origin, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, pipeline, json.dumps(to_jsonable(config)), TrainingState.QUEUED.value, origin, now),
+        )
+
+    @staticmethod
+    def _finish_training_run(
+        db: sqlite3.Connection,
+        run_id: str,
+        summary: TrainingSummary | None,
+        error: str,
+        model_sha256: str,
+        dataset_sha256: str,
+        now: float,
+    ) -> None:
+        if not error and summary is None:
+            raise ValueError("a training run finishes with a summary or an error")
+        for sha in (model_sha256, dataset_sha256):
+            if sha and db.execute("SELECT 1 FROM artifacts WHERE sha256=?", (sha,)).fetchone() is None:
+                raise NotFound(f"unknown artifact {sha}: upload it before recording the run")
+        state = TrainingState.FAILED if error else TrainingState.SUCCEEDED
+        db.execute(
+            "UPDATE training_runs SET state=?, error=?, summary=?, model_sha256=?, dataset_sha256=?, finished_at=?"
+            " WHERE run_id=?",
+            (
+                state.value,
+                error,
+                None if summary is None or error else json.dumps(to_jsonable(summary)),
+                model_sha256,
+                dataset_sha256,
+                now,
+                run_id,
+            ),
+        )
+
+    @staticmethod
+    def _training_run_from_row(row: sqlite3.Row) -> TrainingRun:
+        return TrainingRun(
+            run_id=row["run_id"],
+            pipeline=row["pipeline"],
+            config=from_jsonable(json.loads(row["config"]), TrainingConfig),
+            state=TrainingState(row["state"]),
+            origin=row["origin"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=row["error"],
+            summary=from_jsonable(json.loads(row["summary"]), TrainingSummary) if row["summary"] else None,
+            model_sha256=row["model_sha256"],
+            dataset_sha256=row["dataset_sha256"],
+        )
 
     # -- reads --------------------------------------------------------------------------
 

@@ -219,3 +219,58 @@ class AgentInfo:
     last_seen_at: float
     capabilities: DeviceCapabilities
     current_job_id: str = ""
+
+
+class TrainingState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrainingState.SUCCEEDED, TrainingState.FAILED)
+
+
+@dataclass
+class TrainingConfig:
+    """What a training run was asked for: `pipelines.base.TrainConfig` without the machine-local data dir."""
+
+    split: str = "inter-patient"
+    epochs: int = 3
+    seed: int = 0
+    records: list[str] = field(default_factory=list)  # empty: every record present
+    max_train_beats: int = 0  # 0: no cap
+    batch_size: int = 256
+
+
+@dataclass
+class TrainingSummary:
+    """A finished run's host-side figures (the `TrainOutput` of pipelines/base.py without its file paths)."""
+
+    split: str  # the split actually made: it can fall back (notes say why)
+    host_accuracy: float
+    evaluation: AccuracyReport
+    class_names: list[str]
+    train_beats: int
+    test_beats: int
+    params: int
+    train_seconds: float
+    onnx_max_abs_diff: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainingRun:
+    run_id: str
+    pipeline: str
+    config: TrainingConfig
+    state: TrainingState
+    origin: str = ""  # "coordinator", or "cli@HOST" for a run trained by `edgelab train` and recorded after
+    created_at: float = 0.0
+    started_at: float = 0.0  # 0: not started
+    finished_at: float = 0.0  # 0: not finished
+    error: str = ""
+    summary: TrainingSummary | None = None  # set when it succeeded
+    model_sha256: str = ""  # the ONNX model in the artifact store
+    dataset_sha256: str = ""  # the npz test + calibration set

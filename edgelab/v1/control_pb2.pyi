@@ -1,11 +1,25 @@
 from edgelab.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class TrainingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_STATE_UNSPECIFIED: _ClassVar[TrainingState]
+    TRAINING_STATE_QUEUED: _ClassVar[TrainingState]
+    TRAINING_STATE_RUNNING: _ClassVar[TrainingState]
+    TRAINING_STATE_SUCCEEDED: _ClassVar[TrainingState]
+    TRAINING_STATE_FAILED: _ClassVar[TrainingState]
+TRAINING_STATE_UNSPECIFIED: TrainingState
+TRAINING_STATE_QUEUED: TrainingState
+TRAINING_STATE_RUNNING: TrainingState
+TRAINING_STATE_SUCCEEDED: TrainingState
+TRAINING_STATE_FAILED: TrainingState
 
 class UploadArtifactRequest(_message.Message):
     __slots__ = ("operator_token", "name", "format", "data", "metadata")
@@ -147,3 +161,131 @@ class RevokeAgentResponse(_message.Message):
     requeued_job_ids: _containers.RepeatedScalarFieldContainer[str]
     failed_job_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, requeued_job_ids: _Optional[_Iterable[str]] = ..., failed_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TrainingConfig(_message.Message):
+    __slots__ = ("split", "epochs", "seed", "records", "max_train_beats", "batch_size")
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRAIN_BEATS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    split: str
+    epochs: int
+    seed: int
+    records: _containers.RepeatedScalarFieldContainer[str]
+    max_train_beats: int
+    batch_size: int
+    def __init__(self, split: _Optional[str] = ..., epochs: _Optional[int] = ..., seed: _Optional[int] = ..., records: _Optional[_Iterable[str]] = ..., max_train_beats: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
+class TrainingSummary(_message.Message):
+    __slots__ = ("split", "host_accuracy", "evaluation", "class_names", "train_beats", "test_beats", "params", "train_seconds", "onnx_max_abs_diff", "notes")
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    HOST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_BEATS_FIELD_NUMBER: _ClassVar[int]
+    TEST_BEATS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ONNX_MAX_ABS_DIFF_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    split: str
+    host_accuracy: float
+    evaluation: _common_pb2.AccuracyReport
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    train_beats: int
+    test_beats: int
+    params: int
+    train_seconds: float
+    onnx_max_abs_diff: float
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, split: _Optional[str] = ..., host_accuracy: _Optional[float] = ..., evaluation: _Optional[_Union[_common_pb2.AccuracyReport, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., train_beats: _Optional[int] = ..., test_beats: _Optional[int] = ..., params: _Optional[int] = ..., train_seconds: _Optional[float] = ..., onnx_max_abs_diff: _Optional[float] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TrainingRun(_message.Message):
+    __slots__ = ("run_id", "pipeline", "config", "state", "origin", "created_at", "started_at", "finished_at", "error", "summary", "model_sha256", "dataset_sha256")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    pipeline: str
+    config: TrainingConfig
+    state: TrainingState
+    origin: str
+    created_at: float
+    started_at: float
+    finished_at: float
+    error: str
+    summary: TrainingSummary
+    model_sha256: str
+    dataset_sha256: str
+    def __init__(self, run_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., state: _Optional[_Union[TrainingState, str]] = ..., origin: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TrainingSummary, _Mapping]] = ..., model_sha256: _Optional[str] = ..., dataset_sha256: _Optional[str] = ...) -> None: ...
+
+class StartTrainingRequest(_message.Message):
+    __slots__ = ("operator_token", "pipelines", "seeds", "config")
+    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PIPELINES_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    operator_token: str
+    pipelines: _containers.RepeatedScalarFieldContainer[str]
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    config: TrainingConfig
+    def __init__(self, operator_token: _Optional[str] = ..., pipelines: _Optional[_Iterable[str]] = ..., seeds: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ...) -> None: ...
+
+class StartTrainingResponse(_message.Message):
+    __slots__ = ("run_ids",)
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RecordTrainingRunRequest(_message.Message):
+    __slots__ = ("operator_token", "run")
+    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    operator_token: str
+    run: TrainingRun
+    def __init__(self, operator_token: _Optional[str] = ..., run: _Optional[_Union[TrainingRun, _Mapping]] = ...) -> None: ...
+
+class RecordTrainingRunResponse(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ListTrainingRunsRequest(_message.Message):
+    __slots__ = ("operator_token", "limit")
+    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    operator_token: str
+    limit: int
+    def __init__(self, operator_token: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListTrainingRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[TrainingRun]
+    def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ...) -> None: ...
+
+class GetTrainingRunRequest(_message.Message):
+    __slots__ = ("operator_token", "run_id")
+    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    operator_token: str
+    run_id: str
+    def __init__(self, operator_token: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class GetTrainingRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: TrainingRun
+    def __init__(self, run: _Optional[_Union[TrainingRun, _Mapping]] = ...) -> None: ...

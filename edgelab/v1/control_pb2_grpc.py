@@ -64,6 +64,26 @@ class ControlServiceStub:
                 request_serializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.SerializeToString,
                 response_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString,
                 _registered_method=True)
+        self.StartTraining = channel.unary_unary(
+                '/edgelab.v1.ControlService/StartTraining',
+                request_serializer=edgelab_dot_v1_dot_control__pb2.StartTrainingRequest.SerializeToString,
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.StartTrainingResponse.FromString,
+                _registered_method=True)
+        self.RecordTrainingRun = channel.unary_unary(
+                '/edgelab.v1.ControlService/RecordTrainingRun',
+                request_serializer=edgelab_dot_v1_dot_control__pb2.RecordTrainingRunRequest.SerializeToString,
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.RecordTrainingRunResponse.FromString,
+                _registered_method=True)
+        self.ListTrainingRuns = channel.unary_unary(
+                '/edgelab.v1.ControlService/ListTrainingRuns',
+                request_serializer=edgelab_dot_v1_dot_control__pb2.ListTrainingRunsRequest.SerializeToString,
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.ListTrainingRunsResponse.FromString,
+                _registered_method=True)
+        self.GetTrainingRun = channel.unary_unary(
+                '/edgelab.v1.ControlService/GetTrainingRun',
+                request_serializer=edgelab_dot_v1_dot_control__pb2.GetTrainingRunRequest.SerializeToString,
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.GetTrainingRunResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -105,6 +125,32 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartTraining(self, request, context):
+        """Train pipelines x seeds on the coordinator (its MIT-BIH dir, Ray tasks in parallel) in the background.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordTrainingRun(self, request, context):
+        """Store a run trained elsewhere (`edgelab train --coordinator`) after its artifacts were uploaded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrainingRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrainingRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +183,26 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.RevokeAgent,
                     request_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.FromString,
                     response_serializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.SerializeToString,
+            ),
+            'StartTraining': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTraining,
+                    request_deserializer=edgelab_dot_v1_dot_control__pb2.StartTrainingRequest.FromString,
+                    response_serializer=edgelab_dot_v1_dot_control__pb2.StartTrainingResponse.SerializeToString,
+            ),
+            'RecordTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordTrainingRun,
+                    request_deserializer=edgelab_dot_v1_dot_control__pb2.RecordTrainingRunRequest.FromString,
+                    response_serializer=edgelab_dot_v1_dot_control__pb2.RecordTrainingRunResponse.SerializeToString,
+            ),
+            'ListTrainingRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainingRuns,
+                    request_deserializer=edgelab_dot_v1_dot_control__pb2.ListTrainingRunsRequest.FromString,
+                    response_serializer=edgelab_dot_v1_dot_control__pb2.ListTrainingRunsResponse.SerializeToString,
+            ),
+            'GetTrainingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrainingRun,
+                    request_deserializer=edgelab_dot_v1_dot_control__pb2.GetTrainingRunRequest.FromString,
+                    response_serializer=edgelab_dot_v1_dot_control__pb2.GetTrainingRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +367,114 @@ class ControlService:
             '/edgelab.v1.ControlService/RevokeAgent',
             edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.SerializeToString,
             edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgelab.v1.ControlService/StartTraining',
+            edgelab_dot_v1_dot_control__pb2.StartTrainingRequest.SerializeToString,
+            edgelab_dot_v1_dot_control__pb2.StartTrainingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgelab.v1.ControlService/RecordTrainingRun',
+            edgelab_dot_v1_dot_control__pb2.RecordTrainingRunRequest.SerializeToString,
+            edgelab_dot_v1_dot_control__pb2.RecordTrainingRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainingRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgelab.v1.ControlService/ListTrainingRuns',
+            edgelab_dot_v1_dot_control__pb2.ListTrainingRunsRequest.SerializeToString,
+            edgelab_dot_v1_dot_control__pb2.ListTrainingRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrainingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgelab.v1.ControlService/GetTrainingRun',
+            edgelab_dot_v1_dot_control__pb2.GetTrainingRunRequest.SerializeToString,
+            edgelab_dot_v1_dot_control__pb2.GetTrainingRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
