@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgelab.config import ClientTls
 from edgelab.constants import ARTIFACT_CHUNK_BYTES
-from edgelab.domain import AgentInfo, ArtifactRef, BenchmarkResult, Job, JobSpec
+from edgelab.domain import AgentInfo, ArtifactRef, BenchmarkResult, Job, JobSpec, TrainingConfig, TrainingRun
 from edgelab.rpc import client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import common_pb2, control_pb2, control_pb2_grpc
@@ -101,3 +101,37 @@ class ControlClient:
                 control_pb2.RevokeAgentRequest(operator_token=self._token, agent_id=agent_id), timeout=self._timeout
             )
         return list(response.requeued_job_ids), list(response.failed_job_ids)
+
+    def start_training(self, pipelines: list[str], config: TrainingConfig, seeds: list[int] | None = None) -> list[str]:
+        """Queue one run per pipeline x seed (none: `config.seed`) on the coordinator; returns their run ids."""
+        request = control_pb2.StartTrainingRequest(
+            operator_token=self._token,
+            pipelines=pipelines,
+            seeds=seeds or [],
+            config=to_proto(config, control_pb2.TrainingConfig()),
+        )
+        with client_errors(self.address):
+            return list(self._stub.StartTraining(request, timeout=self._timeout).run_ids)
+
+    def record_training_run(self, run: TrainingRun) -> str:
+        """Store a finished run trained elsewhere (its artifacts uploaded first); returns its run id."""
+        request = control_pb2.RecordTrainingRunRequest(
+            operator_token=self._token, run=to_proto(run, control_pb2.TrainingRun())
+        )
+        with client_errors(self.address):
+            return str(self._stub.RecordTrainingRun(request, timeout=self._timeout).run_id)
+
+    def list_training_runs(self, limit: int = 500) -> list[TrainingRun]:
+        """Newest first."""
+        with client_errors(self.address):
+            response = self._stub.ListTrainingRuns(
+                control_pb2.ListTrainingRunsRequest(operator_token=self._token, limit=limit), timeout=self._timeout
+            )
+        return [from_proto(r, TrainingRun) for r in response.runs]
+
+    def get_training_run(self, run_id: str) -> TrainingRun:
+        with client_errors(self.address):
+            response = self._stub.GetTrainingRun(
+                control_pb2.GetTrainingRunRequest(operator_token=self._token, run_id=run_id), timeout=self._timeout
+            )
+        return from_proto(response.run, TrainingRun)

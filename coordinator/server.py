@@ -11,6 +11,7 @@ import grpc
 from coordinator.artifacts import ArtifactStore
 from coordinator.service import AgentServicer, ControlServicer
 from coordinator.store import Store
+from coordinator.training import TrainingRunner
 from edgelab.config import Settings
 from edgelab.errors import ConfigError
 from edgelab.rpc import CHANNEL_OPTIONS, server_credentials
@@ -27,6 +28,7 @@ class Coordinator:
     host: str
     port: int
     _sweeper_stop: threading.Event
+    training: TrainingRunner
 
     @property
     def address(self) -> str:
@@ -35,6 +37,7 @@ class Coordinator:
     def stop(self, grace: float | None = 1.0) -> None:
         self._sweeper_stop.set()
         self.server.stop(grace).wait()
+        self.training.stop()
         self.store.close()
 
     def wait(self) -> None:
@@ -51,8 +54,9 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinat
         store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
+    training = TrainingRunner(store, artifacts, ray_address=settings.ray_address)
     control_pb2_grpc.add_ControlServiceServicer_to_server(
-        ControlServicer(store, artifacts, settings.operator_token), server
+        ControlServicer(store, artifacts, settings.operator_token, training=training, data_dir=settings.mitdb), server
     )
     tls = settings.server_tls()
     try:
@@ -65,14 +69,16 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinat
     else:
         reason = "address in use or not local"
     if port == 0:
+        training.stop()
         store.close()
         raise ConfigError(f"cannot listen on {settings.address}: {reason}")
     store.grant_restart_grace()
+    store.fail_interrupted_training_runs()  # their Ray tasks died with the previous process
     server.start()
     stop = threading.Event()
     # Expired leases are also swept lazily on every lease call; this catches a fleet that went quiet.
     threading.Thread(target=_sweep_leases, args=(store, stop), daemon=True, name="lease-sweeper").start()
-    return Coordinator(server, store, artifacts, settings.host, port, stop)
+    return Coordinator(server, store, artifacts, settings.host, port, stop, training)
 
 
 def _sweep_leases(store: Store, stop: threading.Event) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 
 from coordinator.artifacts import ArtifactStore
 from coordinator.store import Store
-from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec
-from edgelab.errors import AuthError, NotFound
+from coordinator.training import QueuedRun, TrainingRunner, to_train_config
+from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, TrainingConfig, TrainingRun
+from edgelab.errors import AuthError, ConfigError, NotFound
 from edgelab.rpc import server_errors
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
@@ -99,11 +102,25 @@ def job_to_proto(job: Job) -> control_pb2.JobSummary:
     return to_proto(job, control_pb2.JobSummary())
 
 
+def training_run_to_proto(run: TrainingRun) -> control_pb2.TrainingRun:
+    return to_proto(run, control_pb2.TrainingRun())
+
+
 class ControlServicer(control_pb2_grpc.ControlServiceServicer):
-    def __init__(self, store: Store, artifacts: ArtifactStore, operator_token: str | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        operator_token: str | None,
+        *,
+        training: TrainingRunner,
+        data_dir: Path,
+    ) -> None:
         self._store = store
         self._artifacts = artifacts
         self._operator_token = operator_token
+        self._training = training
+        self._data_dir = data_dir
 
     def _auth(self, token: str) -> None:
         _check_token(self._operator_token, token, "operator")
@@ -196,3 +213,54 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self._auth(request.operator_token)
         requeued, failed = self._store.revoke_agent(request.agent_id)
         return control_pb2.RevokeAgentResponse(requeued_job_ids=requeued, failed_job_ids=failed)
+
+    @server_errors
+    def StartTraining(
+        self, request: control_pb2.StartTrainingRequest, context: grpc.ServicerContext
+    ) -> control_pb2.StartTrainingResponse:
+        from pipelines.registry import PIPELINES
+
+        self._auth(request.operator_token)
+        if not request.pipelines:
+            raise ValueError("name at least one pipeline to train")
+        unknown = [name for name in request.pipelines if name not in PIPELINES]
+        if unknown:
+            raise NotFound(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(sorted(PIPELINES))}")
+        base = from_proto(request.config, TrainingConfig)
+        configs = [dataclasses.replace(base, seed=seed) for seed in request.seeds or [base.seed]]
+        try:
+            train_configs = [to_train_config(config, self._data_dir) for config in configs]
+        except ConfigError as exc:  # a bad value is the caller's: INVALID_ARGUMENT, before anything is queued
+            raise ValueError(str(exc)) from exc
+        combinations = [(name, i) for name in request.pipelines for i in range(len(configs))]
+        run_ids = self._store.add_training_runs([(name, configs[i]) for name, i in combinations])
+        self._training.submit(
+            [QueuedRun(run_id, name, train_configs[i]) for run_id, (name, i) in zip(run_ids, combinations, strict=True)]
+        )
+        return control_pb2.StartTrainingResponse(run_ids=run_ids)
+
+    @server_errors
+    def RecordTrainingRun(
+        self, request: control_pb2.RecordTrainingRunRequest, context: grpc.ServicerContext
+    ) -> control_pb2.RecordTrainingRunResponse:
+        self._auth(request.operator_token)
+        run = from_proto(request.run, TrainingRun)
+        if not run.pipeline:
+            raise ValueError("a training run needs its pipeline name")
+        return control_pb2.RecordTrainingRunResponse(run_id=self._store.record_training_run(run))
+
+    @server_errors
+    def ListTrainingRuns(
+        self, request: control_pb2.ListTrainingRunsRequest, context: grpc.ServicerContext
+    ) -> control_pb2.ListTrainingRunsResponse:
+        self._auth(request.operator_token)
+        runs = self._store.list_training_runs(request.limit or 500)
+        return control_pb2.ListTrainingRunsResponse(runs=[training_run_to_proto(r) for r in runs])
+
+    @server_errors
+    def GetTrainingRun(
+        self, request: control_pb2.GetTrainingRunRequest, context: grpc.ServicerContext
+    ) -> control_pb2.GetTrainingRunResponse:
+        self._auth(request.operator_token)
+        run = self._store.get_training_run(request.run_id)
+        return control_pb2.GetTrainingRunResponse(run=training_run_to_proto(run))

@@ -2,21 +2,31 @@
 
 Pipelines are plain functions (`pipelines.registry`); here they become Ray tasks. A task
 returns the artifacts' bytes rather than paths, so it works the same on a local Ray and on
-a cluster whose workers do not share the driver's disk.
+a cluster whose workers do not share the driver's disk. `TrainingRunner` is the coordinator's
+side: StartTraining queues runs in the store, a background thread trains them with Ray and
+stores each run's artifacts and summary as it finishes.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgelab.domain import ArtifactRef, TrainingConfig, TrainingSummary
 from edgelab.errors import EdgeLabError, MissingExtraError
 
 if TYPE_CHECKING:
+    from coordinator.artifacts import ArtifactStore
+    from coordinator.store import Store
     from pipelines.base import TrainConfig, TrainOutput
+
+log = logging.getLogger("edgelab.training")
 
 
 @dataclass
@@ -49,6 +59,63 @@ class TrainedArtifacts:
             "train_seconds": f"{o.train_seconds:.1f}",
             "classes": ",".join(o.class_names),
         }
+
+    def summary(self) -> TrainingSummary:
+        """What the results store keeps of the run (everything but the files)."""
+        o = self.output
+        return TrainingSummary(
+            split=o.split,
+            host_accuracy=o.host_accuracy,
+            evaluation=o.evaluation,
+            class_names=list(o.class_names),
+            train_beats=o.train_beats,
+            test_beats=o.test_beats,
+            params=o.params,
+            train_seconds=o.train_seconds,
+            onnx_max_abs_diff=o.onnx_max_abs_diff,
+            notes=list(o.notes),
+        )
+
+    def store(self, artifacts: ArtifactStore, store: Store) -> tuple[ArtifactRef, ArtifactRef]:
+        """Put the model and the test set into the coordinator's stores, as an UploadArtifact of each would."""
+        o = self.output
+        model = artifacts.put_chunks([self.onnx], name=f"{o.pipeline}.onnx", format="onnx")
+        dataset = artifacts.put_chunks([self.dataset], name=f"{o.pipeline}-testset.npz", format="npz")
+        store.add_artifact(model, self.metadata())
+        store.add_artifact(dataset, {})
+        return model, dataset
+
+
+@dataclass
+class TrainingFailed:
+    """A run whose task raised: the others of its batch go on."""
+
+    error: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> TrainingFailed:
+        # ray.get raises RayTaskError wrapping the task's own exception (its `cause`), with a long traceback.
+        cause = getattr(exc, "cause", None)
+        cause = cause if isinstance(cause, BaseException) else exc
+        return cls(f"{type(cause).__name__}: {cause}")
+
+
+Outcome = TrainedArtifacts | TrainingFailed
+
+
+def to_train_config(config: TrainingConfig, data_dir: Path) -> TrainConfig:
+    """The pipelines' config for a stored one; ConfigError naming the key when a value is invalid."""
+    from pipelines.base import TrainConfig
+
+    return TrainConfig(
+        data_dir=data_dir,
+        split=config.split,  # type: ignore[arg-type]  # TrainConfig validates it
+        epochs=config.epochs,
+        seed=config.seed,
+        records=tuple(config.records) or None,
+        max_train_beats=config.max_train_beats or None,
+        batch_size=config.batch_size,
+    )
 
 
 def train_pipeline(name: str, config: TrainConfig) -> TrainedArtifacts:
@@ -99,17 +166,115 @@ def init_ray(address: str | None = None, *, attempts: int = LOCAL_RAY_START_ATTE
 
 
 def train_with_ray(
-    names_and_configs: list[tuple[str, TrainConfig]], *, ray_address: str | None = None, cpus_per_task: float = 1
-) -> list[TrainedArtifacts]:
-    """Train several pipelines/seeds in parallel as Ray tasks; results in input order."""
+    names_and_configs: list[tuple[str, TrainConfig]],
+    *,
+    ray_address: str | None = None,
+    cpus_per_task: float = 1,
+    on_done: Callable[[int, Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Train several pipelines/seeds in parallel as Ray tasks; outcomes in input order.
+
+    A task that raises becomes a TrainingFailed and the others go on; `on_done(index, outcome)`
+    is called as each task finishes, in finishing order.
+    """
     ray = import_ray()
     init_ray(ray_address)
     task = ray.remote(num_cpus=cpus_per_task, max_retries=0)(train_pipeline)
-    refs = [task.remote(name, config) for name, config in names_and_configs]
-    return list(ray.get(refs))
+    pending = {task.remote(name, config): i for i, (name, config) in enumerate(names_and_configs)}
+    outcomes: list[Outcome | None] = [None] * len(pending)
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(ref)
+        try:
+            outcome: Outcome = ray.get(ref)
+        except Exception as exc:  # the task's exception, or Ray's when its worker died
+            outcome = TrainingFailed.from_exception(exc)
+        outcomes[index] = outcome
+        if on_done is not None:
+            on_done(index, outcome)
+    return [o for o in outcomes if o is not None]
 
 
 def shutdown_ray() -> None:
     ray = import_ray()
     if ray.is_initialized():
         ray.shutdown()
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    run_id: str
+    pipeline: str
+    config: TrainConfig
+
+
+class TrainingRunner:
+    """The coordinator's training thread: queued runs are trained with Ray, several in parallel.
+
+    Runs queued while a batch trains form the next batch. Each run is stored as it finishes
+    (succeeded with its artifacts and summary, or failed with its error), and Ray is shut down
+    when nothing is left to train so an idle coordinator holds no Ray workers.
+    """
+
+    def __init__(self, store: Store, artifacts: ArtifactStore, *, ray_address: str | None = None) -> None:
+        self._store = store
+        self._artifacts = artifacts
+        self._ray_address = ray_address
+        self._queue: queue.Queue[list[QueuedRun] | None] = queue.Queue()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="training-runner")
+        self._thread.start()
+
+    def submit(self, runs: list[QueuedRun]) -> None:
+        self._queue.put(runs)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop taking batches; a batch still training is left running (a restart marks its runs failed)."""
+        self._stopped.set()
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            while not self._queue.empty():  # everything queued meanwhile trains alongside
+                more = self._queue.get()
+                if more is None:
+                    self._stopped.set()
+                    break
+                batch += more
+            try:
+                self._train(batch)
+            except Exception as exc:  # Ray did not start, say: every run of the batch still ends, failed
+                log.exception("training batch failed")
+                for run in batch:
+                    self._finish(run, TrainingFailed.from_exception(exc))
+            if self._stopped.is_set():
+                return
+            if self._queue.empty():
+                shutdown_ray()
+
+    def _train(self, batch: list[QueuedRun]) -> None:
+        self._store.start_training_runs([run.run_id for run in batch])
+        train_with_ray(
+            [(run.pipeline, run.config) for run in batch],
+            ray_address=self._ray_address,
+            on_done=lambda index, outcome: self._finish(batch[index], outcome),
+        )
+
+    def _finish(self, run: QueuedRun, outcome: Outcome) -> None:
+        if self._stopped.is_set():
+            return  # the store may be closed; a restart marks the run failed
+        if self._store.get_training_run(run.run_id).state.finished:
+            return
+        if isinstance(outcome, TrainingFailed):
+            self._store.finish_training_run(run.run_id, error=outcome.error)
+            return
+        try:
+            model, dataset = outcome.store(self._artifacts, self._store)
+        except Exception as exc:  # e.g. a full disk: the run fails, the coordinator goes on
+            log.exception("storing the artifacts of training run %s failed", run.run_id)
+            self._store.finish_training_run(run.run_id, error=f"storing its artifacts failed: {exc}")
+            return
+        self._store.finish_training_run(
+            run.run_id, summary=outcome.summary(), model_sha256=model.sha256, dataset_sha256=dataset.sha256
+        )
