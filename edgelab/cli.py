@@ -18,7 +18,11 @@ from edgelab.config import Settings, load_settings
 from edgelab.errors import EdgeLabError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from coordinator.client import ControlClient
+    from coordinator.training import TrainedArtifacts
+    from edgelab.domain import TrainingRun
     from edgelab.launch import MatrixLaunchFile
 
 PIPED_WIDTH = 200
@@ -27,10 +31,12 @@ coordinator_app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
 agent_app = typer.Typer(help="Run a device agent.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Launch and inspect benchmark jobs.", no_args_is_help=True)
 agents_app = typer.Typer(help="Inspect the fleet.", no_args_is_help=True)
+runs_app = typer.Typer(help="Inspect training runs stored by the coordinator.", no_args_is_help=True)
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(agent_app, name="agent")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(agents_app, name="agents")
+app.add_typer(runs_app, name="runs")
 
 # Piped or logged output gets a wide console: rich's 80-column default squeezes the result tables unreadable.
 console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
@@ -135,47 +141,142 @@ def dashboard(
 
 @app.command()
 def train(
-    pipeline: Annotated[
-        str | None, typer.Argument(help="Pipeline name, e.g. mitdb-beats-1d (--list names all).")
+    pipelines: Annotated[
+        list[str] | None, typer.Argument(help="Pipeline name(s), e.g. mitdb-beats-1d (--list names all).")
     ] = None,
     list_pipelines: Annotated[bool, typer.Option("--list", help="List the pipelines and exit.")] = False,
     coordinator: CoordinatorOpt = None,
     data: Annotated[
         Path | None, typer.Option(help="Data directory: MIT-BIH (default), LSAD or an image folder, per pipeline.")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Where to write the ONNX model and test set.")] = Path("artifacts"),
+    out: Annotated[
+        Path, typer.Option(help="Where to write the ONNX model and test set (one subfolder per run when several).")
+    ] = Path("artifacts"),
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     split: str = "inter-patient",
-    seed: int = 0,
+    seeds: Annotated[
+        str, typer.Option("--seeds", "--seed", help="Comma-separated: one run per pipeline x seed.")
+    ] = "0",
+    records: Annotated[str | None, typer.Option(help="Comma-separated record subset, e.g. 100,119.")] = None,
+    max_train_beats: Annotated[int | None, typer.Option(min=1, help="Cap on training beats, for quick runs.")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster; default: local Ray.")] = None,
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Train a pipeline as a Ray task; write its artifacts and upload them when --coordinator is given."""
-    if list_pipelines or pipeline is None:
-        from pipelines.registry import PIPELINES
+    """Train pipelines x seeds as parallel Ray tasks; write each run's artifacts, and with --coordinator
+    upload them and record the runs in its results store (`edgelab runs list`)."""
+    from pipelines.registry import PIPELINES
 
+    if list_pipelines or not pipelines:
         for name, known in sorted(PIPELINES.items()):
             console.print(f"[bold]{name}[/bold]  {known.description}", highlight=False)
         raise typer.Exit(0 if list_pipelines else 2)
-    from coordinator.training import shutdown_ray, train_with_ray
-    from pipelines.base import TrainConfig
+    import socket
+    import time
+
+    from coordinator.training import TrainedArtifacts, shutdown_ray, to_train_config, train_with_ray
+    from edgelab.domain import TrainingConfig, TrainingRun, TrainingState
 
     settings = _settings(config, mitdb=data, ray_address=ray_address, operator_token=operator_token)
-    train_config = TrainConfig(data_dir=settings.mitdb, split=split, epochs=epochs, seed=seed)  # type: ignore[arg-type]
-    with console.status(f"training {pipeline} with Ray ..."):
+    unknown = [name for name in pipelines if name not in PIPELINES]
+    try:
+        if unknown:
+            raise EdgeLabError(f"unknown pipeline(s) {', '.join(unknown)}: `edgelab train --list` names them")
+        configs = [
+            TrainingConfig(
+                split=split,
+                epochs=epochs,
+                seed=seed,
+                records=records.split(",") if records else [],
+                max_train_beats=max_train_beats or 0,
+            )
+            for seed in _int_list(seeds, "--seeds")
+        ]
+        combinations = [(name, c) for name in pipelines for c in configs]
+        jobs = [(name, to_train_config(c, settings.mitdb)) for name, c in combinations]
+    except EdgeLabError as exc:
+        _fail(exc)
+    finished: dict[int, float] = {}
+    started = time.time()
+    with console.status(f"training {len(jobs)} run(s) with Ray ..."):
         try:
-            (trained,) = train_with_ray([(pipeline, train_config)], ray_address=settings.ray_address)
+            outcomes = train_with_ray(
+                jobs, ray_address=settings.ray_address, on_done=lambda i, _: finished.update({i: time.time()})
+            )
+        except EdgeLabError as exc:
+            _fail(exc)
         finally:
             shutdown_ray()
-    onnx_path, dataset_path = trained.write(out)
-    console.print(trained.metadata())
-    console.print(f"wrote {onnx_path} and {dataset_path}")
+    runs: list[tuple[TrainingRun, TrainedArtifacts | None, tuple[Path, Path] | None]] = []
+    for i, ((name, train_config), outcome) in enumerate(zip(combinations, outcomes, strict=True)):
+        trained = outcome if isinstance(outcome, TrainedArtifacts) else None
+        run = TrainingRun(
+            run_id="",
+            pipeline=name,
+            config=train_config,
+            state=TrainingState.SUCCEEDED if trained else TrainingState.FAILED,
+            origin=f"cli@{socket.gethostname()}",
+            created_at=started,
+            started_at=started,
+            finished_at=finished[i],
+            error="" if isinstance(outcome, TrainedArtifacts) else outcome.error,
+            summary=trained.summary() if trained else None,
+        )
+        paths = None
+        if trained is not None:
+            paths = trained.write(out if len(jobs) == 1 else out / f"{name}-seed{train_config.seed}")
+            console.print(f"wrote {paths[0]} and {paths[1]}")
+        runs.append((run, trained, paths))
     if coordinator:
-        with _control(config, coordinator, operator_token) as client:
-            model = client.upload(onnx_path, format="onnx", metadata=trained.metadata())
-            dataset = client.upload(dataset_path, format="npz")
-        console.print(f"uploaded model sha256={model.sha256}\n         dataset sha256={dataset.sha256}")
+        try:
+            _record_runs(runs, _control(config, coordinator, operator_token))
+        except EdgeLabError as exc:
+            _fail(exc)
+    console.print(_training_table([run for run, _, _ in runs]))
+    if any(run.state is TrainingState.FAILED for run, _, _ in runs):
+        raise typer.Exit(1)
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise EdgeLabError(f"{option}: comma-separated integers expected, got {text!r}") from None
+
+
+def _record_runs(
+    runs: list[tuple[TrainingRun, TrainedArtifacts | None, tuple[Path, Path] | None]], client: ControlClient
+) -> None:
+    """Upload each trained run's artifacts and record every run (failed ones too) in the coordinator's store."""
+    with client:
+        for run, trained, paths in runs:
+            if trained is not None and paths is not None:
+                run.model_sha256 = client.upload(paths[0], format="onnx", metadata=trained.metadata()).sha256
+                run.dataset_sha256 = client.upload(paths[1], format="npz").sha256
+            run.run_id = client.record_training_run(run)
+            console.print(f"recorded run {run.run_id} ({run.pipeline}, seed {run.config.seed}) at {client.address}")
+
+
+def _training_table(runs: list[TrainingRun], title: str = "Training runs") -> Table:
+    """One row per run: host-side accuracy, macro F1 and F1 per class on its test set, or why it failed."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    with_ids = any(run.run_id for run in runs)  # runs trained without a coordinator have none
+    columns = ("run",) * with_ids + ("pipeline", "seed", "epochs", "split", "state", "accuracy", "macro F1")
+    for column in (*columns, "F1 per class"):
+        table.add_column(column, justify="right" if column in ("seed", "epochs", "accuracy", "macro F1") else "left")
+    for run in runs:
+        head = [run.run_id] * with_ids + [run.pipeline, str(run.config.seed), str(run.config.epochs)]
+        if run.summary is None:
+            reason = f"[red]{escape(run.error)}[/]" if run.error else ""
+            table.add_row(*head, run.config.split, run.state.value, "", "", reason)
+            continue
+        report = run.summary.evaluation
+        f1 = " ".join(f"{c.name} {c.f1:.2f}" if c.support else f"{c.name} n/a" for c in report.classes)
+        split = run.summary.split if run.summary.split == run.config.split else f"{run.summary.split} (fell back)"
+        table.add_row(*head, split, run.state.value, f"{report.accuracy:.2%}", f"{report.macro_f1:.3f}", f1)
+    return table
 
 
 @coordinator_app.command("serve")
@@ -378,3 +479,18 @@ def agents_revoke(
     except EdgeLabError as exc:
         _fail(exc)
     console.print(f"revoked agent {agent_id}: {len(requeued)} job(s) requeued, {len(failed)} pinned job(s) failed")
+
+
+@runs_app.command("list")
+def runs_list(
+    coordinator: CoordinatorOpt = None,
+    limit: int = 50,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List training runs (StartTraining's, the dashboard's, and `edgelab train --coordinator`'s), newest first."""
+    try:
+        with _control(config, coordinator, operator_token) as client:
+            console.print(_training_table(client.list_training_runs(limit)))
+    except EdgeLabError as exc:
+        _fail(exc)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -16,7 +17,8 @@ from coordinator.client import ControlClient
 from coordinator.server import Coordinator
 from edgelab import cli
 from edgelab.cli import app
-from edgelab.domain import JobSpec, MeasurementSettings
+from edgelab.domain import JobSpec, MeasurementSettings, TrainingConfig, TrainingSummary
+from edgelab.metrics import accuracy_report
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -130,3 +132,65 @@ def test_unknown_job_and_unreachable_coordinator_give_clear_errors(coordinator: 
 
     assert missing.exit_code == 1 and "unknown job" in missing.output
     assert down.exit_code == 1 and "unreachable" in down.output
+
+
+def test_train_refuses_unknown_pipelines_and_bad_options_before_starting_ray(tmp_path: Path) -> None:
+    # execute
+    unknown = runner.invoke(app, ["train", "mitdb-beats-1d", "no-such", "--out", str(tmp_path)])
+    seeds = runner.invoke(app, ["train", "mitdb-beats-1d", "--seeds", "0,x", "--out", str(tmp_path)])
+    split = runner.invoke(app, ["train", "mitdb-beats-1d", "--split", "sideways", "--out", str(tmp_path)])
+
+    # assert
+    assert unknown.exit_code == 1 and "unknown pipeline(s) no-such" in unknown.output
+    assert seeds.exit_code == 1 and "--seeds: comma-separated integers expected, got '0,x'" in seeds.output
+    assert split.exit_code == 1 and "split: 'sideways' is not one of" in split.output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow  # two real trainings in parallel Ray tasks: ~30 s on 2 cores
+def test_train_several_seeds_writes_each_run_and_records_them_on_the_coordinator(
+    coordinator: Coordinator, mitdb_dir: Path, tmp_path: Path
+) -> None:
+    # prepare: image-transfer fails on the MIT-BIH dir (no class subfolders), the beat CNN trains
+    args = ["train", "mitdb-beats-1d", "image-transfer", "--seeds", "0,1", "--records", "100,119", "--epochs", "1"]
+    args += ["--max-train-beats", "128", "--data", str(mitdb_dir), "--out", str(tmp_path / "out")]
+
+    # execute
+    trained = runner.invoke(app, [*args, "--coordinator", coordinator.address])
+    listed = runner.invoke(app, ["runs", "list", "--coordinator", coordinator.address])
+
+    # assert
+    assert trained.exit_code == 1, trained.output  # some runs failed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mitdb-beats-1d-seed0", "mitdb-beats-1d-seed1"]
+    assert (tmp_path / "out" / "mitdb-beats-1d-seed1" / "mitdb-beats-1d.onnx").is_file()
+    runs = ControlClient(coordinator.address).list_training_runs()
+    assert sorted((r.pipeline, r.config.seed, r.state.value) for r in runs) == [
+        ("image-transfer", 0, "failed"),
+        ("image-transfer", 1, "failed"),
+        ("mitdb-beats-1d", 0, "succeeded"),
+        ("mitdb-beats-1d", 1, "succeeded"),
+    ]
+    assert all(r.origin.startswith("cli@") and r.model_sha256 for r in runs if r.state.value == "succeeded")
+    assert all("class subfolders" in r.error for r in runs if r.pipeline == "image-transfer")
+    assert listed.exit_code == 0 and all(r.run_id in listed.output for r in runs)
+    assert "N " in listed.output and "macro F1" in listed.output
+
+
+def test_runs_list_shows_accuracy_macro_f1_and_f1_per_class(coordinator: Coordinator) -> None:
+    # prepare: one run finished the way the coordinator's trainer finishes it, one failed
+    report = accuracy_report(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]), ["N", "V", "F"])
+    store = coordinator.store
+    ok, bad = store.add_training_runs([("mitdb-beats-1d", TrainingConfig(seed=s, split="random")) for s in (3, 4)])
+    summary = TrainingSummary("random", report.accuracy, report, ["N", "V", "F"], 8, 4, 10, 1.0, 0.0)
+    store.finish_training_run(ok, summary=summary)
+    store.finish_training_run(bad, error="ConfigError: records: 999 not found")
+
+    # execute
+    listed = runner.invoke(app, ["runs", "list", "--coordinator", coordinator.address])
+
+    # assert
+    assert listed.exit_code == 0, listed.output
+    (ok_line,) = [line for line in listed.output.splitlines() if ok in line]
+    assert "75.00%" in ok_line and "0.733" in ok_line and "N 0.80 V 0.67 F n/a" in ok_line
+    (bad_line,) = [line for line in listed.output.splitlines() if bad in line]
+    assert "failed" in bad_line and "ConfigError: records: 999 not found" in bad_line
