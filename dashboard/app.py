@@ -15,6 +15,7 @@ navigation = st.navigation(
         st.Page(PAGES / "results.py", title="Results", default=True),
         st.Page(PAGES / "fleet.py", title="Fleet"),
         st.Page(PAGES / "launch.py", title="Launch"),
+        st.Page(PAGES / "training.py", title="Training"),
     ]
 )
 navigation.run()

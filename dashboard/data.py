@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from coordinator.store import StoredResult
-from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, Job, Precision
+from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, Job, Precision, TrainingRun
 
 # Backends the lab knows (DESIGN.md); agents may report more, which the pages add.
 KNOWN_BACKENDS = ("onnxruntime", "tflite", "tensorflow", "tensorrt")
@@ -339,6 +339,99 @@ def parse_batch_sizes(text: str) -> list[int]:
             raise ValueError(f"batch sizes must be positive integers separated by commas, got {part!r}")
         sizes.append(int(part))
     return sizes
+
+
+# -- training ----------------------------------------------------------------------------
+
+TRAINING_COLUMNS = [
+    "run_id",
+    "pipeline",
+    "origin",
+    "requested_split",
+    "split",
+    "seed",
+    "epochs",
+    "records",
+    "state",
+    "accuracy",
+    "macro_f1",
+    "train_beats",
+    "test_beats",
+    "params",
+    "train_seconds",
+    "error",
+    "model_sha256",
+    "created_at",
+]
+
+
+def training_frame(runs: Sequence[TrainingRun]) -> pd.DataFrame:
+    """One row per training run; figures are NaN until (and unless) it succeeded."""
+    rows = []
+    for run in runs:
+        s = run.summary
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "pipeline": run.pipeline,
+                "origin": run.origin,
+                "requested_split": run.config.split,
+                "split": s.split if s else "",
+                "seed": run.config.seed,
+                "epochs": run.config.epochs,
+                "records": ",".join(run.config.records) or "all",
+                "state": run.state.value,
+                "accuracy": _nan(s.evaluation.accuracy if s else None),
+                "macro_f1": _nan(s.evaluation.macro_f1 if s else None),
+                "train_beats": _nan(s.train_beats if s else None),
+                "test_beats": _nan(s.test_beats if s else None),
+                "params": _nan(s.params if s else None),
+                "train_seconds": _nan(s.train_seconds if s else None),
+                "error": run.error,
+                "model_sha256": run.model_sha256,
+                "created_at": pd.Timestamp(run.created_at, unit="s"),
+            }
+        )
+    return pd.DataFrame(rows, columns=TRAINING_COLUMNS)
+
+
+def display_training(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as people read it: a split that fell back is said, a run without figures shows none."""
+    rows = []
+    for _, r in frame.iterrows():
+        fell_back = r["split"] and r["split"] != r["requested_split"]
+        rows.append(
+            {
+                "run": r["run_id"],
+                "pipeline": r["pipeline"],
+                "split": f"{r['split']} (asked {r['requested_split']})" if fell_back else r["requested_split"],
+                "seed": r["seed"],
+                "epochs": r["epochs"],
+                "records": r["records"],
+                "state": r["state"],
+                "accuracy": _fmt(r["accuracy"], "{:.2%}"),
+                "macro F1": _fmt(r["macro_f1"], "{:.3f}"),
+                "train / test beats": ""
+                if pd.isna(r["train_beats"])
+                else f"{r['train_beats']:.0f} / {r['test_beats']:.0f}",
+                "params": _fmt(r["params"], "{:,.0f}"),
+                "train s": _fmt(r["train_seconds"], "{:.1f}"),
+                "trained by": r["origin"],
+                "error": r["error"],
+                "created": r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """ "0, 1,2" -> [0, 1, 2]; anything else is a ValueError naming the bad part."""
+    seeds = []
+    for part in text.replace(" ", "").split(","):
+        if not part.isdigit():
+            raise ValueError(f"seeds must be non-negative integers separated by commas, got {part!r}")
+        seeds.append(int(part))
+    return seeds
 
 
 # -- one result --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from coordinator.client import ControlClient
 from coordinator.store import Store
 from dashboard.config import DashboardConfig, load_config
 from dashboard.data import uses_mitdb
+from edgelab.errors import CoordinatorUnavailable, EdgeLabError
 
 MITDB_ATTRIBUTION = (
     "MIT-BIH Arrhythmia Database: Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. "
@@ -52,3 +53,14 @@ def mitdb_footer(pipelines: list[str]) -> None:
 
 def store_if_any(cfg: DashboardConfig) -> Store | None:
     return _open_store(str(cfg.db_path)) if cfg.db_path.is_file() else None
+
+
+def coordinator_error(cfg: DashboardConfig, exc: EdgeLabError) -> None:
+    """Why a call to the coordinator failed, and what to do about it."""
+    if isinstance(exc, CoordinatorUnavailable):
+        st.error(
+            f"Cannot reach the coordinator: {exc}. Start it with `edgelab coordinator serve`, "
+            "or point the dashboard at it with `edgelab dashboard --coordinator HOST:PORT`."
+        )
+    else:
+        st.error(f"The coordinator at {cfg.coordinator} refused the request: {exc}")

@@ -112,7 +112,7 @@ def dashboard(
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the Streamlit dashboard (Results, Fleet, Launch) on the local results store."""
+    """Serve the Streamlit dashboard (Results, Fleet, Launch, Training) on the local results store."""
     import importlib.util
     import subprocess
 

@@ -20,9 +20,9 @@ from dashboard.data import (
     parse_batch_sizes,
     progress_frame,
 )
-from dashboard.ui import config, control_client, mitdb_footer, store_if_any
+from dashboard.ui import config, control_client, coordinator_error, mitdb_footer, store_if_any
 from edgelab.domain import AgentInfo, ArtifactRef, JobSpec, MeasurementSettings, Precision
-from edgelab.errors import CoordinatorUnavailable, EdgeLabError
+from edgelab.errors import EdgeLabError
 
 PROGRESS_REFRESH_S = 2.0
 LAUNCHED_KEY = "launched_job_ids"
@@ -142,14 +142,8 @@ def main() -> None:
     try:
         with control_client(cfg) as client:
             agents = client.list_agents()
-    except CoordinatorUnavailable as exc:
-        st.error(
-            f"Cannot reach the coordinator: {exc}. Start it with `edgelab coordinator serve`, "
-            "or point the dashboard at it with `edgelab dashboard --coordinator HOST:PORT`."
-        )
-        st.stop()
     except EdgeLabError as exc:
-        st.error(f"The coordinator at {cfg.coordinator} refused the request: {exc}")
+        coordinator_error(cfg, exc)
         st.stop()
     st.caption(f"coordinator {cfg.coordinator}: {len(agents)} agent(s) registered")
 

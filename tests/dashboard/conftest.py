@@ -26,6 +26,8 @@ from edgelab.domain import (
     PowerReport,
     Precision,
     RuntimeInfo,
+    TrainingConfig,
+    TrainingSummary,
 )
 
 PIPELINE = "mitdb-beats-1d"
@@ -39,6 +41,7 @@ class Seeded:
     home: Path
     agents: dict[str, str] = field(default_factory=dict)  # name -> agent id
     jobs: dict[str, str] = field(default_factory=dict)  # job name -> job id
+    training: dict[str, str] = field(default_factory=dict)  # "trained" / "failed" -> run id
 
 
 def latency(batch: int, p50: float, scope: str = E2E, samples: int = 700) -> LatencyStats:
@@ -212,6 +215,16 @@ def seed(home: Path) -> Seeded:
             manifest={"backend": "tensorrt", "device_model": "NVIDIA Jetson Nano Developer Kit"},
         ),
     )
+    # Training runs: one whose inter-patient split fell back to random on a DS1-only subset, one that failed.
+    asked = TrainingConfig(split="inter-patient", epochs=2, seed=1, records=["101", "106"], max_train_beats=500)
+    trained, failed = store.add_training_runs([(PIPELINE, asked), ("mitdb-af-bilstm", asked)])
+    store.start_training_runs([trained, failed])
+    evaluation = accuracy(0.9, [80, 5, 3, 4, 30, 1, 2, 0, 25])
+    note = "inter-patient: every record is on the DS1 side; fell back to a random beat split"
+    summary = TrainingSummary("random", 0.9, evaluation, ["N", "S", "V"], 500, 150, 31_234, 12.5, 3e-7, [note])
+    store.finish_training_run(trained, summary=summary, model_sha256=onnx.sha256, dataset_sha256=testset.sha256)
+    store.finish_training_run(failed, error="ConfigError: records: no AFIB window in 101, 106")
+    seeded.training.update(trained=trained, failed=failed)
     # One job still waiting in the queue: it has no result and is not in the results table.
     seeded.jobs["queued-ort"] = store.submit_job(
         JobSpec("queued-ort", "onnxruntime", onnx, testset, pipeline=PIPELINE), seeded.agents["jetson-nano-1"]

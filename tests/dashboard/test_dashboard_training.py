@@ -1,0 +1,151 @@
+"""The Training page under Streamlit's AppTest: stored runs and one run's evaluation from a seeded store,
+and StartTraining through a real loopback coordinator."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from coordinator.server import Coordinator
+from dashboard.config import COORDINATOR_ENV
+from dashboard.data import parse_seeds
+from edgelab.domain import TrainingConfig, TrainingState
+from tests.dashboard.conftest import Seeded
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PAGE = "views/training.py"
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    return at.switch_page(PAGE).run()
+
+
+def _rows(frame: Any, **match: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    return [r for r in records if all(r[k] == v for k, v in match.items())]
+
+
+def _values(array: Any) -> list[float]:
+    """Plotly 6 sends numeric arrays as base64 typed arrays."""
+    if isinstance(array, dict):
+        decoded: list[float] = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+        return decoded
+    return list(array)
+
+
+def _button(at: AppTest, prefix: str) -> Any:
+    return next(b for b in at.button if b.label.startswith(prefix))
+
+
+def test_training_page_lists_runs_and_shows_one_runs_evaluation(seeded: Seeded) -> None:
+    # execute
+    at = _page()
+
+    # assert: the runs table says the split fell back and why a run failed
+    assert not at.exception
+    runs = at.dataframe[0].value
+    (trained,) = _rows(runs, run=seeded.training["trained"])
+    assert trained["split"] == "random (asked inter-patient)" and trained["state"] == "succeeded"
+    assert (trained["accuracy"], trained["macro F1"], trained["train / test beats"]) == ("90.00%", "0.800", "500 / 150")
+    assert (trained["seed"], trained["epochs"], trained["records"]) == (1, 2, "101,106")
+    (failed,) = _rows(runs, run=seeded.training["failed"])
+    assert (failed["state"], failed["accuracy"]) == ("failed", "")
+    assert failed["error"] == "ConfigError: records: no AFIB window in 101, 106"
+    # ... and the evaluation of the one run that succeeded: metrics, per-class table, confusion heatmap, notes
+    assert {m.label: m.value for m in at.metric} == {
+        "accuracy": "90.00%",
+        "macro F1": "0.800",
+        "test beats": "150",
+        "split": "random",
+    }
+    classes = next(d.value for d in at.dataframe if "recall (Se)" in d.value.columns)
+    assert list(classes["class"]) == ["N", "S", "V"]
+    (heatmap,) = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    assert heatmap["layout"]["title"]["text"] == "Confusion matrix, mitdb-beats-1d seed 1"
+    assert _values(heatmap["data"][0]["z"]) == [80, 5, 3, 4, 30, 1, 2, 0, 25]
+    assert any("fell back to a random beat split" in c.value for c in at.caption)
+    assert any("MIT-BIH Arrhythmia Database" in c.value for c in at.caption)
+
+
+def test_training_launch_says_when_the_coordinator_is_unreachable(seeded: Seeded) -> None:
+    # prepare
+    at = _page()
+
+    # execute
+    _button(at, "Train").click().run()
+
+    # assert
+    assert not at.exception
+    (error,) = at.error
+    assert "Cannot reach the coordinator" in error.value and "127.0.0.1:1" in error.value
+    assert "edgelab coordinator serve" in error.value
+
+
+def test_training_page_without_a_store_still_offers_to_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # prepare
+    monkeypatch.setenv("EDGELAB_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv(COORDINATOR_ENV, "127.0.0.1:1")
+
+    # execute
+    at = _page()
+
+    # assert
+    assert not at.exception
+    assert any("No training run stored yet" in i.value for i in at.info)
+    assert _button(at, "Train").label == "Train 1 run(s)"
+    assert not (tmp_path / "empty").exists()
+
+
+@pytest.mark.integration
+def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
+    coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prepare: the coordinator's training thread is stopped, so the runs StartTraining queues stay
+    # queued for the assertions instead of starting Ray in the test process
+    coordinator.training.stop()
+    monkeypatch.setenv("EDGELAB_HOME", str(coordinator.store.path.parent))
+    monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
+    at = _page()
+    at.multiselect(key="train_pipelines").set_value(["mitdb-beats-1d", "mitdb-af-bilstm"])
+    next(t for t in at.text_input if t.label == "Seeds").set_value("0, 1").run()
+    bad_seeds = next(t for t in at.text_input if t.label == "Seeds")
+    bad_seeds.set_value("0,x").run()
+    refused = (_button(at, "Train").label, _button(at, "Train").disabled, [e.value for e in at.error])
+    next(t for t in at.text_input if t.label == "Seeds").set_value("0, 1")
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1)
+    next(t for t in at.text_input if t.label.startswith("Records")).set_value("100, 119")
+    at.run()
+
+    # execute
+    _button(at, "Train").click().run()
+
+    # assert
+    assert not at.exception
+    assert refused == ("Train 0 run(s)", True, ["seeds must be non-negative integers separated by commas, got 'x'"])
+    runs = coordinator.store.list_training_runs()
+    assert sorted((r.pipeline, r.config.seed) for r in runs) == [
+        ("mitdb-af-bilstm", 0),
+        ("mitdb-af-bilstm", 1),
+        ("mitdb-beats-1d", 0),
+        ("mitdb-beats-1d", 1),
+    ]
+    assert {r.state for r in runs} == {TrainingState.QUEUED}
+    expected = TrainingConfig(split="inter-patient", epochs=1, records=["100", "119"])
+    assert all(r.config == TrainingConfig(**{**expected.__dict__, "seed": r.config.seed}) for r in runs)
+    assert any(s.value.startswith("queued 4 training run(s)") for s in at.success)
+    progress = at.dataframe[-1].value
+    assert sorted(progress["run"]) == sorted(r.run_id for r in runs) and set(progress["state"]) == {"queued"}
+
+
+def test_parse_seeds_names_the_bad_part() -> None:
+    # execute / assert
+    assert parse_seeds("0, 1,2") == [0, 1, 2]
+    with pytest.raises(ValueError, match="'-1'"):
+        parse_seeds("0,-1")
