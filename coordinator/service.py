@@ -232,6 +232,10 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             train_configs = [to_train_config(config, self._data_dir) for config in configs]
         except ConfigError as exc:  # a bad value is the caller's: INVALID_ARGUMENT, before anything is queued
             raise ValueError(str(exc)) from exc
+        if not self._data_dir.is_dir():
+            raise NotFound(
+                f"the coordinator's data dir {self._data_dir} does not exist: set `mitdb` in its settings (EDGELAB_MITDB)"
+            )
         combinations = [(name, i) for name in request.pipelines for i in range(len(configs))]
         run_ids = self._store.add_training_runs([(name, configs[i]) for name, i in combinations])
         self._training.submit(

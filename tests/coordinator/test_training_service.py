@@ -94,6 +94,19 @@ def test_bad_pipeline_names_and_configs_are_refused_before_anything_is_queued(co
     assert client.list_training_runs() == []
 
 
+def test_a_coordinator_without_its_data_dir_says_so(tmp_path: Path) -> None:
+    # prepare
+    running = start_coordinator(Settings(home=tmp_path / "coordinator", port=0, mitdb=tmp_path / "no-mitdb"))
+
+    # execute / assert
+    try:
+        with pytest.raises(NotFound, match=r"data dir .*no-mitdb does not exist: set `mitdb`"):
+            ControlClient(running.address).start_training(["mitdb-beats-1d"], TrainingConfig())
+        assert running.store.list_training_runs() == []
+    finally:
+        running.stop(grace=None)
+
+
 def test_a_run_trained_elsewhere_is_recorded_with_its_uploaded_artifacts(
     coordinator: Coordinator, onnx_model: Path, test_set: Path
 ) -> None:

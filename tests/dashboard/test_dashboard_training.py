@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from coordinator.server import Coordinator
+from coordinator.server import Coordinator, start_coordinator
 from dashboard.config import COORDINATOR_ENV
 from dashboard.data import parse_seeds
+from edgelab.config import Settings
 from edgelab.domain import TrainingConfig, TrainingState
 from tests.dashboard.conftest import Seeded
 
@@ -103,13 +105,22 @@ def test_training_page_without_a_store_still_offers_to_train(tmp_path: Path, mon
     assert not (tmp_path / "empty").exists()
 
 
+@pytest.fixture
+def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
+    """A real coordinator with a data dir of its own; its training thread is stopped, so the runs
+    StartTraining queues stay queued for the assertions instead of starting Ray in the test process."""
+    (tmp_path / "mitdb").mkdir()
+    running = start_coordinator(Settings(home=tmp_path / "coordinator", port=0, mitdb=tmp_path / "mitdb"))
+    running.training.stop()
+    yield running
+    running.stop(grace=None)
+
+
 @pytest.mark.integration
 def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
     coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # prepare: the coordinator's training thread is stopped, so the runs StartTraining queues stay
-    # queued for the assertions instead of starting Ray in the test process
-    coordinator.training.stop()
+    # prepare
     monkeypatch.setenv("EDGELAB_HOME", str(coordinator.store.path.parent))
     monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
     at = _page()
