@@ -100,7 +100,8 @@ CREATE TABLE IF NOT EXISTS training_runs (
     error TEXT NOT NULL DEFAULT '',
     summary TEXT,                   -- TrainingSummary JSON once it succeeded
     model_sha256 TEXT NOT NULL DEFAULT '',
-    dataset_sha256 TEXT NOT NULL DEFAULT ''
+    dataset_sha256 TEXT NOT NULL DEFAULT '',
+    savedmodel_sha256 TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS training_runs_created ON training_runs(created_at);
 """
@@ -446,12 +447,14 @@ class Store:
         error: str = "",
         model_sha256: str = "",
         dataset_sha256: str = "",
+        savedmodel_sha256: str = "",
     ) -> None:
         """Succeeded with its summary and stored artifacts, or failed with `error`."""
+        shas = (model_sha256, dataset_sha256, savedmodel_sha256)
         with self._tx() as db:
             if db.execute("SELECT 1 FROM training_runs WHERE run_id=?", (run_id,)).fetchone() is None:
                 raise NotFound(f"unknown training run {run_id!r}")
-            self._finish_training_run(db, run_id, summary, error, model_sha256, dataset_sha256, self._clock())
+            self._finish_training_run(db, run_id, summary, error, shas, self._clock())
 
     def record_training_run(self, run: TrainingRun) -> str:
         """Store a finished run trained elsewhere (the CLI) in one transaction; returns its new id."""
@@ -466,9 +469,8 @@ class Store:
         with self._tx() as db:
             self._insert_training_run(db, run_id, run.pipeline, run.config, run.origin, run.created_at or now)
             db.execute("UPDATE training_runs SET started_at=? WHERE run_id=?", (run.started_at, run_id))
-            self._finish_training_run(
-                db, run_id, run.summary, run.error, run.model_sha256, run.dataset_sha256, run.finished_at or now
-            )
+            shas = (run.model_sha256, run.dataset_sha256, run.savedmodel_sha256)
+            self._finish_training_run(db, run_id, run.summary, run.error, shas, run.finished_at or now)
         return run_id
 
     def fail_interrupted_training_runs(self) -> int:
@@ -516,25 +518,24 @@ class Store:
         run_id: str,
         summary: TrainingSummary | None,
         error: str,
-        model_sha256: str,
-        dataset_sha256: str,
+        shas: tuple[str, str, str],
         now: float,
     ) -> None:
+        """`shas`: the model, dataset and SavedModel artifacts ("" for none), each already in the store."""
         if not error and summary is None:
             raise ValueError("a training run finishes with a summary or an error")
-        for sha in (model_sha256, dataset_sha256):
+        for sha in shas:
             if sha and db.execute("SELECT 1 FROM artifacts WHERE sha256=?", (sha,)).fetchone() is None:
                 raise NotFound(f"unknown artifact {sha}: upload it before recording the run")
         state = TrainingState.FAILED if error else TrainingState.SUCCEEDED
         db.execute(
-            "UPDATE training_runs SET state=?, error=?, summary=?, model_sha256=?, dataset_sha256=?, finished_at=?"
-            " WHERE run_id=?",
+            "UPDATE training_runs SET state=?, error=?, summary=?, model_sha256=?, dataset_sha256=?,"
+            " savedmodel_sha256=?, finished_at=? WHERE run_id=?",
             (
                 state.value,
                 error,
                 None if summary is None or error else json.dumps(to_jsonable(summary)),
-                model_sha256,
-                dataset_sha256,
+                *shas,
                 now,
                 run_id,
             ),
@@ -555,6 +556,7 @@ class Store:
             summary=from_jsonable(json.loads(row["summary"]), TrainingSummary) if row["summary"] else None,
             model_sha256=row["model_sha256"],
             dataset_sha256=row["dataset_sha256"],
+            savedmodel_sha256=row["savedmodel_sha256"],
         )
 
     # -- reads --------------------------------------------------------------------------

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgelab.training")
 
 
+ONNX, DATASET, SAVEDMODEL = "onnx", "npz", "savedmodel.zip"
+"""Artifact formats of a trained run: ONNX (onnxruntime, tensorrt), the test/calibration set, and the
+zipped SavedModel the tensorflow backend runs (the speed-up baseline)."""
+
+
 @dataclass
 class TrainedArtifacts:
     """What a training task sends back: the summary and the files to store."""
@@ -36,14 +41,24 @@ class TrainedArtifacts:
     output: TrainOutput
     onnx: bytes
     dataset: bytes
+    savedmodel: bytes = b""
 
-    def write(self, out_dir: Path) -> tuple[Path, Path]:
+    def files(self) -> dict[str, tuple[str, bytes]]:
+        """Format -> (file name, bytes) of each artifact."""
+        name = self.output.pipeline
+        files = {ONNX: (f"{name}.onnx", self.onnx), DATASET: (f"{name}-testset.npz", self.dataset)}
+        if self.savedmodel:
+            files[SAVEDMODEL] = (f"{name}-savedmodel.zip", self.savedmodel)
+        return files
+
+    def write(self, out_dir: Path) -> dict[str, Path]:
+        """Write every artifact into `out_dir`; returns format -> path."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        onnx_path = out_dir / f"{self.output.pipeline}.onnx"
-        dataset_path = out_dir / f"{self.output.pipeline}-testset.npz"
-        onnx_path.write_bytes(self.onnx)
-        dataset_path.write_bytes(self.dataset)
-        return onnx_path, dataset_path
+        paths = {}
+        for fmt, (file_name, data) in self.files().items():
+            paths[fmt] = out_dir / file_name
+            paths[fmt].write_bytes(data)
+        return paths
 
     def metadata(self) -> dict[str, str]:
         """Training summary carried with the uploaded model artifact."""
@@ -76,14 +91,13 @@ class TrainedArtifacts:
             notes=list(o.notes),
         )
 
-    def store(self, artifacts: ArtifactStore, store: Store) -> tuple[ArtifactRef, ArtifactRef]:
-        """Put the model and the test set into the coordinator's stores, as an UploadArtifact of each would."""
-        o = self.output
-        model = artifacts.put_chunks([self.onnx], name=f"{o.pipeline}.onnx", format="onnx")
-        dataset = artifacts.put_chunks([self.dataset], name=f"{o.pipeline}-testset.npz", format="npz")
-        store.add_artifact(model, self.metadata())
-        store.add_artifact(dataset, {})
-        return model, dataset
+    def store(self, artifacts: ArtifactStore, store: Store) -> dict[str, ArtifactRef]:
+        """Put every artifact into the coordinator's stores, as an UploadArtifact of each would; format -> ref."""
+        refs = {}
+        for fmt, (file_name, data) in self.files().items():
+            refs[fmt] = artifacts.put_chunks([data], name=file_name, format=fmt)
+            store.add_artifact(refs[fmt], {} if fmt == DATASET else self.metadata())
+        return refs
 
 
 @dataclass
@@ -124,8 +138,13 @@ def train_pipeline(name: str, config: TrainConfig) -> TrainedArtifacts:
 
     pipeline = get_pipeline(name)
     with tempfile.TemporaryDirectory(prefix=f"edgelab-{name}-") as tmp:
+        from pipelines.convert import zip_savedmodel
+
         output = pipeline.run(config, Path(tmp))
-        return TrainedArtifacts(output, output.onnx_path.read_bytes(), output.dataset_path.read_bytes())
+        savedmodel = zip_savedmodel(output.savedmodel_path, Path(tmp) / "savedmodel.zip")
+        return TrainedArtifacts(
+            output, output.onnx_path.read_bytes(), output.dataset_path.read_bytes(), savedmodel.read_bytes()
+        )
 
 
 def import_ray() -> Any:
@@ -270,11 +289,15 @@ class TrainingRunner:
             self._store.finish_training_run(run.run_id, error=outcome.error)
             return
         try:
-            model, dataset = outcome.store(self._artifacts, self._store)
+            refs = outcome.store(self._artifacts, self._store)
         except Exception as exc:  # e.g. a full disk: the run fails, the coordinator goes on
             log.exception("storing the artifacts of training run %s failed", run.run_id)
             self._store.finish_training_run(run.run_id, error=f"storing its artifacts failed: {exc}")
             return
         self._store.finish_training_run(
-            run.run_id, summary=outcome.summary(), model_sha256=model.sha256, dataset_sha256=dataset.sha256
+            run.run_id,
+            summary=outcome.summary(),
+            model_sha256=refs[ONNX].sha256,
+            dataset_sha256=refs[DATASET].sha256,
+            savedmodel_sha256=refs[SAVEDMODEL].sha256 if SAVEDMODEL in refs else "",
         )

@@ -207,7 +207,7 @@ def train(
             _fail(exc)
         finally:
             shutdown_ray()
-    runs: list[tuple[TrainingRun, TrainedArtifacts | None, tuple[Path, Path] | None]] = []
+    runs: list[tuple[TrainingRun, TrainedArtifacts | None, dict[str, Path]]] = []
     for i, ((name, train_config), outcome) in enumerate(zip(combinations, outcomes, strict=True)):
         trained = outcome if isinstance(outcome, TrainedArtifacts) else None
         run = TrainingRun(
@@ -222,10 +222,10 @@ def train(
             error="" if isinstance(outcome, TrainedArtifacts) else outcome.error,
             summary=trained.summary() if trained else None,
         )
-        paths = None
+        paths = {}
         if trained is not None:
             paths = trained.write(out if len(jobs) == 1 else out / f"{name}-seed{train_config.seed}")
-            console.print(f"wrote {paths[0]} and {paths[1]}")
+            console.print(f"wrote {', '.join(map(str, paths.values()))}")
         runs.append((run, trained, paths))
     if coordinator:
         try:
@@ -245,14 +245,20 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 def _record_runs(
-    runs: list[tuple[TrainingRun, TrainedArtifacts | None, tuple[Path, Path] | None]], client: ControlClient
+    runs: list[tuple[TrainingRun, TrainedArtifacts | None, dict[str, Path]]], client: ControlClient
 ) -> None:
     """Upload each trained run's artifacts and record every run (failed ones too) in the coordinator's store."""
+    from coordinator.training import DATASET, ONNX, SAVEDMODEL
+
     with client:
         for run, trained, paths in runs:
-            if trained is not None and paths is not None:
-                run.model_sha256 = client.upload(paths[0], format="onnx", metadata=trained.metadata()).sha256
-                run.dataset_sha256 = client.upload(paths[1], format="npz").sha256
+            if trained is not None:
+                shas = {
+                    fmt: client.upload(path, format=fmt, metadata={} if fmt == DATASET else trained.metadata()).sha256
+                    for fmt, path in paths.items()
+                }
+                run.model_sha256, run.dataset_sha256 = shas[ONNX], shas[DATASET]
+                run.savedmodel_sha256 = shas.get(SAVEDMODEL, "")
             run.run_id = client.record_training_run(run)
             console.print(f"recorded run {run.run_id} ({run.pipeline}, seed {run.config.seed}) at {client.address}")
 

@@ -274,3 +274,4 @@ class TrainingRun:
     summary: TrainingSummary | None = None  # set when it succeeded
     model_sha256: str = ""  # the ONNX model in the artifact store
     dataset_sha256: str = ""  # the npz test + calibration set
+    savedmodel_sha256: str = ""  # the zipped SavedModel (tensorflow backend)

@@ -43,7 +43,8 @@ def _evaluation(runs: list[TrainingRun]) -> None:
     right.plotly_chart(plots.confusion_heatmap(report, f"Confusion matrix, {run.pipeline} seed {run.config.seed}"))
     for note in run.summary.notes:
         st.caption(note)
-    st.caption(f"model sha256 {run.model_sha256 or 'not stored'}; test set sha256 {run.dataset_sha256 or 'not stored'}")
+    stored = [("ONNX model", run.model_sha256), ("test set", run.dataset_sha256), ("SavedModel", run.savedmodel_sha256)]
+    st.caption("; ".join(f"{what} sha256 {sha or 'not stored'}" for what, sha in stored))
 
 
 def _launch(cfg: DashboardConfig) -> None:

@@ -203,7 +203,7 @@ class TrainingSummary(_message.Message):
     def __init__(self, split: _Optional[str] = ..., host_accuracy: _Optional[float] = ..., evaluation: _Optional[_Union[_common_pb2.AccuracyReport, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ..., train_beats: _Optional[int] = ..., test_beats: _Optional[int] = ..., params: _Optional[int] = ..., train_seconds: _Optional[float] = ..., onnx_max_abs_diff: _Optional[float] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingRun(_message.Message):
-    __slots__ = ("run_id", "pipeline", "config", "state", "origin", "created_at", "started_at", "finished_at", "error", "summary", "model_sha256", "dataset_sha256")
+    __slots__ = ("run_id", "pipeline", "config", "state", "origin", "created_at", "started_at", "finished_at", "error", "summary", "model_sha256", "dataset_sha256", "savedmodel_sha256")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,7 @@ class TrainingRun(_message.Message):
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SAVEDMODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     pipeline: str
     config: TrainingConfig
@@ -228,7 +229,8 @@ class TrainingRun(_message.Message):
     summary: TrainingSummary
     model_sha256: str
     dataset_sha256: str
-    def __init__(self, run_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., state: _Optional[_Union[TrainingState, str]] = ..., origin: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TrainingSummary, _Mapping]] = ..., model_sha256: _Optional[str] = ..., dataset_sha256: _Optional[str] = ...) -> None: ...
+    savedmodel_sha256: str
+    def __init__(self, run_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., state: _Optional[_Union[TrainingState, str]] = ..., origin: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TrainingSummary, _Mapping]] = ..., model_sha256: _Optional[str] = ..., dataset_sha256: _Optional[str] = ..., savedmodel_sha256: _Optional[str] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
     __slots__ = ("operator_token", "pipelines", "seeds", "config")

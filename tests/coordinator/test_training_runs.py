@@ -10,7 +10,7 @@ from edgelab.domain import ArtifactRef, TrainingConfig, TrainingRun, TrainingSta
 from edgelab.errors import NotFound
 from edgelab.metrics import accuracy_report
 
-MODEL, DATASET = "a" * 64, "b" * 64
+MODEL, DATASET, SAVEDMODEL = "a" * 64, "b" * 64, "c" * 64
 
 
 class Clock:
@@ -31,6 +31,7 @@ def store(tmp_path: Path, clock: Clock) -> Store:
     s = Store(tmp_path / "edgelab.sqlite", clock=clock)
     s.add_artifact(ArtifactRef(MODEL, 10, "onnx", "m.onnx"))
     s.add_artifact(ArtifactRef(DATASET, 20, "npz", "d.npz"))
+    s.add_artifact(ArtifactRef(SAVEDMODEL, 30, "savedmodel.zip", "m-savedmodel.zip"))
     return s
 
 
@@ -62,7 +63,9 @@ def test_a_run_goes_from_queued_to_succeeded_with_its_summary_and_artifacts(stor
     clock.now += 10
 
     # execute
-    store.finish_training_run(run_id, summary=summary(), model_sha256=MODEL, dataset_sha256=DATASET)
+    store.finish_training_run(
+        run_id, summary=summary(), model_sha256=MODEL, dataset_sha256=DATASET, savedmodel_sha256=SAVEDMODEL
+    )
 
     # assert
     run = store.get_training_run(run_id)
@@ -75,7 +78,8 @@ def test_a_run_goes_from_queued_to_succeeded_with_its_summary_and_artifacts(stor
     assert run.config == config and run.origin == "coordinator"
     assert run.summary == summary() and run.summary.split == "random"  # the split actually made
     assert run.summary.evaluation.confusion_matrix() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
-    assert (run.model_sha256, run.dataset_sha256, run.error) == (MODEL, DATASET, "")
+    assert (run.model_sha256, run.dataset_sha256, run.savedmodel_sha256) == (MODEL, DATASET, SAVEDMODEL)
+    assert run.error == ""
 
 
 def test_a_failed_run_keeps_its_error_and_no_summary(store: Store) -> None:
@@ -102,7 +106,7 @@ def test_finishing_refuses_unknown_runs_and_artifacts(store: Store) -> None:
     with pytest.raises(NotFound, match="unknown training run"):
         store.finish_training_run("nope", error="x")
     with pytest.raises(NotFound, match="upload it before"):
-        store.finish_training_run(run_id, summary=summary(), model_sha256="c" * 64)
+        store.finish_training_run(run_id, summary=summary(), model_sha256="d" * 64)
     with pytest.raises(ValueError, match="summary or an error"):
         store.finish_training_run(run_id)
     assert store.get_training_run(run_id).state is TrainingState.QUEUED
@@ -122,6 +126,7 @@ def test_a_recorded_run_keeps_the_trainers_times_and_origin(store: Store) -> Non
         summary=summary(),
         model_sha256=MODEL,
         dataset_sha256=DATASET,
+        savedmodel_sha256=SAVEDMODEL,
     )
 
     # execute

@@ -4,6 +4,7 @@ what was in flight."""
 
 import hashlib
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,9 +64,15 @@ def test_start_training_stores_the_trained_run_and_the_failed_one_beside_it(trai
     assert summary.evaluation.samples == summary.test_beats == sum(summary.evaluation.confusion)
     assert [c.name for c in summary.evaluation.classes] == summary.class_names == ["N", "S", "V", "F", "Q"]
     assert summary.host_accuracy == summary.evaluation.accuracy and summary.onnx_max_abs_diff < 1e-4
-    for sha in (trained.model_sha256, trained.dataset_sha256):
+    for sha in (trained.model_sha256, trained.dataset_sha256, trained.savedmodel_sha256):
         assert hashlib.sha256(trainer.artifacts.path(sha).read_bytes()).hexdigest() == sha
-    metadata = dict((ref.sha256, meta) for ref, meta in trainer.store.list_artifacts())
+    stored = {ref.sha256: (ref, meta) for ref, meta in trainer.store.list_artifacts()}
+    assert [stored[sha][0].format for sha in (trained.model_sha256, trained.dataset_sha256)] == ["onnx", "npz"]
+    savedmodel, savedmodel_meta = stored[trained.savedmodel_sha256]
+    assert savedmodel.format == "savedmodel.zip" and savedmodel_meta["pipeline"] == "mitdb-beats-1d"
+    with zipfile.ZipFile(trainer.artifacts.path(trained.savedmodel_sha256)) as archive:
+        assert "saved_model.pb" in archive.namelist()  # what the tensorflow backend unpacks
+    metadata = {sha: meta for sha, (_, meta) in stored.items()}
     assert metadata[trained.model_sha256]["pipeline"] == "mitdb-beats-1d"
     assert metadata[trained.model_sha256]["split"] == "inter-patient"
     assert float(metadata[trained.model_sha256]["host_accuracy"]) == pytest.approx(summary.host_accuracy, abs=1e-6)
