@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -215,8 +216,9 @@ def train_with_ray(
 
 
 def shutdown_ray() -> None:
-    ray = import_ray()
-    if ray.is_initialized():
+    """Stop the Ray this process started, if any (nothing to do where Ray was never imported)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
         ray.shutdown()
 
 
@@ -263,7 +265,7 @@ class TrainingRunner:
                 batch += more
             try:
                 self._train(batch)
-            except Exception as exc:  # Ray did not start, say: every run of the batch still ends, failed
+            except Exception as exc:  # e.g. Ray is missing or did not start: every run of the batch ends failed
                 log.exception("training batch failed")
                 for run in batch:
                     self._finish(run, TrainingFailed.from_exception(exc))

@@ -1,13 +1,19 @@
-"""Starting Ray: a local node that times out starting is tried again; a cluster that is unreachable is an error."""
+"""Starting Ray: a local node that times out starting is tried again; a cluster that is unreachable is an error;
+the coordinator's training thread outlives a Ray it cannot import."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coordinator import training
-from edgelab.errors import EdgeLabError
+from coordinator.artifacts import ArtifactStore
+from coordinator.store import Store
+from edgelab.domain import TrainingConfig, TrainingState
+from edgelab.errors import EdgeLabError, MissingExtraError
 
 
 class FlakyRay:
@@ -50,3 +56,34 @@ def test_giving_up_names_what_failed(monkeypatch: pytest.MonkeyPatch) -> None:
         training.init_ray("ray://lab:10001")
 
     assert len(cluster.inits) == 1  # a cluster address is not retried: it is there or it is not
+
+
+def test_the_coordinators_runner_stores_runs_failed_when_ray_is_missing_and_keeps_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prepare: the `ray` import fails as it does without the train extra
+    def missing() -> Any:
+        raise MissingExtraError("ray", "train")
+
+    monkeypatch.setattr(training, "import_ray", missing)
+    store = Store(tmp_path / "edgelab.sqlite")
+    runner = training.TrainingRunner(store, ArtifactStore(tmp_path / "artifacts"))
+    config = TrainingConfig(epochs=1)
+    first, second = (store.add_training_runs([("mitdb-beats-1d", config)])[0] for _ in range(2))
+
+    # execute: two batches, one after the other
+    try:
+        for run_id in (first, second):
+            runner.submit([training.QueuedRun(run_id, "mitdb-beats-1d", training.to_train_config(config, tmp_path))])
+            deadline = time.monotonic() + 10
+            while not store.get_training_run(run_id).state.finished:
+                assert time.monotonic() < deadline, "the run was not stored as finished"
+                time.sleep(0.02)
+    finally:
+        runner.stop()
+
+    # assert
+    for run_id in (first, second):
+        run = store.get_training_run(run_id)
+        assert run.state is TrainingState.FAILED and run.started_at > 0
+        assert run.error == "MissingExtraError: ray is not installed: pip install 'edgelab[train]'"
