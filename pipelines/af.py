@@ -87,7 +87,11 @@ class AfPipeline:
         def load(chosen: Any) -> mitdb.BeatDataset:
             return mitdb.load_rhythm_windows(config.data_dir, chosen, window_s=WINDOW_S)
 
-        train, test, split = split_examples(config, notes, load, records)
+        train, test, split = split_examples(config, notes, load, records, ds1=mitdb.RHYTHM_DS1, ds2=mitdb.RHYTHM_DS2)
+        if split == "inter-patient":
+            notes.append(
+                f"inter-patient: DS1/DS2 with record {mitdb.AF_BALANCED_MOVE} moved to training (AF on both sides)"
+            )
         check_sides(train, test, split)
         train = cap_training(train, config, notes)
         notes.append(

@@ -170,6 +170,19 @@ def build_backbone_classifier(
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
 
 
+BN_MOMENTUM = 0.9
+"""Batch-norm moving-average momentum of the EfficientNetV2-1D, as keras.applications.EfficientNetV2 uses.
+
+Keras' default 0.99 needs ~500 steps to forget its initial variance of 1; MIT-BIH rhythm frames
+give ~180 steps an epoch, so after 3-5 epochs the moving variances of the stem were still 5-10x
+the batch variances and inference collapsed to one class (98.9% training-mode accuracy, 11.9%
+inference-mode, on the same training frames)."""
+
+
+def _bn(name: str) -> Any:
+    return require("keras").layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
 def _mbconv_1d(x: Any, filters: int, *, stride: int, expand: int, se_ratio: float, fused: bool, name: str) -> Any:
     """EfficientNetV2 block in 1D: (fused) expansion, depthwise conv, squeeze-excitation, linear projection."""
     layers = require("keras").layers
@@ -178,15 +191,15 @@ def _mbconv_1d(x: Any, filters: int, *, stride: int, expand: int, se_ratio: floa
     y = x
     if fused:  # Fused-MBConv: one full conv does the expansion and the spatial mixing
         y = layers.Conv1D(hidden, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_fused")(y)
-        y = layers.BatchNormalization(name=f"{name}_fused_bn")(y)
+        y = _bn(f"{name}_fused_bn")(y)
         y = layers.Activation("swish", name=f"{name}_fused_act")(y)
     else:
         if expand != 1:
             y = layers.Conv1D(hidden, 1, use_bias=False, name=f"{name}_expand")(y)
-            y = layers.BatchNormalization(name=f"{name}_expand_bn")(y)
+            y = _bn(f"{name}_expand_bn")(y)
             y = layers.Activation("swish", name=f"{name}_expand_act")(y)
         y = layers.DepthwiseConv1D(5, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(y)
-        y = layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+        y = _bn(f"{name}_dw_bn")(y)
         y = layers.Activation("swish", name=f"{name}_dw_act")(y)
     if se_ratio > 0:
         squeezed = max(1, int(channels * se_ratio))
@@ -195,7 +208,7 @@ def _mbconv_1d(x: Any, filters: int, *, stride: int, expand: int, se_ratio: floa
         s = layers.Conv1D(hidden, 1, activation="sigmoid", name=f"{name}_se_expand")(s)
         y = layers.Multiply(name=f"{name}_se")([y, s])
     y = layers.Conv1D(filters, 1, use_bias=False, name=f"{name}_project")(y)
-    y = layers.BatchNormalization(name=f"{name}_project_bn")(y)
+    y = _bn(f"{name}_project_bn")(y)
     if stride == 1 and channels == filters:
         y = layers.Add(name=f"{name}_add")([x, y])
     return y
@@ -222,7 +235,7 @@ def build_efficientnetv2_1d(input_length: int, num_classes: int, *, dropout: flo
     layers = keras.layers
     inputs = keras.Input(shape=(input_length, 1), name=INPUT_NAME)
     x = layers.Conv1D(24, 7, strides=2, padding="same", use_bias=False, name="stem")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = _bn("stem_bn")(x)
     x = layers.Activation("swish", name="stem_act")(x)
     for stage, (filters, repeats, stride, expand, se_ratio, fused) in enumerate(EFFICIENTNETV2_1D_BLOCKS):
         for i in range(repeats):
@@ -236,7 +249,7 @@ def build_efficientnetv2_1d(input_length: int, num_classes: int, *, dropout: flo
                 name=f"stage{stage}_block{i}",
             )
     x = layers.Conv1D(128, 1, use_bias=False, name="head")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
+    x = _bn("head_bn")(x)
     x = layers.Activation("swish", name="head_act")(x)
     x = layers.GlobalAveragePooling1D(name="gap")(x)
     x = layers.Dropout(dropout, name="dropout")(x)

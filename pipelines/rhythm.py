@@ -57,7 +57,13 @@ class RhythmPipeline:
                     config.data_dir, chosen, window_s=features.RHYTHM_FRAME_S, classes=MITDB_RHYTHMS
                 )
 
-            train, test, split = split_examples(config, notes, load, chosen_records(config))
+            train, test, split = split_examples(
+                config, notes, load, chosen_records(config), ds1=mitdb.RHYTHM_DS1, ds2=mitdb.RHYTHM_DS2
+            )
+            if split == "inter-patient":
+                notes.append(
+                    f"inter-patient: DS1/DS2 with record {mitdb.AF_BALANCED_MOVE} moved to training (AF on both sides)"
+                )
         else:
             train, test, split = _lsad_split(config, notes)
         check_sides(train, test, split)

@@ -54,3 +54,19 @@ def test_af_records_split_across_ds1_and_ds2() -> None:
     # assert: the inter-patient split keeps AF on both sides, so it is patient-aware for AF too
     assert set(mitdb.AF_RECORDS) & set(mitdb.DS1) == {"201", "203"}
     assert set(mitdb.AF_RECORDS) & set(mitdb.DS2) == {"202", "210", "219", "221", "222"}
+
+
+def test_rhythm_split_puts_af_patients_on_both_sides_evenly(mitdb_dir: Path) -> None:
+    # prepare: the seven DS1/DS2 records with atrial fibrillation
+    af_records = ("201", "202", "203", "210", "219", "221", "222")
+
+    # execute
+    windows = mitdb.load_rhythm_windows(mitdb_dir, af_records, window_s=10.0)
+
+    # assert: patient-disjoint, every record on one side, AF windows about half on each
+    assert not set(mitdb.RHYTHM_DS1) & set(mitdb.RHYTHM_DS2)
+    assert sorted(mitdb.RHYTHM_DS1 + mitdb.RHYTHM_DS2) == sorted(mitdb.DS1 + mitdb.DS2)
+    af = windows.y == windows.class_names.index("AF")
+    train_af = int(np.sum(af & np.isin(windows.record, mitdb.RHYTHM_DS1)))
+    test_af = int(np.sum(af & np.isin(windows.record, mitdb.RHYTHM_DS2)))
+    assert (train_af, test_af) == (368, 368)
