@@ -47,14 +47,19 @@ class Recipe:
     build: Callable[[NDArray[np.float32], int], Any]
     learning_rate: float
     description: str
+    clipnorm: float | None = None
 
 
 RECIPES: dict[str, Recipe] = {
+    # MATLAB's InitialLearnRate 0.01 and GradientThreshold 1 (per-parameter L2 clipping, as Keras'
+    # clipnorm): at 1e-3 unclipped the BiLSTM underfit (78% training accuracy after 10 epochs, random
+    # split); with them it reached 98% (97.4% test, N .982 / AF .911).
     "bilstm": Recipe(
         features.time_frequency_moments,
         _bilstm,
-        1e-3,
+        1e-2,
         "instantaneous frequency + spectral entropy (spectrogram) -> BiLSTM(100)",
+        clipnorm=1.0,
     ),
     "squeezenet": Recipe(
         features.scalograms,
@@ -113,4 +118,5 @@ class AfPipeline:
             split=split,
             notes=notes,
             learning_rate=recipe.learning_rate,
+            clipnorm=recipe.clipnorm,
         )

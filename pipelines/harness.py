@@ -124,11 +124,12 @@ def fit_and_export(
     notes: list[str],
     learning_rate: float = 1e-3,
     cosine_decay: bool = True,
+    clipnorm: float | None = None,
     validation: Inputs | None = None,
     callbacks: Sequence[Any] = (),
     fitted: Any = None,
 ) -> TrainOutput:
-    """Compile (Adam, optionally cosine-decayed), fit with capped balanced class weights, then
+    """Compile (Adam, optionally cosine-decayed, gradients optionally clipped per weight), fit with capped balanced class weights, then
     SavedModel -> ONNX, verify ONNX Runtime against Keras, and write the npz with calibration inputs.
 
     `fitted`, when given, is a model wrapping `model` (random augmentation in front) that is
@@ -140,7 +141,7 @@ def fit_and_export(
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = config.epochs * math.ceil(len(train.y) / config.batch_size)
     rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
     model.fit(
         train.x,
