@@ -265,10 +265,9 @@ def _power_meter(name: str, backend: str) -> tuple[PowerMeter | None, str]:
     order = METERS_FOR_GPU_BACKENDS if backend in GPU_BACKENDS else METERS_FOR_CPU_BACKENDS
     candidates = {n: POWER_METERS[n] for n in (*order, NONE_METER) if n in POWER_METERS}
     try:
-        meter = select_meter(name) if name else select_meter(meters=candidates)
+        meter, info = select_meter(name) if name else select_meter(meters=candidates)
     except EdgeLabError as exc:
         raise JobFailed(FailureKind.UNSUPPORTED, str(exc)) from exc
-    info = meter.probe()
     if meter.name == NONE_METER:
         return None, f"not measured: {info.reason}"
     return meter, f"{meter.name}: {info.sensor}"

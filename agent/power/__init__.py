@@ -39,10 +39,11 @@ def available_meters(meters: dict[str, PowerMeter] | None = None) -> list[MeterI
     return [meter.probe() for meter in (POWER_METERS if meters is None else meters).values()]
 
 
-def select_meter(name: str | None = None, meters: dict[str, PowerMeter] | None = None) -> PowerMeter:
-    """The meter called `name` (clear error if unknown or unavailable), or the first available one.
+def select_meter(name: str | None = None, meters: dict[str, PowerMeter] | None = None) -> tuple[PowerMeter, MeterInfo]:
+    """The meter called `name` (clear error if unknown or unavailable), or the first available one,
+    with the probe that chose it (probing again would open the sensor again: about 1 s for jtop).
 
-    Without a name and without any sensor this returns a NoneMeter whose probe() reason lists why
+    Without a name and without any sensor this returns a NoneMeter whose probe reason lists why
     each meter was unavailable; check `meter.name == NONE_METER` and skip the power report.
     """
     registry = POWER_METERS if meters is None else meters
@@ -52,16 +53,17 @@ def select_meter(name: str | None = None, meters: dict[str, PowerMeter] | None =
         info = registry[name].probe()
         if not info.available:
             raise PowerMeterUnavailable(name, info.reason)
-        return registry[name]
+        return registry[name], info
     reasons = []
     for meter in registry.values():
         if meter.name == NONE_METER:
             continue
         info = meter.probe()
         if info.available:
-            return meter
+            return meter, info
         reasons.append(f"{info.name}: {info.reason}")
-    return NoneMeter("no power sensor on this device: " + "; ".join(reasons))
+    none = NoneMeter("no power sensor on this device: " + "; ".join(reasons))
+    return none, none.probe()
 
 
 __all__ = [

@@ -25,19 +25,20 @@ def test_registry_lists_meters_in_preference_order() -> None:
 def test_first_available_meter_is_selected(sysfs: WriteTree, tmp_path: Path) -> None:
     hwmon = sysfs({"hwmon0/name": "ina219", "hwmon0/power1_input": "1000000"})
 
-    meter = select_meter(meters=registry(tmp_path / "no-powercap", hwmon))
+    meter, info = select_meter(meters=registry(tmp_path / "no-powercap", hwmon))
 
     assert meter.name == "hwmon"
+    assert info.available and info.name == "hwmon"  # the probe that chose it, returned so nobody probes again
 
 
 def test_without_sensors_the_none_meter_says_why_each_was_unavailable(tmp_path: Path) -> None:
     meters = registry(tmp_path / "no-powercap", tmp_path / "no-hwmon")
 
-    meter = select_meter(meters=meters)
+    meter, info = select_meter(meters=meters)
     infos = available_meters(meters)
 
     assert meter.name == NONE_METER
-    reason = meter.probe().reason
+    reason = info.reason
     assert reason.startswith("no power sensor on this device: rapl: no ")
     assert "; hwmon: no INA2xx/INA3221 power monitor" in reason
     assert [(i.name, i.available) for i in infos] == [("rapl", False), ("hwmon", False), ("none", True)]
@@ -50,7 +51,7 @@ def test_named_meter_unknown_or_unavailable_is_a_clear_error(tmp_path: Path) -> 
         select_meter("ina", meters=meters)
     with pytest.raises(PowerMeterUnavailable, match=r"^rapl power meter unavailable: no .*no-powercap"):
         select_meter("rapl", meters=meters)
-    assert select_meter("none", meters=meters).name == NONE_METER
+    assert select_meter("none", meters=meters)[0].name == NONE_METER
 
 
 def test_this_machine_reports_a_reason_for_every_missing_meter() -> None:
@@ -60,4 +61,4 @@ def test_this_machine_reports_a_reason_for_every_missing_meter() -> None:
     assert all(info.reason for info in infos if not info.available)
     assert capabilities.power_meters == [i.name for i in infos if i.available and i.name != NONE_METER]
     if not capabilities.power_meters:  # this container: no powercap, hwmon, NVML driver or jtop
-        assert select_meter().name == NONE_METER
+        assert select_meter()[0].name == NONE_METER
