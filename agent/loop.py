@@ -115,11 +115,18 @@ class Agent:
     def _heartbeat_loop(self) -> None:
         reg = self.client.registration
         interval = reg.heartbeat_interval_s if reg else 5.0
+        failing = False  # warn when heartbeats start failing and say when they recover, not every beat
         while not self.stop.wait(interval):
             try:
                 self.client.heartbeat(self._current_job)
             except (CoordinatorUnavailable, AuthError) as exc:
-                log.debug("heartbeat failed: %s", exc)
+                if not failing:
+                    log.warning("heartbeat failed (the coordinator will show this agent offline): %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("heartbeats reach the coordinator again")
+                failing = False
 
     def _serve(self, lease: Lease) -> None:
         spec = lease.spec
@@ -177,14 +184,19 @@ class Agent:
 
     def _renew_loop(self, lease: Lease, done: threading.Event) -> None:
         interval = max(lease.expires_in_s / 3, 0.05)
+        failing = False
         while not done.wait(interval):
             try:
                 self.client.renew(lease.job_id, lease.attempt)
             except CoordinatorUnavailable as exc:
-                log.debug("lease renewal failed: %s", exc)
+                if not failing:
+                    log.warning("lease renewal of job %s failed, retrying: %s", lease.job_id, exc)
+                failing = True
             except (LeaseLost, NotFound, AuthError) as exc:
                 log.warning("lost the lease on job %s: %s", lease.job_id, exc)
                 return
+            else:
+                failing = False
 
 
 def _shrunk(result: BenchmarkResult, exc: MessageTooLarge) -> BenchmarkResult:

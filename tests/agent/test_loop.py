@@ -3,6 +3,7 @@ result for every bad job and keeps serving; damaged or cut artifact streams are 
 
 import ctypes
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,8 @@ import pytest
 from agent.loop import Agent, AgentConfig
 from agent.runner import run_benchmark
 from coordinator.client import ControlClient
-from coordinator.server import Coordinator
+from coordinator.server import Coordinator, start_coordinator
+from edgelab.config import Settings
 from edgelab.constants import ARTIFACT_CHUNK_BYTES
 from edgelab.domain import BenchmarkResult, JobSpec, MeasurementSettings, Precision
 from edgelab.errors import PermissionDenied
@@ -230,3 +232,40 @@ def test_revoked_agent_stops_serving(coordinator: Coordinator, tmp_path: Path) -
     assert agent.stop.is_set()
     assert control.list_agents()[0].status == "revoked"
     assert [j.state for j in control.list_jobs()] == []
+
+
+def test_heartbeat_failures_warn_once_and_recovery_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # prepare: an agent registered with a coordinator that heartbeats every 50 ms, then the coordinator stops
+    home = tmp_path / "coordinator"
+    first = start_coordinator(Settings(home=home, host="127.0.0.1", port=0, heartbeat_interval_s=0.05))
+    agent = _agent(first, tmp_path / "agent", isolate=False)
+    agent._register()
+    first.stop(grace=None)
+    beats = threading.Thread(target=agent._heartbeat_loop, daemon=True)
+
+    def logged(text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if text in r.getMessage()]
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 20
+        while not logged(text):
+            assert time.monotonic() < deadline, f"never logged {text!r}"
+            time.sleep(0.05)
+
+    # execute: several beats fail, then the coordinator comes back on the same port and home
+    with caplog.at_level(logging.INFO, logger="edgelab.agent"):
+        beats.start()
+        wait_for("heartbeat failed")
+        time.sleep(0.5)  # about ten more failing beats
+        second = start_coordinator(Settings(home=home, host="127.0.0.1", port=first.port, heartbeat_interval_s=0.05))
+        try:
+            wait_for("heartbeats reach the coordinator again")
+        finally:
+            agent.stop.set()
+            beats.join(timeout=10)
+            second.stop(grace=None)
+
+    # assert
+    failed = logged("heartbeat failed")
+    assert len(failed) == 1 and failed[0].levelno == logging.WARNING
+    assert len(logged("heartbeats reach the coordinator again")) == 1
