@@ -94,3 +94,13 @@ def write_keras_artifacts(out_dir: Path, length: int = 32, classes: int = 3, see
     convert("tflite-fp16", fp16)
     convert("tflite-int8", int8)
     return paths
+
+
+class Clock:
+    """A settable stand-in for time.time, so lease and heartbeat deadlines pass without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -14,19 +14,7 @@ from edgelab.domain import (
     RuntimeInfo,
 )
 from edgelab.errors import AuthError, LeaseLost, NotFound
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from tests.factories import Clock
 
 
 @pytest.fixture

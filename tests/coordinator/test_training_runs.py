@@ -9,21 +9,9 @@ from coordinator.store import RESTARTED_DURING_TRAINING, Store
 from edgelab.domain import ArtifactRef, TrainingConfig, TrainingRun, TrainingState, TrainingSummary
 from edgelab.errors import NotFound
 from edgelab.metrics import accuracy_report
+from tests.factories import Clock
 
 MODEL, DATASET, SAVEDMODEL = "a" * 64, "b" * 64, "c" * 64
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
