@@ -4,10 +4,13 @@ report, a GPU run with end-to-end and compute-only latency, and a TensorFlow FP3
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from coordinator.store import Store
@@ -241,3 +244,17 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seeded:
     monkeypatch.delenv("EDGELAB_CONFIG", raising=False)
     monkeypatch.setenv(COORDINATOR_ENV, "127.0.0.1:1")
     return data
+
+
+def rows(frame: Any, **match: str) -> list[dict[str, Any]]:
+    """The rows of a dataframe element whose columns equal `match`."""
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    return [r for r in records if all(r[k] == v for k, v in match.items())]
+
+
+def plotly_values(array: Any) -> list[float]:
+    """Plotly 6 sends numeric arrays as base64 typed arrays."""
+    if isinstance(array, dict):
+        decoded: list[float] = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+        return decoded
+    return list(array)

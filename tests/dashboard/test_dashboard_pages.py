@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -15,7 +13,7 @@ from coordinator.client import ControlClient
 from coordinator.server import Coordinator
 from dashboard.config import COORDINATOR_ENV
 from edgelab.domain import DeviceCapabilities, JobState, Precision, RuntimeInfo
-from tests.dashboard.conftest import Seeded
+from tests.dashboard.conftest import Seeded, plotly_values, rows
 from tests.factories import write_linear_onnx, write_test_set
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -23,19 +21,6 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 def _app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=60)
-
-
-def _rows(frame: Any, **match: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    return [r for r in records if all(r[k] == v for k, v in match.items())]
-
-
-def _values(array: Any) -> list[float]:
-    """Plotly 6 sends numeric arrays as base64 typed arrays."""
-    if isinstance(array, dict):
-        decoded: list[float] = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-        return decoded
-    return list(array)
 
 
 def _charts(at: AppTest) -> list[dict[str, Any]]:
@@ -49,15 +34,15 @@ def test_results_page_shows_runs_failures_power_and_speedup(seeded: Seeded) -> N
 
     assert not at.exception
     table = at.dataframe[0].value
-    (ort_b1,) = _rows(table, name="ort-fp32-pi", batch="1")
+    (ort_b1,) = rows(table, name="ort-fp32-pi", batch="1")
     assert (ort_b1["p50 ms"], ort_b1["accuracy"], ort_b1["energy mJ/inf"]) == ("2.000", "91.23%", "12.500")
     assert ort_b1["speed-up vs TF FP32"] == "4.00x"  # 8.0 ms TF FP32 / 2.0 ms on the same Pi, batch 1
-    assert _rows(table, name="ort-fp32-pi", batch="8")[0]["speed-up vs TF FP32"] == "3.00x"
-    trt = _rows(table, name="trt-fp16-nano", batch="1")
+    assert rows(table, name="ort-fp32-pi", batch="8")[0]["speed-up vs TF FP32"] == "3.00x"
+    trt = rows(table, name="trt-fp16-nano", batch="1")
     assert {r["scope"] for r in trt} == {"end-to-end", "compute-only"}
     assert {r["energy mJ/inf"] for r in trt} == {"not measured"}
     assert {r["speed-up vs TF FP32"] for r in trt} == {"no baseline"}
-    (failed,) = _rows(table, name="trt-int8-nano")
+    (failed,) = rows(table, name="trt-int8-nano")
     assert failed["status"] == "failed (out_of_memory): TensorRT ran out of memory building the int8 engine"
     assert failed["p50 ms"] == failed["throughput/s"] == ""  # a failure is not zero throughput
     assert "queued-ort" not in set(table["name"])
@@ -84,12 +69,16 @@ def test_results_plots_draw_the_seeded_figures(seeded: Seeded) -> None:
     scatter = next(c for c in charts if c["layout"]["title"]["text"].startswith("Accuracy vs p50"))
     front = next(t for t in scatter["data"] if t["name"] == "Pareto front")
     # Batch 1, end-to-end: 0.8 ms (TensorRT), 2.0 ms (ORT), 8.0 ms (TF) are each the most accurate so far.
-    assert _values(front["x"]) == [0.8, 2.0, 8.0]
+    assert plotly_values(front["x"]) == [0.8, 2.0, 8.0]
     speedup = next(c for c in charts if c["layout"]["title"]["text"].startswith("Speed-up"))
-    bars = {t["name"]: _values(t["y"]) for t in speedup["data"]}
+    bars = {t["name"]: plotly_values(t["y"]) for t in speedup["data"]}
     assert bars["onnxruntime fp32"] == [4.0] and bars["tensorflow fp32"] == [1.0]
     sizes = next(c for c in charts if c["layout"]["title"]["text"].startswith("Model size"))
-    assert sorted(x for t in sizes["data"] for x in _values(t["x"])) == [123_456 / 1024, 123_456 / 1024, 654_321 / 1024]
+    assert sorted(x for t in sizes["data"] for x in plotly_values(t["x"])) == [
+        123_456 / 1024,
+        123_456 / 1024,
+        654_321 / 1024,
+    ]
 
 
 def test_results_confusion_matrix_and_comparison(seeded: Seeded) -> None:
@@ -103,7 +92,7 @@ def test_results_confusion_matrix_and_comparison(seeded: Seeded) -> None:
 
     assert not at.exception
     heatmap = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Confusion"))
-    assert _values(heatmap["data"][0]["z"]) == [80, 5, 3, 4, 30, 1, 2, 0, 25]
+    assert plotly_values(heatmap["data"][0]["z"]) == [80, 5, 3, 4, 30, 1, 2, 0, 25]
     assert {m.label: m.value for m in at.metric}["accuracy"] == "91.23%"
     compare = next(d.value for d in at.dataframe if "metric" in d.value.columns)
     p50 = compare[compare["metric"] == "p50 ms"].iloc[0]
@@ -137,12 +126,12 @@ def test_fleet_page_shows_liveness_runtimes_and_register_command(seeded: Seeded)
     fleet = at.dataframe[0].value
     status = dict(zip(fleet["name"], fleet["status"], strict=True))
     assert status == {"old-pi": "offline", "flaky-nano": "stale", "jetson-nano-1": "online", "rpi4-lab": "online"}
-    (nano,) = _rows(fleet, name="jetson-nano-1")
+    (nano,) = rows(fleet, name="jetson-nano-1")
     assert nano["device"] == "NVIDIA Jetson Nano Developer Kit"
     assert nano["runtimes available"] == "tensorrt 8.2.1, onnxruntime 1.16.3"
     assert nano["unavailable"] == "tflite: tflite_runtime is not installed"
     runtimes = at.dataframe[1].value
-    assert _rows(runtimes, agent="rpi4-lab", runtime="tensorrt")[0]["reason"] == "no CUDA device"
+    assert rows(runtimes, agent="rpi4-lab", runtime="tensorrt")[0]["reason"] == "no CUDA device"
     assert {m.label: m.value for m in at.metric} == {"agents": "4", "online": "2", "stale": "1", "offline": "1"}
     assert at.code[0].value == "edgelab agent run --coordinator 127.0.0.1:1 --fleet-token TOKEN --name NAME"
 
@@ -208,9 +197,9 @@ def test_launch_page_queues_the_matrix_on_a_real_coordinator(
     # Assert: the matrix showed what was skipped and why; the coordinator queued exactly the launched cells.
     assert not at.exception
     assert (
-        _rows(matrix, agent="pi-2", backend="tensorrt")[0]["launch"] == "skipped: tensorrt unavailable: no CUDA device"
+        rows(matrix, agent="pi-2", backend="tensorrt")[0]["launch"] == "skipped: tensorrt unavailable: no CUDA device"
     )
-    assert _rows(matrix, agent="box-1", backend="onnxruntime")[0]["launch"] == "yes"
+    assert rows(matrix, agent="box-1", backend="onnxruntime")[0]["launch"] == "yes"
     jobs = store.list_jobs()
     assert sorted(j.agent_name for j in jobs) == ["box-1", "pi-2"]
     assert {j.spec.name for j in jobs} == {"bench-onnxruntime-fp32"}

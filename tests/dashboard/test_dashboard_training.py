@@ -3,13 +3,11 @@ and StartTraining through a real loopback coordinator."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -18,7 +16,7 @@ from dashboard.config import COORDINATOR_ENV
 from dashboard.data import parse_seeds
 from edgelab.config import Settings
 from edgelab.domain import TrainingConfig, TrainingState
-from tests.dashboard.conftest import Seeded
+from tests.dashboard.conftest import Seeded, plotly_values, rows
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PAGE = "views/training.py"
@@ -27,19 +25,6 @@ PAGE = "views/training.py"
 def _page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
     return at.switch_page(PAGE).run()
-
-
-def _rows(frame: Any, **match: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    return [r for r in records if all(r[k] == v for k, v in match.items())]
-
-
-def _values(array: Any) -> list[float]:
-    """Plotly 6 sends numeric arrays as base64 typed arrays."""
-    if isinstance(array, dict):
-        decoded: list[float] = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-        return decoded
-    return list(array)
 
 
 def _button(at: AppTest, prefix: str) -> Any:
@@ -53,11 +38,11 @@ def test_training_page_lists_runs_and_shows_one_runs_evaluation(seeded: Seeded) 
     # assert: the runs table says the split fell back and why a run failed
     assert not at.exception
     runs = at.dataframe[0].value
-    (trained,) = _rows(runs, run=seeded.training["trained"])
+    (trained,) = rows(runs, run=seeded.training["trained"])
     assert trained["split"] == "random (asked inter-patient)" and trained["state"] == "succeeded"
     assert (trained["accuracy"], trained["macro F1"], trained["train / test beats"]) == ("90.00%", "0.800", "500 / 150")
     assert (trained["seed"], trained["epochs"], trained["records"]) == (1, 2, "101,106")
-    (failed,) = _rows(runs, run=seeded.training["failed"])
+    (failed,) = rows(runs, run=seeded.training["failed"])
     assert (failed["state"], failed["accuracy"]) == ("failed", "")
     assert failed["error"] == "ConfigError: records: no AFIB window in 101, 106"
     # ... and the evaluation of the one run that succeeded: metrics, per-class table, confusion heatmap, notes
@@ -71,7 +56,7 @@ def test_training_page_lists_runs_and_shows_one_runs_evaluation(seeded: Seeded) 
     assert list(classes["class"]) == ["N", "S", "V"]
     (heatmap,) = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     assert heatmap["layout"]["title"]["text"] == "Confusion matrix, mitdb-beats-1d seed 1"
-    assert _values(heatmap["data"][0]["z"]) == [80, 5, 3, 4, 30, 1, 2, 0, 25]
+    assert plotly_values(heatmap["data"][0]["z"]) == [80, 5, 3, 4, 30, 1, 2, 0, 25]
     assert any("fell back to a random beat split" in c.value for c in at.caption)
     assert any("MIT-BIH Arrhythmia Database" in c.value for c in at.caption)
 
