@@ -59,18 +59,19 @@ def describe(result: TrainOutput) -> str:
     return " ".join(f"{c.name}={c.recall:.3f}/{c.precision:.3f}" for c in result.evaluation.classes if c.support > 0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_MITDB)
     parser.add_argument("--pipelines", nargs="+", default=list(DEFAULT_PIPELINES), help="NAME or NAME:EPOCHS")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--epochs", type=int, default=10, help="for pipelines given without :EPOCHS")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--records", nargs="+", default=None, help="a subset of records (default: all)")
     parser.add_argument("--max-train", type=int, default=None, help="cap on training examples (stratified)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cwt-signals", type=int, default=500, help="10 s windows for the CWT comparison; 0 skips")
     parser.add_argument("--out", type=Path, default=Path("pipelines_accuracy.jsonl"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     chosen = [parse_pipeline(spec, args.epochs) for spec in args.pipelines]
 
     print(f"{'pipeline':<34}{'split':<15}{'ep':>3}{'acc':>7}{'mF1':>7}{'train':>8}{'test':>7}{'fit s':>7}  ", end="")
@@ -84,6 +85,7 @@ def main() -> None:
                 batch_size=args.batch_size,
                 seed=args.seed,
                 max_train_beats=args.max_train,
+                records=tuple(args.records) if args.records else None,
             )
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
