@@ -14,7 +14,7 @@ from coordinator.artifacts import ArtifactStore
 from coordinator.store import Store
 from coordinator.training import QueuedRun, TrainingRunner, to_train_config
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, TrainingConfig, TrainingRun
-from edgelab.errors import AuthError, ConfigError, NotFound
+from edgelab.errors import AuthError, NotFound
 from edgelab.rpc import server_errors
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
@@ -228,10 +228,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             raise NotFound(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(sorted(PIPELINES))}")
         base = from_proto(request.config, TrainingConfig)
         configs = [dataclasses.replace(base, seed=seed) for seed in request.seeds or [base.seed]]
-        try:
-            train_configs = [to_train_config(config, self._data_dir) for config in configs]
-        except ConfigError as exc:  # a bad value is the caller's: INVALID_ARGUMENT, before anything is queued
-            raise ValueError(str(exc)) from exc
+        # A bad value raises ConfigError (INVALID_ARGUMENT) here, before anything is queued.
+        train_configs = [to_train_config(config, self._data_dir) for config in configs]
         if not self._data_dir.is_dir():
             raise NotFound(
                 f"the coordinator's data dir {self._data_dir} does not exist: set `mitdb` in its settings (EDGELAB_MITDB)"

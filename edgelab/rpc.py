@@ -46,6 +46,7 @@ _TO_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (LeaseLost, grpc.StatusCode.FAILED_PRECONDITION),
     (ArtifactCorrupt, grpc.StatusCode.DATA_LOSS),
+    (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
     (KeyError, grpc.StatusCode.INVALID_ARGUMENT),
 ]
