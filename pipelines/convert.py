@@ -95,10 +95,9 @@ def tflite_file_precision(path: Path) -> str:
     It can differ from the precision asked at conversion: dynamic-range INT8 leaves tensors under
     1024 elements in float, so a small enough model stays FP32.
     """
-    from agent.backends.tflite import artifact_precision
+    from agent.backends.tflite import artifact_precision, interpreter_class
 
-    tf = require("tensorflow")
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter = interpreter_class()[0](model_path=str(path))
     tensors = [np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()]
     return artifact_precision(tensors, np.dtype(interpreter.get_input_details()[0]["dtype"])).value
 
@@ -179,9 +178,10 @@ def load_onnx(path: Path) -> Runner:
 
 
 def load_tflite(path: Path) -> Runner:
-    """The TFLite interpreter on a .tflite file; int8 I/O is (de)quantized here."""
-    tf = require("tensorflow")
-    interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
+    """The TFLite interpreter the agents use (LiteRT first) on a .tflite file; int8 I/O is (de)quantized here."""
+    from agent.backends.tflite import interpreter_class
+
+    interpreter = interpreter_class()[0](model_path=str(path), num_threads=1)
 
     def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
         inp = interpreter.get_input_details()[0]

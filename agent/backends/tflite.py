@@ -37,7 +37,8 @@ def _find_runtime() -> tuple[str, str] | None:
     return None
 
 
-def _interpreter_class() -> tuple[Any, str]:
+def interpreter_class() -> tuple[Any, str]:
+    """The preferred installed Interpreter class and its package's name and version."""
     found = _find_runtime()
     if found is None:
         raise MissingExtraError("ai-edge-litert", "tflite")
@@ -118,15 +119,15 @@ class TfliteBackend:
         )
 
     def load(self, model_path: Path, request: BuildRequest) -> Engine:
-        interpreter_class, runtime = _interpreter_class()
+        interpreter_type, runtime = interpreter_class()
         kwargs: dict[str, Any] = {"model_path": str(model_path)}
         if request.num_threads:
             kwargs["num_threads"] = request.num_threads
         xnnpack = request.options.get("xnnpack", "on") != "off"
         if not xnnpack:  # the default resolver applies XNNPACK to float ops; this runs the reference kernels
-            resolver = importlib.import_module(interpreter_class.__module__).OpResolverType
+            resolver = importlib.import_module(interpreter_type.__module__).OpResolverType
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interpreter = interpreter_class(**kwargs)
+        interpreter = interpreter_type(**kwargs)
         interpreter.allocate_tensors()
         tensors = [np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()]
         input_dtype = np.dtype(interpreter.get_input_details()[0]["dtype"])

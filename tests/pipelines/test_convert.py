@@ -14,6 +14,7 @@ from pipelines.training import write_dataset_npz
 
 pytest.importorskip("tensorflow", reason="needs pip install 'edgelab[train]'")
 
+from agent.backends.tflite import interpreter_class
 from pipelines.convert import (
     convert_tflite,
     gzip_size,
@@ -68,14 +69,12 @@ def test_tflite_precisions_agree_with_keras(
 
 
 def test_full_int8_with_int8_io_has_integer_tensors(tiny: tuple[Any, Path, Path, np.ndarray], tmp_path: Path) -> None:
-    import tensorflow as tf
-
     model, savedmodel, dataset, x = tiny
 
     path = convert_tflite(savedmodel, tmp_path / "m.tflite", "int8", calibration=dataset, int8_io=True)
     check = verify_artifact(path, "tflite", x, model.predict(x, verbose=0))
 
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter = interpreter_class()[0](model_path=str(path))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
     assert check.max_abs_diff < 5e-2  # after dequantizing the int8 outputs
@@ -87,13 +86,11 @@ def test_full_int8_with_int8_io_has_integer_tensors(tiny: tuple[Any, Path, Path,
 def test_int8_precisions_store_int8_weights(
     tiny: tuple[Any, Path, Path, np.ndarray], tmp_path: Path, precision: Any, int8_tensors: bool
 ) -> None:
-    import tensorflow as tf
-
     _, savedmodel, dataset, _ = tiny
 
     path = convert_tflite(savedmodel, tmp_path / "m.tflite", precision, calibration=dataset)
 
-    dtypes = {t["dtype"] for t in tf.lite.Interpreter(model_path=str(path)).get_tensor_details()}
+    dtypes = {t["dtype"] for t in interpreter_class()[0](model_path=str(path)).get_tensor_details()}
     assert (np.int8 in dtypes) is int8_tensors
     assert tflite_file_precision(path) == ("int8" if int8_tensors else "fp32")
     assert 0 < gzip_size(path) < path.stat().st_size
