@@ -69,11 +69,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", nargs="+", default=None, help="a subset of records (default: all)")
     parser.add_argument("--max-train", type=int, default=None, help="cap on training examples (stratified)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--unweighted", action="store_true", help="no class weights (as the papers' random-split figures)"
+    )
     parser.add_argument("--cwt-signals", type=int, default=500, help="10 s windows for the CWT comparison; 0 skips")
     parser.add_argument("--out", type=Path, default=Path("pipelines_accuracy.jsonl"))
     args = parser.parse_args(argv)
     chosen = [parse_pipeline(spec, args.epochs) for spec in args.pipelines]
 
+    print(f"class weights: {'off (unweighted loss)' if args.unweighted else 'balanced, capped'}")
     print(f"{'pipeline':<34}{'split':<15}{'ep':>3}{'acc':>7}{'mF1':>7}{'train':>8}{'test':>7}{'fit s':>7}  ", end="")
     print("recall/precision per class | published")
     for name, epochs in chosen:
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
                 seed=args.seed,
                 max_train_beats=args.max_train,
                 records=tuple(args.records) if args.records else None,
+                class_weights=not args.unweighted,
             )
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
@@ -96,10 +101,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{describe(result)} | {PUBLISHED.get(name, '-')}",
                 flush=True,
             )
+            extra = {"wall_seconds": time.perf_counter() - started, "class_weights": config.class_weights}
             with args.out.open("a") as f:
-                f.write(
-                    json.dumps(result.as_dict() | {"wall_seconds": time.perf_counter() - started}, default=str) + "\n"
-                )
+                f.write(json.dumps(result.as_dict() | extra, default=str) + "\n")
 
     if args.cwt_signals:
         # The scalogram pipeline's own wavelet and scales, on windows as long as its input (10 s at 120 Hz).

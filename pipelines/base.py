@@ -30,6 +30,9 @@ class TrainConfig:
     """Training beats shipped with the artifact for INT8 post-training quantization."""
     test_fraction: float = 0.2
     """Share of beats (random split) or records (per-record fallback) held out for testing."""
+    class_weights: bool = True
+    """Balanced (capped) class weights in the loss: minority recall over overall accuracy. The
+    papers' random-split accuracies come from unweighted training; False reproduces that."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

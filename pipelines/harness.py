@@ -129,8 +129,9 @@ def fit_and_export(
     callbacks: Sequence[Any] = (),
     fitted: Any = None,
 ) -> TrainOutput:
-    """Compile (Adam, optionally cosine-decayed, gradients optionally clipped per weight), fit with capped balanced class weights, then
-    SavedModel -> ONNX, verify ONNX Runtime against Keras, and write the npz with calibration inputs.
+    """Compile (Adam, optionally cosine-decayed, gradients optionally clipped per weight), fit (with
+    capped balanced class weights unless the config turns them off), then SavedModel -> ONNX, verify
+    ONNX Runtime against Keras, and write the npz with calibration inputs.
 
     `fitted`, when given, is a model wrapping `model` (random augmentation in front) that is
     trained instead; `model` shares its weights and is what gets evaluated and exported, so no
@@ -141,14 +142,20 @@ def fit_and_export(
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = config.epochs * math.ceil(len(train.y) / config.batch_size)
     rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
-    model.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     started = time.perf_counter()
     model.fit(
         train.x,
         train.y,
         epochs=config.epochs,
         batch_size=config.batch_size,
-        class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP),
+        class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP)
+        if config.class_weights
+        else None,
         validation_data=None if validation is None else (validation.x, validation.y),
         callbacks=list(callbacks),
         shuffle=True,
