@@ -168,6 +168,7 @@ class PowerReport:
     energy_per_inference_mj: float  # net of the idle baseline
     batch_size: int = 0
     window_s: float = 0.0
+    rail_mean_w: dict[str, float] = field(default_factory=dict)  # gross, per rail (jtop); empty without rails
 
 
 @dataclass

@@ -215,8 +215,5 @@ class PowerSampler:
             idle_w=self.idle_w,
             mean_w=integral.mean_w,
             energy_per_inference_mj=energy_mj,
+            rail_mean_w=rail_means(self.samples),
         )
-
-    def rail_means_w(self) -> dict[str, float]:
-        """Gross mean power per rail over the last window; empty for meters without rails."""
-        return rail_means(self.samples)

@@ -229,7 +229,14 @@ class AccuracyReport(_message.Message):
     def __init__(self, samples: _Optional[int] = ..., accuracy: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassMetrics, _Mapping]]] = ..., confusion: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ..., macro_f1: _Optional[float] = ...) -> None: ...
 
 class PowerReport(_message.Message):
-    __slots__ = ("meter", "sensor", "sample_period_s", "samples", "idle_w", "mean_w", "energy_per_inference_mj", "batch_size", "window_s")
+    __slots__ = ("meter", "sensor", "sample_period_s", "samples", "idle_w", "mean_w", "energy_per_inference_mj", "batch_size", "window_s", "rail_mean_w")
+    class RailMeanWEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     METER_FIELD_NUMBER: _ClassVar[int]
     SENSOR_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +246,7 @@ class PowerReport(_message.Message):
     ENERGY_PER_INFERENCE_MJ_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    RAIL_MEAN_W_FIELD_NUMBER: _ClassVar[int]
     meter: str
     sensor: str
     sample_period_s: float
@@ -248,7 +256,8 @@ class PowerReport(_message.Message):
     energy_per_inference_mj: float
     batch_size: int
     window_s: float
-    def __init__(self, meter: _Optional[str] = ..., sensor: _Optional[str] = ..., sample_period_s: _Optional[float] = ..., samples: _Optional[int] = ..., idle_w: _Optional[float] = ..., mean_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., batch_size: _Optional[int] = ..., window_s: _Optional[float] = ...) -> None: ...
+    rail_mean_w: _containers.ScalarMap[str, float]
+    def __init__(self, meter: _Optional[str] = ..., sensor: _Optional[str] = ..., sample_period_s: _Optional[float] = ..., samples: _Optional[int] = ..., idle_w: _Optional[float] = ..., mean_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., batch_size: _Optional[int] = ..., window_s: _Optional[float] = ..., rail_mean_w: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("kind", "message", "detail")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ from dashboard.data import (
     to_parquet_bytes,
 )
 from edgelab.config import Settings
-from edgelab.domain import AgentInfo, DeviceCapabilities, Precision, RuntimeInfo
+from edgelab.domain import AgentInfo, DeviceCapabilities, PowerReport, Precision, RuntimeInfo
 from tests.dashboard.conftest import Seeded
 
 
@@ -120,3 +121,23 @@ def test_an_empty_store_gives_an_empty_frame_with_all_columns() -> None:
     frame = results_frame([])
 
     assert frame.empty and "speedup_vs_tf_fp32" in frame.columns
+
+
+def test_results_frame_lists_the_power_of_each_rail(store: Store, seeded: Seeded) -> None:
+    # prepare: a Jetson result whose jtop meter reported two rails
+    job, stored = next((j, s) for j, s in store.list_results() if j.spec.name == "trt-fp16-nano")
+    agent_id = seeded.agents["jetson-nano-1"]
+    job_id = store.submit_job(replace(job.spec, name="trt-fp16-nano-power"), agent_id)
+    lease = store.lease_job(agent_id, ["tensorrt"])
+    assert lease is not None and lease.job_id == job_id
+    rails = {"VDD_CPU": 1.1, "VDD_GPU": 3.25}
+    power = PowerReport("jtop", "jtop tot rail (VDD_IN)", 0.05, 60, 4.0, 6.5, 0.9, 1, 3.0, rails)
+    store.report_result(agent_id, job_id, lease.attempt, replace(stored.result, power=[power]))
+
+    # execute
+    frame = results_frame(store.list_results())
+
+    # assert
+    powered = frame[frame["name"] == "trt-fp16-nano-power"]
+    assert set(powered["power_rails"]) == {"VDD_CPU 1.10 W, VDD_GPU 3.25 W"}
+    assert set(frame[frame["name"] == "ort-fp32-pi"]["power_rails"]) == {""}  # ina219: no rails

@@ -8,6 +8,7 @@ from edgelab.domain import (
     FailureKind,
     JobSpec,
     LatencyStats,
+    PowerReport,
     Precision,
 )
 from edgelab.v1 import common_pb2
@@ -49,10 +50,11 @@ def test_unset_percentile_and_absent_messages_stay_none() -> None:
     assert back.accuracy is None and back.failure is None
 
 
-def test_failure_and_accuracy_round_trip() -> None:
+def test_failure_accuracy_and_per_rail_power_round_trip() -> None:
     result = BenchmarkResult(
         latency=[_latency(2.5)],
         accuracy=AccuracyReport(10, 0.9, 2, 0.8, [ClassMetrics("N", 5, 1.0, 0.8, 0.89)], [4, 1, 0, 5]),
+        power=[PowerReport("jtop", "tot", 0.05, 60, 4.0, 9.5, 1.375, 8, 3.0, {"VDD_GPU": 2.5, "VDD_CPU": 1.25})],
         failure=Failure(FailureKind.OUT_OF_MEMORY, "oom", "trace"),
         manifest={"backend": "onnxruntime"},
     )

@@ -104,7 +104,7 @@ def test_report_is_net_of_the_idle_baseline_on_an_exact_clock() -> None:
     assert (report.idle_w, report.mean_w) == pytest.approx((2.0, 5.0))
     assert report.energy_per_inference_mj == pytest.approx((5.0 - 2.0) * duration / 100 * 1e3)
     assert report.sample_period_s == pytest.approx(0.1)
-    assert sampler.rail_means_w() == {"VDD_GPU": pytest.approx(2.5)}
+    assert report.rail_mean_w == {"VDD_GPU": pytest.approx(2.5)}
 
 
 def test_real_window_samples_at_entry_exit_and_the_period_between() -> None:
