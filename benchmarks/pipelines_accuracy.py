@@ -62,7 +62,9 @@ def describe(result: TrainOutput) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_MITDB)
-    parser.add_argument("--pipelines", nargs="+", default=list(DEFAULT_PIPELINES), help="NAME or NAME:EPOCHS")
+    parser.add_argument(
+        "--pipelines", nargs="*", default=list(DEFAULT_PIPELINES), help="NAME or NAME:EPOCHS; none: CWT only"
+    )
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--epochs", type=int, default=10, help="for pipelines given without :EPOCHS")
     parser.add_argument("--batch-size", type=int, default=64)
