@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [parse_pipeline(spec, args.epochs) for spec in args.pipelines]
 
     print(f"class weights: {'off (unweighted loss)' if args.unweighted else 'balanced, capped'}")
-    print(f"{'pipeline':<34}{'split':<15}{'ep':>3}{'acc':>7}{'mF1':>7}{'train':>8}{'test':>7}{'fit s':>7}  ", end="")
+    print(f"{'pipeline':<40}{'split':<15}{'ep':>3}{'acc':>7}{'mF1':>7}{'train':>8}{'test':>7}{'fit s':>7}  ", end="")
     print("recall/precision per class | published")
     for name, epochs in chosen:
         for split in args.splits:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 result = PIPELINES[name].run(config, Path(tmp))
             print(
-                f"{name:<34}{result.split:<15}{epochs:>3}{result.host_accuracy:>7.3f}{result.evaluation.macro_f1:>7.3f}"
+                f"{name:<40}{result.split:<15}{epochs:>3}{result.host_accuracy:>7.3f}{result.evaluation.macro_f1:>7.3f}"
                 f"{result.train_beats:>8}{result.test_beats:>7}{result.train_seconds:>7.0f}  "
                 f"{describe(result)} | {PUBLISHED.get(name, '-')}",
                 flush=True,
