@@ -22,7 +22,7 @@ import numpy as np
 from benchmarks.cwt_filterbank import HEADER, compare, row, windows
 from pipelines.base import SPLITS, TrainConfig, TrainOutput
 from pipelines.features import SCALOGRAM_FS, SCALOGRAM_WAVELET, scalogram_scales
-from pipelines.registry import PIPELINES
+from pipelines.registry import PIPELINES, get_pipeline
 
 DEFAULT_MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
 
@@ -49,8 +49,10 @@ PUBLISHED: dict[str, str] = {
 def parse_pipeline(spec: str, default_epochs: int) -> tuple[str, int]:
     """ "name" or "name:epochs" -> (name, epochs); SystemExit naming the known pipelines otherwise."""
     name, _, epochs = spec.partition(":")
-    if name not in PIPELINES:
-        raise SystemExit(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}")
+    try:
+        get_pipeline(name)
+    except KeyError as exc:
+        raise SystemExit(exc.args[0]) from None
     return name, int(epochs) if epochs else default_epochs
 
 

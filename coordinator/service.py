@@ -218,14 +218,12 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def StartTraining(
         self, request: control_pb2.StartTrainingRequest, context: grpc.ServicerContext
     ) -> control_pb2.StartTrainingResponse:
-        from pipelines.registry import PIPELINES
+        from pipelines.registry import check_known
 
         self._auth(request.operator_token)
         if not request.pipelines:
             raise ValueError("name at least one pipeline to train")
-        unknown = [name for name in request.pipelines if name not in PIPELINES]
-        if unknown:
-            raise NotFound(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(sorted(PIPELINES))}")
+        check_known(request.pipelines)
         base = from_proto(request.config, TrainingConfig)
         configs = [dataclasses.replace(base, seed=seed) for seed in request.seeds or [base.seed]]
         # A bad value raises ConfigError (INVALID_ARGUMENT) here, before anything is queued.

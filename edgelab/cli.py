@@ -18,8 +18,6 @@ from edgelab.config import Settings, load_settings
 from edgelab.errors import EdgeLabError
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from coordinator.client import ControlClient
     from coordinator.training import TrainedArtifacts
     from edgelab.domain import TrainingRun
@@ -176,12 +174,12 @@ def train(
 
     from coordinator.training import TrainedArtifacts, shutdown_ray, to_train_config, train_with_ray
     from edgelab.domain import TrainingConfig, TrainingRun, TrainingState
+    from edgelab.report import training_table
+    from pipelines.registry import check_known
 
     settings = _settings(config, mitdb=data, ray_address=ray_address, operator_token=operator_token)
-    unknown = [name for name in pipelines if name not in PIPELINES]
     try:
-        if unknown:
-            raise EdgeLabError(f"unknown pipeline(s) {', '.join(unknown)}: `edgelab train --list` names them")
+        check_known(pipelines)
         configs = [
             TrainingConfig(
                 split=split,
@@ -232,7 +230,7 @@ def train(
             _record_runs(runs, _control(config, coordinator, operator_token))
         except EdgeLabError as exc:
             _fail(exc)
-    console.print(_training_table([run for run, _, _ in runs]))
+    console.print(training_table([run for run, _, _ in runs]))
     if any(run.state is TrainingState.FAILED for run, _, _ in runs):
         raise typer.Exit(1)
 
@@ -261,28 +259,6 @@ def _record_runs(
                 run.savedmodel_sha256 = shas.get(SAVEDMODEL, "")
             run.run_id = client.record_training_run(run)
             console.print(f"recorded run {run.run_id} ({run.pipeline}, seed {run.config.seed}) at {client.address}")
-
-
-def _training_table(runs: list[TrainingRun], title: str = "Training runs") -> Table:
-    """One row per run: host-side accuracy, macro F1 and F1 per class on its test set, or why it failed."""
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    with_ids = any(run.run_id for run in runs)  # runs trained without a coordinator have none
-    columns = ("run",) * with_ids + ("pipeline", "seed", "epochs", "split", "state", "accuracy", "macro F1")
-    for column in (*columns, "F1 per class"):
-        table.add_column(column, justify="right" if column in ("seed", "epochs", "accuracy", "macro F1") else "left")
-    for run in runs:
-        head = [run.run_id] * with_ids + [run.pipeline, str(run.config.seed), str(run.config.epochs)]
-        if run.summary is None:
-            reason = f"[red]{escape(run.error)}[/]" if run.error else ""
-            table.add_row(*head, run.config.split, run.state.value, "", "", reason)
-            continue
-        report = run.summary.evaluation
-        f1 = " ".join(f"{c.name} {c.f1:.2f}" if c.support else f"{c.name} n/a" for c in report.classes)
-        split = run.summary.split if run.summary.split == run.config.split else f"{run.summary.split} (fell back)"
-        table.add_row(*head, split, run.state.value, f"{report.accuracy:.2%}", f"{report.macro_f1:.3f}", f1)
-    return table
 
 
 @coordinator_app.command("serve")
@@ -495,8 +471,10 @@ def runs_list(
     config: ConfigOpt = None,
 ) -> None:
     """List training runs (StartTraining's, the dashboard's, and `edgelab train --coordinator`'s), newest first."""
+    from edgelab.report import training_table
+
     try:
         with _control(config, coordinator, operator_token) as client:
-            console.print(_training_table(client.list_training_runs(limit)))
+            console.print(training_table(client.list_training_runs(limit)))
     except EdgeLabError as exc:
         _fail(exc)

@@ -1,4 +1,4 @@
-"""Rich tables for results, jobs and agents (CLI and demo share them)."""
+"""Rich tables for results, jobs, agents and training runs (CLI and demo share them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from edgelab.domain import AgentInfo, BenchmarkResult, Job
+from edgelab.domain import AgentInfo, BenchmarkResult, Job, TrainingRun
 
 
 def _ms(value: float | None) -> str:
@@ -125,4 +125,24 @@ def agents_table(agents: Sequence[AgentInfo]) -> Table:
             ", ".join(caps.power_meters) or "[dim]none[/]",
             a.current_job_id,
         )
+    return table
+
+
+def training_table(runs: Sequence[TrainingRun], title: str = "Training runs") -> Table:
+    """One row per run: host-side accuracy, macro F1 and F1 per class on its test set, or why it failed."""
+    table = Table(title=title, title_justify="left")
+    with_ids = any(run.run_id for run in runs)  # runs trained without a coordinator have none
+    columns = ("run",) * with_ids + ("pipeline", "seed", "epochs", "split", "state", "accuracy", "macro F1")
+    for column in (*columns, "F1 per class"):
+        table.add_column(column, justify="right" if column in ("seed", "epochs", "accuracy", "macro F1") else "left")
+    for run in runs:
+        head = [run.run_id] * with_ids + [run.pipeline, str(run.config.seed), str(run.config.epochs)]
+        if run.summary is None:
+            reason = f"[red]{escape(run.error)}[/]" if run.error else ""
+            table.add_row(*head, run.config.split, run.state.value, "", "", reason)
+            continue
+        report = run.summary.evaluation
+        f1 = " ".join(f"{c.name} {c.f1:.2f}" if c.support else f"{c.name} n/a" for c in report.classes)
+        split = run.summary.split if run.summary.split == run.config.split else f"{run.summary.split} (fell back)"
+        table.add_row(*head, split, run.state.value, f"{report.accuracy:.2%}", f"{report.macro_f1:.3f}", f1)
     return table

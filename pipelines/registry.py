@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from edgelab.errors import NotFound
 from pipelines.af import AfPipeline
 from pipelines.base import Pipeline
 from pipelines.beats_1d import BeatCnn1dPipeline
@@ -36,3 +39,10 @@ def get_pipeline(name: str) -> Pipeline:
         return PIPELINES[name]
     except KeyError:
         raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}") from None
+
+
+def check_known(names: Iterable[str]) -> None:
+    """NotFound naming every unknown pipeline among `names` and the known ones."""
+    unknown = [name for name in names if name not in PIPELINES]
+    if unknown:
+        raise NotFound(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(sorted(PIPELINES))}")
