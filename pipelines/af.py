@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from pipelines import features, mitdb
 from pipelines._deps import require
 from pipelines.base import TrainConfig, TrainOutput
-from pipelines.harness import Inputs, cap_training, check_sides, chosen_records, fit_and_export, split_examples
+from pipelines.harness import Inputs, cap_training, check_sides, chosen_records, fit_and_export, split_rhythm_examples
 from pipelines.models import build_bilstm, build_squeezenet
 
 WINDOW_S = 10.0
@@ -92,11 +92,7 @@ class AfPipeline:
         def load(chosen: Any) -> mitdb.BeatDataset:
             return mitdb.load_rhythm_windows(config.data_dir, chosen, window_s=WINDOW_S)
 
-        train, test, split = split_examples(config, notes, load, records, ds1=mitdb.RHYTHM_DS1, ds2=mitdb.RHYTHM_DS2)
-        if split == "inter-patient":
-            notes.append(
-                f"inter-patient: DS1/DS2 with record {mitdb.AF_BALANCED_MOVE} moved to training (AF on both sides)"
-            )
+        train, test, split = split_rhythm_examples(config, notes, load, records)
         check_sides(train, test, split)
         train = cap_training(train, config, notes)
         notes.append(

@@ -96,6 +96,18 @@ def split_examples(
     return (*mitdb.split_by_records(dataset, held_out), "per-record")
 
 
+def split_rhythm_examples(
+    config: TrainConfig, notes: list[str], load: Loader, records: Sequence[str]
+) -> tuple[mitdb.BeatDataset, mitdb.BeatDataset, str]:
+    """`split_examples` for AF/rhythm windows: DS1/DS2 with AF patients on both sides (mitdb.RHYTHM_DS1/DS2)."""
+    train, test, split = split_examples(config, notes, load, records, ds1=mitdb.RHYTHM_DS1, ds2=mitdb.RHYTHM_DS2)
+    if split == "inter-patient":
+        notes.append(
+            f"inter-patient: DS1/DS2 with record {mitdb.AF_BALANCED_MOVE} moved to training (AF on both sides)"
+        )
+    return train, test, split
+
+
 def cap_training(train: mitdb.BeatDataset, config: TrainConfig, notes: list[str]) -> mitdb.BeatDataset:
     """Stratified subsample to `config.max_train_beats`, said in `notes`."""
     if config.max_train_beats is None or len(train) <= config.max_train_beats:

@@ -165,37 +165,12 @@ def split_by_records(dataset: BeatDataset, test_records: Iterable[str]) -> tuple
     return dataset.subset(~test), dataset.subset(test)
 
 
-def split_inter_patient(
-    data_dir: Path,
-    records: Sequence[str] | None = None,
-    *,
-    before_s: float = 0.25,
-    after_s: float = 0.45,
-    fs: int = MIT_BIH_FS,
-) -> tuple[BeatDataset, BeatDataset]:
-    """de Chazal's DS1 (train) / DS2 (test): no patient on both sides, the honest estimate.
-
-    `records` restricts both sides to a subset (default: all present). Paced records and those
-    outside DS1/DS2 are ignored. Raises ValueError when one side has no record.
-    """
-    present = set(available_records(data_dir))
-    wanted = present if records is None else present & set(records)
-    train_records = [r for r in DS1 if r in wanted]
-    test_records = [r for r in DS2 if r in wanted]
-    if not train_records or not test_records:
-        raise ValueError(
-            f"inter-patient split needs records from both DS1 and DS2; have DS1={train_records}, DS2={test_records}"
-        )
-    dataset = load_beats(data_dir, train_records + test_records, before_s=before_s, after_s=after_s, fs=fs)
-    return split_by_records(dataset, test_records)
-
-
 def split_random(dataset: BeatDataset, test_fraction: float = 0.2, seed: int = 0) -> tuple[BeatDataset, BeatDataset]:
     """Stratified random beat split, as most papers report it.
 
     It leaks patients: beats of the same person land on both sides, so a model can recognise
-    the patient's morphology instead of the arrhythmia and the accuracy is optimistic. Use
-    `split_inter_patient` for the honest figure.
+    the patient's morphology instead of the arrhythmia and the accuracy is optimistic. Split by
+    records (`split_by_records`, DS1/DS2) for the honest figure.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")

@@ -20,7 +20,14 @@ from edgelab.errors import ConfigError
 from pipelines import features, loaders, mitdb
 from pipelines._deps import require
 from pipelines.base import TrainConfig, TrainOutput
-from pipelines.harness import Inputs, cap_training, check_sides, chosen_records, fit_and_export, split_examples
+from pipelines.harness import (
+    Inputs,
+    cap_training,
+    check_sides,
+    chosen_records,
+    fit_and_export,
+    split_rhythm_examples,
+)
 from pipelines.models import build_efficientnetv2_1d
 
 RHYTHM_CLASSES: tuple[str, ...] = tuple(loaders.LSAD_RHYTHM_GROUPS)
@@ -57,13 +64,7 @@ class RhythmPipeline:
                     config.data_dir, chosen, window_s=features.RHYTHM_FRAME_S, classes=MITDB_RHYTHMS
                 )
 
-            train, test, split = split_examples(
-                config, notes, load, chosen_records(config), ds1=mitdb.RHYTHM_DS1, ds2=mitdb.RHYTHM_DS2
-            )
-            if split == "inter-patient":
-                notes.append(
-                    f"inter-patient: DS1/DS2 with record {mitdb.AF_BALANCED_MOVE} moved to training (AF on both sides)"
-                )
+            train, test, split = split_rhythm_examples(config, notes, load, chosen_records(config))
         else:
             train, test, split = _lsad_split(config, notes)
         check_sides(train, test, split)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from pipelines import mitdb
 
@@ -155,21 +154,6 @@ def test_split_random_depends_on_the_seed(mitdb_dir: Path) -> None:
     # assert
     np.testing.assert_array_equal(a.x, b.x)
     assert not np.array_equal(a.x, c.x)
-
-
-def test_split_inter_patient_puts_ds1_in_train_and_ds2_in_test(mitdb_dir: Path) -> None:
-    # execute: 119 is in DS1, 100 in DS2, 102 (paced) in neither
-    train, test = mitdb.split_inter_patient(mitdb_dir, ["100", "119", "102"])
-
-    # assert
-    assert train.records() == ["119"]
-    assert test.records() == ["100"]
-
-
-def test_split_inter_patient_needs_both_sides(mitdb_dir: Path) -> None:
-    # execute / assert: 100 and 103 are both DS2
-    with pytest.raises(ValueError, match="DS1"):
-        mitdb.split_inter_patient(mitdb_dir, ["100", "103"])
 
 
 def test_stratified_sample_keeps_proportions(mitdb_dir: Path) -> None:
