@@ -334,14 +334,20 @@ def progress_frame(jobs: Sequence[Job]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "name", "agent", "backend", "precision", "state", "attempt"])
 
 
+def _parse_ints(text: str, what: str, minimum: int) -> list[int]:
+    """Comma-separated integers >= `minimum` (0 or 1); a ValueError naming the bad part otherwise."""
+    values = []
+    for part in text.replace(" ", "").split(","):
+        if not part.isdigit() or int(part) < minimum:
+            kind = "positive" if minimum == 1 else "non-negative"
+            raise ValueError(f"{what} must be {kind} integers separated by commas, got {part!r}")
+        values.append(int(part))
+    return values
+
+
 def parse_batch_sizes(text: str) -> list[int]:
     """ "1, 8,32" -> [1, 8, 32]; anything else is a ValueError naming the bad part."""
-    sizes = []
-    for part in text.replace(" ", "").split(","):
-        if not part.isdigit() or int(part) < 1:
-            raise ValueError(f"batch sizes must be positive integers separated by commas, got {part!r}")
-        sizes.append(int(part))
-    return sizes
+    return _parse_ints(text, "batch sizes", minimum=1)
 
 
 # -- training ----------------------------------------------------------------------------
@@ -429,12 +435,7 @@ def display_training(frame: pd.DataFrame) -> pd.DataFrame:
 
 def parse_seeds(text: str) -> list[int]:
     """ "0, 1,2" -> [0, 1, 2]; anything else is a ValueError naming the bad part."""
-    seeds = []
-    for part in text.replace(" ", "").split(","):
-        if not part.isdigit():
-            raise ValueError(f"seeds must be non-negative integers separated by commas, got {part!r}")
-        seeds.append(int(part))
-    return seeds
+    return _parse_ints(text, "seeds", minimum=0)
 
 
 # -- one result --------------------------------------------------------------------------
