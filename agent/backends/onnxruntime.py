@@ -7,8 +7,6 @@ calibrated on the shipped calibration set, cached per (model hash, ORT version).
 from __future__ import annotations
 
 import importlib.util
-import os
-import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,30 +14,9 @@ from typing import Any
 import numpy as np
 
 from agent.backends.base import BuildRequest, Engine
+from agent.backends.qdq import QUANTIZED_OPS, needs_reduce_range, quantize_int8
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
-
-# Only the ops that carry weights are quantized: tf2onnx leaves BatchNorm as a separate Mul/Add
-# after the lowered Conv1D, and quantizing those too cost agreement with FP32 (86% vs 90% on the
-# MIT-BIH 1D CNN, 6,954 test beats, without reduce_range).
-QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
-# x86 CPUs without VNNI multiply u8 x s8 pairs into int16 and saturate (ONNX Runtime's and
-# OpenVINO's documented overflow issue); 7-bit weights avoid it. On the same model and an AVX2
-# CPU: argmax agreement with FP32 90% with 8-bit weights, 98.5% with reduce_range.
-VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def needs_reduce_range(machine: str | None = None, cpuinfo: Path = CPUINFO) -> bool:
-    """True on x86 CPUs whose flags lack VNNI (int8 dot products there can overflow)."""
-    if (machine or platform.machine()).lower() not in ("x86_64", "amd64", "i686"):
-        return False
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return True  # unknown x86: the 7-bit weights are safe everywhere
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    return not (flags & VNNI_FLAGS)
 
 
 def _ort() -> Any:
@@ -48,51 +25,6 @@ def _ort() -> Any:
     except ImportError as exc:
         raise MissingExtraError("onnxruntime", "onnxruntime") from exc
     return onnxruntime
-
-
-def quantize_int8(
-    model_path: Path, calibration: np.ndarray | None, out_path: Path, *, reduce_range: bool = False
-) -> Path:
-    """Static INT8 quantization calibrated on real samples; written atomically so a cache never holds half a file."""
-    if calibration is None or len(calibration) == 0:
-        raise ValueError("INT8 needs a calibration set (x_calib) shipped with the test set")
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    session = _ort().InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    batch_dim = session.get_inputs()[0].shape[0]
-    step = batch_dim if isinstance(batch_dim, int) else 32
-    batches = [
-        np.ascontiguousarray(calibration[i : i + step], dtype=np.float32) for i in range(0, len(calibration), step)
-    ]
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._batches = iter(batches)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self._batches, None)
-            return None if batch is None else {input_name: batch}
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=out_path.parent)
-    os.close(fd)
-    try:
-        quantize_static(
-            str(model_path),
-            tmp,
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=QUANTIZED_OPS,
-            reduce_range=reduce_range,
-        )
-        os.replace(tmp, out_path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return out_path
 
 
 class OnnxRuntimeEngine:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from agent.backends import BuildRequest
-from agent.backends.onnxruntime import OnnxRuntimeBackend, needs_reduce_range
+from agent.backends.onnxruntime import OnnxRuntimeBackend
+from agent.backends.qdq import needs_reduce_range
 from edgelab.domain import Precision
 from tests.factories import write_linear_onnx
 
