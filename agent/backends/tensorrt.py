@@ -1,8 +1,16 @@
 """TensorRT backend: ONNX -> serialized TensorRT engine (FP32/FP16/INT8, optional DLA), run with pycuda.
 
-Written against the TensorRT Python API and pycuda's driver API. TensorRT 8.6 and 10.x both
-have the name-based I/O API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`,
-added in 8.5), so one code path serves both; the binding-index API removed in 10 is not used.
+Runs on every TensorRT whose Python API has the name-based I/O calls (8.5 and later: 8.5/8.6,
+10.x, 11.x); what differs between those releases is decided once, in `TrtApi`. Older ones
+(JetPack 4's 8.0/8.2 on the Jetson Nano) are refused with a pointer to the `trtexec` backend.
+
+Precision, one mechanism per precision on every version:
+- INT8 is always explicit quantization: the engine is built from an ONNX with Q/DQ nodes, the
+  shipped one if it has them, else one quantized on the device (`agent.backends.qdq`, symmetric
+  scales calibrated on the shipped `x_calib`, cached). No implicit calibrator: deprecated in 10.1,
+  removed in 11.
+- FP16: `BuilderFlag.FP16` before 11; TensorRT 11 builds strongly typed networks only, so the
+  ONNX is converted to FP16 on the device (I/O kept FP32, cached) and built as is.
 
 CUDA context: not `pycuda.autoinit`, which creates a new context at import, current only in
 the importing thread. The backend retains the device's *primary* context, the one the CUDA
@@ -17,17 +25,22 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import math
+import os
+import re
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from agent.backends.base import BuildRequest
-from agent.backends.tensorrt_calibrator import make_entropy_calibrator, write_atomically
+from agent.backends.qdq import QUANTIZED_OPS, is_qdq, quantize_int8
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable, MissingExtraError
 
@@ -37,6 +50,7 @@ COMPUTE_SCOPE = "compute-only: GPU execution between CUDA events"
 DEFAULT_WORKSPACE_MB = 1024
 OPTIONS = ("dla_core", "workspace_mb")  # what BuildRequest.options may hold for this backend
 LOG_LINES_KEPT = 50
+OLDEST = (8, 5)  # the name-based I/O API this backend runs on
 
 
 class EngineBuildError(RuntimeError):
@@ -57,8 +71,89 @@ def _import_runtime() -> tuple[Any, Any]:
     return modules[0], modules[1]
 
 
-def _major(trt: Any) -> int:
-    return int(str(trt.__version__).split(".")[0])
+def _release(version: str) -> tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+@dataclass(frozen=True)
+class TrtApi:
+    """What the installed TensorRT's Python API offers: the one place the backend branches on version.
+
+    | attribute                | 8.0 / 8.2 | 8.5 / 8.6 | 10.x                 | 11.x              |
+    |--------------------------|-----------|-----------|----------------------|-------------------|
+    | name_based_io            | no        | yes       | yes                  | yes               |
+    | explicit_batch_flag      | needed    | needed    | deprecated, ignored  | gone              |
+    | builder_fast_precisions  | yes       | yes       | deprecated (10.5)    | removed           |
+    | precision_flags          | yes       | yes       | yes (weak typing deprecated 10.12) | removed |
+
+    - name_based_io: `num_io_tensors`, `get_tensor_name`, `set_input_shape`, `set_tensor_address`,
+      `execute_async_v3` arrived in 8.5 (TensorRT 8.5.1 API reference, "API Changes For TensorRT
+      8.5.1"); 8.0/8.2 have only bindings, removed in 10 (Migration Guide, "Migrating Python Code
+      from TensorRT 8.x to 10.x"). `set_memory_pool_limit`, also used unconditionally, is older (8.3/8.4,
+      replacing `max_workspace_size`, deprecated in 8.3 per the 8.4 C++ deprecated list).
+    - explicit_batch_flag: the ONNX parser needs `1 << EXPLICIT_BATCH` networks before 10; the Python API
+      reference of 10.x marks EXPLICIT_BATCH "[DEPRECATED] Ignored because networks are always explicit
+      batch in TensorRT 10.0".
+    - builder_fast_precisions: `Builder.platform_has_fast_fp16/int8`, deprecated in 10.5 ("query data type
+      support from CUDA directly", C++ deprecated list), removed in 11 (Migration Guide 10.x -> 11.x,
+      removed APIs); from 10 on the backend judges by compute capability (`fast_precisions`).
+    - precision_flags: `BuilderFlag.FP16/INT8` (weak typing). TensorRT 11 removes them together with
+      `IBuilderConfig.int8_calibrator`, `set_calibration_profile` and the quantization flags ("Removed
+      Python APIs and Replacements", TensorRT 11 Migration Guide): every network is strongly typed
+      (`createNetworkV2` is strongly typed by default, 11.0.0 release notes), FP16 comes from the ONNX's
+      own types and INT8 from its Q/DQ nodes. Explicit Q/DQ needs the INT8 flag while weakly typed
+      ("to enable any quantization operations, the INT8 flag must be set", TensorRT 8 developer guide).
+    """
+
+    version: str
+    release: tuple[int, int]
+    name_based_io: bool
+    explicit_batch_flag: bool
+    builder_fast_precisions: bool
+    precision_flags: bool
+
+    @classmethod
+    def of(cls, trt: Any) -> TrtApi:
+        version = str(trt.__version__)
+        release = _release(version)
+        engine_api = getattr(trt, "ICudaEngine", None)
+        return cls(
+            version=version,
+            release=release,
+            name_based_io=release >= OLDEST and hasattr(engine_api, "num_io_tensors"),
+            explicit_batch_flag=release < (10, 0),
+            builder_fast_precisions=release < (10, 0) and hasattr(trt.Builder, "platform_has_fast_fp16"),
+            precision_flags=hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8"),
+        )
+
+    @property
+    def too_old(self) -> str:
+        """Why this backend cannot run on this TensorRT, or "" when it can."""
+        if self.name_based_io:
+            return ""
+        return (
+            f"TensorRT {self.release[0]}.{self.release[1]} too old for the Python backend "
+            f"(needs {OLDEST[0]}.{OLDEST[1]}+); use the trtexec backend"
+        )
+
+    @property
+    def fp16_route(self) -> str:
+        """How an FP16 engine is asked for."""
+        if self.precision_flags:
+            return "BuilderFlag.FP16 on the FP32 ONNX (weakly typed network)"
+        return "ONNX converted to FP16 on the device, strongly typed network"
+
+    def network_flags(self, trt: Any) -> int:
+        if self.explicit_batch_flag:
+            return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        return 0  # 10: explicit batch always (flag ignored); 11: strongly typed always
+
+    def builder_flags(self, trt: Any, precision: Precision) -> list[Any]:
+        """Precision flags for the builder config; none from 11 on, where the ONNX carries the types."""
+        if not self.precision_flags or precision == Precision.FP32:
+            return []
+        return [trt.BuilderFlag.FP16 if precision == Precision.FP16 else trt.BuilderFlag.INT8]
 
 
 @dataclass(frozen=True)
@@ -110,6 +205,187 @@ def fast_precisions(compute_capability: tuple[int, int]) -> tuple[bool, bool]:
     FP16 on sm 5.3/6.0/6.2 and 7.0+, INT8 (DP4A or tensor cores) on sm 6.1 and 7.0+."""
     cc = compute_capability
     return cc >= (7, 0) or cc in {(5, 3), (6, 0), (6, 2)}, cc >= (7, 0) or cc == (6, 1)
+
+
+# ---------------------------------------------------------------- ONNX preparation (INT8 Q/DQ, FP16 on 11)
+
+
+def _installed(*modules: str) -> bool:
+    """Whether top-level modules can be imported, without importing them (the probe stays cheap)."""
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _distribution_version(name: str) -> str:
+    from importlib import metadata  # Python 3.8+
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def quantizer_available() -> bool:
+    """The Q/DQ quantizer's packages (ONNX Runtime's quantizer and the `onnx` it works on)."""
+    return _installed("onnxruntime", "onnx")
+
+
+def _autocast_fp16(src: Path) -> Any:
+    from modelopt.onnx.autocast import convert_to_mixed_precision  # type: ignore[import-not-found]
+
+    return convert_to_mixed_precision(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True)
+
+
+def _ort_fp16(src: Path) -> Any:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+
+
+def _onnxconverter_fp16(src: Path) -> Any:
+    import onnx
+    from onnxconverter_common import float16  # type: ignore[import-not-found]
+
+    return float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+
+
+@dataclass(frozen=True)
+class Fp16Converter:
+    """An FP32 -> FP16 ONNX converter (model I/O kept FP32, so callers feed and read float32)."""
+
+    name: str
+    distribution: str  # the pip package whose version is part of the engine-cache key
+    modules: tuple[str, ...]  # what must be importable
+    convert: Callable[[Path], Any]  # ONNX path -> converted onnx.ModelProto
+
+    def available(self) -> bool:
+        return _installed(*self.modules)
+
+    def label(self) -> str:
+        return f"{self.name} ({self.distribution} {_distribution_version(self.distribution)})"
+
+
+# Preference order. ModelOpt AutoCast is what NVIDIA's TensorRT 11 migration guide prescribes
+# ("Migrating from Weak Typing to Strong Typing"); ONNX Runtime ships onnxconverter-common's
+# float16 converter, maintained in its own tree (onnxruntime/transformers/float16.py), so every
+# device with edgelab's base dependencies has one; onnxconverter-common itself comes last. The
+# `onnx` package has no FP16 converter of its own.
+FP16_CONVERTERS = (
+    Fp16Converter("modelopt.onnx.autocast", "nvidia-modelopt", ("modelopt", "onnx"), _autocast_fp16),
+    Fp16Converter("onnxruntime.transformers.float16", "onnxruntime", ("onnxruntime", "onnx"), _ort_fp16),
+    Fp16Converter(
+        "onnxconverter_common.float16", "onnxconverter-common", ("onnxconverter_common", "onnx"), _onnxconverter_fp16
+    ),
+)
+NO_FP16_CONVERTER = (
+    "TensorRT {version} builds strongly typed networks only (BuilderFlag.FP16 is gone in 11), so FP16 "
+    "needs the ONNX converted to FP16 on the device, and no converter is installed: "
+    "pip install nvidia-modelopt[onnx], onnxruntime (with onnx) or onnxconverter-common"
+)
+
+
+def find_fp16_converter() -> Fp16Converter | None:
+    return next((c for c in FP16_CONVERTERS if c.available()), None)
+
+
+def _save_onnx_atomically(model: Any, path: Path) -> None:
+    import onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomically(path: Path, data: Any) -> None:
+    """Write bytes (or any buffer, e.g. TensorRT's IHostMemory) so that readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How the ONNX handed to TensorRT derives from the shipped one: `key_parts` go into the engine-cache key."""
+
+    kind: str  # "as shipped", "quantize" (INT8 Q/DQ on the device) or "fp16" (FP16 ONNX on the device)
+    key_parts: dict[str, str]
+    converter: Fp16Converter | None = None
+
+    def prepared_name(self, model_sha: str) -> str:
+        blob = json.dumps({"model_sha256": model_sha, **self.key_parts}, sort_keys=True).encode()
+        return f"{_sha256(blob)[:32]}.{self.kind}.onnx"
+
+
+def model_recipe(api: TrtApi, model_path: Path, request: BuildRequest) -> ModelRecipe:
+    """Decide, without touching the GPU, which ONNX the engine is built from; refuse what cannot be built."""
+    qdq = is_qdq(model_path)
+    if qdq and request.precision != Precision.INT8:
+        raise ValueError(
+            f"{model_path.name} is explicitly quantized (it has Q/DQ nodes): TensorRT builds it as INT8; "
+            f"run it with precision int8, not {request.precision.value}"
+        )
+    if request.precision == Precision.INT8:
+        if qdq:
+            return ModelRecipe("as shipped", {"int8": "explicit Q/DQ nodes shipped in the model"})
+        if request.calibration is None or len(request.calibration) == 0:
+            raise ValueError(
+                "INT8 needs a calibration set (x_calib) shipped with the test set, or a model with Q/DQ nodes; "
+                "this one has neither"
+            )
+        calibration = np.ascontiguousarray(request.calibration, dtype=np.float32)
+        return ModelRecipe(
+            "quantize",
+            {
+                "int8": f"Q/DQ quantized on the device: static, symmetric, per-channel weights on {'/'.join(QUANTIZED_OPS)}",
+                "quantizer": f"onnxruntime {_distribution_version('onnxruntime')}",
+                "calibration_sha256": _sha256(calibration.tobytes() + str(calibration.shape).encode()),
+            },
+        )
+    if request.precision == Precision.FP16 and not api.precision_flags:
+        converter = find_fp16_converter()
+        if converter is None:
+            raise ValueError(NO_FP16_CONVERTER.format(version=api.version))
+        return ModelRecipe(
+            "fp16", {"fp16": f"ONNX converted to FP16 (I/O kept FP32) by {converter.label()}"}, converter
+        )
+    return ModelRecipe("as shipped", {})
+
+
+def prepare_model(
+    recipe: ModelRecipe, model_path: Path, request: BuildRequest, model_sha: str, work: Path
+) -> tuple[Path, dict[str, str]]:
+    """The ONNX file TensorRT parses, made (or found) in `work`, and what was done to get it."""
+    if recipe.kind == "as shipped":
+        return model_path, {}
+    out = work / recipe.prepared_name(model_sha)
+    what = "int8_quantization" if recipe.kind == "quantize" else "fp16_conversion"
+    if out.is_file():
+        return out, {what: f"{recipe.key_parts.get('int8') or recipe.key_parts['fp16']}; cache hit ({out.name})"}
+    t0 = time.perf_counter()
+    if recipe.kind == "quantize":
+        # TensorRT takes symmetric Q/DQ (zero points 0) only; 8-bit weights (reduce_range is an x86 CPU matter).
+        quantize_int8(model_path, request.calibration, out, symmetric=True)
+    else:
+        assert recipe.converter is not None
+        try:
+            converted = recipe.converter.convert(model_path)
+        except ImportError as exc:
+            raise MissingExtraError(getattr(exc, "name", None) or recipe.converter.distribution, "onnxruntime") from exc
+        _save_onnx_atomically(converted, out)
+    done = f"{recipe.key_parts.get('int8') or recipe.key_parts['fp16']}; done in {time.perf_counter() - t0:.2f} s"
+    return out, {what: done}
 
 
 @dataclass(frozen=True)
@@ -291,7 +567,11 @@ class TensorRTBackend:
         self._builder_precisions: dict[tuple[str, str], tuple[bool, bool]] = {}
 
     def probe(self) -> RuntimeInfo:
-        """Cheap and never raises: what is missing becomes `available=False` with the reason."""
+        """Cheap and never raises: what is missing becomes `available=False` with the reason.
+
+        Precisions are those this TensorRT can build here *and* the GPU runs fast; a precision
+        left out for a software reason is said in `reason` (shown nowhere while available).
+        """
         try:
             trt, cuda = _import_runtime()
         except MissingExtraError as exc:
@@ -299,25 +579,35 @@ class TensorRTBackend:
         except (ImportError, OSError) as exc:
             return RuntimeInfo(self.name, available=False, reason=f"no CUDA device ({exc})")
         try:
+            api = TrtApi.of(trt)
+            if api.too_old:
+                return RuntimeInfo(self.name, available=False, version=api.version, reason=api.too_old)
             gpu = find_gpu(cuda)
-            fp16, int8 = self._fast_precisions(trt, cuda, gpu)
+            fp16, int8 = self._fast_precisions(trt, cuda, api, gpu)
         except BackendUnavailable as exc:
             return RuntimeInfo(self.name, available=False, reason=exc.reason)
         except Exception as exc:  # a broken driver or install must not take the agent down
             return RuntimeInfo(self.name, available=False, reason=f"probe failed: {type(exc).__name__}: {exc}")
         precisions = [Precision.FP32]
+        notes = []
         if fp16:
-            precisions.append(Precision.FP16)
-        if int8 and hasattr(trt, "IInt8EntropyCalibrator2"):  # implicit INT8 calibration API present
-            precisions.append(Precision.INT8)
+            if api.precision_flags or find_fp16_converter() is not None:
+                precisions.append(Precision.FP16)
+            else:
+                notes.append("no fp16: " + NO_FP16_CONVERTER.format(version=api.version))
+        if int8:
+            if quantizer_available():
+                precisions.append(Precision.INT8)
+            else:  # a Q/DQ model would still build; an FP32 one could not be quantized here
+                notes.append("no int8: the Q/DQ quantizer needs onnxruntime and onnx")
         # RuntimeInfo has no details field: the GPU rides in the version string agents report.
-        version = f"{trt.__version__} on {gpu.name} (sm {gpu.sm})"
-        return RuntimeInfo(self.name, available=True, version=version, precisions=precisions)
+        version = f"{api.version} on {gpu.name} (sm {gpu.sm})"
+        return RuntimeInfo(self.name, available=True, version=version, reason="; ".join(notes), precisions=precisions)
 
-    def _fast_precisions(self, trt: Any, cuda: Any, gpu: Gpu) -> tuple[bool, bool]:
-        if _major(trt) >= 10:  # platform_has_fast_* are deprecated from TensorRT 10 on
+    def _fast_precisions(self, trt: Any, cuda: Any, api: TrtApi, gpu: Gpu) -> tuple[bool, bool]:
+        if not api.builder_fast_precisions:
             return fast_precisions(gpu.compute_capability)
-        key = (str(trt.__version__), gpu.name)
+        key = (api.version, gpu.name)
         if key not in self._builder_precisions:
             context = cuda.Device(gpu.index).retain_primary_context()
             context.push()
@@ -334,18 +624,20 @@ class TensorRTBackend:
 
     def load(self, model_path: Path, request: BuildRequest) -> TensorRTEngine:
         trt, cuda = _import_runtime()
+        api = TrtApi.of(trt)
+        if api.too_old:
+            raise BackendUnavailable(NAME, api.too_old)
         options = BuildOptions.parse(request.options)
         profile = batch_profile(request.batch_sizes)
-        if request.precision == Precision.INT8 and (request.calibration is None or len(request.calibration) == 0):
-            raise ValueError("INT8 needs a calibration set (x_calib) shipped with the test set; this one has none")
         if options.dla_core is not None and request.precision == Precision.FP32:
             raise ValueError("DLA runs FP16 or INT8 layers only: ask for fp16 or int8 with dla_core")
+        recipe = model_recipe(api, model_path, request)
         gpu = find_gpu(cuda)
         context = cuda.Device(gpu.index).retain_primary_context()
         context.push()
         try:
             runtime = _Runtime(trt, options.dla_core)
-            engine, details = self._engine(trt, cuda, runtime, model_path, request, options, profile, gpu)
+            engine, details = self._engine(trt, api, runtime, model_path, request, options, profile, gpu, recipe)
             loaded = TensorRTEngine(trt, cuda, context, runtime, engine, profile[2], details)
         except BaseException:
             cuda.Context.pop()
@@ -357,42 +649,43 @@ class TensorRTBackend:
     def _engine(
         self,
         trt: Any,
-        cuda: Any,
+        api: TrtApi,
         runtime: _Runtime,
         model_path: Path,
         request: BuildRequest,
         options: BuildOptions,
         profile: tuple[int, int, int],
         gpu: Gpu,
+        recipe: ModelRecipe,
     ) -> tuple[Any, dict[str, str]]:
         """Deserialize the cached engine for this exact key, or build (and cache) it."""
         model_sha = request.model_sha256 or _sha256(model_path.read_bytes())
-        calibration_sha = (
-            _sha256(np.ascontiguousarray(request.calibration).tobytes())
-            if request.precision == Precision.INT8 and request.calibration is not None
-            else ""
-        )
+        # Everything that changes the engine: the ONNX (and how it was derived), where and with what it is built.
         key_parts = {
             "model_sha256": model_sha,
             "gpu": gpu.name,
             "compute_capability": gpu.sm,
-            "tensorrt": str(trt.__version__),
+            "tensorrt": api.version,
             "precision": request.precision.value,
-            "batch_profile": list(profile),
-            "dla_core": options.dla_core,
-            "calibration_sha256": calibration_sha,
+            "batch_profile": "{}/{}/{}".format(*profile),
+            "dla_core": "none" if options.dla_core is None else str(options.dla_core),
+            "workspace_mb": str(options.workspace_mb),
+            **recipe.key_parts,
         }
         key = _sha256(json.dumps(key_parts, sort_keys=True).encode())[:32]
         cache = request.cache_dir / NAME if request.cache_dir is not None else None
         engine_path = cache / f"{key}.engine" if cache is not None else None
         details = {
-            "tensorrt_version": str(trt.__version__),
+            "tensorrt_version": api.version,
             "gpu_name": gpu.name,
             "compute_capability": gpu.sm,
             "batch_profile": "min {} / opt {} / max {}".format(*profile),
-            "dla_core": "none" if options.dla_core is None else str(options.dla_core),
-            "workspace_mb": str(options.workspace_mb),
+            "dla_core": key_parts["dla_core"],
+            "workspace_mb": key_parts["workspace_mb"],
+            "precision_route": self._precision_route(api, request.precision, recipe),
             "engine_cache": "off",
+            "engine_cache_key": key,
+            "engine_cache_key_parts": json.dumps(key_parts, sort_keys=True),
         }
         if engine_path is not None and engine_path.is_file():
             t0 = time.perf_counter()
@@ -402,10 +695,12 @@ class TensorRTBackend:
                 details["engine_deserialize_s"] = f"{time.perf_counter() - t0:.3f}"
                 return engine, details
             engine_path.unlink()  # unreadable (truncated, or another TensorRT build): rebuild it
-        # The calibration table depends on model, samples, TensorRT version and batch, not on the GPU.
-        calibration_key = _sha256(f"{model_sha} {calibration_sha} {trt.__version__} {profile[1]}".encode())[:32]
-        calibration_cache = cache / f"{calibration_key}.calib" if cache is not None and calibration_sha else None
-        plan, build_details = self._build(trt, cuda, runtime, model_path, request, options, profile, calibration_cache)
+        with ExitStack() as stack:
+            # A prepared ONNX (quantized / FP16) is cached beside the engines; without a cache it is temporary.
+            work = cache if cache is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            onnx_path, prepared = prepare_model(recipe, model_path, request, model_sha, work)
+            details.update(prepared)
+            plan, build_details = self._build(trt, api, runtime, onnx_path, request, options, profile)
         details.update(build_details)
         if engine_path is not None:
             write_atomically(engine_path, plan)
@@ -415,16 +710,25 @@ class TensorRTBackend:
             raise EngineBuildError(f"TensorRT could not deserialize the engine it built: {runtime.logger_tail()}")
         return engine, details
 
+    @staticmethod
+    def _precision_route(api: TrtApi, precision: Precision, recipe: ModelRecipe) -> str:
+        typing = "weakly typed network" if api.precision_flags else "strongly typed network"
+        if precision == Precision.FP32:
+            return f"fp32 ONNX, {typing}"
+        if precision == Precision.FP16:
+            return api.fp16_route
+        flag = "BuilderFlag.INT8 + " if api.precision_flags else ""
+        return f"{flag}explicit Q/DQ ({recipe.key_parts['int8']}), {typing}"
+
     def _build(
         self,
         trt: Any,
-        cuda: Any,
+        api: TrtApi,
         runtime: _Runtime,
         model_path: Path,
         request: BuildRequest,
         options: BuildOptions,
         profile: tuple[int, int, int],
-        calibration_cache: Path | None,
     ) -> tuple[Any, dict[str, str]]:
         logger = runtime.logger
         builder = trt.Builder(logger)
@@ -434,9 +738,7 @@ class TensorRTBackend:
                 f"dla_core={options.dla_core} asked but this device has "
                 + (f"DLA cores 0..{cores - 1}" if cores else "no DLA cores")
             )
-        # Explicit batch is the only mode from TensorRT 10 on (the flag is deprecated there).
-        flags = 0 if _major(trt) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        network = builder.create_network(flags)
+        network = builder.create_network(api.network_flags(trt))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(model_path)):
             errors = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -451,7 +753,6 @@ class TensorRTBackend:
             raise ValueError(f"input {tensor.name} has dynamic dims {shape} beyond the batch dim; only batch may vary")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
-        optimization_profile = None
         if shape[0] < 0:
             optimization_profile = builder.create_optimization_profile()
             optimization_profile.set_shape(tensor.name, *((b, *shape[1:]) for b in profile))
@@ -460,40 +761,15 @@ class TensorRTBackend:
             raise ValueError(
                 f"the model's batch dim is fixed at {shape[0]}; cannot run batch sizes {request.batch_sizes}"
             )
-        if request.precision == Precision.FP16:
-            config.set_flag(trt.BuilderFlag.FP16)
-        calibrator = None
-        if request.precision == Precision.INT8:
-            assert request.calibration is not None  # checked in load()
-            if tuple(request.calibration.shape[1:]) != shape[1:]:
-                raise ValueError(f"calibration samples of shape {request.calibration.shape[1:]}, model input {shape}")
-            config.set_flag(trt.BuilderFlag.INT8)
-            dtype = np.dtype(trt.nptype(tensor.dtype))
-            # Calibration runs at the profile's opt shape (TensorRT 10 uses the first profile's).
-            batch = profile[1] if shape[0] < 0 else shape[0]
-            calibrator = make_entropy_calibrator(trt, cuda, request.calibration, batch, dtype, calibration_cache)
-            config.int8_calibrator = calibrator
-            if optimization_profile is not None and _major(trt) < 10:
-                config.set_calibration_profile(optimization_profile)
+        for flag in api.builder_flags(trt, request.precision):
+            config.set_flag(flag)
         if options.dla_core is not None:
             config.default_device_type = trt.DeviceType.DLA
             config.DLA_core = options.dla_core
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers the DLA cannot run go to the GPU
         t0 = time.perf_counter()
-        try:
-            plan = builder.build_serialized_network(network, config)
-        finally:
-            if calibrator is not None:
-                calibrator.free()
+        plan = builder.build_serialized_network(network, config)
         details = {"engine_build_s": f"{time.perf_counter() - t0:.3f}"}
-        if calibrator is not None:
-            if calibrator.error is not None:
-                raise EngineBuildError(f"INT8 calibration failed: {calibrator.error}") from calibrator.error
-            details["calibration"] = (
-                "entropy calibrator 2, cache hit"
-                if calibrator.cache_hit
-                else f"entropy calibrator 2, {calibrator.batches_fed} batches of {calibrator.get_batch_size()}"
-            )
         if plan is None:
             raise EngineBuildError(f"TensorRT could not build the engine: {runtime.logger_tail()}")
         return plan, details

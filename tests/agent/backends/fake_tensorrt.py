@@ -1,14 +1,26 @@
-"""Fake `tensorrt` and `pycuda.driver` modules for machines without an NVIDIA GPU.
+"""Fake `tensorrt` (one per API version) and `pycuda.driver` modules for machines without an NVIDIA GPU.
 
-They expose the names agent/backends/tensorrt.py calls and keep the real behaviour the
-backend relies on: a dynamic input without an optimization profile fails the build, an
-INT8 build drives the calibrator (read cache -> get_batch until None -> write cache),
-device memory and pinned buffers need a current CUDA context, async copies, kernels and
-event records are queued on their stream and run only at `synchronize()`, events time the
-queued kernels, and an engine deserializes only on the same TensorRT version and DLA core.
+`FakeGpu(tensorrt_version=...)` picks the API: the module and its classes have exactly the names
+that release has (see `Features`), and a name the release lacks raises AttributeError on the
+module, the class and the instance, like the real bindings (`hasattr` is False for it):
 
-The "network" is read from the real ONNX file (inputs/outputs, dynamic dims as -1) and
-computes out[i, j] = (j + 1) * sum(x[i]), so tests can check the data that came back.
+| version | name-based I/O | EXPLICIT_BATCH           | BuilderFlag.FP16/INT8, int8_calibrator | platform_has_fast_* |
+|---------|----------------|--------------------------|----------------------------------------|---------------------|
+| 8.2     | no (bindings)  | needed by the ONNX parser | yes                                    | yes                 |
+| 8.5/8.6 | yes            | needed by the ONNX parser | yes                                    | yes                 |
+| 10.x    | yes            | ignored                  | yes (weak typing)                      | yes (deprecated)    |
+| 11.x    | yes            | gone                     | removed: strongly typed only           | removed             |
+
+The fakes keep the real behaviour the backend relies on: a dynamic input without an
+optimization profile fails the build; a weakly typed network with Q/DQ nodes builds only with
+the INT8 flag, and the INT8 flag without Q/DQ nodes or a calibrator fails; device memory and
+pinned buffers need a current CUDA context; async copies, kernels and event records are queued
+on their stream and run only at `synchronize()`; events time the queued kernels; an engine
+deserializes only on the same TensorRT version and DLA core.
+
+The "network" is read from the real ONNX file (inputs/outputs, dynamic dims as -1, whether it
+has Q/DQ nodes or FP16 weights) and computes out[i, j] = (j + 1) * sum(x[i]), so tests can
+check the data that came back.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import enum
 import json
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -39,13 +51,14 @@ class BuildRecord:
 
     flags: set[str]
     network_flags: int
+    strongly_typed: bool
     workspace: int | None
     profiles: list[dict[str, tuple[tuple[int, ...], ...]]]
-    calibration_profile_set: bool
     default_device_type: str
     dla_core: int
-    calibration_batches: list[np.ndarray] = field(default_factory=list)
-    calibration_cache_read: bytes | None = None
+    model: str  # the ONNX file the parser read
+    qdq: bool  # it had QuantizeLinear/DequantizeLinear nodes
+    fp16_weights: bool  # it had FLOAT16 initializers
 
 
 @dataclass
@@ -57,7 +70,7 @@ class FakeGpu:
     compute_capability: tuple[int, int] = (8, 9)
     tensorrt_version: str = "10.3.0"
     dla_cores: int = 0
-    fast_fp16: bool = True  # Builder.platform_has_fast_fp16, TensorRT < 10 only
+    fast_fp16: bool = True  # Builder.platform_has_fast_fp16 (gone in 11)
     fast_int8: bool = True
     init_error: str = ""  # cuInit fails with this message
     build_error: str = ""  # the builder logs this and returns None
@@ -70,6 +83,7 @@ class FakeGpu:
     contexts_retained: int = 0
     clock_ms: float = 0.0
     next_address: int = 0x7F0000000000
+    classes: dict[str, type] = field(default_factory=dict)  # this version's TensorRT classes
     _local: threading.local = field(default_factory=threading.local)
 
     @property
@@ -266,6 +280,44 @@ def _module_pycuda(gpu: FakeGpu) -> tuple[ModuleType, ModuleType]:
 # ---------------------------------------------------------------- tensorrt
 
 
+def _release(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Which API surface a TensorRT release has (the table in the module docstring)."""
+
+    name_based_io: bool  # ICudaEngine.num_io_tensors ... IExecutionContext.execute_async_v3: 8.5+
+    explicit_batch_needed: bool  # the ONNX parser refuses implicit-batch networks: before 10
+    weak_typing: bool  # BuilderFlag.FP16/INT8, int8_calibrator, calibrators: before 11
+    fast_queries: bool  # Builder.platform_has_fast_fp16/int8: before 11 (deprecated in 10.5)
+
+    @classmethod
+    def of(cls, version: str) -> Features:
+        release = _release(version)
+        return cls(
+            name_based_io=release >= (8, 5),
+            explicit_batch_needed=release < (10, 0),
+            weak_typing=release < (11, 0),
+            fast_queries=release < (11, 0),
+        )
+
+
+class _Missing:
+    """A name this TensorRT release does not have: reading or setting it raises AttributeError."""
+
+    def __init__(self, owner: str, name: str, version: str) -> None:
+        self._message = f"'tensorrt.{owner}' of TensorRT {version} has no attribute '{name}'"
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        raise AttributeError(self._message)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(self._message)
+
+
 class Severity(enum.IntEnum):
     INTERNAL_ERROR = 0
     ERROR = 1
@@ -284,14 +336,19 @@ class _ILogger:
         raise NotImplementedError  # the backend's subclass implements it, as with the real ILogger
 
 
-class NetworkDefinitionCreationFlag(enum.IntEnum):
-    EXPLICIT_BATCH = 0
+def _network_flags(features: Features) -> type[enum.IntEnum]:
+    if features.explicit_batch_needed:
+        members = {"EXPLICIT_BATCH": 0, "EXPLICIT_PRECISION": 1}
+    elif features.weak_typing:
+        members = {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}  # 10.x: EXPLICIT_BATCH deprecated, ignored
+    else:
+        members = {"STRONGLY_TYPED": 0}  # 11.x: kept for compatibility, ignored (always strongly typed)
+    return enum.IntEnum("NetworkDefinitionCreationFlag", members)  # type: ignore[return-value]
 
 
-class BuilderFlag(enum.Enum):
-    FP16 = "FP16"
-    INT8 = "INT8"
-    GPU_FALLBACK = "GPU_FALLBACK"
+def _builder_flags(features: Features) -> type[enum.Enum]:
+    names = ["GPU_FALLBACK", "FP16", "INT8"] if features.weak_typing else ["GPU_FALLBACK"]
+    return enum.Enum("BuilderFlag", {n: n for n in names})  # type: ignore[return-value]
 
 
 class DeviceType(enum.Enum):
@@ -310,10 +367,11 @@ class TensorIOMode(enum.Enum):
 
 class DataType(enum.Enum):
     FLOAT = "FLOAT"
+    HALF = "HALF"
 
 
 def nptype(dtype: DataType) -> type:
-    return {DataType.FLOAT: np.float32}[dtype]
+    return {DataType.FLOAT: np.float32, DataType.HALF: np.float16}[dtype]
 
 
 class _IInt8EntropyCalibrator2:
@@ -333,6 +391,9 @@ class _Network:
         self.flags = flags
         self.inputs: list[_Tensor] = []
         self.outputs: list[_Tensor] = []
+        self.model = ""
+        self.qdq = False
+        self.fp16_weights = False
 
     @property
     def num_inputs(self) -> int:
@@ -378,8 +439,7 @@ class _OnnxParser:
     def parse_from_file(self, path: str) -> bool:
         import onnx
 
-        explicit = 1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        if int(self.gpu.tensorrt_version.split(".")[0]) < 10 and not self._network.flags & explicit:
+        if Features.of(self.gpu.tensorrt_version).explicit_batch_needed and not self._network.flags & 1:
             self._errors.append(
                 _ParserError(ErrorCode.INVALID_GRAPH, "the ONNX parser needs an explicit-batch network")
             )
@@ -390,13 +450,19 @@ class _OnnxParser:
             self._errors.append(_ParserError(ErrorCode.MODEL_DESERIALIZE_FAILED, f"Failed to parse ONNX model: {exc}"))
             return False
         weights = {i.name for i in model.graph.initializer}
+        types = {onnx.TensorProto.FLOAT: DataType.FLOAT, onnx.TensorProto.FLOAT16: DataType.HALF}
 
         def tensor(value: Any) -> _Tensor:
             dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim)
-            return _Tensor(value.name, dims)
+            return _Tensor(value.name, dims, types[value.type.tensor_type.elem_type])
 
-        self._network.inputs = [tensor(v) for v in model.graph.input if v.name not in weights]
-        self._network.outputs = [tensor(v) for v in model.graph.output]
+        network = self._network
+        network.inputs = [tensor(v) for v in model.graph.input if v.name not in weights]
+        network.outputs = [tensor(v) for v in model.graph.output]
+        network.model = path
+        ops = {node.op_type for node in model.graph.node}
+        network.qdq = {"QuantizeLinear", "DequantizeLinear"} <= ops
+        network.fp16_weights = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
         return True
 
 
@@ -409,16 +475,18 @@ class _OptimizationProfile:
 
 
 class _BuilderConfig:
+    int8_calibrator: Any = None  # a class default, so TensorRT 11's fake can take the name away
+    gpu: FakeGpu
+
     def __init__(self) -> None:
-        self.flags: set[BuilderFlag] = set()
+        self.flags: set[Any] = set()
         self.workspace: int | None = None
         self.profiles: list[_OptimizationProfile] = []
         self.calibration_profile: _OptimizationProfile | None = None
-        self.int8_calibrator: Any = None
         self.default_device_type = DeviceType.GPU
         self.DLA_core = -1
 
-    def set_flag(self, flag: BuilderFlag) -> None:
+    def set_flag(self, flag: Any) -> None:
         self.flags.add(flag)
 
     def set_memory_pool_limit(self, pool: MemoryPoolType, size: int) -> None:
@@ -439,18 +507,13 @@ class _Builder:
         self.gpu.builders_created += 1
         self._logger = logger
 
-    def _legacy(self, value: bool) -> bool:
-        if int(self.gpu.tensorrt_version.split(".")[0]) >= 10:
-            raise AttributeError("platform_has_fast_* is deprecated in TensorRT 10; the fake has none")
-        return value
-
     @property
     def platform_has_fast_fp16(self) -> bool:
-        return self._legacy(self.gpu.fast_fp16)
+        return self.gpu.fast_fp16
 
     @property
     def platform_has_fast_int8(self) -> bool:
-        return self._legacy(self.gpu.fast_int8)
+        return self.gpu.fast_int8
 
     @property
     def num_DLA_cores(self) -> int:
@@ -460,7 +523,8 @@ class _Builder:
         return _Network(flags)
 
     def create_builder_config(self) -> _BuilderConfig:
-        return _BuilderConfig()
+        config: _BuilderConfig = self.gpu.classes["IBuilderConfig"]()
+        return config
 
     def create_optimization_profile(self) -> _OptimizationProfile:
         return _OptimizationProfile()
@@ -471,16 +535,25 @@ class _Builder:
     def build_serialized_network(self, network: _Network, config: _BuilderConfig) -> bytes | None:
         gpu = self.gpu
         gpu.require_context("build")
-        record = BuildRecord(
-            flags={f.value for f in config.flags},
-            network_flags=network.flags,
-            workspace=config.workspace,
-            profiles=[p.shapes for p in config.profiles],
-            calibration_profile_set=config.calibration_profile is not None,
-            default_device_type=config.default_device_type.value,
-            dla_core=config.DLA_core,
+        features = Features.of(gpu.tensorrt_version)
+        flag_names = {f.name for f in config.flags}
+        strongly_typed = not features.weak_typing or (
+            not features.explicit_batch_needed and bool(network.flags & 2)  # 10.x: 1 << STRONGLY_TYPED
         )
-        gpu.builds.append(record)
+        gpu.builds.append(
+            BuildRecord(
+                flags=flag_names,
+                network_flags=network.flags,
+                strongly_typed=strongly_typed,
+                workspace=config.workspace,
+                profiles=[p.shapes for p in config.profiles],
+                default_device_type=config.default_device_type.value,
+                dla_core=config.DLA_core,
+                model=network.model,
+                qdq=network.qdq,
+                fp16_weights=network.fp16_weights,
+            )
+        )
         if gpu.build_error:
             self._fail(gpu.build_error)
             return None
@@ -491,43 +564,21 @@ class _Builder:
         if config.default_device_type == DeviceType.DLA and not 0 <= config.DLA_core < gpu.dla_cores:
             self._fail(f"DLA core {config.DLA_core} is not available")
             return None
-        if BuilderFlag.INT8 in config.flags and not self._calibrate(network, config, record):
+        if not strongly_typed and network.qdq and "INT8" not in flag_names:
+            self._fail("Network contains Q/DQ layers but INT8 is not enabled in the builder config")
+            return None
+        if "INT8" in flag_names and not network.qdq and config.int8_calibrator is None:
+            self._fail("INT8 requested but no calibrator or dynamic ranges were given")
             return None
         profile = config.profiles[0].shapes if config.profiles else {}
         plan = {
             "magic": "fake-trt-plan",
             "tensorrt": gpu.tensorrt_version,
             "dla_core": config.DLA_core if config.default_device_type == DeviceType.DLA else -1,
-            "inputs": [[t.name, t.shape, profile.get(t.name)] for t in network.inputs],
-            "outputs": [[t.name, t.shape] for t in network.outputs],
+            "inputs": [[t.name, t.shape, profile.get(t.name), t.dtype.value] for t in network.inputs],
+            "outputs": [[t.name, t.shape, t.dtype.value] for t in network.outputs],
         }
         return json.dumps(plan).encode()
-
-    def _calibrate(self, network: _Network, config: _BuilderConfig, record: BuildRecord) -> bool:
-        calibrator = config.int8_calibrator
-        if calibrator is None:
-            self._fail("INT8 requested but no calibrator or dynamic ranges were given")
-            return False
-        tensor = network.inputs[0]
-        shape = tensor.shape
-        if -1 in shape:
-            legacy = int(self.gpu.tensorrt_version.split(".")[0]) < 10
-            profile = config.calibration_profile if legacy else config.profiles[0]
-            if profile is None:
-                self._fail("Calibration profile must be set for dynamic-shape INT8 calibration")
-                return False
-            shape = profile.shapes[tensor.name][1]  # calibration runs at the opt shape
-        cache = calibrator.read_calibration_cache()
-        if cache:
-            record.calibration_cache_read = bytes(cache)
-            return True
-        while pointers := calibrator.get_batch([tensor.name]):
-            nbytes = int(np.prod(shape)) * 4
-            data = self.gpu.device_array(int(pointers[0]))[:nbytes].copy().view(np.float32).reshape(shape)
-            record.calibration_batches.append(data)
-        table = f"fake-calibration-table {len(record.calibration_batches)} batches".encode()
-        calibrator.write_calibration_cache(memoryview(table))
-        return True
 
 
 class _Runtime:
@@ -553,15 +604,17 @@ class _Runtime:
                 Severity.ERROR, f"engine built for DLA core {plan['dla_core']}, runtime on {self.DLA_core}"
             )
             return None
-        return _Engine(self.gpu, plan, self._logger)
+        engine: _Engine = self.gpu.classes["ICudaEngine"](self.gpu, plan, self._logger)
+        return engine
 
 
 class _Engine:
     def __init__(self, gpu: FakeGpu, plan: dict[str, Any], logger: _ILogger) -> None:
         self.gpu = gpu
         self.logger = logger
-        self.inputs = {name: (tuple(shape), profile) for name, shape, profile in plan["inputs"]}
-        self.outputs = {name: tuple(shape) for name, shape in plan["outputs"]}
+        self.inputs = {name: (tuple(shape), profile) for name, shape, profile, _ in plan["inputs"]}
+        self.outputs = {name: tuple(shape) for name, shape, _ in plan["outputs"]}
+        self.dtypes = {t[0]: DataType(t[-1]) for t in (*plan["inputs"], *plan["outputs"])}
         self._names = [*self.inputs, *self.outputs]
 
     @property
@@ -578,11 +631,12 @@ class _Engine:
         return self.inputs[name][0] if name in self.inputs else self.outputs[name]
 
     def get_tensor_dtype(self, name: str) -> DataType:
-        return DataType.FLOAT
+        return self.dtypes[name]
 
     def create_execution_context(self) -> _ExecutionContext:
         self.gpu.require_context("createExecutionContext")
-        return _ExecutionContext(self)
+        context: _ExecutionContext = self.gpu.classes["IExecutionContext"](self)
+        return context
 
 
 class _ExecutionContext:
@@ -595,7 +649,7 @@ class _ExecutionContext:
     def set_input_shape(self, name: str, shape: Any) -> bool:
         shape = tuple(shape)
         low, _, high = self._engine.inputs[name][1]
-        if not all(lo <= s <= hi for lo, s, hi in zip(low, shape, high, strict=True)):
+        if len(shape) != len(low) or not all(lo <= s <= hi for lo, s, hi in zip(low, shape, high)):
             self._engine.logger.log(Severity.ERROR, f"setInputShape: {shape} is outside the profile {low}..{high}")
             return False
         self._input_shapes[name] = shape
@@ -634,25 +688,51 @@ class _ExecutionContext:
         return True
 
 
+_NAME_BASED_ENGINE = ("num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_shape", "get_tensor_dtype")
+_NAME_BASED_CONTEXT = ("set_input_shape", "get_tensor_shape", "set_tensor_address", "execute_async_v3")
+
+
+def _shaped(base: type, public: str, gpu: FakeGpu, removed: Iterable[str]) -> type:
+    """`base` as this version's `tensorrt.<public>`: bound to the fake GPU, without the names it lacks."""
+    namespace: dict[str, Any] = {"gpu": gpu}
+    namespace.update({name: _Missing(public, name, gpu.tensorrt_version) for name in removed})
+    return type(public, (base,), namespace)
+
+
 def _module_tensorrt(gpu: FakeGpu) -> ModuleType:
-    trt = ModuleType("tensorrt")
-    bound = {"gpu": gpu}
+    features = Features.of(gpu.tensorrt_version)
+    weak_only = () if features.weak_typing else ("int8_calibrator", "set_calibration_profile")
+    gpu.classes = {
+        "Builder": _shaped(
+            _Builder,
+            "Builder",
+            gpu,
+            () if features.fast_queries else ("platform_has_fast_fp16", "platform_has_fast_int8"),
+        ),
+        "IBuilderConfig": _shaped(_BuilderConfig, "IBuilderConfig", gpu, weak_only),
+        "OnnxParser": _shaped(_OnnxParser, "OnnxParser", gpu, ()),
+        "Runtime": _shaped(_Runtime, "Runtime", gpu, ()),
+        "ICudaEngine": _shaped(_Engine, "ICudaEngine", gpu, () if features.name_based_io else _NAME_BASED_ENGINE),
+        "IExecutionContext": _shaped(
+            _ExecutionContext, "IExecutionContext", gpu, () if features.name_based_io else _NAME_BASED_CONTEXT
+        ),
+    }
     names: dict[str, Any] = {
         "__version__": gpu.tensorrt_version,
         "ILogger": _ILogger,
-        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag,
-        "BuilderFlag": BuilderFlag,
+        "NetworkDefinitionCreationFlag": _network_flags(features),
+        "BuilderFlag": _builder_flags(features),
         "DeviceType": DeviceType,
         "MemoryPoolType": MemoryPoolType,
         "TensorIOMode": TensorIOMode,
         "DataType": DataType,
         "ErrorCode": ErrorCode,
         "nptype": nptype,
-        "IInt8EntropyCalibrator2": _IInt8EntropyCalibrator2,
-        "Builder": type("Builder", (_Builder,), bound),
-        "OnnxParser": type("OnnxParser", (_OnnxParser,), bound),
-        "Runtime": type("Runtime", (_Runtime,), bound),
+        **gpu.classes,
     }
+    if features.weak_typing:  # deprecated in 10.1, removed in 11
+        names["IInt8EntropyCalibrator2"] = _IInt8EntropyCalibrator2
+    trt = ModuleType("tensorrt")
     for key, value in names.items():
         setattr(trt, key, value)
     return trt
