@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-all lint proto
+.PHONY: setup demo test test-ci test-all lint proto
 
 $(BIN)/edgelab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,8 +19,12 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# What CI runs: every test but the `gpu` ones (slow, multi-host and emulated-device tests included).
+test-ci: setup
+	$(BIN)/python -m pytest -m "not gpu" --durations=15
+
 test-all: setup
-	$(BIN)/python -m pytest -m "" 
+	$(BIN)/python -m pytest -m ""
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edgelab coordinator agent pipelines dashboard && $(BIN)/python proto/generate.py --check
