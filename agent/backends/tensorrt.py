@@ -80,12 +80,12 @@ def _release(version: str) -> tuple[int, int]:
 class TrtApi:
     """What the installed TensorRT's Python API offers: the one place the backend branches on version.
 
-    | attribute                | 8.0 / 8.2 | 8.5 / 8.6 | 10.x                 | 11.x              |
-    |--------------------------|-----------|-----------|----------------------|-------------------|
-    | name_based_io            | no        | yes       | yes                  | yes               |
-    | explicit_batch_flag      | needed    | needed    | deprecated, ignored  | gone              |
-    | builder_fast_precisions  | yes       | yes       | deprecated (10.5)    | removed           |
-    | precision_flags          | yes       | yes       | yes (weak typing deprecated 10.12) | removed |
+    | attribute                | 8.0 / 8.2 | 8.5 / 8.6 | 10.x                   | 11.x    |
+    |--------------------------|-----------|-----------|------------------------|---------|
+    | name_based_io            | no        | yes       | yes                    | yes     |
+    | explicit_batch_flag      | needed    | needed    | deprecated, ignored    | gone    |
+    | builder_fast_precisions  | yes       | yes       | deprecated (10.5)      | removed |
+    | precision_flags          | yes       | yes       | yes (deprecated 10.12) | removed |
 
     - name_based_io: `num_io_tensors`, `get_tensor_name`, `set_input_shape`, `set_tensor_address`,
       `execute_async_v3` arrived in 8.5 (TensorRT 8.5.1 API reference, "API Changes For TensorRT
@@ -98,7 +98,8 @@ class TrtApi:
     - builder_fast_precisions: `Builder.platform_has_fast_fp16/int8`, deprecated in 10.5 ("query data type
       support from CUDA directly", C++ deprecated list), removed in 11 (Migration Guide 10.x -> 11.x,
       removed APIs); from 10 on the backend judges by compute capability (`fast_precisions`).
-    - precision_flags: `BuilderFlag.FP16/INT8` (weak typing). TensorRT 11 removes them together with
+    - precision_flags: `BuilderFlag.FP16/INT8` (weak typing, deprecated in 10.12 per NVIDIA's strong-typing
+      migration notes, still honoured through 10.x). TensorRT 11 removes them together with
       `IBuilderConfig.int8_calibrator`, `set_calibration_profile` and the quantization flags ("Removed
       Python APIs and Replacements", TensorRT 11 Migration Guide): every network is strongly typed
       (`createNetworkV2` is strongly typed by default, 11.0.0 release notes), FP16 comes from the ONNX's
