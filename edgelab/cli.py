@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -26,12 +25,10 @@ if TYPE_CHECKING:
 PIPED_WIDTH = 200
 app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
 coordinator_app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
-agent_app = typer.Typer(help="Run a device agent.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Launch and inspect benchmark jobs.", no_args_is_help=True)
 agents_app = typer.Typer(help="Inspect the fleet.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect training runs stored by the coordinator.", no_args_is_help=True)
 app.add_typer(coordinator_app, name="coordinator")
-app.add_typer(agent_app, name="agent")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(agents_app, name="agents")
 app.add_typer(runs_app, name="runs")
@@ -288,49 +285,18 @@ def coordinator_serve(
     coordinator.stop()
 
 
-@agent_app.command("run")
-def agent_run(
-    coordinator: Annotated[str, typer.Option("--coordinator", "-c", help="Coordinator HOST:PORT.")],
-    name: Annotated[str | None, typer.Option(help="Agent name (default: hostname).")] = None,
-    home: HomeOpt = None,
-    fleet_token: Annotated[str | None, typer.Option(help="Also EDGELAB_FLEET_TOKEN.")] = None,
-    max_jobs: Annotated[int | None, typer.Option(help="Exit after this many jobs.")] = None,
-    in_process: Annotated[
-        bool, typer.Option("--in-process", help="Run benchmarks in the agent process (debugging; no crash isolation).")
-    ] = False,
-    config: ConfigOpt = None,
-) -> None:
-    """Register with the coordinator and run jobs until interrupted."""
-    import socket
+@app.command(
+    "agent",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,  # `edgelab agent --help` is agent.cli's own
+)
+def agent_command(ctx: typer.Context) -> None:
+    """Run a device agent (`agent run`) or show what this device can run (`agent probe`)."""
+    from agent.cli import main
 
-    from agent.loop import Agent, AgentConfig
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
-    settings = _settings(config, home=home, fleet_token=fleet_token)
-    agent_config = AgentConfig(
-        coordinator,
-        name or socket.gethostname(),
-        settings.home / "agent",
-        settings.fleet_token,
-        tls=settings.client_tls(),
-        cache_max_bytes=settings.agent_cache_max_bytes,
-        job_timeout_s=settings.agent_job_timeout_s,
-        isolate=settings.agent_isolate and not in_process,
-    )
-    agent = Agent(agent_config)
-    interrupted = threading.Event()  # agent.stop is also set when run() ends on an error
-
-    def on_signal(*_: object) -> None:
-        interrupted.set()
-        agent.stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    try:
-        agent.run(max_jobs=max_jobs)
-    except EdgeLabError as exc:
-        if not interrupted.is_set():
-            _fail(exc)
+    code = main(ctx.args)
+    if code:
+        raise typer.Exit(code)
 
 
 @jobs_app.command("launch")

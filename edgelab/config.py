@@ -1,33 +1,38 @@
-"""Settings: defaults < YAML file < `EDGELAB_*` environment < CLI flags, validated at start."""
+"""Settings: defaults < YAML file < `EDGELAB_*` environment < CLI flags, validated at start.
 
-from __future__ import annotations
+A stdlib dataclass, not pydantic: the agent loads these settings on devices where pydantic-core
+has no wheel (ARMv6) and on Python 3.8, so the annotations use `typing.Optional` (evaluated at
+run time to coerce environment strings). PyYAML is needed only to read a settings file.
+"""
 
+import math
+import operator
 import os
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Any, Dict, Optional
 
 from edgelab.constants import DEFAULT_PORT, HEARTBEAT_INTERVAL_S, LEASE_DURATION_S
-from edgelab.errors import ConfigError
+from edgelab.errors import ConfigError, MissingExtraError
 
 ENV_PREFIX = "EDGELAB_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
 class ServerTls:
     cert: Path
     key: Path
-    client_ca: Path | None = None  # set: clients must present a certificate it signed (mTLS)
+    client_ca: Optional[Path] = None  # set: clients must present a certificate it signed (mTLS)
 
 
 @dataclass(frozen=True)
 class ClientTls:
-    ca: Path | None = None  # None: the system's trust store
-    cert: Path | None = None
-    key: Path | None = None
+    ca: Optional[Path] = None  # None: the system's trust store
+    cert: Optional[Path] = None
+    key: Optional[Path] = None
 
 
 def default_home() -> Path:
@@ -40,29 +45,44 @@ def default_mitdb() -> Path:
     return checkout if checkout.is_dir() else default_home() / "data" / "mitdb"
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    home: Path = Field(default_factory=default_home, description="data dir: SQLite store, artifacts, cache")
+@dataclass
+class Settings:
+    home: Path = field(default_factory=default_home)  # data dir: SQLite store, artifacts, agent cache
     host: str = "127.0.0.1"
-    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
-    fleet_token: str | None = Field(None, description="agents must present it to register; None: open")
-    operator_token: str | None = Field(None, description="CLI/dashboard must present it; None: open")
-    mitdb: Path = Field(default_factory=default_mitdb, description="MIT-BIH records (WFDB)")
-    ray_address: str | None = Field(None, description="Ray cluster address; None: local Ray")
-    lease_duration_s: float = Field(LEASE_DURATION_S, gt=0, description="a lease not renewed for this long expires")
-    heartbeat_interval_s: float = Field(HEARTBEAT_INTERVAL_S, gt=0, description="how often agents heartbeat")
+    port: int = field(default=DEFAULT_PORT, metadata={"ge": 0, "le": 65535})
+    fleet_token: Optional[str] = None  # agents must present it to register; None: open
+    operator_token: Optional[str] = None  # CLI/dashboard must present it; None: open
+    mitdb: Path = field(default_factory=default_mitdb)  # MIT-BIH records (WFDB)
+    ray_address: Optional[str] = None  # Ray cluster address; None: local Ray
+    lease_duration_s: float = field(default=LEASE_DURATION_S, metadata={"gt": 0})  # unrenewed this long: expired
+    heartbeat_interval_s: float = field(default=HEARTBEAT_INTERVAL_S, metadata={"gt": 0})
     # TLS (PEM files). Server: tls_cert + tls_key; tls_client_ca additionally requires client certificates (mTLS).
     # Clients: tls_ca verifies the server (it turns TLS on); tls_client_cert + tls_client_key for mTLS.
-    tls_cert: Path | None = Field(None, description="coordinator certificate chain (PEM)")
-    tls_key: Path | None = Field(None, description="coordinator private key (PEM)")
-    tls_client_ca: Path | None = Field(None, description="CA that signs client certificates; set: mTLS required")
-    tls_ca: Path | None = Field(None, description="CA the agent/CLI trusts for the coordinator's certificate")
-    tls_client_cert: Path | None = Field(None, description="agent/CLI certificate for mTLS (PEM)")
-    tls_client_key: Path | None = Field(None, description="agent/CLI private key for mTLS (PEM)")
-    agent_cache_max_bytes: int = Field(10 << 30, ge=0, description="agent artifact cache budget; LRU beyond it")
-    agent_job_timeout_s: float = Field(3600.0, gt=0, description="wall-clock limit of one benchmark on an agent")
-    agent_isolate: bool = Field(True, description="run each benchmark in a child process (False: in-process)")
+    tls_cert: Optional[Path] = None  # coordinator certificate chain
+    tls_key: Optional[Path] = None  # coordinator private key
+    tls_client_ca: Optional[Path] = None  # CA that signs client certificates; set: mTLS required
+    tls_ca: Optional[Path] = None  # CA the agent/CLI trusts for the coordinator's certificate
+    tls_client_cert: Optional[Path] = None  # agent/CLI certificate for mTLS
+    tls_client_key: Optional[Path] = None  # agent/CLI private key for mTLS
+    agent_cache_max_bytes: int = field(default=10 << 30, metadata={"ge": 0})  # artifact cache budget; LRU beyond
+    agent_job_timeout_s: float = field(default=3600.0, metadata={"gt": 0})  # wall-clock limit of one benchmark
+    agent_isolate: bool = True  # run each benchmark in a child process (False: in-process)
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(Settings)
+        for f in fields(self):
+            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
+            _check_bounds(f.name, value, f.metadata)
+            object.__setattr__(self, f.name, value)
+        for a, b in (("tls_cert", "tls_key"), ("tls_client_cert", "tls_client_key")):
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                raise ConfigError(f"{a} and {b} must be given together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("tls_client_ca (mTLS) needs tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "tls_ca", "tls_client_cert", "tls_client_key"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{name}: file not found: {path}")
 
     @property
     def db_path(self) -> Path:
@@ -76,52 +96,96 @@ class Settings(BaseModel):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @model_validator(mode="after")
-    def _tls_pairs(self) -> Settings:
-        for a, b in (("tls_cert", "tls_key"), ("tls_client_cert", "tls_client_key")):
-            if (getattr(self, a) is None) != (getattr(self, b) is None):
-                raise ValueError(f"{a} and {b} must be given together")
-        if self.tls_client_ca is not None and self.tls_cert is None:
-            raise ValueError("tls_client_ca (mTLS) needs tls_cert and tls_key")
-        for name in ("tls_cert", "tls_key", "tls_client_ca", "tls_ca", "tls_client_cert", "tls_client_key"):
-            path = getattr(self, name)
-            if path is not None and not path.is_file():
-                raise ValueError(f"{name}: file not found: {path}")
-        return self
-
-    def server_tls(self) -> ServerTls | None:
+    def server_tls(self) -> Optional[ServerTls]:
         if self.tls_cert is None or self.tls_key is None:
             return None
         return ServerTls(self.tls_cert, self.tls_key, self.tls_client_ca)
 
-    def client_tls(self) -> ClientTls | None:
+    def client_tls(self) -> Optional[ClientTls]:
         """TLS for the agent and the CLI: on when a CA (or a client certificate) is configured."""
         if self.tls_ca is None and self.tls_client_cert is None:
             return None
         return ClientTls(self.tls_ca, self.tls_client_cert, self.tls_client_key)
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+SETTING_NAMES = tuple(f.name for f in fields(Settings))
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Environment strings and YAML scalars -> the field's type; a value that does not fit names the key."""
+    if typing.get_origin(hint) is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE or text in _FALSE:
+                return text in _TRUE
+            raise ValueError(f"expected a boolean ({'/'.join(sorted(_TRUE | _FALSE))})")
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected an integer")
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
+            return number
+        if hint is Path:
+            return Path(os.path.expanduser(str(value)))
+        if hint is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError("expected a string")
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid settings: {name}: {exc} (got {value!r})") from exc
+    return value
+
+
+def _check_bounds(name: str, value: Any, meta: Any) -> None:
+    for key, ok, word in (
+        ("gt", operator.gt, "greater than"),
+        ("ge", operator.ge, "at least"),
+        ("le", operator.le, "at most"),
+    ):
+        bound = meta.get(key)
+        if bound is not None and not ok(value, bound):
+            raise ConfigError(f"invalid settings: {name}: must be {word} {bound} (got {value!r})")
+
+
+def _read_file(path: Path) -> Dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        import yaml
+    except ImportError as exc:
+        raise MissingExtraError("pyyaml", "yaml") from exc
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return loaded
+
+
+def load_settings(config_file: Optional[Path] = None, **overrides: Any) -> Settings:
     """Merge the layers; `overrides` are CLI flags (None means "not given")."""
-    values: dict[str, Any] = {}
-    path = config_file or (Path(os.environ[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in os.environ else None)
+    values: Dict[str, Any] = {}
+    env_file = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    path = config_file or (Path(env_file) if env_file is not None else None)
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of settings")
-        values.update(loaded)
-    for name in Settings.model_fields:
+        values.update(_read_file(path))
+    for name in SETTING_NAMES:
         env = os.environ.get(f"{ENV_PREFIX}{name.upper()}")
         if env is not None:
             values[name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return Settings(**values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else str(e["msg"]).removeprefix("Value error, ")
-            for e in exc.errors()
+    unknown = sorted(set(values) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"invalid settings: unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTING_NAMES)}"
         )
-        raise ConfigError(f"invalid settings: {problems}") from exc
+    return Settings(**values)

@@ -2,12 +2,15 @@
 
 Protobuf stops at the gRPC edge (see `edgelab.serde`); everything else works on these
 dataclasses. Field names match the messages in proto/edgelab/v1 one to one.
-"""
 
-from __future__ import annotations
+`edgelab.serde` reads these annotations at run time, on agents as old as Python 3.8, so they
+are written with `typing.List`/`Optional` (`list[int]` and `X | None` annotations cannot be
+evaluated there).
+"""
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Dict, List, Optional
 
 
 class Precision(str, Enum):
@@ -44,7 +47,7 @@ class RuntimeInfo:
     available: bool
     version: str = ""
     reason: str = ""
-    precisions: list[Precision] = field(default_factory=list)
+    precisions: List[Precision] = field(default_factory=list)
 
 
 @dataclass
@@ -57,8 +60,8 @@ class DeviceCapabilities:
     os: str = ""
     python_version: str = ""
     agent_version: str = ""
-    runtimes: list[RuntimeInfo] = field(default_factory=list)
-    power_meters: list[str] = field(default_factory=list)
+    runtimes: List[RuntimeInfo] = field(default_factory=list)
+    power_meters: List[str] = field(default_factory=list)
 
     def can_run(self, backend: str) -> bool:
         return any(r.name == backend and r.available for r in self.runtimes)
@@ -103,11 +106,11 @@ class JobSpec:
     model: ArtifactRef
     dataset: ArtifactRef
     precision: Precision = Precision.FP32
-    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    batch_sizes: List[int] = field(default_factory=lambda: [1])
     measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     pipeline: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    backend_options: dict[str, str] = field(default_factory=dict)  # e.g. {"dla_core": "0"} for tensorrt
+    labels: Dict[str, str] = field(default_factory=dict)
+    backend_options: Dict[str, str] = field(default_factory=dict)  # e.g. {"dla_core": "0"} for tensorrt
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -129,9 +132,9 @@ class LatencyStats:
     warmup_iterations: int
     timed_duration_s: float
     scope: str
-    p90_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
+    p90_ms: Optional[float] = None
+    p95_ms: Optional[float] = None
+    p99_ms: Optional[float] = None
 
 
 @dataclass
@@ -149,10 +152,10 @@ class AccuracyReport:
     accuracy: float
     num_classes: int
     macro_f1: float
-    classes: list[ClassMetrics] = field(default_factory=list)
-    confusion: list[int] = field(default_factory=list)  # row-major, rows = true class
+    classes: List[ClassMetrics] = field(default_factory=list)
+    confusion: List[int] = field(default_factory=list)  # row-major, rows = true class
 
-    def confusion_matrix(self) -> list[list[int]]:
+    def confusion_matrix(self) -> List[List[int]]:
         n = self.num_classes
         return [self.confusion[i * n : (i + 1) * n] for i in range(n)]
 
@@ -168,7 +171,7 @@ class PowerReport:
     energy_per_inference_mj: float  # net of the idle baseline
     batch_size: int = 0
     window_s: float = 0.0
-    rail_mean_w: dict[str, float] = field(default_factory=dict)  # gross, per rail (jtop); empty without rails
+    rail_mean_w: Dict[str, float] = field(default_factory=dict)  # gross, per rail (jtop); empty without rails
 
 
 @dataclass
@@ -181,11 +184,11 @@ class Failure:
 @dataclass
 class BenchmarkResult:
     load_s: float = 0.0
-    latency: list[LatencyStats] = field(default_factory=list)
-    accuracy: AccuracyReport | None = None
-    power: list[PowerReport] = field(default_factory=list)
-    manifest: dict[str, str] = field(default_factory=dict)
-    failure: Failure | None = None
+    latency: List[LatencyStats] = field(default_factory=list)
+    accuracy: Optional[AccuracyReport] = None
+    power: List[PowerReport] = field(default_factory=list)
+    manifest: Dict[str, str] = field(default_factory=dict)
+    failure: Optional[Failure] = None
 
     @property
     def ok(self) -> bool:
@@ -240,7 +243,7 @@ class TrainingConfig:
     split: str = "inter-patient"
     epochs: int = 3
     seed: int = 0
-    records: list[str] = field(default_factory=list)  # empty: every record present
+    records: List[str] = field(default_factory=list)  # empty: every record present
     max_train_beats: int = 0  # 0: no cap
     batch_size: int = 256
 
@@ -252,13 +255,13 @@ class TrainingSummary:
     split: str  # the split actually made: it can fall back (notes say why)
     host_accuracy: float
     evaluation: AccuracyReport
-    class_names: list[str]
+    class_names: List[str]
     train_beats: int
     test_beats: int
     params: int
     train_seconds: float
     onnx_max_abs_diff: float
-    notes: list[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -272,7 +275,7 @@ class TrainingRun:
     started_at: float = 0.0  # 0: not started
     finished_at: float = 0.0  # 0: not finished
     error: str = ""
-    summary: TrainingSummary | None = None  # set when it succeeded
+    summary: Optional[TrainingSummary] = None  # set when it succeeded
     model_sha256: str = ""  # the ONNX model in the artifact store
     dataset_sha256: str = ""  # the npz test + calibration set
     savedmodel_sha256: str = ""  # the zipped SavedModel (tensorflow backend)

@@ -10,11 +10,11 @@ maps to the proto enum value `PRECISION_FP32` (the enum's own prefix plus the va
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from enum import Enum
 from typing import Any, TypeVar, Union
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 T = TypeVar("T")
@@ -33,7 +33,13 @@ def _enum_to_number(enum_type: Any, value: Enum) -> int:
 
 def _enum_from_number(enum_type: Any, number: int, cls: type[Enum]) -> Enum:
     name = enum_type.values_by_number[number].name
-    return cls(name.removeprefix(_enum_prefix(enum_type) + "_").lower())
+    return cls(name[len(_enum_prefix(enum_type)) + 1 :].lower())
+
+
+def _is_repeated(fd: Any) -> bool:
+    # `is_repeated` from protobuf 6.31, which deprecates `label` (gone in 7); agents run protobuf from 3.20.
+    is_repeated = getattr(fd, "is_repeated", None)
+    return bool(is_repeated) if is_repeated is not None else fd.label == FieldDescriptor.LABEL_REPEATED
 
 
 def to_proto(obj: Any, message: M) -> M:
@@ -46,7 +52,7 @@ def to_proto(obj: Any, message: M) -> M:
         target = getattr(message, f.name)
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             target.update(value)
-        elif fd.is_repeated:
+        elif _is_repeated(fd):
             for item in value:
                 if fd.message_type is not None:
                     to_proto(item, target.add())
@@ -74,7 +80,8 @@ def _hints(cls: Any) -> dict[str, Any]:
 
 
 def _strip_optional(hint: Any) -> Any:
-    if typing.get_origin(hint) in (Union, types.UnionType):
+    # Only `Optional[X]` (typing.Union): `edgelab.domain` avoids `X | None`, which Python < 3.10 cannot evaluate.
+    if typing.get_origin(hint) is Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return args[0]
     return hint
@@ -90,7 +97,7 @@ def from_proto(message: Message, cls: type[T]) -> T:
         value = getattr(message, f.name)
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             kwargs[f.name] = dict(value)
-        elif fd.is_repeated:
+        elif _is_repeated(fd):
             (item_type,) = typing.get_args(hint)
             if fd.message_type is not None:
                 kwargs[f.name] = [from_proto(v, item_type) for v in value]
@@ -117,7 +124,7 @@ def to_jsonable(obj: Any) -> Any:
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Enum):
         return obj.value
-    if isinstance(obj, list | tuple):
+    if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, dict):
         return {k: to_jsonable(v) for k, v in obj.items()}

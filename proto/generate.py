@@ -2,11 +2,20 @@
 
 python proto/generate.py          # write the stubs
 python proto/generate.py --check  # fail if the committed stubs are stale
+
+The pinned grpcio-tools writes stubs that refuse to import on any protobuf or grpcio older than
+itself. Agents run on devices whose newest wheels are far older (Python 3.8 on JetPack 5:
+grpcio 1.70, protobuf 5.29; Debian's own python3-grpcio/python3-protobuf on a Pi Zero), so the
+output is made version-neutral: the runtime-version guards go, and so does the client-side
+`_registered_method=True` argument (grpcio >= 1.62 only). What remains, the `_builder` calls,
+works on protobuf >= 3.20, the floor pyproject.toml declares; tests/edgelab/test_generated_code.py
+and the emulated old-stack device import them on the floor versions.
 """
 
 from __future__ import annotations
 
 import filecmp
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +25,14 @@ from grpc_tools import protoc
 PROTO_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PROTO_ROOT.parent
 PACKAGE = Path("edgelab/v1")
+# The generated guards, matched whole: `_runtime_version.ValidateProtobufRuntimeVersion(...)` with its
+# import, and the grpcio block from `GRPC_GENERATED_VERSION = ...` to its `raise RuntimeError(...)`.
+VERSION_GUARDS = (
+    re.compile(r"^from google\.protobuf import runtime_version as _runtime_version\n", re.M),
+    re.compile(r"^_runtime_version\.ValidateProtobufRuntimeVersion\(\n(?:    .*\n)*?\)\n", re.M),
+    re.compile(r"^GRPC_GENERATED_VERSION = .*?\n    \)\n", re.M | re.S),
+    re.compile(r",\n\s*_registered_method=True(?=\))"),
+)
 
 
 def generate(out_dir: Path) -> None:
@@ -33,6 +50,15 @@ def generate(out_dir: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    for path in (out_dir / PACKAGE).glob("*.py"):
+        path.write_text(version_neutral(path.read_text()))
+
+
+def version_neutral(code: str) -> str:
+    """Generated code without the guards that pin it to the generator's protobuf/grpcio versions."""
+    for guard in VERSION_GUARDS:
+        code = guard.sub("", code)
+    return code
 
 
 def stale_files() -> list[str]:

@@ -18,7 +18,6 @@ every `period_s` of real time (skipping ticks it missed rather than bursting).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -63,7 +62,7 @@ def integrate(samples: Sequence[PowerSample]) -> Integral:
     points = [(s.t_s, s.watts) for s in samples if s.watts is not None]
     if len(points) != len(samples):
         raise PowerMeasurementError("power samples carry neither an energy counter nor power throughout")
-    energy = sum((w0 + w1) / 2 * (t1 - t0) for (t0, w0), (t1, w1) in itertools.pairwise(points))
+    energy = sum((w0 + w1) / 2 * (t1 - t0) for (t0, w0), (t1, w1) in zip(points, points[1:]))
     return Integral(energy, duration)
 
 

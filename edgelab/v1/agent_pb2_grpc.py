@@ -5,24 +5,6 @@ import warnings
 
 from edgelab.v1 import agent_pb2 as edgelab_dot_v1_dot_agent__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
-GRPC_VERSION = grpc.__version__
-_version_not_supported = False
-
-try:
-    from grpc._utilities import first_version_is_lower
-    _version_not_supported = first_version_is_lower(GRPC_VERSION, GRPC_GENERATED_VERSION)
-except ImportError:
-    _version_not_supported = True
-
-if _version_not_supported:
-    raise RuntimeError(
-        f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in edgelab/v1/agent_pb2_grpc.py depends on'
-        + f' grpcio>={GRPC_GENERATED_VERSION}.'
-        + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
-        + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
-    )
 
 
 class AgentServiceStub:
@@ -37,33 +19,27 @@ class AgentServiceStub:
         self.Register = channel.unary_unary(
                 '/edgelab.v1.AgentService/Register',
                 request_serializer=edgelab_dot_v1_dot_agent__pb2.RegisterRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_agent__pb2.RegisterResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_agent__pb2.RegisterResponse.FromString)
         self.Heartbeat = channel.unary_unary(
                 '/edgelab.v1.AgentService/Heartbeat',
                 request_serializer=edgelab_dot_v1_dot_agent__pb2.HeartbeatRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString)
         self.LeaseJob = channel.unary_unary(
                 '/edgelab.v1.AgentService/LeaseJob',
                 request_serializer=edgelab_dot_v1_dot_agent__pb2.LeaseJobRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_agent__pb2.LeaseJobResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_agent__pb2.LeaseJobResponse.FromString)
         self.RenewLease = channel.unary_unary(
                 '/edgelab.v1.AgentService/RenewLease',
                 request_serializer=edgelab_dot_v1_dot_agent__pb2.RenewLeaseRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_agent__pb2.RenewLeaseResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_agent__pb2.RenewLeaseResponse.FromString)
         self.FetchArtifact = channel.unary_stream(
                 '/edgelab.v1.AgentService/FetchArtifact',
                 request_serializer=edgelab_dot_v1_dot_agent__pb2.FetchArtifactRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_agent__pb2.ArtifactChunk.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_agent__pb2.ArtifactChunk.FromString)
         self.ReportResult = channel.unary_unary(
                 '/edgelab.v1.AgentService/ReportResult',
                 request_serializer=edgelab_dot_v1_dot_agent__pb2.ReportResultRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_agent__pb2.ReportResultResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_agent__pb2.ReportResultResponse.FromString)
 
 
 class AgentServiceServicer:
@@ -173,8 +149,7 @@ class AgentService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def Heartbeat(request,
@@ -200,8 +175,7 @@ class AgentService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def LeaseJob(request,
@@ -227,8 +201,7 @@ class AgentService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def RenewLease(request,
@@ -254,8 +227,7 @@ class AgentService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def FetchArtifact(request,
@@ -281,8 +253,7 @@ class AgentService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def ReportResult(request,
@@ -308,5 +279,4 @@ class AgentService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)

@@ -5,24 +5,6 @@ import warnings
 
 from edgelab.v1 import control_pb2 as edgelab_dot_v1_dot_control__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
-GRPC_VERSION = grpc.__version__
-_version_not_supported = False
-
-try:
-    from grpc._utilities import first_version_is_lower
-    _version_not_supported = first_version_is_lower(GRPC_VERSION, GRPC_GENERATED_VERSION)
-except ImportError:
-    _version_not_supported = True
-
-if _version_not_supported:
-    raise RuntimeError(
-        f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in edgelab/v1/control_pb2_grpc.py depends on'
-        + f' grpcio>={GRPC_GENERATED_VERSION}.'
-        + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
-        + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
-    )
 
 
 class ControlServiceStub:
@@ -37,53 +19,43 @@ class ControlServiceStub:
         self.UploadArtifact = channel.stream_unary(
                 '/edgelab.v1.ControlService/UploadArtifact',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.UploadArtifactRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.UploadArtifactResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.UploadArtifactResponse.FromString)
         self.SubmitJobs = channel.unary_unary(
                 '/edgelab.v1.ControlService/SubmitJobs',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.SubmitJobsRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.SubmitJobsResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.SubmitJobsResponse.FromString)
         self.ListJobs = channel.unary_unary(
                 '/edgelab.v1.ControlService/ListJobs',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.ListJobsRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.ListJobsResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.ListJobsResponse.FromString)
         self.GetJob = channel.unary_unary(
                 '/edgelab.v1.ControlService/GetJob',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.GetJobRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.GetJobResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.GetJobResponse.FromString)
         self.ListAgents = channel.unary_unary(
                 '/edgelab.v1.ControlService/ListAgents',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.ListAgentsRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.ListAgentsResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.ListAgentsResponse.FromString)
         self.RevokeAgent = channel.unary_unary(
                 '/edgelab.v1.ControlService/RevokeAgent',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString)
         self.StartTraining = channel.unary_unary(
                 '/edgelab.v1.ControlService/StartTraining',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.StartTrainingRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.StartTrainingResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.StartTrainingResponse.FromString)
         self.RecordTrainingRun = channel.unary_unary(
                 '/edgelab.v1.ControlService/RecordTrainingRun',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.RecordTrainingRunRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.RecordTrainingRunResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.RecordTrainingRunResponse.FromString)
         self.ListTrainingRuns = channel.unary_unary(
                 '/edgelab.v1.ControlService/ListTrainingRuns',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.ListTrainingRunsRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.ListTrainingRunsResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.ListTrainingRunsResponse.FromString)
         self.GetTrainingRun = channel.unary_unary(
                 '/edgelab.v1.ControlService/GetTrainingRun',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.GetTrainingRunRequest.SerializeToString,
-                response_deserializer=edgelab_dot_v1_dot_control__pb2.GetTrainingRunResponse.FromString,
-                _registered_method=True)
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.GetTrainingRunResponse.FromString)
 
 
 class ControlServiceServicer:
@@ -239,8 +211,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def SubmitJobs(request,
@@ -266,8 +237,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def ListJobs(request,
@@ -293,8 +263,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def GetJob(request,
@@ -320,8 +289,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def ListAgents(request,
@@ -347,8 +315,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def RevokeAgent(request,
@@ -374,8 +341,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def StartTraining(request,
@@ -401,8 +367,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def RecordTrainingRun(request,
@@ -428,8 +393,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def ListTrainingRuns(request,
@@ -455,8 +419,7 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
 
     @staticmethod
     def GetTrainingRun(request,
@@ -482,5 +445,4 @@ class ControlService:
             compression,
             wait_for_ready,
             timeout,
-            metadata,
-            _registered_method=True)
+            metadata)
