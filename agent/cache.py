@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from edgelab.domain import ArtifactRef
 from edgelab.errors import ArtifactCorrupt
@@ -15,7 +15,7 @@ log = logging.getLogger("edgelab.agent")
 
 # fetch(offset) streams the artifact's bytes from `offset` on; it raises ArtifactCorrupt for a
 # chunk that fails its own check, before yielding it, so everything yielded so far can be kept.
-Fetch = Callable[[int], Iterator[bytes]]
+Fetch = Callable[[int], Iterator[bytes]]  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
 
 PARTIAL_SUFFIX = ".partial"
 CHUNK_RETRIES = 3

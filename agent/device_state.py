@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
 
 from agent.power.base import numbered, read_sysfs
 
-CommandRunner = Callable[[Sequence[str]], str | None]
+CommandRunner = Callable[
+    [Sequence[str]], Optional[str]
+]  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
 UNKNOWN = "unknown"
 COMMAND_TIMEOUT_S = 5.0
 # Jetson reports a fixed 100 °C placeholder for PMIC-Die; offline sensors read -256 °C.

@@ -11,16 +11,18 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import traceback
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Callable, Optional
 
 from agent.runner import run_benchmark
 from edgelab.domain import BenchmarkResult, Failure, FailureKind, JobSpec
 
 # run_benchmark's signature; a test injects a target that crashes. It must be importable by the child.
-BenchmarkFn = Callable[[JobSpec, Path, Path, Path | None], BenchmarkResult]
+BenchmarkFn = Callable[
+    [JobSpec, Path, Path, Optional[Path]], BenchmarkResult
+]  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
 
 _SPAWN = multiprocessing.get_context("spawn")
 KILL_GRACE_S = 5.0

@@ -10,16 +10,16 @@ outputs are on the host, so nothing asynchronous escapes the clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from edgelab.constants import MIN_SAMPLES_P90, MIN_SAMPLES_P95, MIN_SAMPLES_P99
 from edgelab.domain import LatencyStats, MeasurementSettings
 
-Clock = Callable[[], int]
+Clock = Callable[[], int]  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
 
 
 @dataclass

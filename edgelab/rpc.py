@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import grpc
 
@@ -62,7 +61,7 @@ _FROM_STATUS: dict[grpc.StatusCode, type[EdgeLabError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLarge,
 }
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., Any])  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
