@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agent.backends.base import BuildRequest, Engine
-from agent.backends.qdq import QUANTIZED_OPS, needs_reduce_range, quantize_int8
+from agent.backends.qdq import needs_reduce_range, quantize_int8, quantized_ops
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
@@ -82,7 +82,7 @@ class OnnxRuntimeBackend:
             if not quantized.is_file():
                 quantize_int8(model_path, request.calibration, quantized, reduce_range=reduce_range)
             details["quantization"] = (
-                f"static QDQ int8 on {'/'.join(QUANTIZED_OPS)}, per-channel {weights} weights"
+                f"static QDQ int8 on {'/'.join(quantized_ops())}, per-channel {weights} weights"
                 f"{' (x86 without VNNI)' if reduce_range else ''}, calibrated on the shipped x_calib"
             )
             reference = OnnxRuntimeEngine(ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]))

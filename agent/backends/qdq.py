@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from edgelab.errors import MissingExtraError
 # after the lowered Conv1D, and quantizing those too cost agreement with FP32 (86% vs 90% on the
 # MIT-BIH 1D CNN, 6,954 test beats, without reduce_range).
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+# ONNX Runtime 1.18 to 1.20.0 fail on a Softmax left out of quantization ("Only an existing tensor
+# can be modified", fixed in 1.20.1 by onnxruntime PR #22676); Python 3.8's newest is 1.19. There
+# the Softmax is quantized too, and the engine details say so.
+SOFTMAX_EXCLUSION_BROKEN = ((1, 18), (1, 20, 1))
 # x86 CPUs without VNNI multiply u8 x s8 pairs into int16 and saturate (ONNX Runtime's and
 # OpenVINO's documented overflow issue); 7-bit weights avoid it. On the same model and an AVX2
 # CPU: argmax agreement with FP32 90% with 8-bit weights, 98.5% with reduce_range.
@@ -52,6 +57,13 @@ def is_qdq(model_path: Path) -> bool:
     """
     data = model_path.read_bytes()
     return all(op in data for op in _QDQ_OP_TYPES)
+
+
+def quantized_ops(ort_version: str | None = None) -> list[str]:
+    """The op types quantized with the installed ONNX Runtime (see SOFTMAX_EXCLUSION_BROKEN)."""
+    version = tuple(int(part) for part in re.findall(r"\d+", ort_version or _ort().__version__)[:3])
+    low, high = SOFTMAX_EXCLUSION_BROKEN
+    return [*QUANTIZED_OPS, "Softmax"] if low <= version < high else list(QUANTIZED_OPS)
 
 
 def _ort() -> Any:
@@ -109,7 +121,7 @@ def quantize_int8(
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=QUANTIZED_OPS,
+            op_types_to_quantize=quantized_ops(),
             reduce_range=reduce_range,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True} if symmetric else {},
         )

@@ -40,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from agent.backends.base import BuildRequest
-from agent.backends.qdq import QUANTIZED_OPS, is_qdq, quantize_int8
+from agent.backends.qdq import is_qdq, quantize_int8, quantized_ops
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable, MissingExtraError
 
@@ -349,7 +349,7 @@ def model_recipe(api: TrtApi, model_path: Path, request: BuildRequest) -> ModelR
         return ModelRecipe(
             "quantize",
             {
-                "int8": f"Q/DQ quantized on the device: static, symmetric, per-channel weights on {'/'.join(QUANTIZED_OPS)}",
+                "int8": f"Q/DQ quantized on the device: static, symmetric, per-channel weights on {'/'.join(quantized_ops())}",
                 "quantizer": f"onnxruntime {_distribution_version('onnxruntime')}",
                 "calibration_sha256": _sha256(calibration.tobytes() + str(calibration.shape).encode()),
             },

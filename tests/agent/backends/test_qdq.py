@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.backends.qdq import QUANTIZED_OPS, is_qdq, needs_reduce_range, quantize_int8
+from agent.backends.qdq import QUANTIZED_OPS, is_qdq, needs_reduce_range, quantize_int8, quantized_ops
 from edgelab.errors import MissingExtraError
 from tests.factories import write_linear_onnx
 
@@ -117,3 +117,11 @@ def test_needs_reduce_range_only_on_x86_without_vnni(
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
 
     assert needs_reduce_range(machine, cpuinfo) is reduce
+
+
+@pytest.mark.parametrize(
+    ("version", "softmax"), [("1.17.3", False), ("1.18.0", True), ("1.19.2", True), ("1.20.1", False), ("1.32.0", False)]
+)
+def test_softmax_is_quantized_only_where_onnxruntime_cannot_leave_it_out(version: str, softmax: bool) -> None:
+    assert ("Softmax" in quantized_ops(version)) is softmax
+    assert set(QUANTIZED_OPS) <= set(quantized_ops(version))
