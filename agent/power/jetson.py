@@ -5,10 +5,17 @@
 (VDD_IN / POM_5V_IN) when the board has one, else the sum of the rails. We read
 `power` and integrate it ourselves: jtop's `avg` is `(power + old_avg) // 2`, an exponential
 smoothing, not a time average.
+
+A board without a power monitor gives `{}` (jetson-stats 4.2) or rails that are empty with a
+nameless `tot` summed over nothing (the "sum of rails" branch): both mean "no sensor", never
+0 W. The jetson-stats client refuses a jtop service of another version ("Mismatch version jtop
+service: [4.2.7] and client: [4.3.1]", jtop.py `start()`); the agent's venv must hold the
+service's version, and the probe says so.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,19 +32,30 @@ def import_jtop() -> Any:
     return jtop
 
 
+def _start_failure(exc: BaseException) -> str:
+    mismatch = re.search(r"service: \[([^\]]+)\] and client: \[([^\]]+)\]", str(exc))
+    if mismatch:
+        service, client = mismatch.groups()
+        return (
+            f"jetson-stats {client} in the agent's environment cannot talk to the jtop service {service}: "
+            f"pip install 'jetson-stats=={service}' there (or upgrade the service to {client})"
+        )
+    return f"jtop service not reachable: {exc}"
+
+
 class JtopReader:
     def __init__(self, module: Any, interval_s: float) -> None:
         self._jetson = module.jtop(interval=interval_s)
         try:
             self._jetson.start()  # connects to the jtop service (jetson_stats.service)
         except (module.JtopException, OSError) as exc:  # start() re-raises socket errors it does not map
-            raise PowerMeterUnavailable("jtop", f"jtop service not reachable: {exc}") from exc
+            raise PowerMeterUnavailable("jtop", _start_failure(exc)) from exc
         try:
             if not self._jetson.ok():  # blocks until the first stats arrive
                 raise PowerMeterUnavailable("jtop", "jtop delivered no stats")
-            power = self._jetson.power
-            if not power or "tot" not in power:
-                raise PowerMeterUnavailable("jtop", "jtop found no power monitor (INA3221) on this board")
+            power = self._jetson.power or {}
+            if not power.get("rail") and not (power.get("tot") or {}).get("name"):
+                raise PowerMeterUnavailable("jtop", "jtop found no power monitor (INA3221/INA238) on this board")
         except BaseException:
             self._jetson.close()
             raise

@@ -47,7 +47,7 @@ def orin_power(total_mw: int, gpu_mw: int) -> dict[str, Any]:
     }
 
 
-def fake_jtop_module(power: dict[str, Any], service_up: bool = True) -> SimpleNamespace:
+def fake_jtop_module(power: dict[str, Any], service_up: bool = True, start_error: str = "") -> SimpleNamespace:
     class FakeJtop:
         opened: list["FakeJtop"] = []
         server_interval: float | None = None  # set when the service already runs at another interval
@@ -62,6 +62,8 @@ def fake_jtop_module(power: dict[str, Any], service_up: bool = True) -> SimpleNa
         def start(self) -> None:
             if FakeJtop.server_interval is not None:
                 self.interval = FakeJtop.server_interval
+            if start_error:
+                raise FakeJtopException(start_error)
             if not service_up:
                 raise FakeJtopException(
                     "The jetson_stats.service is not active. Please run:\nsudo systemctl restart jetson_stats.service"
@@ -107,8 +109,33 @@ def test_service_down_and_board_without_monitor_are_unavailable() -> None:
     no_sensor_info = JtopMeter(jtop=lambda: no_sensor).probe()
 
     assert down_info.reason.startswith("jtop service not reachable: The jetson_stats.service is not active")
-    assert no_sensor_info.reason == "jtop found no power monitor (INA3221) on this board"
+    assert no_sensor_info.reason == "jtop found no power monitor (INA3221/INA238) on this board"
     assert no_sensor.jtop.opened[0].closed
+
+
+def test_a_tot_summed_over_no_rails_is_no_sensor_not_zero_watts() -> None:
+    # jetson-stats' "sum of rails" branch on a board whose monitor it did not find: a nameless zero total.
+    summed_over_nothing = fake_jtop_module({"rail": {}, "tot": {"power": 0, "avg": 0}})
+
+    info = JtopMeter(jtop=lambda: summed_over_nothing).probe()
+
+    assert (info.available, info.reason) == (False, "jtop found no power monitor (INA3221/INA238) on this board")
+
+
+def test_client_and_service_of_different_versions_say_which_to_install() -> None:
+    # jtop.py start()'s own words (jetson-stats 4.x) when the versions differ.
+    mismatch = fake_jtop_module(
+        orin_power(6200, 2100),
+        start_error="Mismatch version jtop service: [4.2.7] and client: [4.3.1]. Please run:\n\n"
+        "sudo systemctl restart jtop.service",
+    )
+
+    info = JtopMeter(jtop=lambda: mismatch).probe()
+
+    assert info.reason == (
+        "jetson-stats 4.3.1 in the agent's environment cannot talk to the jtop service 4.2.7: "
+        "pip install 'jetson-stats==4.2.7' there (or upgrade the service to 4.3.1)"
+    )
 
 
 def test_missing_package_names_the_jetson_extra(monkeypatch: pytest.MonkeyPatch) -> None:
