@@ -102,6 +102,12 @@ def _dequantize(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return np.asarray((y.astype(np.float32) - zero_point) * scale, dtype=np.float32)
 
 
+NO_INTERPRETER = (
+    "no TFLite interpreter (ai-edge-litert, tflite_runtime or tensorflow): pip install 'edgelab[tflite]' "
+    "(LiteRT; tflite-runtime on Python 3.8 and armv7l)"
+)
+
+
 class TfliteBackend:
     name = "tflite"
     formats: tuple[str, ...] = ("tflite",)
@@ -109,7 +115,7 @@ class TfliteBackend:
     def probe(self) -> RuntimeInfo:
         found = _find_runtime()
         if found is None:
-            return RuntimeInfo(self.name, available=False, reason=str(MissingExtraError("ai-edge-litert", "tflite")))
+            return RuntimeInfo(self.name, available=False, reason=NO_INTERPRETER)
         _, dist = found
         return RuntimeInfo(
             self.name,
