@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 import edgelab
-from agent.backends import BACKENDS, Backend, BuildRequest, DeviceTimedEngine, Engine
+from agent.backends import BACKENDS, Backend, BuildRequest, DeviceTimedEngine, Engine, SelfTimedEngine
 from agent.device_state import snapshot, state_manifest
-from agent.measure import measure_latency
+from agent.measure import TimedRun, measure_latency
 from agent.power import NONE_METER, POWER_METERS, PowerMeter, PowerSampler, select_meter
 from agent.probe import device_model
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
@@ -33,6 +33,7 @@ from edgelab.domain import (
     FailureKind,
     JobSpec,
     LatencyStats,
+    MeasurementSettings,
     PowerReport,
 )
 from edgelab.errors import BackendUnavailable, EdgeLabError
@@ -41,7 +42,7 @@ from edgelab.serde import to_jsonable
 
 # Which sensor sees a backend's work. jtop's board total covers CPU and GPU on a Jetson; on a
 # desktop NVML sees only the GPU and RAPL only the CPU package, so neither stands in for the other.
-GPU_BACKENDS = frozenset({"tensorrt"})
+GPU_BACKENDS = frozenset({"tensorrt", "trtexec"})
 METERS_FOR_GPU_BACKENDS = ("jtop", "nvml", "hwmon")
 METERS_FOR_CPU_BACKENDS = ("jtop", "rapl", "hwmon")
 
@@ -209,14 +210,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
             batch = _timing_batch(test.x, batch_size)
             window = _idle_then_window(sampler, spec.measurement.power_idle_s, notes)
             with _stage(FailureKind.CRASH, f"inference at batch {batch_size}"):
-                run = measure_latency(
-                    lambda b=batch: engine.infer(b),  # type: ignore[misc]
-                    batch_size=batch_size,
-                    settings=spec.measurement,
-                    scope=engine.scope,
-                    timed_window=window or nullcontext,
-                    **_device_timer(engine),
-                )
+                run = _time(engine, batch, spec.measurement, window or nullcontext)
             latency.extend(s for s in (run.end_to_end, run.compute) if s is not None)
             if sampler is not None and window is not None:
                 report = _power_report(sampler, run.end_to_end.samples * batch_size, notes)
@@ -224,7 +218,8 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
                     power.append(replace(report, batch_size=batch_size, window_s=run.end_to_end.timed_duration_s))
         state_after = snapshot()
         with _stage(FailureKind.CRASH, "accuracy on the test set"):
-            predictions = predict(engine, test.x, max(spec.batch_sizes), len(test.class_names))
+            chunk = engine.max_batch if isinstance(engine, SelfTimedEngine) else max(spec.batch_sizes)
+            predictions = predict(engine, test.x, chunk, len(test.class_names))
         accuracy = accuracy_report(test.y, predictions, test.class_names)
         reference = spec.labels.get(REFERENCE_ACCURACY_LABEL)
         if reference:  # the FP32 host model's accuracy on the same test set, set by whoever launched the job
@@ -244,6 +239,25 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         engine.close()
         if sampler is not None:
             sampler.close()
+
+
+def _time(
+    engine: Engine,
+    batch: np.ndarray,
+    settings: MeasurementSettings,
+    window: Callable[[], AbstractContextManager[object]],
+) -> TimedRun:
+    """measure_latency's loop around `infer`, or the engine's own when its runtime times itself (trtexec)."""
+    if isinstance(engine, SelfTimedEngine):
+        return engine.measure(batch, settings, window)
+    return measure_latency(
+        lambda: engine.infer(batch),
+        batch_size=len(batch),
+        settings=settings,
+        scope=engine.scope,
+        timed_window=window,
+        **_device_timer(engine),
+    )
 
 
 def _device_timer(engine: Engine) -> dict[str, Any]:

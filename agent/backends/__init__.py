@@ -6,7 +6,7 @@ that lacks the runtime; `probe()` says why a backend cannot run.
 
 from __future__ import annotations
 
-from agent.backends.base import Backend, BuildRequest, DeviceTimedEngine, Engine
+from agent.backends.base import Backend, BuildRequest, DeviceTimedEngine, Engine, SelfTimedEngine
 from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.backends.tensorflow import TensorflowBackend
 from agent.backends.tensorrt import TensorRTBackend
@@ -27,4 +27,4 @@ def get_backend(name: str) -> Backend:
         raise KeyError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
 
 
-__all__ = ["BACKENDS", "Backend", "BuildRequest", "DeviceTimedEngine", "Engine", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "BuildRequest", "DeviceTimedEngine", "Engine", "SelfTimedEngine", "get_backend"]

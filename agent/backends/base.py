@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from edgelab.domain import Precision, RuntimeInfo
+from agent.measure import TimedRun
+from edgelab.domain import MeasurementSettings, Precision, RuntimeInfo
 
 
 @dataclass
@@ -52,6 +55,27 @@ class DeviceTimedEngine(Engine, Protocol):
 
     compute_scope: str
     last_compute_ms: float
+
+
+@runtime_checkable
+class SelfTimedEngine(Engine, Protocol):
+    """An engine whose runtime runs its own warm-up and timed loop (trtexec), so the runner times nothing itself.
+
+    `measure` runs that loop on `batch` (real test samples) under the job's settings and returns the
+    per-iteration figures the runtime recorded, summarised like `measure_latency`'s; it enters
+    `timed_window` (the power sampler's window) around the runtime's timed phase only. Every `infer`
+    call is costly (a process), so the runner scores the test set in chunks of `max_batch`.
+    """
+
+    compute_scope: str
+    max_batch: int
+
+    def measure(
+        self,
+        batch: np.ndarray,
+        settings: MeasurementSettings,
+        timed_window: Callable[[], AbstractContextManager[object]],
+    ) -> TimedRun: ...
 
 
 class Backend(Protocol):
