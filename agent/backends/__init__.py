@@ -11,12 +11,14 @@ from agent.backends.onnxruntime import OnnxRuntimeBackend
 from agent.backends.tensorflow import TensorflowBackend
 from agent.backends.tensorrt import TensorRTBackend
 from agent.backends.tflite import TfliteBackend
+from agent.backends.trtexec import TrtexecBackend
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": OnnxRuntimeBackend(),
     "tflite": TfliteBackend(),
     "tensorflow": TensorflowBackend(),
     "tensorrt": TensorRTBackend(),
+    "trtexec": TrtexecBackend(),
 }
 
 
