@@ -101,7 +101,8 @@ def load_test_set(path: Path) -> TestSet:
 def _check_shape(engine: Engine, sample_shape: tuple[int, ...]) -> None:
     expected = engine.input_shape[1:]
     if len(expected) != len(sample_shape) or any(
-        e is not None and e != s for e, s in zip(expected, sample_shape, strict=True)
+        e is not None and e != s
+        for e, s in zip(expected, sample_shape)  # lengths checked just before
     ):
         shown = tuple("?" if d is None else d for d in engine.input_shape)
         raise JobFailed(
@@ -179,8 +180,10 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         raise JobFailed(FailureKind.UNAVAILABLE, str(BackendUnavailable(backend.name, info.reason)))
     if spec.precision not in info.precisions:
         supported = ", ".join(p.value for p in info.precisions)
+        why = f": {info.reason}" if info.reason else ""
         raise JobFailed(
-            FailureKind.UNSUPPORTED, f"{backend.name} cannot build {spec.precision.value} here (supports {supported})"
+            FailureKind.UNSUPPORTED,
+            f"{backend.name} cannot build {spec.precision.value} here (supports {supported}){why}",
         )
     if spec.model.format and spec.model.format not in backend.formats:
         raise JobFailed(FailureKind.UNSUPPORTED, f"{backend.name} does not load {spec.model.format!r} artifacts")

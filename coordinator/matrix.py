@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from coordinator.client import ControlClient
-    from edgelab.launch import MatrixLaunchFile, MatrixSection
+    from edgelab.app.launch import MatrixLaunchFile, MatrixSection
     from pipelines.base import TrainConfig
 
 VERIFY_SAMPLES = 256

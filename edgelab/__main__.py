@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"the operator commands need Python 3.10+ and {OPERATOR_EXTRA}"
         )
     try:
-        from edgelab.cli import app
+        from edgelab.app.cli import app
     except ModuleNotFoundError as exc:
         sys.exit(
             f"edgelab: {exc.name} is not installed: the operator commands need {OPERATOR_EXTRA}; "

@@ -14,11 +14,11 @@ from agent.client import AgentClient
 from coordinator.client import ControlClient
 from coordinator.matrix import MatrixSpec, artifact_path, run_matrix
 from coordinator.server import Coordinator
-from edgelab.cli import app
+from edgelab.app.cli import app
+from edgelab.app.launch import LaunchFile, MatrixLaunchFile, load_launch
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import DeviceCapabilities, Precision, RuntimeInfo
 from edgelab.errors import ConfigError
-from edgelab.launch import LaunchFile, MatrixLaunchFile, load_launch
 from pipelines.training import write_dataset_npz
 
 pytest.importorskip("tensorflow_model_optimization", reason="needs pip install 'edgelab[train]'")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from agent.client import AgentClient
 from coordinator.client import ControlClient
 from coordinator.server import Coordinator, start_coordinator
-from edgelab.cli import app
+from edgelab.app.cli import app
 from edgelab.config import ClientTls, Settings
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, FailureKind, JobSpec, JobState, RuntimeInfo
 from edgelab.errors import AuthError, ConfigError, CoordinatorUnavailable, EdgeLabError, PermissionDenied

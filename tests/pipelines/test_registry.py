@@ -6,7 +6,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from edgelab import cli
+from edgelab.app import cli
 from pipelines.base import Pipeline
 from pipelines.registry import PIPELINES, get_pipeline
 

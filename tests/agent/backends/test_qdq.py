@@ -120,7 +120,8 @@ def test_needs_reduce_range_only_on_x86_without_vnni(
 
 
 @pytest.mark.parametrize(
-    ("version", "softmax"), [("1.17.3", False), ("1.18.0", True), ("1.19.2", True), ("1.20.1", False), ("1.32.0", False)]
+    ("version", "softmax"),
+    [("1.17.3", False), ("1.18.0", True), ("1.19.2", True), ("1.20.1", False), ("1.32.0", False)],
 )
 def test_softmax_is_quantized_only_where_onnxruntime_cannot_leave_it_out(version: str, softmax: bool) -> None:
     assert ("Softmax" in quantized_ops(version)) is softmax

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from edgelab.app.report import agents_table, results_table
 from edgelab.domain import (
     AgentInfo,
     ArtifactRef,
@@ -18,7 +19,6 @@ from edgelab.domain import (
     PowerReport,
     RuntimeInfo,
 )
-from edgelab.report import agents_table, results_table
 
 SPEC = JobSpec("beats", "tensorrt", ArtifactRef("a" * 64, format="onnx"), ArtifactRef("b" * 64, format="npz"))
 

@@ -20,11 +20,11 @@ from coordinator.client import ControlClient
 from coordinator.matrix import MatrixResult, MatrixSpec, artifact_path, run_matrix
 from coordinator.server import start_coordinator
 from coordinator.training import shutdown_ray
+from edgelab.app.report import accuracy_table, results_table
 from edgelab.config import Settings
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import ArtifactRef, BenchmarkResult, Job, JobSpec, MeasurementSettings, Precision
 from edgelab.errors import EdgeLabError
-from edgelab.report import accuracy_table, results_table
 
 PIPELINE = "mitdb-beats-1d"
 # (artifact target, backend, precision): every CPU runtime the lab has, at FP32 and INT8.

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from coordinator.client import ControlClient
 from coordinator.server import Coordinator
-from edgelab import cli
-from edgelab.cli import app
+from edgelab.app import cli
+from edgelab.app.cli import app
 from edgelab.domain import JobSpec, MeasurementSettings, TrainingConfig, TrainingSummary
 from edgelab.metrics import accuracy_report
 

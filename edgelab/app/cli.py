@@ -19,8 +19,8 @@ from edgelab.errors import EdgeLabError
 if TYPE_CHECKING:
     from coordinator.client import ControlClient
     from coordinator.training import TrainedArtifacts
+    from edgelab.app.launch import MatrixLaunchFile
     from edgelab.domain import TrainingRun
-    from edgelab.launch import MatrixLaunchFile
 
 PIPED_WIDTH = 200
 app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
@@ -81,7 +81,7 @@ def demo(
     """Local coordinator + one local agent: train a 1D CNN on MIT-BIH, convert it, benchmark every CPU runtime."""
     # Before grpc loads: its core logs a line for every fork Ray makes while our server threads run.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    from edgelab.demo import DemoOptions, run_demo
+    from edgelab.app.demo import DemoOptions, run_demo
 
     settings = _settings(config, home=home, mitdb=data, ray_address=ray_address, port=0)
     options = DemoOptions(
@@ -170,8 +170,8 @@ def train(
     import time
 
     from coordinator.training import TrainedArtifacts, shutdown_ray, to_train_config, train_with_ray
+    from edgelab.app.report import training_table
     from edgelab.domain import TrainingConfig, TrainingRun, TrainingState
-    from edgelab.report import training_table
     from pipelines.registry import check_known
 
     settings = _settings(config, mitdb=data, ray_address=ray_address, operator_token=operator_token)
@@ -310,8 +310,8 @@ def jobs_launch(
 
     A launch file with a `matrix:` section first builds every compression x target artifact
     as Ray tasks, then queues jobs for each, and prints their sizes and host-side accuracy."""
+    from edgelab.app.launch import ArtifactSource, MatrixLaunchFile, load_launch
     from edgelab.domain import ArtifactRef, JobSpec
-    from edgelab.launch import ArtifactSource, MatrixLaunchFile, load_launch
 
     try:
         launch = load_launch(spec_file)
@@ -366,7 +366,7 @@ def jobs_list(
     config: ConfigOpt = None,
 ) -> None:
     """List recent jobs."""
-    from edgelab.report import jobs_table
+    from edgelab.app.report import jobs_table
 
     try:
         with _control(config, coordinator, operator_token) as client:
@@ -383,7 +383,7 @@ def jobs_show(
     config: ConfigOpt = None,
 ) -> None:
     """Show one job's result: latency per batch size, accuracy, provenance."""
-    from edgelab.report import accuracy_table, results_table
+    from edgelab.app.report import accuracy_table, results_table
 
     try:
         with _control(config, coordinator, operator_token) as client:
@@ -407,7 +407,7 @@ def agents_list(
     coordinator: CoordinatorOpt = None, operator_token: OperatorTokenOpt = None, config: ConfigOpt = None
 ) -> None:
     """List registered agents with their status and runtimes."""
-    from edgelab.report import agents_table
+    from edgelab.app.report import agents_table
 
     try:
         with _control(config, coordinator, operator_token) as client:
@@ -437,7 +437,7 @@ def runs_list(
     config: ConfigOpt = None,
 ) -> None:
     """List training runs (StartTraining's, the dashboard's, and `edgelab train --coordinator`'s), newest first."""
-    from edgelab.report import training_table
+    from edgelab.app.report import training_table
 
     try:
         with _control(config, coordinator, operator_token) as client:

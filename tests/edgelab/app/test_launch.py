@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from edgelab.app.launch import LaunchFile
 from edgelab.domain import Precision
 from edgelab.errors import ConfigError
-from edgelab.launch import LaunchFile
 
 
 def test_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:

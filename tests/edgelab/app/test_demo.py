@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from edgelab.app.demo import DemoOptions, run_demo
 from edgelab.config import Settings
-from edgelab.demo import DemoOptions, run_demo
 
 pytestmark = pytest.mark.integration
 
