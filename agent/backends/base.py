@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -90,3 +90,25 @@ class Backend(Protocol):
     def load(self, model_path: Path, request: BuildRequest) -> Engine:
         """Build/load an engine. Raises `BackendUnavailable` or the runtime's own error."""
         ...
+
+
+class BackendOptions:
+    """`JobSpec.backend_options` (strings from a launch file) read for one backend: unknown keys are
+    refused with the known ones named, and a number below its minimum names the backend and key."""
+
+    def __init__(self, backend: str, options: Mapping[str, str], known: Sequence[str]) -> None:
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {backend} option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        self.backend, self.options = backend, options
+
+    def number(self, key: str, minimum: float, default: Any = None, kind: Callable[[str], Any] = int) -> Any:
+        if key not in self.options:
+            return default
+        try:
+            value = kind(self.options[key])
+        except ValueError:
+            raise ValueError(f"{self.backend} option {key}={self.options[key]!r} is not a number") from None
+        if value < minimum:
+            raise ValueError(f"{self.backend} option {key} must be >= {minimum}, got {value}")
+        return value

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from agent.backends.base import BuildRequest
+from agent.backends.base import BackendOptions, BuildRequest
 from agent.backends.qdq import is_qdq, quantize_int8, quantized_ops
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable, MissingExtraError
@@ -396,23 +396,8 @@ class BuildOptions:
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> BuildOptions:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown tensorrt option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}")
-
-        def integer(key: str, minimum: int) -> int | None:
-            if key not in options:
-                return None
-            try:
-                value = int(options[key])
-            except ValueError:
-                raise ValueError(f"tensorrt option {key}={options[key]!r} is not an integer") from None
-            if value < minimum:
-                raise ValueError(f"tensorrt option {key} must be >= {minimum}, got {value}")
-            return value
-
-        workspace = integer("workspace_mb", 1)
-        return cls(integer("dla_core", 0), DEFAULT_WORKSPACE_MB if workspace is None else workspace)
+        number = BackendOptions(NAME, options, OPTIONS).number
+        return cls(number("dla_core", 0), number("workspace_mb", 1, DEFAULT_WORKSPACE_MB))
 
 
 def batch_profile(batch_sizes: list[int]) -> tuple[int, int, int]:

@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterator, Sequence, Tuple
 
 import numpy as np
 
-from agent.backends.base import BuildRequest
+from agent.backends.base import BackendOptions, BuildRequest
 from agent.backends.qdq import QUANTIZED_OPS, is_qdq, quantize_int8
 from agent.measure import TimedRun, latency_stats
 from edgelab.domain import MeasurementSettings, Precision, RuntimeInfo
@@ -483,21 +483,7 @@ class TrtexecOptions:
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> TrtexecOptions:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown trtexec option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}")
-
-        def number(key: str, minimum: float, default: Any, kind: Callable[[str], Any] = int) -> Any:
-            if key not in options:
-                return default
-            try:
-                value = kind(options[key])
-            except ValueError:
-                raise ValueError(f"trtexec option {key}={options[key]!r} is not a number") from None
-            if value < minimum:
-                raise ValueError(f"trtexec option {key} must be >= {minimum}, got {value}")
-            return value
-
+        number = BackendOptions(NAME, options, OPTIONS).number
         profile = options.get("layer_profile", "on").strip().lower()
         if profile not in ("on", "off", "true", "false", "1", "0"):
             raise ValueError(f"trtexec option layer_profile={options['layer_profile']!r}: use on or off")

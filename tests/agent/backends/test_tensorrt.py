@@ -444,7 +444,7 @@ def test_dla_core_targets_the_dla_with_gpu_fallback(
         (0, Precision.FP16, {"dla_core": "0"}, "this device has no DLA cores"),
         (2, Precision.FP16, {"dla_core": "2"}, "DLA cores 0..1"),
         (2, Precision.FP32, {"dla_core": "0"}, "DLA runs FP16 or INT8"),
-        (2, Precision.FP16, {"dla_core": "x"}, "is not an integer"),
+        (2, Precision.FP16, {"dla_core": "x"}, "dla_core=.x. is not a number"),
         (2, Precision.FP16, {"dla": "0"}, "unknown tensorrt option"),
     ],
 )
