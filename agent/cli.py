@@ -32,6 +32,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     run.add_argument(
         "--in-process", action="store_true", help="run benchmarks in the agent process (debugging; no crash isolation)"
     )
+    run.add_argument(
+        "--job-memory-limit-mb",
+        type=int,
+        metavar="MB",
+        help="cap each benchmark's memory (a cgroup of its own where the agent may make one, else RLIMIT_DATA): "
+        "a job past it is stored as out_of_memory",
+    )
     probe = commands.add_parser("probe", help="Print each backend (version, precisions, or why not) and power meter.")
     for sub in (run, probe):
         sub.add_argument("--home", type=Path, help="data dir (also EDGELAB_HOME; default ~/.edgelab)")
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             tls=settings.client_tls(),
             cache_max_bytes=settings.agent_cache_max_bytes,
             job_timeout_s=settings.agent_job_timeout_s,
+            job_memory_limit_bytes=args.job_memory_limit_mb << 20 if args.job_memory_limit_mb else None,
             isolate=settings.agent_isolate and not args.in_process,
         )
     )

@@ -4,7 +4,9 @@ Agents dial the coordinator (they sit behind NAT on lab networks). A coordinator
 down or restarting is retried with capped exponential backoff; a lease is renewed while
 the job runs; a report is retried until the coordinator answers (it is idempotent). Each
 benchmark runs in a child process (`agent.isolation`), so a model that crashes the runtime
-is stored as a CRASH result and the agent goes on to the next job. A revoked agent stops.
+is stored as a CRASH result and the agent goes on to the next job. A lease the coordinator
+says is lost (another agent holds the job now, or it is gone) cancels the benchmark: its child
+and everything the child started are killed at once. A revoked agent stops.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import grpc
 
 from agent.cache import ArtifactCache
 from agent.client import AgentClient
-from agent.isolation import BenchmarkFn, run_isolated
+from agent.isolation import BenchmarkFn, Cancelled, run_isolated
 from agent.probe import probe_capabilities
 from agent.runner import run_benchmark
 from edgelab.config import ClientTls
@@ -52,6 +54,7 @@ class AgentConfig:
     tls: ClientTls | None = None
     cache_max_bytes: int | None = None  # None: unbounded
     job_timeout_s: float = 3600.0  # wall-clock limit of one benchmark (isolated runs only)
+    job_memory_limit_bytes: int | None = None  # memory cap of the benchmark child (isolated runs only); None: none
     isolate: bool = True  # False: run in-process, for debugging with a debugger or profiler
     benchmark: BenchmarkFn = run_benchmark  # injectable for fault-injection tests
     interceptors: Sequence[grpc.UnaryStreamClientInterceptor] = ()  # ditto, at the transport edge
@@ -132,11 +135,16 @@ class Agent:
         spec = lease.spec
         log.info("job %s attempt %d: %s on %s", lease.job_id, lease.attempt, spec.name, spec.backend)
         self._current_job = lease.job_id
-        renewing = threading.Event()
-        renewer = threading.Thread(target=self._renew_loop, args=(lease, renewing), daemon=True, name="lease-renew")
+        renewing, lost = threading.Event(), threading.Event()
+        renewer = threading.Thread(
+            target=self._renew_loop, args=(lease, renewing, lost), daemon=True, name="lease-renew"
+        )
         renewer.start()
         try:
-            result = self._fetch_and_run(lease)
+            result = self._fetch_and_run(lease, lost)
+        except Cancelled:
+            log.warning("job %s: the lease is lost, so its benchmark was stopped; nothing to report", lease.job_id)
+            return
         finally:
             renewing.set()
             renewer.join()
@@ -157,7 +165,7 @@ class Agent:
         except (LeaseLost, NotFound) as exc:
             log.warning("result for job %s not accepted: %s", lease.job_id, exc)
 
-    def _fetch_and_run(self, lease: Lease) -> BenchmarkResult:
+    def _fetch_and_run(self, lease: Lease, lost: threading.Event) -> BenchmarkResult:
         paths = []
         for ref in (lease.spec.model, lease.spec.dataset):
             try:
@@ -166,10 +174,19 @@ class Agent:
                 return BenchmarkResult(failure=Failure(FailureKind.BAD_INPUT, f"artifact {ref.name}: {exc}"))
         self.cache.evict(keep=[lease.spec.model.sha256, lease.spec.dataset.sha256])
         engines = self.config.home / "cache" / "engines"
-        if not self.config.isolate:
+        if lost.is_set():
+            raise Cancelled("the lease was lost while fetching the artifacts")
+        if not self.config.isolate:  # nothing to cancel in-process: a lost lease ends with a refused report
             return self.config.benchmark(lease.spec, paths[0], paths[1], engines)
         return run_isolated(
-            lease.spec, paths[0], paths[1], engines, timeout_s=self.config.job_timeout_s, target=self.config.benchmark
+            lease.spec,
+            paths[0],
+            paths[1],
+            engines,
+            timeout_s=self.config.job_timeout_s,
+            target=self.config.benchmark,
+            cancel=lost,
+            memory_limit_bytes=self.config.job_memory_limit_bytes,
         )
 
     def _fetch(self, ref: ArtifactRef) -> Path:
@@ -182,7 +199,7 @@ class Agent:
             log.warning("artifact %s failed its sha256 check; fetching it once more", ref.sha256[:12])
             return self._retry(download)
 
-    def _renew_loop(self, lease: Lease, done: threading.Event) -> None:
+    def _renew_loop(self, lease: Lease, done: threading.Event, lost: threading.Event) -> None:
         interval = max(lease.expires_in_s / 3, 0.05)
         failing = False
         while not done.wait(interval):
@@ -193,7 +210,8 @@ class Agent:
                     log.warning("lease renewal of job %s failed, retrying: %s", lease.job_id, exc)
                 failing = True
             except (LeaseLost, NotFound, AuthError) as exc:
-                log.warning("lost the lease on job %s: %s", lease.job_id, exc)
+                log.warning("lost the lease on job %s: %s; stopping its benchmark", lease.job_id, exc)
+                lost.set()
                 return
             else:
                 failing = False

@@ -165,6 +165,10 @@ def run_benchmark(
         return _run(spec, model_path, dataset_path, cache_dir)
     except JobFailed as exc:
         return BenchmarkResult(failure=exc.failure)
+    except MemoryError:  # outside any stage (loading the test set, a batch): still out of memory, not a crash
+        return BenchmarkResult(
+            failure=Failure(FailureKind.OUT_OF_MEMORY, "the benchmark ran out of memory", traceback.format_exc())
+        )
     except Exception as exc:  # a bug of ours still ends as a stored, classified result
         return BenchmarkResult(
             failure=Failure(FailureKind.CRASH, f"{type(exc).__name__}: {exc}", traceback.format_exc())

@@ -4,6 +4,8 @@ result for every bad job and keeps serving; damaged or cut artifact streams are 
 import ctypes
 import hashlib
 import logging
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,14 +15,23 @@ from typing import Any
 import grpc
 import pytest
 
+from agent.client import AgentClient
 from agent.loop import Agent, AgentConfig
 from agent.runner import run_benchmark
 from coordinator.client import ControlClient
 from coordinator.server import Coordinator, start_coordinator
 from edgelab.config import Settings
 from edgelab.constants import ARTIFACT_CHUNK_BYTES
-from edgelab.domain import BenchmarkResult, JobSpec, MeasurementSettings, Precision
-from edgelab.errors import PermissionDenied
+from edgelab.domain import (
+    BenchmarkResult,
+    DeviceCapabilities,
+    JobSpec,
+    JobState,
+    MeasurementSettings,
+    Precision,
+    RuntimeInfo,
+)
+from edgelab.errors import CoordinatorUnavailable, PermissionDenied
 from edgelab.v1 import agent_pb2
 from tests.factories import write_linear_onnx, write_test_set
 
@@ -38,6 +49,24 @@ def faulty(spec: JobSpec, model: Path, dataset: Path, cache: Path | None) -> Ben
     if spec.name == "huge":  # a result over the 8 MiB gRPC message limit
         return BenchmarkResult(load_s=0.1, manifest={"log": "x" * (9 << 20)})
     return run_benchmark(spec, model, dataset, cache)
+
+
+def start_grandchild_and_hang(spec: JobSpec, model: Path, dataset: Path, cache: Path | None) -> BenchmarkResult:
+    """A benchmark that runs a subprocess of its own (as the trtexec backend does) and takes its time."""
+    grandchild = subprocess.Popen(["sleep", "120"])
+    assert cache is not None
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "pids").write_text(f"{os.getpid()} {grandchild.pid}")
+    time.sleep(120)
+    return BenchmarkResult(load_s=1.0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _serve(agent: Agent, control: ControlClient, jobs: int) -> tuple[threading.Thread, str]:
@@ -269,3 +298,59 @@ def test_heartbeat_failures_warn_once_and_recovery_is_logged(tmp_path: Path, cap
     failed = logged("heartbeat failed")
     assert len(failed) == 1 and failed[0].levelno == logging.WARNING
     assert len(logged("heartbeats reach the coordinator again")) == 1
+
+
+def test_lost_lease_kills_the_benchmark_child_and_its_children(
+    tmp_path: Path, onnx_model: Path, test_set: Path
+) -> None:
+    lease_s = 1.0
+    coordinator = start_coordinator(
+        Settings(home=tmp_path / "coord", host="127.0.0.1", port=0, lease_duration_s=lease_s)
+    )
+    try:
+        control = ControlClient(coordinator.address)
+        agent = _agent(coordinator, tmp_path / "agent", benchmark=start_grandchild_and_hang, job_timeout_s=120)
+        partitioned = threading.Event()  # the agent's renewals do not get through, as on a cut link
+        renew = agent.client.renew
+
+        def renew_through_partition(job_id: str, attempt: int) -> float:
+            if partitioned.is_set():
+                raise CoordinatorUnavailable(f"{coordinator.address}: link down")
+            return renew(job_id, attempt)
+
+        agent.client.renew = renew_through_partition  # type: ignore[method-assign]
+        thread, _ = _serve(agent, control, jobs=1)
+        spec = JobSpec(
+            "slow", "onnxruntime", control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
+        )
+        (job_id,) = control.submit(spec, any_agent=True)
+        pids = tmp_path / "agent" / "cache" / "engines" / "pids"
+        _wait(pids.is_file, 60, "the benchmark never started")
+        child, grandchild = (int(p) for p in pids.read_text().split())
+
+        partitioned.set()
+        time.sleep(lease_s * 1.5)  # the lease expires; another agent takes the job
+        thief = AgentClient(coordinator.address)
+        thief.register(
+            "thief", DeviceCapabilities(hostname="b", runtimes=[RuntimeInfo("onnxruntime", True, "1")]), None
+        )
+        second = thief.lease()
+        assert second is not None and (second.job_id, second.attempt) == (job_id, 2)
+        partitioned.clear()  # the link is back: the next renewal hears that the lease is lost
+        lost_at = time.monotonic()
+
+        _wait(lambda: not _alive(child) and not _alive(grandchild), 15, "the benchmark ran on after the lease was lost")
+        assert time.monotonic() - lost_at < 15  # not the 120 s job timeout
+        thread.join(timeout=15)
+        assert not thread.is_alive()
+        job, result = control.get_job(job_id)
+        assert (job.state, job.attempt) == (JobState.LEASED, 2) and result is None
+    finally:
+        coordinator.stop(grace=None)
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
