@@ -68,7 +68,8 @@ class Agent:
 
     def __post_init__(self) -> None:
         self.client = AgentClient(self.config.coordinator, tls=self.config.tls, interceptors=self.config.interceptors)
-        self.cache = ArtifactCache(self.config.home / "cache" / "artifacts", self.config.cache_max_bytes)
+        self.engines = self.config.home / "cache" / "engines"  # what backends build; evicted with the artifacts
+        self.cache = ArtifactCache(self.config.home / "cache" / "artifacts", self.config.cache_max_bytes, self.engines)
         self._current_job = ""
 
     def run(self, max_jobs: int | None = None) -> None:
@@ -87,6 +88,7 @@ class Agent:
         finally:
             self.stop.set()
             self.client.close()
+            self.cache.close()
 
     def _register(self) -> None:
         caps = probe_capabilities()
@@ -172,8 +174,8 @@ class Agent:
                 paths.append(self._fetch(ref))
             except (ArtifactCorrupt, NotFound) as exc:
                 return BenchmarkResult(failure=Failure(FailureKind.BAD_INPUT, f"artifact {ref.name}: {exc}"))
-        self.cache.evict(keep=[lease.spec.model.sha256, lease.spec.dataset.sha256])
-        engines = self.config.home / "cache" / "engines"
+        self.cache.evict(keep=[lease.spec.model.sha256, lease.spec.dataset.sha256])  # no engine is in use now
+        engines = self.engines
         if lost.is_set():
             raise Cancelled("the lease was lost while fetching the artifacts")
         if not self.config.isolate:  # nothing to cancel in-process: a lost lease ends with a refused report

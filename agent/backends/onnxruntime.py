@@ -1,7 +1,8 @@
 """ONNX Runtime backend: CPU by default, CUDA/TensorRT execution providers when present.
 
 INT8 is built on the device: static post-training quantization (QDQ, per-channel weights)
-calibrated on the shipped calibration set, cached per (model hash, ORT version).
+calibrated on the shipped calibration set, cached under a `CacheKey` of everything that changes
+the quantized model (model and calibration-set hashes, ORT version, op list, reduce_range).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from agent.backends import engine_cache
 from agent.backends.base import BuildRequest, Engine
-from agent.backends.qdq import needs_reduce_range, quantize_int8, quantized_ops
+from agent.backends.engine_cache import CacheKey
+from agent.backends.qdq import describe_quantization, needs_reduce_range, quantization_parts, quantize_int8
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
@@ -73,18 +76,26 @@ class OnnxRuntimeBackend:
         ]
         details: dict[str, str] = {}
         if request.precision == Precision.INT8:
+            if request.calibration is None or len(request.calibration) == 0:
+                raise ValueError("INT8 needs a calibration set (x_calib) shipped with the test set")
             cache = request.cache_dir or Path(tempfile.mkdtemp(prefix="edgelab-ort-"))
-            reduce_range = needs_reduce_range()
-            weights = "7-bit" if reduce_range else "8-bit"
-            key = f"{request.model_sha256 or model_path.stem}-ort{ort.__version__}-int8-qdq-w{weights[0]}"
-            quantized = cache / f"{key}.onnx"
-            details["engine_cache"] = "hit" if quantized.is_file() else "miss"
-            if not quantized.is_file():
-                quantize_int8(model_path, request.calibration, quantized, reduce_range=reduce_range)
-            details["quantization"] = (
-                f"static QDQ int8 on {'/'.join(quantized_ops())}, per-channel {weights} weights"
-                f"{' (x86 without VNNI)' if reduce_range else ''}, calibrated on the shipped x_calib"
+            parts = quantization_parts(request.calibration, reduce_range=needs_reduce_range(), symmetric=False)
+            key = CacheKey(
+                self.name,
+                {
+                    "model_sha256": request.model_sha256 or engine_cache.file_sha256(model_path),
+                    "onnxruntime": ort.__version__,
+                    "precision": "int8",
+                    **parts,
+                },
             )
+            quantized = key.path(cache, ".int8.onnx")
+            hit = engine_cache.lookup(quantized)
+            if not hit:
+                quantize_int8(model_path, request.calibration, quantized, reduce_range=parts["reduce_range"])
+                engine_cache.store(quantized)
+            details.update(key.details("hit" if hit else "miss" if request.cache_dir else "off"))
+            details["quantization"] = describe_quantization(parts)
             reference = OnnxRuntimeEngine(ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]))
             model_path = quantized
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from agent.backends.engine_cache import array_sha256
+from agent.cache import durable_replace
 from edgelab.errors import MissingExtraError
 
 # Only the ops that carry weights are quantized: tf2onnx leaves BatchNorm as a separate Mul/Add
@@ -64,6 +66,31 @@ def quantized_ops(ort_version: str | None = None) -> list[str]:
     version = tuple(int(part) for part in re.findall(r"\d+", ort_version or _ort().__version__)[:3])
     low, high = SOFTMAX_EXCLUSION_BROKEN
     return [*QUANTIZED_OPS, "Softmax"] if low <= version < high else list(QUANTIZED_OPS)
+
+
+def quantization_parts(calibration: np.ndarray, *, reduce_range: bool, symmetric: bool) -> dict[str, Any]:
+    """Everything `quantize_int8` does that changes its output, for an engine-cache key and the manifest."""
+    ort_version = _ort().__version__
+    return {
+        "quantizer": f"onnxruntime {ort_version}",
+        "quantization": "static Q/DQ, per-channel weights",
+        "quantized_ops": quantized_ops(ort_version),
+        "weight_bits": 7 if reduce_range else 8,
+        "reduce_range": reduce_range,
+        "symmetric": symmetric,
+        "calibration_sha256": array_sha256(np.asarray(calibration, dtype=np.float32)),
+        "calibration_samples": len(calibration),
+    }
+
+
+def describe_quantization(parts: dict[str, Any]) -> str:
+    """The manifest's one line on how an INT8 model was quantized, from its key parts."""
+    return (
+        f"{parts['quantization']} on {'/'.join(parts['quantized_ops'])}, {parts['weight_bits']}-bit weights"
+        f"{' (reduce_range: x86 without VNNI)' if parts['reduce_range'] else ''}"
+        f"{', symmetric' if parts['symmetric'] else ''}, by {parts['quantizer']}, calibrated on the shipped x_calib "
+        f"({parts['calibration_samples']} samples, sha256 {parts['calibration_sha256'][:12]})"
+    )
 
 
 def _ort() -> Any:
@@ -125,7 +152,7 @@ def quantize_int8(
             reduce_range=reduce_range,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True} if symmetric else {},
         )
-        os.replace(tmp, out_path)
+        durable_replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

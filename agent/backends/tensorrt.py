@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import json
 import math
 import os
 import re
@@ -39,8 +38,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from agent.backends import engine_cache
 from agent.backends.base import BackendOptions, BuildRequest
-from agent.backends.qdq import is_qdq, quantize_int8, quantized_ops
+from agent.backends.engine_cache import CacheKey
+from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
+from agent.cache import durable_replace
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable, MissingExtraError
 
@@ -297,7 +299,7 @@ def _save_onnx_atomically(model: Any, path: Path) -> None:
     os.close(fd)
     try:
         onnx.save(model, tmp)
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -310,7 +312,7 @@ def write_atomically(path: Path, data: Any) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -321,12 +323,11 @@ class ModelRecipe:
     """How the ONNX handed to TensorRT derives from the shipped one: `key_parts` go into the engine-cache key."""
 
     kind: str  # "as shipped", "quantize" (INT8 Q/DQ on the device) or "fp16" (FP16 ONNX on the device)
-    key_parts: dict[str, str]
+    key_parts: dict[str, Any]
     converter: Fp16Converter | None = None
 
-    def prepared_name(self, model_sha: str) -> str:
-        blob = json.dumps({"model_sha256": model_sha, **self.key_parts}, sort_keys=True).encode()
-        return f"{_sha256(blob)[:32]}.{self.kind}.onnx"
+    def prepared_key(self, model_sha: str) -> CacheKey:
+        return CacheKey(NAME, {"model_sha256": model_sha, "prepared": self.kind, **self.key_parts})
 
 
 def model_recipe(api: TrtApi, model_path: Path, request: BuildRequest) -> ModelRecipe:
@@ -345,14 +346,10 @@ def model_recipe(api: TrtApi, model_path: Path, request: BuildRequest) -> ModelR
                 "INT8 needs a calibration set (x_calib) shipped with the test set, or a model with Q/DQ nodes; "
                 "this one has neither"
             )
-        calibration = np.ascontiguousarray(request.calibration, dtype=np.float32)
+        # TensorRT takes symmetric Q/DQ (zero points 0) only; 8-bit weights (reduce_range is an x86 CPU matter).
+        parts = quantization_parts(request.calibration, reduce_range=False, symmetric=True)
         return ModelRecipe(
-            "quantize",
-            {
-                "int8": f"Q/DQ quantized on the device: static, symmetric, per-channel weights on {'/'.join(quantized_ops())}",
-                "quantizer": f"onnxruntime {_distribution_version('onnxruntime')}",
-                "calibration_sha256": _sha256(calibration.tobytes() + str(calibration.shape).encode()),
-            },
+            "quantize", {"int8": f"Q/DQ quantized on the device: {describe_quantization(parts)}", **parts}
         )
     if request.precision == Precision.FP16 and not api.precision_flags:
         converter = find_fp16_converter()
@@ -370,14 +367,13 @@ def prepare_model(
     """The ONNX file TensorRT parses, made (or found) in `work`, and what was done to get it."""
     if recipe.kind == "as shipped":
         return model_path, {}
-    out = work / recipe.prepared_name(model_sha)
+    out = recipe.prepared_key(model_sha).path(work, f".{recipe.kind}.onnx")
     what = "int8_quantization" if recipe.kind == "quantize" else "fp16_conversion"
-    if out.is_file():
+    if engine_cache.lookup(out):
         return out, {what: f"{recipe.key_parts.get('int8') or recipe.key_parts['fp16']}; cache hit ({out.name})"}
     t0 = time.perf_counter()
     if recipe.kind == "quantize":
-        # TensorRT takes symmetric Q/DQ (zero points 0) only; 8-bit weights (reduce_range is an x86 CPU matter).
-        quantize_int8(model_path, request.calibration, out, symmetric=True)
+        quantize_int8(model_path, request.calibration, out, reduce_range=False, symmetric=True)
     else:
         assert recipe.converter is not None
         try:
@@ -385,6 +381,7 @@ def prepare_model(
         except ImportError as exc:
             raise MissingExtraError(getattr(exc, "name", None) or recipe.converter.distribution, "onnxruntime") from exc
         _save_onnx_atomically(converted, out)
+    engine_cache.store(out)
     done = f"{recipe.key_parts.get('int8') or recipe.key_parts['fp16']}; done in {time.perf_counter() - t0:.2f} s"
     return out, {what: done}
 
@@ -647,7 +644,7 @@ class TensorRTBackend:
         """Deserialize the cached engine for this exact key, or build (and cache) it."""
         model_sha = request.model_sha256 or _sha256(model_path.read_bytes())
         # Everything that changes the engine: the ONNX (and how it was derived), where and with what it is built.
-        key_parts = {
+        key_parts: dict[str, Any] = {
             "model_sha256": model_sha,
             "gpu": gpu.name,
             "compute_capability": gpu.sm,
@@ -658,9 +655,9 @@ class TensorRTBackend:
             "workspace_mb": str(options.workspace_mb),
             **recipe.key_parts,
         }
-        key = _sha256(json.dumps(key_parts, sort_keys=True).encode())[:32]
+        key = CacheKey(NAME, key_parts)
         cache = request.cache_dir / NAME if request.cache_dir is not None else None
-        engine_path = cache / f"{key}.engine" if cache is not None else None
+        engine_path = key.path(cache, ".engine") if cache is not None else None
         details = {
             "tensorrt_version": api.version,
             "gpu_name": gpu.name,
@@ -669,18 +666,16 @@ class TensorRTBackend:
             "dla_core": key_parts["dla_core"],
             "workspace_mb": key_parts["workspace_mb"],
             "precision_route": self._precision_route(api, request.precision, recipe),
-            "engine_cache": "off",
-            "engine_cache_key": key,
-            "engine_cache_key_parts": json.dumps(key_parts, sort_keys=True),
+            **key.details("off"),
         }
-        if engine_path is not None and engine_path.is_file():
+        if engine_path is not None and engine_cache.lookup(engine_path):
             t0 = time.perf_counter()
             engine = runtime.deserialize(engine_path.read_bytes())
             if engine is not None:
                 details.update(engine_cache="hit", engine_file=engine_path.name)
                 details["engine_deserialize_s"] = f"{time.perf_counter() - t0:.3f}"
                 return engine, details
-            engine_path.unlink()  # unreadable (truncated, or another TensorRT build): rebuild it
+            engine_path.unlink()  # unreadable (another TensorRT build, a changed GPU driver): rebuild it
         with ExitStack() as stack:
             # A prepared ONNX (quantized / FP16) is cached beside the engines; without a cache it is temporary.
             work = cache if cache is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -690,6 +685,7 @@ class TensorRTBackend:
         details.update(build_details)
         if engine_path is not None:
             write_atomically(engine_path, plan)
+            engine_cache.store(engine_path)
             details.update(engine_cache="miss", engine_file=engine_path.name)
         engine = runtime.deserialize(plan)
         if engine is None:

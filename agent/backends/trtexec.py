@@ -64,8 +64,11 @@ from typing import Any, Callable, Iterator, Sequence, Tuple
 
 import numpy as np
 
+from agent.backends import engine_cache
 from agent.backends.base import BackendOptions, BuildRequest
-from agent.backends.qdq import QUANTIZED_OPS, is_qdq, quantize_int8
+from agent.backends.engine_cache import CacheKey
+from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
+from agent.cache import durable_replace
 from agent.measure import TimedRun, latency_stats
 from edgelab.domain import MeasurementSettings, Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable
@@ -816,25 +819,27 @@ class TrtexecBackend:
                 details["int8"] = how
             # Everything that changes the engine. Not the GPU: without CUDA bindings it has no name before
             # trtexec runs, and the cache is per agent (an engine TensorRT cannot deserialize fails loudly).
-            key_parts = {
-                "model_sha256": _sha256_file(built),
-                "tensorrt": version_text(version),
-                "precision": request.precision.value,
-                "input": tensor.name,
-                "sample_dims": list(tensor.dims[1:]),
-                "batch_profile": list(profile) if dynamic else None,
-                "dla_core": options.dla_core,
-                "workspace_mb": options.workspace_mb,
-            }
-            key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:32]
-            engine_path = cache / f"{key}.engine"
-            if engine_path.is_file():
-                details["engine_cache"] = "hit" if request.cache_dir is not None else "off"
-            else:
+            key = CacheKey(
+                NAME,
+                {
+                    "model_sha256": _sha256_file(built),
+                    "tensorrt": version_text(version),
+                    "precision": request.precision.value,
+                    "input": tensor.name,
+                    "sample_dims": list(tensor.dims[1:]),
+                    "batch_profile": list(profile) if dynamic else None,
+                    "dla_core": options.dla_core,
+                    "workspace_mb": options.workspace_mb,
+                },
+            )
+            engine_path = key.path(cache, ".engine")
+            hit = engine_cache.lookup(engine_path)
+            if not hit:
                 details.update(
                     self._build(trtexec, version, built, engine_path, tensor, profile, dynamic, request, options)
                 )
-                details["engine_cache"] = "miss" if request.cache_dir is not None else "off"
+                engine_cache.store(engine_path)
+            details.update(key.details(("hit" if hit else "miss") if request.cache_dir is not None else "off"))
             details["engine_file"] = engine_path.name
             return TrtexecEngine(
                 trtexec=trtexec,
@@ -865,21 +870,20 @@ class TrtexecBackend:
             )
         if request.calibration is None or len(request.calibration) == 0:
             raise ValueError("int8 needs a calibration set (x_calib) shipped with the test set; this one has none")
-        import onnxruntime
 
         calibration = np.ascontiguousarray(request.calibration, dtype=np.float32)
-        model_sha = request.model_sha256 or _sha256_file(model_path)
-        calibration_sha = hashlib.sha256(calibration.tobytes()).hexdigest()
-        key = hashlib.sha256(
-            f"{model_sha} {calibration_sha} ort{onnxruntime.__version__} qdq-int8-symmetric".encode()
-        ).hexdigest()[:32]
-        quantized = cache / f"{key}.qdq.onnx"
-        hit = quantized.is_file()
+        # TensorRT takes symmetric Q/DQ (zero points 0) only; 8-bit weights (reduce_range is an x86 CPU matter).
+        parts = quantization_parts(calibration, reduce_range=False, symmetric=True)
+        key = CacheKey(
+            NAME, {"model_sha256": request.model_sha256 or _sha256_file(model_path), "prepared": "qdq", **parts}
+        )
+        quantized = key.path(cache, ".qdq.onnx")
+        hit = engine_cache.lookup(quantized)
         if not hit:
-            quantize_int8(model_path, calibration, quantized, symmetric=True)
+            quantize_int8(model_path, calibration, quantized, reduce_range=False, symmetric=True)
+            engine_cache.store(quantized)
         return quantized, (
-            f"quantized on the device: ONNX Runtime {onnxruntime.__version__} static Q/DQ on {'/'.join(QUANTIZED_OPS)}, "
-            f"symmetric per-channel int8, calibrated on the shipped x_calib ({len(calibration)} samples), "
+            f"quantized on the device: {describe_quantization(parts)}, "
             f"cache {'hit' if hit else 'miss'}; --int8, no calibrator"
         )
 
@@ -920,7 +924,7 @@ class TrtexecBackend:
             run = run_trtexec(command, options.build_timeout_s)
             if run.returncode != 0 or not partial.is_file():
                 raise failure(f"trtexec could not build {model.name}", run, version)
-            os.replace(str(partial), str(engine_path))
+            durable_replace(partial, engine_path)  # trtexec wrote it; its bytes reach the disk before the rename
         finally:
             if partial.exists():
                 partial.unlink()

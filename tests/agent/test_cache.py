@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.cache import ArtifactCache
+import agent.cache
+from agent.backends import engine_cache
+from agent.backends.engine_cache import CacheKey
+from agent.cache import RUNNING_SUFFIX, ArtifactCache
 from edgelab.domain import ArtifactRef
 from edgelab.errors import ArtifactCorrupt
 
@@ -91,3 +94,94 @@ def test_cache_hit_counts_as_a_use(tmp_path: Path) -> None:
     evicted = cache.evict()
 
     assert evicted == ["newer"] and first.is_file()
+
+
+def test_truncated_cached_artifact_is_downloaded_again_not_reused(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    cache.path(REF.sha256).write_bytes(PAYLOAD[:4096])  # a power cut after the rename, before the bytes landed
+    offsets: list[int] = []
+
+    path = cache.ensure(REF, _fetcher(PAYLOAD, offsets))
+
+    assert offsets == [0] and path.read_bytes() == PAYLOAD
+
+
+def test_same_size_damage_is_caught_by_the_hash_when_cheap(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    cache.path(REF.sha256).write_bytes(b"X" + PAYLOAD[1:])  # right size, wrong bytes
+    offsets: list[int] = []
+
+    path = cache.ensure(REF, _fetcher(PAYLOAD, offsets))
+
+    assert offsets == [0] and path.read_bytes() == PAYLOAD
+
+
+def test_after_an_unclean_start_even_large_hits_are_rehashed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent.cache, "HASH_ON_HIT_MAX_BYTES", 100)  # PAYLOAD is "large" now
+    clean = ArtifactCache(tmp_path)
+    clean.path(REF.sha256).write_bytes(b"X" + PAYLOAD[1:])
+    offsets: list[int] = []
+    assert clean.ensure(REF, _fetcher(PAYLOAD, offsets)).read_bytes()[:1] == b"X"  # large: size only
+    clean.close()
+    assert not tmp_path.with_name(tmp_path.name + RUNNING_SUFFIX).exists()
+
+    ArtifactCache(tmp_path)  # an agent that is then killed (power cut): its marker stays
+    after_crash = ArtifactCache(tmp_path)
+    path = after_crash.ensure(REF, _fetcher(PAYLOAD, offsets))
+
+    assert after_crash.unclean_start and offsets == [0] and path.read_bytes() == PAYLOAD
+
+
+def test_bytes_are_fsynced_before_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        events.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
+        fsync(fd)
+
+    def recording_replace(src: object, dst: object) -> None:
+        events.append("rename")
+        replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+
+    ArtifactCache(tmp_path).ensure(REF, _fetcher(PAYLOAD, []))
+
+    assert "fsync-file" in events and "rename" in events
+    rename = events.index("rename")
+    assert "fsync-file" in events[:rename] and "fsync-dir" in events[rename:]
+
+
+def test_engines_are_evicted_under_the_same_budget(tmp_path: Path) -> None:
+    engines = tmp_path / "engines"
+    (engines / "tensorrt").mkdir(parents=True)
+    cache = ArtifactCache(tmp_path / "artifacts", max_bytes=2500, engines=engines)
+    old_engine = engines / "tensorrt" / "a.engine"
+    new_engine = engines / "tensorrt" / "b.engine"
+    for i, path in enumerate([old_engine, cache.path("f" * 64), new_engine]):
+        path.write_bytes(b"x" * 1000)
+        engine_cache.store(path) if path.suffix == ".engine" else None
+        os.utime(path, ns=(i * 10**9, i * 10**9))
+
+    evicted = cache.evict(keep=["f" * 64])
+
+    assert evicted == ["tensorrt/a.engine"]
+    assert not old_engine.exists() and not old_engine.with_name("a.engine.sha256").exists()
+    assert new_engine.exists() and cache.path("f" * 64).exists()
+
+
+def test_engine_cache_hit_is_verified_against_what_was_stored(tmp_path: Path) -> None:
+    key = CacheKey("onnxruntime", {"model_sha256": "m", "calibration_sha256": "c"})
+    path = key.path(tmp_path, ".int8.onnx")
+    assert not engine_cache.lookup(path)
+    path.write_bytes(b"engine bytes" * 100)
+    assert not engine_cache.lookup(path) and not path.exists()  # no record of what was stored: not trusted
+
+    path.write_bytes(b"engine bytes" * 100)
+    engine_cache.store(path)
+    assert engine_cache.lookup(path)
+    path.write_bytes(b"engine bytes" * 50)  # truncated
+
+    assert not engine_cache.lookup(path) and not path.exists()

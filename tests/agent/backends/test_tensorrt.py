@@ -14,13 +14,14 @@ import re
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import agent.backends.tensorrt as trt_backend
 from agent.backends import BuildRequest, DeviceTimedEngine
-from agent.backends.qdq import is_qdq, quantize_int8
+from agent.backends.qdq import is_qdq, quantize_int8, quantized_ops
 from agent.backends.tensorrt import (
     COMPUTE_SCOPE,
     SCOPE,
@@ -73,8 +74,8 @@ def _x(rows: int, seed: int = 2) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(rows, LENGTH, 1)).astype(np.float32)
 
 
-def _key_parts(details: dict[str, str]) -> dict[str, str]:
-    parts: dict[str, str] = json.loads(details["engine_cache_key_parts"])
+def _key_parts(details: dict[str, str]) -> dict[str, Any]:
+    parts: dict[str, Any] = json.loads(details["engine_cache_key_parts"])
     return parts
 
 
@@ -384,7 +385,9 @@ def test_the_cache_key_holds_everything_that_changes_the_engine(gpu: FakeGpu, tm
     ]
     again = backend.load(model, _request(tmp_path, Precision.INT8))
 
-    assert _key_parts(base.details) == {
+    parts = _key_parts(base.details)
+    assert parts == {
+        "backend": "tensorrt",
         "model_sha256": "c" * 64,
         "gpu": "Fake RTX 4000",
         "compute_capability": "8.9",
@@ -393,9 +396,16 @@ def test_the_cache_key_holds_everything_that_changes_the_engine(gpu: FakeGpu, tm
         "batch_profile": "1/8/8",
         "dla_core": "none",
         "workspace_mb": "1024",
-        "int8": _key_parts(base.details)["int8"],
-        "quantizer": _key_parts(base.details)["quantizer"],
-        "calibration_sha256": _key_parts(base.details)["calibration_sha256"],
+        "int8": parts["int8"],
+        # one description of Q/DQ quantization for every backend (agent.backends.qdq.quantization_parts)
+        "quantizer": parts["quantizer"],
+        "quantization": "static Q/DQ, per-channel weights",
+        "quantized_ops": quantized_ops(),
+        "weight_bits": 8,
+        "reduce_range": False,
+        "symmetric": True,
+        "calibration_sha256": parts["calibration_sha256"],
+        "calibration_samples": 20,
     }
     keys = [e.details["engine_cache_key"] for e in (base, *variants)]
     assert len(set(keys)) == len(keys) and all(e.details["engine_cache"] == "miss" for e in variants)
