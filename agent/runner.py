@@ -22,6 +22,7 @@ import numpy as np
 
 import edgelab
 from agent.backends import BACKENDS, Backend, BuildRequest, DeviceTimedEngine, Engine, SelfTimedEngine
+from agent.backends.base import CPU_DEVICE, GPU_DEVICE
 from agent.device_state import snapshot, state_manifest
 from agent.measure import TimedRun, measure_latency
 from agent.power import NONE_METER, POWER_METERS, PowerMeter, PowerSampler, select_meter
@@ -40,11 +41,14 @@ from edgelab.errors import BackendUnavailable, EdgeLabError
 from edgelab.metrics import accuracy_report
 from edgelab.serde import to_jsonable
 
-# Which sensor sees a backend's work. jtop's board total covers CPU and GPU on a Jetson; on a
+# Which sensor sees where the engine runs (`Engine.device`, as the runtime placed it: an ONNX Runtime
+# session on the CUDA provider is GPU work). jtop's board total covers CPU and GPU on a Jetson; on a
 # desktop NVML sees only the GPU and RAPL only the CPU package, so neither stands in for the other.
-GPU_BACKENDS = frozenset({"tensorrt", "trtexec"})
-METERS_FOR_GPU_BACKENDS = ("jtop", "nvml", "hwmon")
-METERS_FOR_CPU_BACKENDS = ("jtop", "rapl", "hwmon")
+METERS_FOR_DEVICE = {GPU_DEVICE: ("jtop", "nvml", "hwmon"), CPU_DEVICE: ("jtop", "rapl", "hwmon")}
+# Before each idle baseline the device must be back at rest (a GPU or a DVFS governor stays clocked up
+# after the build or the previous window): power is sampled in steps until two step means agree, bounded.
+SETTLE_STEP_S = 0.25
+SETTLE_MAX_S = 10.0
 
 
 class JobFailed(Exception):
@@ -201,21 +205,26 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         model_sha256=spec.model.sha256,
         options=spec.backend_options,
     )
-    meter, power_note = _power_meter(spec.measurement.power_meter, backend.name)
-    notes: dict[str, str] = {"power": power_note}
+    # A meter the job names is checked before the build; the default one follows where the engine runs.
+    named = spec.measurement.power_meter
+    meter, power_note = _power_meter(named, "") if named else (None, "")
     state_before = snapshot()
     t0 = time.perf_counter()
     with _stage(FailureKind.BUILD, f"{backend.name} could not load {spec.model.name or model_path.name}"):
         engine = backend.load(model_path, request)
     load_s = time.perf_counter() - t0
-    sampler = PowerSampler(meter, spec.measurement.power_sample_period_s) if meter else None
+    sampler: PowerSampler | None = None
     try:
+        if not named:
+            meter, power_note = _power_meter("", engine.device)
+        notes: dict[str, str] = {"power": power_note, "engine_device": engine.device}
+        sampler = PowerSampler(meter, spec.measurement.power_sample_period_s) if meter else None
         _check_shape(engine, test.x.shape[1:])
         latency: list[LatencyStats] = []
         power: list[PowerReport] = []
         for batch_size in spec.batch_sizes:
             batch = _timing_batch(test.x, batch_size)
-            window = _idle_then_window(sampler, spec.measurement.power_idle_s, notes)
+            window = _idle_then_window(sampler, spec.measurement.power_idle_s, notes, batch_size)
             with _stage(FailureKind.CRASH, f"inference at batch {batch_size}"):
                 run = _time(engine, batch, spec.measurement, window or nullcontext)
             latency.extend(s for s in (run.end_to_end, run.compute) if s is not None)
@@ -275,15 +284,16 @@ def _device_timer(engine: Engine) -> dict[str, Any]:
     return {"device_ms": lambda: timed.last_compute_ms, "compute_scope": timed.compute_scope}
 
 
-def _power_meter(name: str, backend: str) -> tuple[PowerMeter | None, str]:
-    """The meter a job asked for ("" = the best sensor for this backend) and a note on it; None when power is off.
+def _power_meter(name: str, device: str) -> tuple[PowerMeter | None, str]:
+    """The meter a job asked for ("" = the best sensor for where the engine runs: `Engine.device`) and a note
+    on it; None when power is off.
 
     A meter the job names but this device lacks fails the job: measuring nothing silently would
     pass for a measurement.
     """
     if name == NONE_METER:
         return None, "off: the job asked for no power measurement"
-    order = METERS_FOR_GPU_BACKENDS if backend in GPU_BACKENDS else METERS_FOR_CPU_BACKENDS
+    order = METERS_FOR_DEVICE.get(device, METERS_FOR_DEVICE[CPU_DEVICE])
     candidates = {n: POWER_METERS[n] for n in (*order, NONE_METER) if n in POWER_METERS}
     try:
         meter, info = select_meter(name) if name else select_meter(meters=candidates)
@@ -291,23 +301,29 @@ def _power_meter(name: str, backend: str) -> tuple[PowerMeter | None, str]:
         raise JobFailed(FailureKind.UNSUPPORTED, str(exc)) from exc
     if meter.name == NONE_METER:
         return None, f"not measured: {info.reason}"
-    return meter, f"{meter.name}: {info.sensor}"
+    seen = f" (the engine runs on the {device.upper()})" if device and not name else ""
+    return meter, f"{meter.name}: {info.sensor}{seen}"
 
 
 def _idle_then_window(
-    sampler: PowerSampler | None, idle_s: float, notes: dict[str, str]
+    sampler: PowerSampler | None, idle_s: float, notes: dict[str, str], batch_size: int
 ) -> Callable[[], AbstractContextManager[object]] | None:
-    """The sampler's window with its idle baseline measured just now, or None: a failing meter is noted, not fatal."""
+    """The sampler's window with its idle baseline measured just now, once the device has settled, or None: a
+    failing meter is noted, not fatal. How idle was established goes into the manifest's `power_idle`."""
     if sampler is None:
         return None
     if idle_s <= 0:
         notes["power_error"] = "power_idle_s is 0: no idle baseline, so no energy figure"
         return None
     try:
-        sampler.measure_idle(idle_s)
+        settling = sampler.settle(SETTLE_STEP_S, SETTLE_MAX_S)
+        idle_w = sampler.measure_idle(idle_s)
     except EdgeLabError as exc:
         notes["power_error"] = str(exc)
         return None
+    how = json.loads(notes.get("power_idle", "{}"))
+    how[f"batch {batch_size}"] = f"{settling.describe()}; then idle {idle_w:.3f} W over {idle_s:g} s"
+    notes["power_idle"] = json.dumps(how)
     return sampler.window
 
 

@@ -27,6 +27,10 @@ class BuildRequest:
     options: dict[str, str] = field(default_factory=dict)  # backend-specific, e.g. {"dla_core": "0"}
 
 
+CPU_DEVICE = "cpu"
+GPU_DEVICE = "gpu"
+
+
 class Engine(Protocol):
     """A model built and loaded for one precision, ready to run."""
 
@@ -36,6 +40,9 @@ class Engine(Protocol):
     scope: str
     # Runtime details for the provenance manifest (execution providers, engine cache hit, ...).
     details: dict[str, str]
+    # Where inference runs, as the runtime placed it: "cpu" or "gpu" (CPU_DEVICE / GPU_DEVICE). The power
+    # meter follows it: an ONNX Runtime session on the CUDA provider is GPU work like a TensorRT engine.
+    device: str
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch; returns only when the outputs are on the host (no async work left)."""

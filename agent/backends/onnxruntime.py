@@ -15,11 +15,22 @@ from typing import Any
 import numpy as np
 
 from agent.backends import engine_cache
-from agent.backends.base import BuildRequest, Engine
+from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BuildRequest, Engine
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, needs_reduce_range, quantization_parts, quantize_int8
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
+
+# Execution providers that run the graph on an accelerator rather than the CPU.
+GPU_PROVIDERS = frozenset(
+    {
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+    }
+)
 
 
 def _ort() -> Any:
@@ -38,7 +49,10 @@ class OnnxRuntimeEngine:
         inp = session.get_inputs()[0]
         self._input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
-        self.details = {"execution_providers": ",".join(session.get_providers())}
+        providers = session.get_providers()
+        # The session's first provider takes every node it can; the CPU one only gets what is left.
+        self.device = GPU_DEVICE if providers and providers[0] in GPU_PROVIDERS else CPU_DEVICE
+        self.details = {"execution_providers": ",".join(providers)}
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._session.run(None, {self._input_name: batch})[0])

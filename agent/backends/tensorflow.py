@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.backends.base import BuildRequest, Engine
+from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BuildRequest, Engine
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
@@ -59,8 +59,9 @@ def unpack_savedmodel(archive: Path, cache_dir: Path | None, key: str) -> Path:
 class TensorflowEngine:
     scope = "end-to-end: host array in, host array out (serving_default signature, eager call)"
 
-    def __init__(self, tf: Any, loaded: Any, details: dict[str, str]) -> None:
+    def __init__(self, tf: Any, loaded: Any, details: dict[str, str], device: str = CPU_DEVICE) -> None:
         self._tf = tf
+        self.device = device
         self._loaded = loaded  # keeps the signature's variables alive
         self._fn = loaded.signatures[SIGNATURE]
         _, kwargs = self._fn.structured_input_signature
@@ -115,4 +116,5 @@ class TensorflowBackend:
                 "tensorflow_devices": ",".join(d.name for d in gpus) or "CPU",
                 "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads() or "default"),
             },
+            GPU_DEVICE if gpus else CPU_DEVICE,  # TensorFlow places the ops on a GPU it sees
         )

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from agent.backends import engine_cache
-from agent.backends.base import BackendOptions, BuildRequest
+from agent.backends.base import GPU_DEVICE, BackendOptions, BuildRequest
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
 from agent.cache import durable_replace
@@ -419,6 +419,7 @@ class TensorRTEngine:
 
     scope = SCOPE
     compute_scope = COMPUTE_SCOPE
+    device = GPU_DEVICE  # DLA layers too: nvml/jtop, not RAPL
 
     def __init__(
         self, trt: Any, cuda: Any, cuda_context: Any, runtime: Any, engine: Any, max_batch: int, details: dict[str, str]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.backends.base import BuildRequest, Engine
+from agent.backends.base import CPU_DEVICE, BuildRequest, Engine
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
@@ -66,6 +66,7 @@ class TfliteEngine:
         self.input_shape = tuple(None if d < 0 else int(d) for d in signature)
         self._batch = int(self._input["shape"][0])
         self.details = details
+        self.device = CPU_DEVICE  # no GPU delegate is loaded
 
     def _resize(self, batch: int) -> None:
         shape = [batch, *self._input["shape"][1:]]

@@ -65,7 +65,7 @@ from typing import Any, Callable, Iterator, Sequence, Tuple
 import numpy as np
 
 from agent.backends import engine_cache
-from agent.backends.base import BackendOptions, BuildRequest
+from agent.backends.base import GPU_DEVICE, BackendOptions, BuildRequest
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
 from agent.cache import durable_replace
@@ -552,6 +552,8 @@ def _shape(name: str, rows: int, sample: Sequence[int]) -> str:
 @dataclass
 class TrtexecEngine:
     """A serialized TensorRT engine on disk, run by trtexec: `measure` times it, `infer` scores batches."""
+
+    device = GPU_DEVICE  # not a field: every trtexec engine runs on the GPU (or its DLA)
 
     trtexec: Path
     version: Version

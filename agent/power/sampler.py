@@ -1,7 +1,9 @@
 """Power over exactly the timed window, integrated by us, net of an idle baseline (DESIGN.md section 3).
 
 Definitions (what a PowerReport's figures mean):
-- `idle_w`: mean power over `measure_idle(duration_s)`, run just before the timed window.
+- `idle_w`: mean power over `measure_idle(duration_s)`, run just before the timed window, once
+  `settle` has seen the power stop falling (a GPU or a DVFS governor stays clocked up for a while
+  after an engine build or the previous window; idle measured then reads high).
 - `mean_w`: gross mean power over the window = window energy / window duration.
 - `energy_per_inference_mj`: (window energy - idle_w * window duration) / inferences, in mJ:
   the energy the inferences added on top of idle. It is NOT clamped: a negative value means
@@ -80,6 +82,21 @@ def rail_means(samples: Sequence[PowerSample]) -> dict[str, float]:
         for name, watts in sample.rails_w:
             per_rail.setdefault(name, []).append(PowerSample(sample.t_s, watts=watts))
     return {name: integrate(rail).mean_w for name, rail in sorted(per_rail.items()) if len(rail) >= 2}
+
+
+@dataclass(frozen=True)
+class Settling:
+    """How `PowerSampler.settle` ended: the mean power of each step, and whether the last two agreed."""
+
+    settled: bool
+    seconds: float
+    means_w: tuple[float, ...]
+
+    def describe(self) -> str:
+        means = ", ".join(f"{w:.3f}" for w in self.means_w[-6:])
+        if self.settled:
+            return f"settled after {self.seconds:.2f} s (step means W: {means})"
+        return f"still changing after {self.seconds:.2f} s, idle measured anyway (step means W: {means})"
 
 
 class PowerSampler:
@@ -165,6 +182,25 @@ class PowerSampler:
                     samples.append(self._sample(reader))
                 except Exception as exc:
                     self._error = exc
+
+    def settle(self, step_s: float, max_s: float, rel_tol: float = 0.03, abs_tol_w: float = 0.05) -> Settling:
+        """Sample in `step_s` steps until two consecutive step means agree (within `rel_tol`, or `abs_tol_w` for
+        small readings), at most `max_s`: the device is back at rest, and an idle baseline taken now is idle."""
+        if step_s <= 0 or max_s < step_s:
+            raise ValueError(f"need 0 < step_s <= max_s, got {step_s}, {max_s}")
+        means: list[float] = []
+        start = time.perf_counter()
+        while True:
+            with self._sampling() as samples:
+                time.sleep(step_s)
+            if self._error is not None:
+                raise PowerMeasurementError(f"power sampling failed while settling: {self._error}") from self._error
+            means.append(integrate(samples).mean_w)
+            elapsed = time.perf_counter() - start
+            if len(means) >= 2 and abs(means[-1] - means[-2]) <= max(rel_tol * abs(means[-2]), abs_tol_w):
+                return Settling(True, elapsed, tuple(means))
+            if elapsed + step_s > max_s:
+                return Settling(False, elapsed, tuple(means))
 
     def measure_idle(self, duration_s: float) -> float:
         """Mean power over `duration_s` of doing nothing, stored as the baseline for report()."""

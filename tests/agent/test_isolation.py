@@ -176,7 +176,12 @@ def test_oom_kill_counter_is_read_from_the_childs_memory_cgroup(tmp_path: Path) 
 def test_cancelled_run_kills_the_child_and_what_it_started(tmp_path: Path) -> None:
     cancel = threading.Event()
     pids = tmp_path / "pids"
-    threading.Thread(target=lambda: (_wait_for(pids.is_file), cancel.set()), daemon=True).start()
+
+    def cancel_once_started() -> None:
+        _wait_for(pids.is_file)
+        cancel.set()  # as the lease-renewal thread does when the coordinator says the lease is lost
+
+    threading.Thread(target=cancel_once_started, daemon=True).start()
     start = time.monotonic()
 
     with pytest.raises(Cancelled):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -195,6 +197,7 @@ class DeviceTimedBackend:
             scope = "end-to-end"
             compute_scope = "compute-only: fake device timer"
             details: dict[str, str] = {}
+            device = "cpu"
             last_compute_ms = 0.0
 
             def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -245,15 +248,117 @@ class StubMeter:
         pass
 
 
-@pytest.mark.parametrize(("backend", "expected"), [("onnxruntime", "rapl"), ("tensorrt", "nvml")])
-def test_default_meter_is_the_sensor_that_sees_the_backends_work(
-    backend: str, expected: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _desktop_meters(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("jtop", "hwmon"):
         monkeypatch.setitem(POWER_METERS, name, NoneMeter())  # a desktop: no Jetson, no INA sensor
     for name in ("nvml", "rapl"):
         monkeypatch.setitem(POWER_METERS, name, StubMeter(name))
 
-    meter, note = _power_meter("", backend)
 
-    assert meter is not None and meter.name == expected and note == f"{expected}: {expected} sensor"
+@pytest.mark.parametrize(("device", "expected"), [("cpu", "rapl"), ("gpu", "nvml")])
+def test_default_meter_is_the_sensor_that_sees_where_the_engine_runs(
+    device: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _desktop_meters(monkeypatch)
+
+    meter, note = _power_meter("", device)
+
+    assert meter is not None and meter.name == expected and note.startswith(f"{expected}: {expected} sensor")
+
+
+def test_onnxruntime_on_the_cuda_provider_is_measured_by_the_gpu_meter(
+    onnx_model: Path, test_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ONNX Runtime takes the CUDA provider when the build has it: RAPL (the CPU package) does not see that work."""
+    import onnxruntime
+
+    real_session = onnxruntime.InferenceSession
+
+    class CudaSession(real_session):  # type: ignore[misc,valid-type]
+        """A GPU build's session, as far as the agent can tell: CUDA first among the providers it runs."""
+
+        def __init__(self, path: str, sess_options: object = None, providers: list[str] | None = None) -> None:
+            super().__init__(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+        def get_providers(self) -> list[str]:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    monkeypatch.setattr(onnxruntime, "InferenceSession", CudaSession)
+    _desktop_meters(monkeypatch)
+    settings = replace(FAST, power_idle_s=0.1, power_sample_period_s=0.01)
+
+    result = run_benchmark(_spec(batch_sizes=[1], measurement=settings), onnx_model, test_set)
+
+    assert result.failure is None, result.failure
+    assert result.manifest["engine_device"] == "gpu"
+    assert result.manifest["power"] == "nvml: nvml sensor (the engine runs on the GPU)"
+    assert [p.meter for p in result.power] == ["nvml"]
+
+
+class Heat:
+    """A GPU that stays clocked up after work: 5 W at rest, +20 W decaying with a 0.3 s time constant."""
+
+    last_busy = 0.0
+
+    @staticmethod
+    def watts() -> float:
+        return 5.0 + 20.0 * math.exp(-max(0.0, time.perf_counter() - Heat.last_busy) / 0.3)
+
+
+class DecayingMeter(StubMeter):
+    def __init__(self) -> None:
+        super().__init__("decaying")
+
+    def read(self) -> PowerSample:
+        return PowerSample(t_s=time.perf_counter(), watts=Heat.watts())
+
+
+class HotBuildBackend:
+    """ONNX Runtime underneath; the build and every call heat the 'GPU' up (`Heat`)."""
+
+    name = "hot-build"
+    formats: tuple[str, ...] = ("onnx",)
+
+    def probe(self) -> RuntimeInfo:
+        return RuntimeInfo(self.name, available=True, version="1", precisions=[Precision.FP32])
+
+    def load(self, model_path: Path, request: BuildRequest) -> object:
+        inner = OnnxRuntimeBackend().load(model_path, request)
+        Heat.last_busy = time.perf_counter()  # the engine build ran the GPU flat out until now
+
+        class Engine:
+            input_shape = inner.input_shape
+            scope = "end-to-end"
+            details: dict[str, str] = {}
+            device = "gpu"
+
+            def infer(self, batch: np.ndarray) -> np.ndarray:
+                Heat.last_busy = time.perf_counter()
+                return inner.infer(batch)
+
+            def close(self) -> None:
+                inner.close()
+
+        return Engine()
+
+
+def test_idle_baseline_waits_for_the_device_to_settle_after_the_build_and_each_window(
+    onnx_model: Path, test_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(POWER_METERS, "decaying", DecayingMeter())
+    monkeypatch.setitem(BACKENDS, "hot-build", HotBuildBackend())
+    settings = replace(FAST, power_meter="decaying", power_idle_s=0.3, power_sample_period_s=0.01)
+
+    result = run_benchmark(_spec(backend="hot-build", measurement=settings), onnx_model, test_set)
+
+    assert result.failure is None, result.failure
+    # Measured straight after the build, idle read ~17 W (the clocks still up) and energy per inference ~0.
+    assert [p.batch_size for p in result.power] == [1, 4]
+    assert all(p.idle_w < 5.5 for p in result.power), [p.idle_w for p in result.power]
+    assert all(p.energy_per_inference_mj > 0 for p in result.power)
+    how = json.loads(result.manifest["power_idle"])
+    assert set(how) == {"batch 1", "batch 4"}
+    assert all(text.startswith("settled after ") and " W over 0.3 s" in text for text in how.values()), how
