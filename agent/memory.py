@@ -69,7 +69,7 @@ def memory_cgroup(pid: int | str = "self", proc: Path = PROC) -> tuple[int, Path
             paths.setdefault(2, parts[2])
         elif "memory" in parts[1].split(","):
             paths[1] = parts[2]
-    for mount in sorted(_memory_mounts(proc), key=lambda m: -m.version if 1 in paths else m.version):
+    for mount in sorted(_memory_mounts(proc), key=lambda m: m.version):  # hybrid: memory is on v1
         path = paths.get(mount.version)
         if path is None:
             continue
