@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -166,10 +167,22 @@ class ArtifactCache:
         kept = set(keep)
         files = [p for p in self.root.iterdir() if p.is_file() and p.suffix != PARTIAL_SUFFIX and p.name not in kept]
         total = sum(p.stat().st_size for p in self.root.iterdir() if p.is_file() and p.name in kept)
-        if self.engines is not None and self.engines.is_dir():
-            files += [p for p in self.engines.rglob("*") if p.is_file() and not p.name.endswith(SIDECAR_SUFFIX)]
         sizes, mtimes = {}, {}
+        if self.engines is not None and self.engines.is_dir():
+            for path in self.engines.rglob("*"):
+                if path.is_dir() and (path / "saved_model.pb").is_file():  # an unpacked SavedModel: one unit
+                    files.append(path)
+                    sizes[path] = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                    mtimes[path] = path.stat().st_mtime_ns
+                elif (
+                    path.is_file()
+                    and not path.name.endswith(SIDECAR_SUFFIX)
+                    and not any((parent / "saved_model.pb").is_file() for parent in path.parents)
+                ):
+                    files.append(path)
         for path in files:
+            if path in sizes:
+                continue
             st = path.stat()
             sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
             sizes[path] = st.st_size + (sidecar.stat().st_size if sidecar.is_file() else 0)
@@ -179,8 +192,10 @@ class ArtifactCache:
         for path in sorted(files, key=lambda p: mtimes[p]):
             if total <= self.max_bytes:
                 break
+            if path.is_dir():
+                shutil.rmtree(str(path), ignore_errors=True)
             for gone in (path, path.with_name(path.name + SIDECAR_SUFFIX)):
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     gone.unlink()
             total -= sizes[path]
             name = path.name if path.parent == self.root else str(path.relative_to(self.engines or path.parent))

@@ -172,6 +172,19 @@ def test_engines_are_evicted_under_the_same_budget(tmp_path: Path) -> None:
     assert new_engine.exists() and cache.path("f" * 64).exists()
 
 
+def test_an_unpacked_savedmodel_is_evicted_whole(tmp_path: Path) -> None:
+    engines = tmp_path / "engines"
+    saved = engines / "savedmodel-abc"
+    (saved / "variables").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"x" * 600)
+    (saved / "variables" / "variables.data-00000-of-00001").write_bytes(b"x" * 600)
+    os.utime(saved, ns=(0, 0))
+    cache = ArtifactCache(tmp_path / "artifacts", max_bytes=1000, engines=engines)
+    cache.path("f" * 64).write_bytes(b"x" * 500)
+
+    assert cache.evict() == ["savedmodel-abc"] and not saved.exists()  # never half a SavedModel left to reuse
+
+
 def test_engine_cache_hit_is_verified_against_what_was_stored(tmp_path: Path) -> None:
     key = CacheKey("onnxruntime", {"model_sha256": "m", "calibration_sha256": "c"})
     path = key.path(tmp_path, ".int8.onnx")
