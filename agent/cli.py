@@ -37,7 +37,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         type=int,
         metavar="MB",
         help="cap each benchmark's memory (a cgroup of its own where the agent may make one, else RLIMIT_DATA): "
-        "a job past it is stored as out_of_memory",
+        "a job past it is stored as out_of_memory (also EDGELAB_AGENT_JOB_MEMORY_LIMIT_BYTES)",
     )
     probe = commands.add_parser("probe", help="Print each backend (version, precisions, or why not) and power meter.")
     for sub in (run, probe):
@@ -49,7 +49,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "edgelab agent") -> int:
     args = _parser(prog).parse_args(argv)
     try:
-        settings = load_settings(args.config, home=args.home, fleet_token=getattr(args, "fleet_token", None))
+        limit_mb = getattr(args, "job_memory_limit_mb", None)
+        settings = load_settings(
+            args.config,
+            home=args.home,
+            fleet_token=getattr(args, "fleet_token", None),
+            agent_job_memory_limit_bytes=None if limit_mb is None else limit_mb << 20,
+        )
         if args.command == "probe":
             return probe()
         return run(args, settings)
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             tls=settings.client_tls(),
             cache_max_bytes=settings.agent_cache_max_bytes,
             job_timeout_s=settings.agent_job_timeout_s,
-            job_memory_limit_bytes=args.job_memory_limit_mb << 20 if args.job_memory_limit_mb else None,
+            job_memory_limit_bytes=settings.agent_job_memory_limit_bytes,
             isolate=settings.agent_isolate and not args.in_process,
         )
     )

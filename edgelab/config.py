@@ -66,6 +66,8 @@ class Settings:
     tls_client_key: Optional[Path] = None  # agent/CLI private key for mTLS
     agent_cache_max_bytes: int = field(default=10 << 30, metadata={"ge": 0})  # artifact cache budget; LRU beyond
     agent_job_timeout_s: float = field(default=3600.0, metadata={"gt": 0})  # wall-clock limit of one benchmark
+    # memory cap of one benchmark (its own cgroup where the agent may make one, else RLIMIT_DATA): past it, out_of_memory
+    agent_job_memory_limit_bytes: Optional[int] = field(default=None, metadata={"ge": 1})
     agent_isolate: bool = True  # run each benchmark in a child process (False: in-process)
 
     def __post_init__(self) -> None:
@@ -154,7 +156,7 @@ def _check_bounds(name: str, value: Any, meta: Any) -> None:
         ("le", operator.le, "at most"),
     ):
         bound = meta.get(key)
-        if bound is not None and not ok(value, bound):
+        if bound is not None and value is not None and not ok(value, bound):
             raise ConfigError(f"invalid settings: {name}: must be {word} {bound} (got {value!r})")
 
 

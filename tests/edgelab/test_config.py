@@ -32,3 +32,24 @@ def test_unknown_key_in_file_is_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="prot"):
         load_settings(config)
+
+
+def test_optional_numbers_coerce_from_the_environment_and_keep_their_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGELAB_AGENT_JOB_MEMORY_LIMIT_BYTES", "268435456")
+    assert load_settings().agent_job_memory_limit_bytes == 256 << 20
+
+    monkeypatch.setenv("EDGELAB_AGENT_JOB_MEMORY_LIMIT_BYTES", "0")
+    with pytest.raises(ConfigError, match="agent_job_memory_limit_bytes: must be at least 1"):
+        load_settings()
+
+
+def test_booleans_and_paths_from_strings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGELAB_AGENT_ISOLATE", "no")
+    monkeypatch.setenv("EDGELAB_HOME", str(tmp_path))
+
+    settings = load_settings()
+
+    assert settings.agent_isolate is False and settings.home == tmp_path
+    monkeypatch.setenv("EDGELAB_AGENT_ISOLATE", "maybe")
+    with pytest.raises(ConfigError, match="agent_isolate: expected a boolean"):
+        load_settings()
