@@ -5,11 +5,9 @@ qemu-user-static), running real MIT-BIH artifacts dispatched by a coordinator on
 - arm64: Debian bookworm aarch64 (Raspberry Pi OS 64-bit), Python 3.11: ONNX Runtime + LiteRT.
 - armhf: Debian bookworm armv7l (Raspberry Pi OS 32-bit), Python 3.11, no compiler: numpy from
   Debian (`python3-numpy`, a venv with --system-site-packages), grpcio's linux_armv7l wheel,
-  protobuf's pure-Python one. PyPI has no TFLite interpreter for CPython 3.11 on armv7l
-  (tflite-runtime's armv7l wheels stop at cp310, ai-edge-litert has none), so this agent installs
-  without runtimes: it registers and its probe says it can run nothing. (Bullseye, Python 3.9,
-  has tflite-runtime 2.12's wheel, but every grpcio linux_armv7l wheel needs glibc >= 2.33 and
-  GLIBCXX_3.4.29: bullseye has 2.31 and 3.4.28, so grpc fails to import there.)
+  protobuf's pure-Python one, TFLite through tflite-runtime 2.14's manylinux_2_34_armv7l wheel
+  (ai-edge-litert has no armv7l wheel). (Not bullseye: every grpcio linux_armv7l wheel needs
+  glibc >= 2.33 and GLIBCXX_3.4.29, bullseye has 2.31 and 3.4.28, so grpc fails to import there.)
 - old-stack: Debian bullseye amd64, CPython 3.9, grpcio, protobuf and numpy at the lowest version
   the agent declares (read from pyproject.toml) that has a wheel for that interpreter, and TFLite
   through the newest tflite-runtime that installs with them. (ONNX Runtime cannot run here with
@@ -99,8 +97,9 @@ DEVICES = (
         Recipe("armhf", "armhf", "bookworm", (*BASE, "python3-numpy"), binfmt="qemu-arm"),
         "armv7l",
         "3.11",
-        (),
-        frozenset(),
+        ("tflite",),
+        frozenset({"tflite"}),
+        (TFLITE_FP32, TFLITE_INT8),
         system_site_packages=True,
     ),
     Device(
@@ -303,6 +302,8 @@ def test_agent_installed_in_an_emulated_device_runs_real_jobs(
     try:
         with setup_log.open("a") as log, Chroot(device.recipe, inner_tmp, log) as chroot:
             figures.append(chroot.build.describe())
+            compilers = [cc for cc in ("cc", "gcc", "c++", "clang") if (chroot.root / "usr" / "bin" / cc).exists()]
+            assert not compilers, f"{device.name} has {compilers}: wheels only, as on a device without a toolchain"
             (inner_tmp / "wheels").mkdir()
             wheel = Path(shutil.copy(fleet.wheel, inner_tmp / "wheels"))
             install = agent_venv(
