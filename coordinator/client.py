@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgelab.config import ClientTls
 from edgelab.constants import ARTIFACT_CHUNK_BYTES
-from edgelab.domain import AgentInfo, ArtifactRef, BenchmarkResult, Job, JobSpec, TrainingConfig, TrainingRun
+from edgelab.domain import (
+    AgentInfo,
+    ArtifactRef,
+    BenchmarkResult,
+    Job,
+    JobSpec,
+    LateResult,
+    TrainingConfig,
+    TrainingRun,
+)
 from edgelab.rpc import client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import common_pb2, control_pb2, control_pb2_grpc
+
+
+@dataclass
+class JobDetails:
+    """GetJob's whole answer: the job, its result and who wrote it, and any late results."""
+
+    job: Job
+    result: BenchmarkResult | None
+    written_by: str = ""  # "agent" (its report) or "coordinator" (a timeout, a revoked agent); "" without result
+    result_attempt: int = 0
+    result_agent_id: str = ""  # the agent that held that attempt
+    late_results: list[LateResult] = field(default_factory=list)  # reports that arrived after the job was closed
+    late_results_omitted: int = 0  # left out of the reply to keep it inside the message limit
 
 
 class ControlClient:
@@ -80,12 +103,23 @@ class ControlClient:
         return [from_proto(j, Job) for j in response.jobs]
 
     def get_job(self, job_id: str) -> tuple[Job, BenchmarkResult | None]:
+        details = self.get_job_details(job_id)
+        return details.job, details.result
+
+    def get_job_details(self, job_id: str) -> JobDetails:
         with client_errors(self.address):
             response = self._stub.GetJob(
                 control_pb2.GetJobRequest(operator_token=self._token, job_id=job_id), timeout=self._timeout
             )
-        result = from_proto(response.result, BenchmarkResult) if response.has_result else None
-        return from_proto(response.job, Job), result
+        return JobDetails(
+            job=from_proto(response.job, Job),
+            result=from_proto(response.result, BenchmarkResult) if response.has_result else None,
+            written_by=response.result_written_by,
+            result_attempt=response.result_attempt,
+            result_agent_id=response.result_agent_id,
+            late_results=[from_proto(late, LateResult) for late in response.late_results],
+            late_results_omitted=response.late_results_omitted,
+        )
 
     def list_agents(self) -> list[AgentInfo]:
         with client_errors(self.address):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from edgelab.errors import ConfigError
 from edgelab.rpc import CHANNEL_OPTIONS, server_credentials
 from edgelab.v1 import agent_pb2_grpc, control_pb2_grpc
 
+log = logging.getLogger("edgelab.coordinator")
+
 
 @dataclass
 class Coordinator:
@@ -29,14 +32,22 @@ class Coordinator:
     port: int
     _sweeper_stop: threading.Event
     training: TrainingRunner
+    _sweeper: threading.Thread | None = None
+    _executor: futures.ThreadPoolExecutor | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     def stop(self, grace: float | None = 1.0) -> None:
+        """Shut down in order: no new RPCs, in-flight handlers and the lease sweeper finished, training
+        stopped, and only then the store closed (nothing can touch a closed store)."""
         self._sweeper_stop.set()
         self.server.stop(grace).wait()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self._sweeper is not None:
+            self._sweeper.join()
         self.training.stop()
         self.store.close()
 
@@ -44,12 +55,17 @@ class Coordinator:
         self.server.wait_for_termination()
 
 
-def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinator:
+def start_coordinator(settings: Settings, *, max_workers: int = 32, busy_timeout_s: float | None = None) -> Coordinator:
+    """`busy_timeout_s`: how long a store transaction waits for SQLite's write lock (None: the store's default)."""
     store = Store(
-        settings.db_path, lease_duration_s=settings.lease_duration_s, heartbeat_interval_s=settings.heartbeat_interval_s
+        settings.db_path,
+        lease_duration_s=settings.lease_duration_s,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        busy_timeout_s=busy_timeout_s,
     )
     artifacts = ArtifactStore(settings.artifacts_dir)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=CHANNEL_OPTIONS)
+    executor = futures.ThreadPoolExecutor(max_workers=max_workers)
+    server = grpc.server(executor, options=CHANNEL_OPTIONS)
     agent_servicer = AgentServicer(
         store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s
     )
@@ -69,6 +85,7 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinat
     else:
         reason = "address in use or not local"
     if port == 0:
+        executor.shutdown(wait=False)
         training.stop()
         store.close()
         raise ConfigError(f"cannot listen on {settings.address}: {reason}")
@@ -77,10 +94,26 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32) -> Coordinat
     server.start()
     stop = threading.Event()
     # Expired leases are also swept lazily on every lease call; this catches a fleet that went quiet.
-    threading.Thread(target=_sweep_leases, args=(store, stop), daemon=True, name="lease-sweeper").start()
-    return Coordinator(server, store, artifacts, settings.host, port, stop, training)
+    sweeper = threading.Thread(target=_sweep_leases, args=(store, stop), daemon=True, name="lease-sweeper")
+    sweeper.start()
+    return Coordinator(server, store, artifacts, settings.host, port, stop, training, sweeper, executor)
 
 
 def _sweep_leases(store: Store, stop: threading.Event) -> None:
-    while not stop.wait(store.lease_duration_s / 4):
-        store.expire_leases()
+    """Expire leases every quarter lease until `stop`; an error (a lock held past the busy timeout, a
+    full disk) is logged and the next sweep tries again: the thread only ends when told to."""
+    interval = store.lease_duration_s / 4
+    failures = 0
+    while not stop.wait(interval):
+        try:
+            store.expire_leases()
+        except Exception as exc:
+            failures += 1
+            if failures == 1:
+                log.exception("lease sweep failed; retrying every %.1f s", interval)
+            else:
+                log.warning("lease sweep failed %d times in a row: %s", failures, exc)
+        else:
+            if failures:
+                log.info("lease sweep works again after %d failure(s)", failures)
+            failures = 0

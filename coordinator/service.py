@@ -196,6 +196,12 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         response = control_pb2.GetJobResponse(job=job_to_proto(job), has_result=stored is not None)
         if stored is not None:
             to_proto(stored.result, response.result)
+            response.result_written_by = stored.written_by
+            response.result_attempt = stored.attempt
+            response.result_agent_id = stored.agent_id
+            response.result_created_at = stored.created_at
+        for late in self._store.late_results(request.job_id):
+            response.late_results.append(to_proto(late, control_pb2.LateResult()))
         return response
 
     @server_errors

@@ -4,12 +4,23 @@ One connection guarded by a lock: the gRPC servicer calls in from a thread pool,
 lease transitions (queued -> leased -> succeeded/failed, expired -> queued) must be atomic.
 Specs and results are stored as JSON of the `edgelab.domain` dataclasses so the dashboard
 can read them without protobuf.
+
+Provenance: every stored result says who wrote it, the agent (its report) or the coordinator (a
+`timeout` after the last lease expired, `unavailable` for a revoked agent), and which agent held
+that attempt (`leases` keeps every attempt's holder). A report that reaches a job the coordinator
+already closed is kept in `late_results`, beside the coordinator's verdict, never instead of it.
+
+Durability: commits that acknowledge something to a caller (a report, a submitted job, a
+registration, an upload, a recorded run) are synced (`synchronous=FULL`) before the answer
+leaves; heartbeats, leases and renewals, which the fleet repeats anyway, stay `NORMAL`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -38,6 +49,7 @@ from edgelab.domain import (
     Job,
     JobSpec,
     JobState,
+    LateResult,
     Lease,
     TrainingConfig,
     TrainingRun,
@@ -82,9 +94,28 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL REFERENCES jobs(job_id),
     attempt INTEGER NOT NULL,
+    agent_id TEXT NOT NULL,         -- the agent that held this attempt
+    ok INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    written_by TEXT NOT NULL DEFAULT 'agent',  -- 'agent' (its report) or 'coordinator' (timeout, revocation)
+    payload_sha256 TEXT NOT NULL DEFAULT '',   -- of the report: a retry is a duplicate only when it matches
+    PRIMARY KEY (job_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS leases (  -- every attempt ever leased, and to whom
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    attempt INTEGER NOT NULL,
+    agent_id TEXT NOT NULL,
+    leased_at REAL NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS late_results (  -- reports for a job the coordinator had already closed
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    attempt INTEGER NOT NULL,
     agent_id TEXT NOT NULL,
     ok INTEGER NOT NULL,
     result TEXT NOT NULL,
+    payload_sha256 TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (job_id, attempt)
 );
@@ -107,19 +138,59 @@ CREATE INDEX IF NOT EXISTS training_runs_created ON training_runs(created_at);
 """
 
 RESTARTED_DURING_TRAINING = "coordinator restarted during training"
+BUSY_TIMEOUT_S = 5.0  # how long a transaction waits for SQLite's write lock before it fails
+
+WRITTEN_BY_AGENT = "agent"
+WRITTEN_BY_COORDINATOR = "coordinator"
+
+# Rows the coordinator wrote before results said who wrote them (see _migrate).
+_COORDINATOR_VERDICTS = """
+    (json_extract(result, '$.failure.kind') = 'timeout'
+     AND json_extract(result, '$.failure.message') LIKE 'lease expired % times; agent lost')
+    OR (json_extract(result, '$.failure.kind') = 'unavailable'
+     AND json_extract(result, '$.failure.message') LIKE 'agent % was revoked before the job finished')
+"""
+
+log = logging.getLogger("edgelab.coordinator")
+
+PageKey = tuple[float, int]  # (sort time, rowid) of a page's last row: the next page starts after it
 
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _payload(result: BenchmarkResult) -> tuple[str, str]:
+    """The stored JSON of a report and its sha256 (key order fixed, so equal reports hash equal)."""
+    text = json.dumps(to_jsonable(result), sort_keys=True)
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def encode_page_token(kind: str, key: PageKey) -> str:
+    return base64.urlsafe_b64encode(json.dumps([kind, key[0], key[1]]).encode()).decode()
+
+
+def decode_page_token(kind: str, token: str) -> PageKey | None:
+    """None for "" (the first page); ValueError for a token another list call, or nobody, handed out."""
+    if not token:
+        return None
+    try:
+        got, sort_key, rowid = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if got == kind:
+            return float(sort_key), int(rowid)
+    except (ValueError, TypeError):
+        pass
+    raise ValueError(f"page_token: not a token a {kind} page handed out")
+
+
 @dataclass(frozen=True)
 class StoredResult:
     job_id: str
     attempt: int
-    agent_id: str
+    agent_id: str  # the agent that held the attempt
     result: BenchmarkResult
     created_at: float
+    written_by: str = WRITTEN_BY_AGENT  # or WRITTEN_BY_COORDINATOR: a verdict, not a report
 
 
 class Store:
@@ -132,37 +203,64 @@ class Store:
         clock: Any = time.time,
         lease_duration_s: float = LEASE_DURATION_S,
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
+        busy_timeout_s: float | None = None,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        timeout = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
-        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(agents)")}
-        if "revoked_at" not in columns:  # a store written before agents could be revoked
-            self._db.execute("ALTER TABLE agents ADD COLUMN revoked_at REAL")
+        self._migrate()
         self._lock = threading.Lock()
         self._clock = clock
         self.lease_duration_s = lease_duration_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.path = path
 
+    def _migrate(self) -> None:
+        """Bring a store written by an older coordinator up to this schema."""
+        agents = {row["name"] for row in self._db.execute("PRAGMA table_info(agents)")}
+        if "revoked_at" not in agents:  # before agents could be revoked
+            self._db.execute("ALTER TABLE agents ADD COLUMN revoked_at REAL")
+        results = {row["name"] for row in self._db.execute("PRAGMA table_info(results)")}
+        if "written_by" not in results:  # before results said who wrote them
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE results ADD COLUMN written_by TEXT NOT NULL DEFAULT 'agent'")
+            self._db.execute("ALTER TABLE results ADD COLUMN payload_sha256 TEXT NOT NULL DEFAULT ''")
+            self._db.execute(f"UPDATE results SET written_by='coordinator' WHERE ok=0 AND ({_COORDINATOR_VERDICTS})")
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction. `durable`: the commit reaches the disk before this returns (it
+        acknowledges something to a caller); otherwise WAL's NORMAL sync (durable at the next
+        synced commit or checkpoint). Any failure, the COMMIT's own included, rolls back, so the
+        shared connection never stays inside a transaction."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if durable:
+                self._db.execute("PRAGMA synchronous=FULL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        try:
+                            self._db.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            log.exception("ROLLBACK failed after an error in a store transaction")
+                    raise
+            finally:
+                if durable:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
 
     # -- agents -------------------------------------------------------------------------
 
@@ -171,7 +269,7 @@ class Store:
         agent_id = uuid.uuid4().hex[:12]
         token = secrets.token_urlsafe(24)
         now = self._clock()
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             db.execute(
                 "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, '', NULL)",
                 (agent_id, name, _hash_token(token), json.dumps(to_jsonable(capabilities)), now, now),
@@ -197,7 +295,7 @@ class Store:
         it could never run, so they fail as unavailable.
         """
         now = self._clock()
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             if db.execute("SELECT 1 FROM agents WHERE agent_id=?", (agent_id,)).fetchone() is None:
                 raise NotFound(f"unknown agent {agent_id!r}")
             db.execute(
@@ -222,7 +320,9 @@ class Store:
             ).fetchall()
             failure = Failure(FailureKind.UNAVAILABLE, f"agent {agent_id} was revoked before the job finished")
             for row in pinned:
-                self._finish(db, row["job_id"], row["attempt"], agent_id, BenchmarkResult(failure=failure), now)
+                self._finish(
+                    db, row["job_id"], row["attempt"], agent_id, BenchmarkResult(failure=failure), now, by_agent=False
+                )
         return requeued, [r["job_id"] for r in pinned]
 
     def heartbeat(self, agent_id: str, current_job_id: str = "") -> None:
@@ -241,9 +341,19 @@ class Store:
         return "offline"
 
     def list_agents(self) -> list[AgentInfo]:
+        """Every agent, oldest registration first."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM agents ORDER BY registered_at").fetchall()
+            rows = self._db.execute("SELECT * FROM agents ORDER BY registered_at, rowid").fetchall()
         return [self._agent_from_row(r) for r in rows]
+
+    def agents_page(self, limit: int, after: PageKey | None = None) -> list[tuple[PageKey, AgentInfo]]:
+        """Up to `limit` agents registered after `after`, oldest first, each with its page key."""
+        where, args = ("WHERE (registered_at, rowid) > (?, ?)", after) if after is not None else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT rowid AS row_id, * FROM agents {where} ORDER BY registered_at, rowid LIMIT ?", (*args, limit)
+            ).fetchall()
+        return [((r["registered_at"], r["row_id"]), self._agent_from_row(r)) for r in rows]
 
     def get_agent(self, agent_id: str) -> AgentInfo:
         with self._lock:
@@ -265,7 +375,7 @@ class Store:
     # -- artifacts ----------------------------------------------------------------------
 
     def add_artifact(self, ref: ArtifactRef, metadata: dict[str, str] | None = None) -> None:
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             db.execute(
                 "INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
                 (ref.sha256, ref.name, ref.format, ref.size_bytes, json.dumps(metadata or {}), self._clock()),
@@ -285,7 +395,7 @@ class Store:
             self.get_artifact(ref.sha256)  # NotFound before anything is queued
         job_id = uuid.uuid4().hex[:12]
         now = self._clock()
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             db.execute(
                 "INSERT INTO jobs (job_id, spec, backend, state, target_agent_id, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -302,12 +412,24 @@ class Store:
         return job_id
 
     def lease_job(self, agent_id: str, backends: list[str]) -> Lease | None:
-        """Lease the oldest queued job this agent may run, or None."""
-        if not backends:
-            return None
+        """Lease the oldest queued job this agent may run, or None.
+
+        One job at a time: an agent that already holds a lease gets that same lease back (same job,
+        same attempt, the time it has left, not renewed): a LeaseJob retried after its answer was lost
+        picks up its job instead of taking a second one and leaving the first to expire.
+        """
         now = self._clock()
         with self._tx() as db:
             self._expire_leases(db, now)
+            held = db.execute(
+                "SELECT * FROM jobs WHERE state=? AND lease_agent_id=? ORDER BY updated_at LIMIT 1",
+                (JobState.LEASED.value, agent_id),
+            ).fetchone()
+            if held is not None:
+                spec = from_jsonable(json.loads(held["spec"]), JobSpec)
+                return Lease(held["job_id"], held["attempt"], max(held["lease_expires_at"] - now, 0.0), spec)
+            if not backends:
+                return None
             marks = ",".join("?" * len(backends))
             row = db.execute(
                 f"SELECT * FROM jobs WHERE state=? AND backend IN ({marks})"
@@ -322,6 +444,7 @@ class Store:
                 (JobState.LEASED.value, attempt, agent_id, now + self.lease_duration_s, now, row["job_id"]),
             )
             db.execute("UPDATE agents SET current_job_id=? WHERE agent_id=?", (row["job_id"], agent_id))
+            db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)", (row["job_id"], attempt, agent_id, now))
         spec = from_jsonable(json.loads(row["spec"]), JobSpec)
         return Lease(row["job_id"], attempt, self.lease_duration_s, spec)
 
@@ -337,16 +460,73 @@ class Store:
         return self.lease_duration_s
 
     def report_result(self, agent_id: str, job_id: str, attempt: int, result: BenchmarkResult) -> bool:
-        """Store a result; returns True if it was a duplicate of an accepted report (idempotent)."""
+        """Store an agent's report as the job's result; True when it repeats the stored one (idempotent).
+
+        A duplicate is the same payload from the same agent for the same attempt. Anything else that
+        cannot be the job's result raises LeaseLost: a different payload for an attempt already
+        reported, or an attempt that is not the current lease. A report for a job the coordinator
+        closed itself (a timeout) from an agent that held one of its attempts is kept first, as a
+        late result beside that verdict, and then refused with LeaseLost saying so.
+        """
+        payload, digest = _payload(result)
         now = self._clock()
-        with self._tx() as db:
-            done = db.execute("SELECT agent_id FROM results WHERE job_id=? AND attempt=?", (job_id, attempt)).fetchone()
-            if done is not None and done["agent_id"] == agent_id:
-                return True
-            self._expire_leases(db, now)
-            self._check_current_lease(db, agent_id, job_id, attempt)
-            self._finish(db, job_id, attempt, agent_id, result, now)
-        return False
+        with self._tx(durable=True) as db:
+            done = db.execute(
+                "SELECT agent_id, written_by, payload_sha256 FROM results WHERE job_id=? AND attempt=?",
+                (job_id, attempt),
+            ).fetchone()
+            if done is not None and done["written_by"] == WRITTEN_BY_AGENT and done["agent_id"] == agent_id:
+                if done["payload_sha256"] in (digest, ""):  # "": stored before reports were hashed
+                    return True
+                raise LeaseLost(
+                    f"job {job_id} attempt {attempt} was already reported with a different result; "
+                    "the first report stands"
+                )
+            late = db.execute(
+                "SELECT agent_id, payload_sha256 FROM late_results WHERE job_id=? AND attempt=?", (job_id, attempt)
+            ).fetchone()
+            if late is not None:
+                if late["agent_id"] != agent_id or late["payload_sha256"] != digest:
+                    raise LeaseLost(
+                        f"job {job_id} attempt {attempt} already has a different late result; the first one is kept"
+                    )
+                closed = self._closed_by_coordinator(db, job_id, agent_id, attempt)
+            else:
+                self._expire_leases(db, now)
+                closed = self._closed_by_coordinator(db, job_id, agent_id, attempt)
+                if closed is None:
+                    self._check_current_lease(db, agent_id, job_id, attempt)
+                    self._finish(db, job_id, attempt, agent_id, result, now, by_agent=True, payload=(payload, digest))
+                    return False
+                db.execute(
+                    "INSERT INTO late_results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, attempt, agent_id, int(result.ok), payload, digest, now),
+                )
+        raise LeaseLost(closed or f"job {job_id} attempt {attempt}: lease lost")
+
+    @staticmethod
+    def _closed_by_coordinator(db: sqlite3.Connection, job_id: str, agent_id: str, attempt: int) -> str | None:
+        """Why the report of `attempt` by `agent_id` is late: the job was closed by a coordinator verdict
+        (not another agent's report) and this agent held that attempt. None when that is not the case."""
+        job = db.execute("SELECT state, attempt FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        if job is None or not JobState(job["state"]).finished:
+            return None
+        final = db.execute(
+            "SELECT agent_id, written_by, result FROM results WHERE job_id=? AND attempt=?", (job_id, job["attempt"])
+        ).fetchone()
+        if final is None or final["written_by"] != WRITTEN_BY_COORDINATOR:
+            return None
+        held = db.execute(
+            "SELECT 1 FROM leases WHERE job_id=? AND attempt=? AND agent_id=?", (job_id, attempt, agent_id)
+        ).fetchone()
+        if held is None and not (attempt == job["attempt"] and final["agent_id"] == agent_id):
+            return None
+        failure = from_jsonable(json.loads(final["result"]), BenchmarkResult).failure
+        verdict = f"{failure.kind.value}: {failure.message}" if failure is not None else "closed"
+        return (
+            f"lease lost: the coordinator closed job {job_id} before the report of attempt {attempt} arrived "
+            f"({verdict}); the report is kept as a late result beside that verdict, not as the job's result"
+        )
 
     def expire_leases(self) -> None:
         with self._tx() as db:
@@ -393,6 +573,7 @@ class Store:
                     row["lease_agent_id"],
                     BenchmarkResult(failure=failure),
                     now,
+                    by_agent=False,
                 )
             else:
                 db.execute(
@@ -408,11 +589,30 @@ class Store:
         agent_id: str,
         result: BenchmarkResult,
         now: float,
+        *,
+        by_agent: bool,
+        payload: tuple[str, str] | None = None,
     ) -> None:
+        """Close the job with `result`: an agent's report (`by_agent`) or the coordinator's own verdict.
+
+        `agent_id` is the agent that held the attempt either way. A plain INSERT: an attempt's stored
+        result is never replaced (a conflict is a bug and fails the transaction).
+        """
         state = JobState.SUCCEEDED if result.ok else JobState.FAILED
+        text, digest = payload or _payload(result)
         db.execute(
-            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, attempt, agent_id, int(result.ok), json.dumps(to_jsonable(result)), now),
+            "INSERT INTO results (job_id, attempt, agent_id, ok, result, created_at, written_by, payload_sha256)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                attempt,
+                agent_id,
+                int(result.ok),
+                text,
+                now,
+                WRITTEN_BY_AGENT if by_agent else WRITTEN_BY_COORDINATOR,
+                digest if by_agent else "",
+            ),
         )
         db.execute(
             "UPDATE jobs SET state=?, lease_expires_at=NULL, updated_at=? WHERE job_id=?",
@@ -426,7 +626,7 @@ class Store:
         """Queue one run per (pipeline, config); returns their ids in the same order."""
         run_ids = [uuid.uuid4().hex[:12] for _ in runs]
         now = self._clock()
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             for run_id, (pipeline, config) in zip(run_ids, runs, strict=True):
                 self._insert_training_run(db, run_id, pipeline, config, origin, now)
         return run_ids
@@ -451,7 +651,7 @@ class Store:
     ) -> None:
         """Succeeded with its summary and stored artifacts, or failed with `error`."""
         shas = (model_sha256, dataset_sha256, savedmodel_sha256)
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             if db.execute("SELECT 1 FROM training_runs WHERE run_id=?", (run_id,)).fetchone() is None:
                 raise NotFound(f"unknown training run {run_id!r}")
             self._finish_training_run(db, run_id, summary, error, shas, self._clock())
@@ -466,7 +666,7 @@ class Store:
             raise ValueError("a failed run needs its error")
         run_id = uuid.uuid4().hex[:12]
         now = self._clock()
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             self._insert_training_run(db, run_id, run.pipeline, run.config, run.origin, run.created_at or now)
             db.execute("UPDATE training_runs SET started_at=? WHERE run_id=?", (run.started_at, run_id))
             shas = (run.model_sha256, run.dataset_sha256, run.savedmodel_sha256)
@@ -497,11 +697,17 @@ class Store:
 
     def list_training_runs(self, limit: int = 500) -> list[TrainingRun]:
         """Newest first."""
+        return [run for _, run in self.training_runs_page(limit)]
+
+    def training_runs_page(self, limit: int, after: PageKey | None = None) -> list[tuple[PageKey, TrainingRun]]:
+        """Up to `limit` runs created before `after`, newest first, each with its page key."""
+        where, args = ("WHERE (created_at, rowid) < (?, ?)", after) if after is not None else ("", ())
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM training_runs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+                f"SELECT rowid AS row_id, * FROM training_runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*args, limit),
             ).fetchall()
-        return [self._training_run_from_row(r) for r in rows]
+        return [((r["created_at"], r["row_id"]), self._training_run_from_row(r)) for r in rows]
 
     @staticmethod
     def _insert_training_run(
@@ -569,9 +775,18 @@ class Store:
         return self._job_from_row(row)
 
     def list_jobs(self, limit: int = 100) -> list[Job]:
+        """Newest first."""
+        return [job for _, job in self.jobs_page(limit)]
+
+    def jobs_page(self, limit: int, after: PageKey | None = None) -> list[tuple[PageKey, Job]]:
+        """Up to `limit` jobs created before `after`, newest first, each with its page key."""
+        where, args = (" WHERE (j.created_at, j.rowid) < (?, ?)", after) if after is not None else ("", ())
+        query = self._JOB_QUERY.replace("SELECT j.*", "SELECT j.rowid AS row_id, j.*", 1)
         with self._lock:
-            rows = self._db.execute(self._JOB_QUERY + " ORDER BY j.created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [self._job_from_row(r) for r in rows]
+            rows = self._db.execute(
+                query + where + " ORDER BY j.created_at DESC, j.rowid DESC LIMIT ?", (*args, limit)
+            ).fetchall()
+        return [((r["created_at"], r["row_id"]), self._job_from_row(r)) for r in rows]
 
     def latest_result(self, job_id: str) -> StoredResult | None:
         with self._lock:
@@ -581,7 +796,20 @@ class Store:
         if row is None:
             return None
         result = from_jsonable(json.loads(row["result"]), BenchmarkResult)
-        return StoredResult(row["job_id"], row["attempt"], row["agent_id"], result, row["created_at"])
+        return StoredResult(
+            row["job_id"], row["attempt"], row["agent_id"], result, row["created_at"], row["written_by"]
+        )
+
+    def late_results(self, job_id: str) -> list[LateResult]:
+        """Reports that arrived after the coordinator closed the job, by attempt."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM late_results WHERE job_id=? ORDER BY attempt", (job_id,)).fetchall()
+        return [
+            LateResult(
+                r["attempt"], r["agent_id"], r["created_at"], from_jsonable(json.loads(r["result"]), BenchmarkResult)
+            )
+            for r in rows
+        ]
 
     # Dashboard read model: whole-table reads in one query each (no per-job round trips).
 
@@ -590,7 +818,9 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT r.attempt AS r_attempt, r.agent_id AS r_agent_id, r.result AS r_result,"
-                " r.created_at AS r_created_at, " + self._JOB_QUERY.removeprefix("SELECT ") + " JOIN results r"
+                " r.created_at AS r_created_at, r.written_by AS r_written_by, "
+                + self._JOB_QUERY.removeprefix("SELECT ")
+                + " JOIN results r"
                 " ON r.job_id = j.job_id AND r.attempt = (SELECT MAX(attempt) FROM results WHERE job_id = j.job_id)"
                 " ORDER BY r.created_at DESC LIMIT ?",
                 (limit,),
@@ -604,6 +834,7 @@ class Store:
                     row["r_agent_id"],
                     from_jsonable(json.loads(row["r_result"]), BenchmarkResult),
                     row["r_created_at"],
+                    row["r_written_by"],
                 ),
             )
             for row in rows

@@ -196,6 +196,19 @@ class BenchmarkResult:
 
 
 @dataclass
+class LateResult:
+    """A report that reached the coordinator after it had closed the job (e.g. as a lease-expiry timeout).
+
+    Kept beside the job's result, never instead of it: the table shows the timeout, `jobs show` both.
+    """
+
+    attempt: int
+    agent_id: str
+    received_at: float
+    result: BenchmarkResult
+
+
+@dataclass
 class Job:
     job_id: str
     spec: JobSpec

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from coordinator.client import ControlClient
     from coordinator.training import TrainedArtifacts
     from edgelab.app.launch import MatrixLaunchFile
-    from edgelab.domain import TrainingRun
+    from edgelab.domain import BenchmarkResult, Job, TrainingRun
 
 PIPED_WIDTH = 200
 app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
@@ -382,16 +382,41 @@ def jobs_show(
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Show one job's result: latency per batch size, accuracy, provenance."""
-    from edgelab.app.report import accuracy_table, results_table
-
+    """Show one job's result: latency per batch size, accuracy, provenance, and any late results."""
     try:
         with _control(config, coordinator, operator_token) as client:
-            job, result = client.get_job(job_id)
+            details = client.get_job_details(job_id)
     except EdgeLabError as exc:
         _fail(exc)
+    job, result = details.job, details.result
     console.print(f"job {job.job_id} [bold]{job.state.value}[/] attempt {job.attempt}: {job.spec.name}")
-    console.print(results_table([(job, result)], title="Latency and throughput"))
+    if result is not None:
+        console.print(
+            f"result written by the {details.written_by}"
+            + (" (its verdict, no agent reported)" if details.written_by == "coordinator" else "")
+            + f", attempt {details.result_attempt} held by agent {details.result_agent_id or '?'}"
+        )
+    _print_result(job, result, "Latency and throughput")
+    for late in details.late_results:
+        console.print(
+            f"[yellow]late result[/]: attempt {late.attempt} by agent {late.agent_id}, received"
+            f" {_when(late.received_at)} after the job was closed; kept beside the job's result, not instead of it"
+        )
+        _print_result(job, late.result, f"Late result of attempt {late.attempt}")
+    if details.late_results_omitted:
+        console.print(f"{details.late_results_omitted} more late result(s) left out of the reply (size limit)")
+
+
+def _when(unix_s: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(unix_s).isoformat(sep=" ", timespec="seconds")
+
+
+def _print_result(job: Job, result: BenchmarkResult | None, title: str) -> None:
+    from edgelab.app.report import accuracy_table, results_table
+
+    console.print(results_table([(job, result)], title=title))
     if result is not None:
         if result.failure is not None and result.failure.detail:
             console.print(result.failure.detail)

@@ -87,18 +87,24 @@ class JobSummary(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., agent_id: _Optional[str] = ..., agent_name: _Optional[str] = ..., attempt: _Optional[int] = ..., spec: _Optional[_Union[_common_pb2.JobSpec, _Mapping]] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("operator_token", "limit")
+    __slots__ = ("operator_token", "limit", "page_size", "page_token")
     OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     operator_token: str
     limit: int
-    def __init__(self, operator_token: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, operator_token: _Optional[str] = ..., limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[JobSummary]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[JobSummary, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("operator_token", "job_id")
@@ -109,14 +115,38 @@ class GetJobRequest(_message.Message):
     def __init__(self, operator_token: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobResponse(_message.Message):
-    __slots__ = ("job", "has_result", "result")
+    __slots__ = ("job", "has_result", "result", "result_written_by", "result_attempt", "result_agent_id", "result_created_at", "late_results", "late_results_omitted")
     JOB_FIELD_NUMBER: _ClassVar[int]
     HAS_RESULT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_WRITTEN_BY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LATE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    LATE_RESULTS_OMITTED_FIELD_NUMBER: _ClassVar[int]
     job: JobSummary
     has_result: bool
     result: _common_pb2.BenchmarkResult
-    def __init__(self, job: _Optional[_Union[JobSummary, _Mapping]] = ..., has_result: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.BenchmarkResult, _Mapping]] = ...) -> None: ...
+    result_written_by: str
+    result_attempt: int
+    result_agent_id: str
+    result_created_at: float
+    late_results: _containers.RepeatedCompositeFieldContainer[LateResult]
+    late_results_omitted: int
+    def __init__(self, job: _Optional[_Union[JobSummary, _Mapping]] = ..., has_result: _Optional[bool] = ..., result: _Optional[_Union[_common_pb2.BenchmarkResult, _Mapping]] = ..., result_written_by: _Optional[str] = ..., result_attempt: _Optional[int] = ..., result_agent_id: _Optional[str] = ..., result_created_at: _Optional[float] = ..., late_results: _Optional[_Iterable[_Union[LateResult, _Mapping]]] = ..., late_results_omitted: _Optional[int] = ...) -> None: ...
+
+class LateResult(_message.Message):
+    __slots__ = ("attempt", "agent_id", "received_at", "result")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    agent_id: str
+    received_at: float
+    result: _common_pb2.BenchmarkResult
+    def __init__(self, attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., received_at: _Optional[float] = ..., result: _Optional[_Union[_common_pb2.BenchmarkResult, _Mapping]] = ...) -> None: ...
 
 class AgentSummary(_message.Message):
     __slots__ = ("agent_id", "name", "status", "last_seen_at", "capabilities", "current_job_id")
@@ -135,16 +165,22 @@ class AgentSummary(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., last_seen_at: _Optional[float] = ..., capabilities: _Optional[_Union[_common_pb2.DeviceCapabilities, _Mapping]] = ..., current_job_id: _Optional[str] = ...) -> None: ...
 
 class ListAgentsRequest(_message.Message):
-    __slots__ = ("operator_token",)
+    __slots__ = ("operator_token", "page_size", "page_token")
     OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     operator_token: str
-    def __init__(self, operator_token: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, operator_token: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListAgentsResponse(_message.Message):
-    __slots__ = ("agents",)
+    __slots__ = ("agents", "next_page_token")
     AGENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     agents: _containers.RepeatedCompositeFieldContainer[AgentSummary]
-    def __init__(self, agents: _Optional[_Iterable[_Union[AgentSummary, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, agents: _Optional[_Iterable[_Union[AgentSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RevokeAgentRequest(_message.Message):
     __slots__ = ("operator_token", "agent_id")
@@ -265,18 +301,24 @@ class RecordTrainingRunResponse(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class ListTrainingRunsRequest(_message.Message):
-    __slots__ = ("operator_token", "limit")
+    __slots__ = ("operator_token", "limit", "page_size", "page_token")
     OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     operator_token: str
     limit: int
-    def __init__(self, operator_token: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, operator_token: _Optional[str] = ..., limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListTrainingRunsResponse(_message.Message):
-    __slots__ = ("runs",)
+    __slots__ = ("runs", "next_page_token")
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[TrainingRun]
-    def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetTrainingRunRequest(_message.Message):
     __slots__ = ("operator_token", "run_id")

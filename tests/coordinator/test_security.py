@@ -165,10 +165,10 @@ def test_unknown_agent_is_unauthenticated_and_revoked_agent_is_denied(
     spec = JobSpec(
         "t", "onnxruntime", control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
     )
-    (pinned,) = control.submit(spec, agent_ids=[reg.agent_id])
     (floating,) = control.submit(spec, any_agent=True)
-    leases = [agent.lease(), agent.lease()]
-    assert {lease.job_id for lease in leases if lease} == {pinned, floating}
+    (pinned,) = control.submit(spec, agent_ids=[reg.agent_id])
+    leases = [agent.lease(), agent.lease()]  # one job at a time: asked twice, the same lease
+    assert [(lease.job_id, lease.attempt) for lease in leases if lease] == [(floating, 1), (floating, 1)]
 
     requeued, failed = control.revoke_agent(reg.agent_id)
 

@@ -64,7 +64,7 @@ def test_lease_picks_oldest_job_for_a_backend_the_agent_has(store: Store, clock:
 
     assert lease is not None and lease.job_id == ort and lease.attempt == 1
     assert store.get_job(trt).state is JobState.QUEUED
-    assert store.lease_job(agent, ["onnxruntime"]) is None
+    assert store.lease_job(_agent(store, "pi-2"), ["onnxruntime"]) is None
 
 
 def test_pinned_job_goes_only_to_its_agent(store: Store) -> None:
