@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgelab.config import ClientTls
 from edgelab.constants import ARTIFACT_CHUNK_BYTES
@@ -21,6 +22,8 @@ from edgelab.domain import (
 from edgelab.rpc import client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import common_pb2, control_pb2, control_pb2_grpc
+
+PAGE_SIZE = 500  # items asked for per page; the coordinator may send fewer (it caps pages by size too)
 
 
 @dataclass
@@ -95,12 +98,33 @@ class ControlClient:
         with client_errors(self.address):
             return list(self._stub.SubmitJobs(request, timeout=self._timeout).job_ids)
 
-    def list_jobs(self, limit: int = 100) -> list[Job]:
-        with client_errors(self.address):
-            response = self._stub.ListJobs(
-                control_pb2.ListJobsRequest(operator_token=self._token, limit=limit), timeout=self._timeout
-            )
-        return [from_proto(j, Job) for j in response.jobs]
+    def _pages(
+        self, call: Callable[..., Any], request: Callable[[int, str], Any], items: str, limit: int | None
+    ) -> list[Any]:
+        """Every item of a paged list call, page after page, up to `limit` items (None: all)."""
+        out: list[Any] = []
+        token = ""
+        while limit is None or len(out) < limit:
+            size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(out))
+            with client_errors(self.address):
+                response = call(request(size, token), timeout=self._timeout)
+            out += getattr(response, items)
+            token = response.next_page_token
+            if not token:
+                break
+        return out if limit is None else out[:limit]
+
+    def list_jobs(self, limit: int | None = 100) -> list[Job]:
+        """The newest `limit` jobs (None: all of them), newest first."""
+        messages = self._pages(
+            self._stub.ListJobs,
+            lambda size, token: control_pb2.ListJobsRequest(
+                operator_token=self._token, page_size=size, page_token=token
+            ),
+            "jobs",
+            limit,
+        )
+        return [from_proto(j, Job) for j in messages]
 
     def get_job(self, job_id: str) -> tuple[Job, BenchmarkResult | None]:
         details = self.get_job_details(job_id)
@@ -122,11 +146,16 @@ class ControlClient:
         )
 
     def list_agents(self) -> list[AgentInfo]:
-        with client_errors(self.address):
-            response = self._stub.ListAgents(
-                control_pb2.ListAgentsRequest(operator_token=self._token), timeout=self._timeout
-            )
-        return [from_proto(a, AgentInfo) for a in response.agents]
+        """Every registered agent (all pages), oldest registration first."""
+        messages = self._pages(
+            self._stub.ListAgents,
+            lambda size, token: control_pb2.ListAgentsRequest(
+                operator_token=self._token, page_size=size, page_token=token
+            ),
+            "agents",
+            None,
+        )
+        return [from_proto(a, AgentInfo) for a in messages]
 
     def revoke_agent(self, agent_id: str) -> tuple[list[str], list[str]]:
         """Refuse the agent's credential from now on; returns (requeued job ids, failed job ids)."""
@@ -155,13 +184,17 @@ class ControlClient:
         with client_errors(self.address):
             return str(self._stub.RecordTrainingRun(request, timeout=self._timeout).run_id)
 
-    def list_training_runs(self, limit: int = 500) -> list[TrainingRun]:
-        """Newest first."""
-        with client_errors(self.address):
-            response = self._stub.ListTrainingRuns(
-                control_pb2.ListTrainingRunsRequest(operator_token=self._token, limit=limit), timeout=self._timeout
-            )
-        return [from_proto(r, TrainingRun) for r in response.runs]
+    def list_training_runs(self, limit: int | None = 500) -> list[TrainingRun]:
+        """The newest `limit` runs (None: all of them), newest first."""
+        messages = self._pages(
+            self._stub.ListTrainingRuns,
+            lambda size, token: control_pb2.ListTrainingRunsRequest(
+                operator_token=self._token, page_size=size, page_token=token
+            ),
+            "runs",
+            limit,
+        )
+        return [from_proto(r, TrainingRun) for r in messages]
 
     def get_training_run(self, run_id: str) -> TrainingRun:
         with client_errors(self.address):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
+from coordinator import limits
 from coordinator.artifacts import ArtifactStore
-from coordinator.store import Store
+from coordinator.store import PageKey, Store, decode_page_token, encode_page_token
 from coordinator.training import QueuedRun, TrainingRunner, to_train_config
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, TrainingConfig, TrainingRun
 from edgelab.errors import AuthError, NotFound
@@ -19,10 +22,44 @@ from edgelab.rpc import server_errors
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
 
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
 
 def _check_token(expected: str | None, given: str, what: str) -> None:
     if expected is not None and not secrets.compare_digest(expected.encode(), given.encode()):
         raise AuthError(f"bad {what} token")
+
+
+def _page_size(page_size: int, legacy_limit: int = 0) -> int:
+    size = page_size or legacy_limit or DEFAULT_PAGE_SIZE
+    if size < 0:
+        raise limits.Invalid(f"page_size: {size} is negative")
+    return min(size, MAX_PAGE_SIZE)
+
+
+def _page(
+    rows: Sequence[tuple[PageKey, T]], page_size: int, kind: str, convert: Callable[[T], M]
+) -> tuple[list[M], str]:
+    """One page out of `rows` (fetched with page_size + 1 rows): at most page_size messages and at
+    most REPLY_BUDGET_BYTES of them (at least one), and the token of the next page ("" at the end)."""
+    messages: list[M] = []
+    size = 0
+    last: PageKey | None = None
+    for key, item in rows[:page_size]:
+        message = convert(item)
+        length = message.ByteSize() + 16  # the repeated field's tag and length prefix, generously
+        if messages and size + length > limits.REPLY_BUDGET_BYTES:
+            assert last is not None
+            return messages, encode_page_token(kind, last)
+        messages.append(message)
+        size += length
+        last = key
+    more = len(rows) > page_size and last is not None
+    return messages, encode_page_token(kind, last) if more and last is not None else ""
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -40,9 +77,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     @server_errors
     def Register(self, request: agent_pb2.RegisterRequest, context: grpc.ServicerContext) -> agent_pb2.RegisterResponse:
         _check_token(self._fleet_token, request.fleet_token, "fleet")
-        if not request.name:
-            raise ValueError("agent name is required")
+        limits.check_agent_name(request.name)
         caps = from_proto(request.capabilities, DeviceCapabilities)
+        limits.check_capabilities(caps, request.capabilities)
         agent_id, token = self._store.register_agent(request.name, caps)
         return agent_pb2.RegisterResponse(
             agent_id=agent_id,
@@ -94,6 +131,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     ) -> agent_pb2.ReportResultResponse:
         self._auth(request.agent_id, request.agent_token)
         result = from_proto(request.result, BenchmarkResult)
+        try:
+            limits.check_result(result, request.result)
+        except limits.TooLarge as exc:
+            # RESOURCE_EXHAUSTED, as for a message over the gRPC limit: the agent reports the verdict
+            # without the bulk instead (agent.loop._shrunk), so the job still gets a result.
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"refused, too large to store: {exc}")
         duplicate = self._store.report_result(request.agent_id, request.job_id, request.attempt, result)
         return agent_pb2.ReportResultResponse(accepted=True, duplicate=duplicate)
 
@@ -135,6 +178,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self._auth(first.operator_token)
         if not first.name or not first.format:
             raise ValueError("the first upload message must carry name and format")
+        limits.check_artifact_upload(first.name, first.format, first.metadata)
 
         def chunks() -> Iterator[bytes]:
             yield first.data
@@ -151,6 +195,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     ) -> control_pb2.SubmitJobsResponse:
         self._auth(request.operator_token)
         spec = from_proto(request.spec, JobSpec)
+        limits.check_spec(spec, request.spec)
         if request.any_agent:
             if request.agent_ids:
                 raise ValueError("give agent ids or any_agent, not both")
@@ -184,8 +229,10 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self, request: control_pb2.ListJobsRequest, context: grpc.ServicerContext
     ) -> control_pb2.ListJobsResponse:
         self._auth(request.operator_token)
-        jobs = self._store.list_jobs(request.limit or 100)
-        return control_pb2.ListJobsResponse(jobs=[job_to_proto(j) for j in jobs])
+        size = _page_size(request.page_size, request.limit)
+        after = decode_page_token("jobs", request.page_token)
+        jobs, token = _page(self._store.jobs_page(size + 1, after), size, "jobs", job_to_proto)
+        return control_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     @server_errors
     def GetJob(self, request: control_pb2.GetJobRequest, context: grpc.ServicerContext) -> control_pb2.GetJobResponse:
@@ -200,8 +247,14 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             response.result_attempt = stored.attempt
             response.result_agent_id = stored.agent_id
             response.result_created_at = stored.created_at
+        size = response.ByteSize()
         for late in self._store.late_results(request.job_id):
-            response.late_results.append(to_proto(late, control_pb2.LateResult()))
+            message = to_proto(late, control_pb2.LateResult())
+            if size + message.ByteSize() + 16 > limits.REPLY_BUDGET_BYTES:
+                response.late_results_omitted += 1
+                continue
+            response.late_results.append(message)
+            size += message.ByteSize() + 16
         return response
 
     @server_errors
@@ -209,8 +262,11 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self, request: control_pb2.ListAgentsRequest, context: grpc.ServicerContext
     ) -> control_pb2.ListAgentsResponse:
         self._auth(request.operator_token)
-        agents = [to_proto(a, control_pb2.AgentSummary()) for a in self._store.list_agents()]
-        return control_pb2.ListAgentsResponse(agents=agents)
+        size = _page_size(request.page_size)
+        after = decode_page_token("agents", request.page_token)
+        rows = self._store.agents_page(size + 1, after)
+        agents, token = _page(rows, size, "agents", lambda a: to_proto(a, control_pb2.AgentSummary()))
+        return control_pb2.ListAgentsResponse(agents=agents, next_page_token=token)
 
     @server_errors
     def RevokeAgent(
@@ -231,6 +287,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             raise ValueError("name at least one pipeline to train")
         check_known(request.pipelines)
         base = from_proto(request.config, TrainingConfig)
+        limits.check_training_request(list(request.pipelines), list(request.seeds), base)
         configs = [dataclasses.replace(base, seed=seed) for seed in request.seeds or [base.seed]]
         # A bad value raises ConfigError (INVALID_ARGUMENT) here, before anything is queued.
         train_configs = [to_train_config(config, self._data_dir) for config in configs]
@@ -253,6 +310,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         run = from_proto(request.run, TrainingRun)
         if not run.pipeline:
             raise ValueError("a training run needs its pipeline name")
+        limits.check_training_run(run, request.run)
         return control_pb2.RecordTrainingRunResponse(run_id=self._store.record_training_run(run))
 
     @server_errors
@@ -260,8 +318,11 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self, request: control_pb2.ListTrainingRunsRequest, context: grpc.ServicerContext
     ) -> control_pb2.ListTrainingRunsResponse:
         self._auth(request.operator_token)
-        runs = self._store.list_training_runs(request.limit or 500)
-        return control_pb2.ListTrainingRunsResponse(runs=[training_run_to_proto(r) for r in runs])
+        size = _page_size(request.page_size, request.limit)
+        after = decode_page_token("training-runs", request.page_token)
+        rows = self._store.training_runs_page(size + 1, after)
+        runs, token = _page(rows, size, "training-runs", training_run_to_proto)
+        return control_pb2.ListTrainingRunsResponse(runs=runs, next_page_token=token)
 
     @server_errors
     def GetTrainingRun(
