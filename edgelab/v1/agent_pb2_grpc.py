@@ -58,7 +58,8 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LeaseJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One job at a time: an agent that already holds a lease gets that same lease back (same attempt).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -76,7 +77,10 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportResult(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """FAILED_PRECONDITION: the lease is lost (a report for a job the coordinator closed as a timeout is
+        still kept, as a late result beside that verdict, and the message says so); INVALID_ARGUMENT: an
+        impossible value, the message starts with the field's path; RESOURCE_EXHAUSTED: too large to store.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
