@@ -31,6 +31,7 @@ from edgelab.errors import (
     ArtifactCorrupt,
     AuthError,
     CoordinatorUnavailable,
+    InvalidArgument,
     LeaseLost,
     MessageTooLarge,
     NotFound,
@@ -154,9 +155,10 @@ class Agent:
         try:
             try:
                 duplicate = self._retry(lambda: self.client.report(lease.job_id, lease.attempt, result))
-            except MessageTooLarge as exc:
-                log.warning("result for job %s refused as too large: %s", lease.job_id, exc)
-                result = _shrunk(result, exc)
+            except (MessageTooLarge, InvalidArgument) as exc:
+                # The coordinator cannot store this result (too large, or values it refuses): report the verdict.
+                log.warning("result for job %s refused: %s", lease.job_id, exc)
+                result = _verdict_only(result, exc)
                 duplicate = self._retry(lambda: self.client.report(lease.job_id, lease.attempt, result))
             log.info(
                 "job %s reported (%s)%s",
@@ -164,7 +166,7 @@ class Agent:
                 "ok" if result.ok else result.failure,
                 " again" if duplicate else "",
             )
-        except (LeaseLost, NotFound) as exc:
+        except (LeaseLost, NotFound, MessageTooLarge, InvalidArgument) as exc:  # even the verdict alone
             log.warning("result for job %s not accepted: %s", lease.job_id, exc)
 
     def _fetch_and_run(self, lease: Lease, lost: threading.Event) -> BenchmarkResult:
@@ -219,9 +221,10 @@ class Agent:
                 failing = False
 
 
-def _shrunk(result: BenchmarkResult, exc: MessageTooLarge) -> BenchmarkResult:
+def _verdict_only(result: BenchmarkResult, exc: MessageTooLarge | InvalidArgument) -> BenchmarkResult:
     """A result the coordinator cannot take: keep the verdict, drop the bulk."""
     if result.failure is not None:
         failure = result.failure
         return BenchmarkResult(failure=Failure(failure.kind, failure.message[:4096], f"detail dropped: {exc}"))
-    return BenchmarkResult(failure=Failure(FailureKind.WRONG_OUTPUT, f"the result is too large to report: {exc}"))
+    why = "is too large to report" if isinstance(exc, MessageTooLarge) else "was refused by the coordinator"
+    return BenchmarkResult(failure=Failure(FailureKind.WRONG_OUTPUT, f"the result {why}: {exc}"))

@@ -11,6 +11,10 @@ class ConfigError(EdgeLabError):
     """A setting is missing or invalid; the message names the key."""
 
 
+class InvalidArgument(ConfigError):
+    """The other side refused a request's content (gRPC INVALID_ARGUMENT); the message names the field."""
+
+
 class MissingExtraError(EdgeLabError, ImportError):
     """An optional dependency is not installed."""
 

@@ -23,6 +23,7 @@ from edgelab.errors import (
     ConfigError,
     CoordinatorUnavailable,
     EdgeLabError,
+    InvalidArgument,
     LeaseLost,
     MessageTooLarge,
     NotFound,
@@ -59,6 +60,7 @@ _FROM_STATUS: dict[grpc.StatusCode, type[EdgeLabError]] = {
     grpc.StatusCode.UNAVAILABLE: CoordinatorUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: CoordinatorUnavailable,
     grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLarge,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too

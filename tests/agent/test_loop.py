@@ -48,6 +48,10 @@ def faulty(spec: JobSpec, model: Path, dataset: Path, cache: Path | None) -> Ben
         time.sleep(60)
     if spec.name == "huge":  # a result over the 8 MiB gRPC message limit
         return BenchmarkResult(load_s=0.1, manifest={"log": "x" * (9 << 20)})
+    if spec.name == "nan":  # a runtime whose clock misbehaved: values the coordinator refuses to store
+        result = run_benchmark(spec, model, dataset, cache)
+        result.latency[0].mean_ms = float("nan")
+        return result
     return run_benchmark(spec, model, dataset, cache)
 
 
@@ -354,3 +358,25 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, what
         time.sleep(0.05)
+
+
+def test_a_result_the_coordinator_refuses_is_reported_as_its_verdict_and_the_agent_keeps_serving(
+    coordinator: Coordinator, tmp_path: Path, onnx_model: Path, test_set: Path
+) -> None:
+    control = ControlClient(coordinator.address)
+    model, dataset = control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
+    agent = _agent(coordinator, tmp_path / "agent", isolate=False, benchmark=faulty)
+    thread, agent_id = _serve(agent, control, jobs=2)
+
+    job_ids = [
+        control.submit(JobSpec(name, "onnxruntime", model, dataset, measurement=FAST), [agent_id])[0]
+        for name in ("nan", "good")
+    ]
+    thread.join(timeout=120)
+
+    assert not thread.is_alive()
+    assert _outcomes(control, job_ids) == ["wrong_output", "ok"]
+    _, refused = control.get_job(job_ids[0])
+    assert refused is not None and refused.failure is not None
+    assert refused.failure.message.startswith("the result was refused by the coordinator: ")
+    assert "latency[0].mean_ms" in refused.failure.message
