@@ -9,6 +9,7 @@ outputs are on the host, so nothing asynchronous escapes the clock.
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from edgelab.constants import MIN_SAMPLES_P90, MIN_SAMPLES_P95, MIN_SAMPLES_P99
 from edgelab.domain import LatencyStats, MeasurementSettings
 
 Clock = Callable[[], int]  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
+
+CI_LEVEL = 0.95
 
 
 @dataclass
@@ -110,17 +113,22 @@ def latency_stats(
     def pct(q: float, needed: int) -> float | None:
         return float(np.percentile(latencies_ms, q)) if n >= needed else None
 
+    ordered = np.sort(latencies_ms)
+    p50_ci = quantile_ci(ordered, 0.5)
+    p99_ci = quantile_ci(ordered, 0.99) if n >= MIN_SAMPLES_P99 else None
+    mean = float(latencies_ms.mean())
+    std = float(latencies_ms.std(ddof=1)) if n > 1 else 0.0
     return LatencyStats(
         batch_size=batch_size,
         samples=n,
-        mean_ms=float(latencies_ms.mean()),
+        mean_ms=mean,
         p50_ms=float(np.percentile(latencies_ms, 50)),
         p90_ms=pct(90, MIN_SAMPLES_P90),
         p95_ms=pct(95, MIN_SAMPLES_P95),
         p99_ms=pct(99, MIN_SAMPLES_P99),
         min_ms=float(latencies_ms.min()),
         max_ms=float(latencies_ms.max()),
-        std_ms=float(latencies_ms.std(ddof=1)) if n > 1 else 0.0,
+        std_ms=std,
         # Samples per second over the timed phase's wall time (loop overhead included, honestly).
         throughput_per_s=batch_size * n / timed_duration_s if timed_duration_s > 0 else 0.0,
         first_inference_ms=first_inference_ms,
@@ -128,4 +136,58 @@ def latency_stats(
         warmup_iterations=warmup_iterations,
         timed_duration_s=timed_duration_s,
         scope=scope,
+        ci_level=CI_LEVEL if p50_ci is not None else None,
+        p50_ci_low_ms=p50_ci[0] if p50_ci is not None else None,
+        p50_ci_high_ms=p50_ci[1] if p50_ci is not None else None,
+        p99_ci_low_ms=p99_ci[0] if p99_ci is not None else None,
+        p99_ci_high_ms=p99_ci[1] if p99_ci is not None else None,
+        cv=std / mean if mean > 0 and n > 1 else None,
     )
+
+
+def quantile_ci_ranks(n: int, q: float, level: float = CI_LEVEL) -> tuple[int, int] | None:
+    """1-based ranks (l, u) of the order statistics bounding a distribution-free `level` interval for the
+    q-quantile of n independent samples, or None when n is too small for one.
+
+    The number B of samples below the true quantile is Binomial(n, q), and P(X_(l) <= quantile < X_(u)) =
+    P(l <= B <= u - 1). l is the largest rank with P(B <= l - 1) <= (1 - level) / 2 and u the smallest with
+    P(B <= u - 1) >= (1 + level) / 2, so each tail holds at most half the miss and the coverage is at least
+    `level` (more where the binomial's steps are coarse, i.e. few samples). Needs no assumption on the
+    distribution, but does assume independent samples: in a timed loop, drift (thermal, DVFS) and
+    correlated iterations make it narrower than it should be.
+    """
+    if n < 1 or not 0.0 < q < 1.0 or not 0.0 < level < 1.0:
+        return None
+    tail = (1.0 - level) / 2.0
+    lo_k, cum = _binomial_cdf_window(n, q)
+    # cum[i] = P(B <= lo_k + i); below lo_k the mass is negligible (< 1e-20), above the window it is ~1.
+    below = np.nonzero(cum <= tail)[0]
+    if below.size == 0 and lo_k == 0:
+        return None  # P(B = 0) alone exceeds the tail: no lower order statistic is far enough out
+    lower = (lo_k + int(below[-1]) + 1) if below.size else lo_k  # rank l with P(B <= l - 1) <= tail
+    above = np.nonzero(cum >= 1.0 - tail)[0]
+    upper = lo_k + int(above[0]) + 1 if above.size else n + 1  # rank u with P(B <= u - 1) >= 1 - tail
+    if lower < 1 or upper > n:
+        return None
+    return lower, upper
+
+
+def quantile_ci(ordered: np.ndarray, q: float, level: float = CI_LEVEL) -> tuple[float, float] | None:
+    """The `level` interval [X_(l), X_(u)] for the q-quantile from sorted samples (see quantile_ci_ranks)."""
+    ranks = quantile_ci_ranks(int(ordered.size), q, level)
+    if ranks is None:
+        return None
+    return float(ordered[ranks[0] - 1]), float(ordered[ranks[1] - 1])
+
+
+def _binomial_cdf_window(n: int, q: float) -> tuple[int, np.ndarray]:
+    """(k0, P(B <= k) for k = k0 .. k1) for B ~ Binomial(n, q) over k0..k1 = the mean +- 12 standard deviations
+    (clipped to 0..n): beyond that the mass is below 1e-30, so millions of samples cost a window of a few
+    thousand terms. Terms from log-gamma, summed from k = 0 or from a mass that small."""
+    mean, sd = n * q, math.sqrt(n * q * (1.0 - q))
+    k0 = max(0, math.floor(mean - 12.0 * sd - 2))
+    k1 = min(n, math.ceil(mean + 12.0 * sd + 2))
+    k = np.arange(k0, k1 + 1, dtype=np.float64)
+    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+    log_pmf = lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0) + k * math.log(q) + (n - k) * math.log1p(-q)
+    return k0, np.cumsum(np.exp(log_pmf))

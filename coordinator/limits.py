@@ -30,6 +30,7 @@ from edgelab.domain import (
     DeviceCapabilities,
     JobSpec,
     LatencyStats,
+    MemoryReport,
     PowerReport,
     TrainingConfig,
     TrainingRun,
@@ -49,6 +50,7 @@ MAX_BATCH_SIZE = 1 << 16
 MAX_CLASSES = 1024
 MAX_COUNT = 1 << 40  # iterations, samples, parameters: far beyond any real run, far inside int64
 MAX_SECONDS = 7 * 24 * 3600.0  # any duration a spec asks for or a report gives
+MAX_MEMORY_BYTES = 1 << 50  # a resident set or a model file (1 PiB)
 
 MAX_SPEC_BYTES = 256 * KIB
 MAX_RESULT_BYTES = 1 * MIB
@@ -145,6 +147,8 @@ def check_result(result: BenchmarkResult, message: Message, path: str = "result"
     for i, power in enumerate(result.power):
         _power(f"{path}.power[{i}]", power)
     _string_map(f"{path}.manifest", result.manifest)
+    if result.memory is not None:
+        _memory(f"{path}.memory", result.memory)
     if result.failure is not None:
         _text(f"{path}.failure.message", result.failure.message, MAX_TEXT_CHARS)
         _text(f"{path}.failure.detail", result.failure.detail, MAX_DETAIL_CHARS)
@@ -157,14 +161,28 @@ def _latency(path: str, stats: LatencyStats) -> None:
     _count(f"{path}.warmup_iterations", stats.warmup_iterations)
     for field in ("mean_ms", "p50_ms", "min_ms", "max_ms", "std_ms", "first_inference_ms"):
         _number(f"{path}.{field}", getattr(stats, field), high=MAX_SECONDS * 1e3)
-    for field in ("p90_ms", "p95_ms", "p99_ms"):
+    for field in ("p90_ms", "p95_ms", "p99_ms", "p50_ci_low_ms", "p50_ci_high_ms", "p99_ci_low_ms", "p99_ci_high_ms"):
         value = getattr(stats, field)
         if value is not None:
             _number(f"{path}.{field}", value, high=MAX_SECONDS * 1e3)
+    for low, high in (("p50_ci_low_ms", "p50_ci_high_ms"), ("p99_ci_low_ms", "p99_ci_high_ms")):
+        a, b = getattr(stats, low), getattr(stats, high)
+        if (a is None) != (b is None) or (a is not None and b is not None and a > b):
+            raise Invalid(f"{path}.{low}: the interval [{a}, {b}] is not one")
+    if stats.ci_level is not None:
+        _number(f"{path}.ci_level", stats.ci_level, low=0.5, high=0.999999)
+    if stats.cv is not None:
+        _number(f"{path}.cv", stats.cv, high=1e6)
     _number(f"{path}.throughput_per_s", stats.throughput_per_s)
     _number(f"{path}.warmup_s", stats.warmup_s, high=MAX_SECONDS)
     _number(f"{path}.timed_duration_s", stats.timed_duration_s, high=MAX_SECONDS)
     _text(f"{path}.scope", stats.scope, 4 * KIB)
+
+
+def _memory(path: str, report: MemoryReport) -> None:
+    for field in ("baseline_rss_bytes", "load_peak_bytes", "inference_peak_bytes", "model_file_bytes"):
+        _count(f"{path}.{field}", getattr(report, field), high=MAX_MEMORY_BYTES)
+    _text(f"{path}.method", report.method, 4 * KIB)
 
 
 def _accuracy(path: str, report: AccuracyReport) -> None:

@@ -135,6 +135,14 @@ class LatencyStats:
     p90_ms: Optional[float] = None
     p95_ms: Optional[float] = None
     p99_ms: Optional[float] = None
+    # Distribution-free confidence intervals (order statistics, binomial) at `ci_level`: unset when too few
+    # samples give one, or on results stored before they were reported. They assume independent samples.
+    ci_level: Optional[float] = None
+    p50_ci_low_ms: Optional[float] = None
+    p50_ci_high_ms: Optional[float] = None
+    p99_ci_low_ms: Optional[float] = None  # only beside p99_ms
+    p99_ci_high_ms: Optional[float] = None
+    cv: Optional[float] = None  # coefficient of variation, std_ms / mean_ms
 
 
 @dataclass
@@ -175,6 +183,24 @@ class PowerReport:
 
 
 @dataclass
+class MemoryReport:
+    """Peak resident memory (RSS) of the process that ran the benchmark, above its own baseline.
+
+    RSS counts the pages of that process in RAM: heap, the runtime's arenas and threads, mapped files
+    (the model when a runtime maps it, shared libraries loaded during the build), not swapped-out pages
+    nor GPU memory. `baseline_rss_bytes` is the RSS just before the build (interpreter, runtime imports,
+    the test set); the peaks are the high-water marks of the build and of the timed phases (first
+    inference, warm-up and timed iterations of every batch size), each minus that baseline.
+    """
+
+    baseline_rss_bytes: int
+    load_peak_bytes: int
+    inference_peak_bytes: int
+    model_file_bytes: int = 0
+    method: str = ""  # how the peaks were read, e.g. "VmHWM, reset per phase by /proc/self/clear_refs"
+
+
+@dataclass
 class Failure:
     kind: FailureKind
     message: str
@@ -189,6 +215,7 @@ class BenchmarkResult:
     power: List[PowerReport] = field(default_factory=list)
     manifest: Dict[str, str] = field(default_factory=dict)
     failure: Optional[Failure] = None
+    memory: Optional[MemoryReport] = None  # unset on failures and on results stored before it was reported
 
     @property
     def ok(self) -> bool:

@@ -163,7 +163,7 @@ class ArtifactRef(_message.Message):
     def __init__(self, sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., format: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class LatencyStats(_message.Message):
-    __slots__ = ("batch_size", "samples", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "throughput_per_s", "first_inference_ms", "warmup_s", "warmup_iterations", "timed_duration_s", "scope")
+    __slots__ = ("batch_size", "samples", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "throughput_per_s", "first_inference_ms", "warmup_s", "warmup_iterations", "timed_duration_s", "scope", "ci_level", "p50_ci_low_ms", "p50_ci_high_ms", "p99_ci_low_ms", "p99_ci_high_ms", "cv")
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MEAN_MS_FIELD_NUMBER: _ClassVar[int]
@@ -180,6 +180,12 @@ class LatencyStats(_message.Message):
     WARMUP_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     TIMED_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    CI_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    P50_CI_LOW_MS_FIELD_NUMBER: _ClassVar[int]
+    P50_CI_HIGH_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_CI_LOW_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_CI_HIGH_MS_FIELD_NUMBER: _ClassVar[int]
+    CV_FIELD_NUMBER: _ClassVar[int]
     batch_size: int
     samples: int
     mean_ms: float
@@ -196,7 +202,13 @@ class LatencyStats(_message.Message):
     warmup_iterations: int
     timed_duration_s: float
     scope: str
-    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., mean_ms: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p90_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., min_ms: _Optional[float] = ..., max_ms: _Optional[float] = ..., std_ms: _Optional[float] = ..., throughput_per_s: _Optional[float] = ..., first_inference_ms: _Optional[float] = ..., warmup_s: _Optional[float] = ..., warmup_iterations: _Optional[int] = ..., timed_duration_s: _Optional[float] = ..., scope: _Optional[str] = ...) -> None: ...
+    ci_level: float
+    p50_ci_low_ms: float
+    p50_ci_high_ms: float
+    p99_ci_low_ms: float
+    p99_ci_high_ms: float
+    cv: float
+    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., mean_ms: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p90_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., min_ms: _Optional[float] = ..., max_ms: _Optional[float] = ..., std_ms: _Optional[float] = ..., throughput_per_s: _Optional[float] = ..., first_inference_ms: _Optional[float] = ..., warmup_s: _Optional[float] = ..., warmup_iterations: _Optional[int] = ..., timed_duration_s: _Optional[float] = ..., scope: _Optional[str] = ..., ci_level: _Optional[float] = ..., p50_ci_low_ms: _Optional[float] = ..., p50_ci_high_ms: _Optional[float] = ..., p99_ci_low_ms: _Optional[float] = ..., p99_ci_high_ms: _Optional[float] = ..., cv: _Optional[float] = ...) -> None: ...
 
 class ClassMetrics(_message.Message):
     __slots__ = ("name", "support", "precision", "recall", "f1")
@@ -259,6 +271,20 @@ class PowerReport(_message.Message):
     rail_mean_w: _containers.ScalarMap[str, float]
     def __init__(self, meter: _Optional[str] = ..., sensor: _Optional[str] = ..., sample_period_s: _Optional[float] = ..., samples: _Optional[int] = ..., idle_w: _Optional[float] = ..., mean_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., batch_size: _Optional[int] = ..., window_s: _Optional[float] = ..., rail_mean_w: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
+class MemoryReport(_message.Message):
+    __slots__ = ("baseline_rss_bytes", "load_peak_bytes", "inference_peak_bytes", "model_file_bytes", "method")
+    BASELINE_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOAD_PEAK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_PEAK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    baseline_rss_bytes: int
+    load_peak_bytes: int
+    inference_peak_bytes: int
+    model_file_bytes: int
+    method: str
+    def __init__(self, baseline_rss_bytes: _Optional[int] = ..., load_peak_bytes: _Optional[int] = ..., inference_peak_bytes: _Optional[int] = ..., model_file_bytes: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+
 class Failure(_message.Message):
     __slots__ = ("kind", "message", "detail")
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -270,7 +296,7 @@ class Failure(_message.Message):
     def __init__(self, kind: _Optional[_Union[FailureKind, str]] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class BenchmarkResult(_message.Message):
-    __slots__ = ("load_s", "latency", "accuracy", "power", "manifest", "failure")
+    __slots__ = ("load_s", "latency", "accuracy", "power", "manifest", "failure", "memory")
     class ManifestEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -284,10 +310,12 @@ class BenchmarkResult(_message.Message):
     POWER_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
     load_s: float
     latency: _containers.RepeatedCompositeFieldContainer[LatencyStats]
     accuracy: AccuracyReport
     power: _containers.RepeatedCompositeFieldContainer[PowerReport]
     manifest: _containers.ScalarMap[str, str]
     failure: Failure
-    def __init__(self, load_s: _Optional[float] = ..., latency: _Optional[_Iterable[_Union[LatencyStats, _Mapping]]] = ..., accuracy: _Optional[_Union[AccuracyReport, _Mapping]] = ..., power: _Optional[_Iterable[_Union[PowerReport, _Mapping]]] = ..., manifest: _Optional[_Mapping[str, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+    memory: MemoryReport
+    def __init__(self, load_s: _Optional[float] = ..., latency: _Optional[_Iterable[_Union[LatencyStats, _Mapping]]] = ..., accuracy: _Optional[_Union[AccuracyReport, _Mapping]] = ..., power: _Optional[_Iterable[_Union[PowerReport, _Mapping]]] = ..., manifest: _Optional[_Mapping[str, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., memory: _Optional[_Union[MemoryReport, _Mapping]] = ...) -> None: ...

@@ -30,6 +30,7 @@ from edgelab.domain import (
     JobState,
     LatencyStats,
     MeasurementSettings,
+    MemoryReport,
     PowerReport,
     RuntimeInfo,
     TrainingConfig,
@@ -111,9 +112,18 @@ def _latency(**changes: float) -> BenchmarkResult:
             "result.accuracy.confusion",
         ),
         (dataclasses.replace(GOOD, power=[dataclasses.replace(POWER, mean_w=math.nan)]), "result.power[0].mean_w"),
+        (_latency(p50_ci_low_ms=math.nan, p50_ci_high_ms=1.0), "result.latency[0].p50_ci_low_ms"),
+        (_latency(p50_ci_low_ms=2.0, p50_ci_high_ms=1.0), "result.latency[0].p50_ci_low_ms"),
+        (_latency(p99_ci_low_ms=1.0), "result.latency[0].p99_ci_low_ms"),
+        (_latency(cv=-0.5), "result.latency[0].cv"),
+        (
+            dataclasses.replace(GOOD, memory=MemoryReport(baseline_rss_bytes=1, load_peak_bytes=-1, inference_peak_bytes=0)),
+            "result.memory.load_peak_bytes",
+        ),
     ],
     ids=["nan-latency", "inf-p99", "negative-samples", "batch-2^31-1", "negative-load", "accuracy-7.5",
-         "confusion-vs-num_classes", "confusion-vs-samples", "nan-power"],
+         "confusion-vs-num_classes", "confusion-vs-samples", "nan-power", "nan-ci", "inverted-ci", "half-ci",
+         "negative-cv", "negative-memory"],
 )  # fmt: skip
 def test_a_report_with_impossible_values_is_refused_naming_the_field_and_nothing_is_stored(
     coordinator: Coordinator, leased: tuple[AgentClient, str, int], result: BenchmarkResult, field: str

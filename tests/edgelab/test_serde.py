@@ -63,3 +63,35 @@ def test_failure_accuracy_and_per_rail_power_round_trip() -> None:
 
     assert back == result
     assert back.accuracy is not None and back.accuracy.confusion_matrix() == [[4, 1], [0, 5]]
+
+
+def test_confidence_intervals_and_memory_round_trip_and_old_results_still_load() -> None:
+    import dataclasses
+
+    from edgelab.domain import MemoryReport
+
+    latency = dataclasses.replace(
+        _latency(2.5),
+        ci_level=0.95,
+        p50_ci_low_ms=0.85,
+        p50_ci_high_ms=0.95,
+        p99_ci_low_ms=2.25,
+        p99_ci_high_ms=2.75,
+        cv=0.125,
+    )
+    memory = MemoryReport(50 << 20, 210 << 20, 205 << 20, 200 << 20, "VmHWM, reset per phase")
+    result = BenchmarkResult(load_s=0.5, latency=[latency], memory=memory)
+
+    message = serde.to_proto(result, common_pb2.BenchmarkResult())
+    assert serde.from_proto(message, BenchmarkResult) == result
+    assert serde.from_jsonable(serde.to_jsonable(result), BenchmarkResult) == result
+
+    # A result stored (JSON) or sent (proto) before these fields existed: they read as None.
+    old = serde.to_jsonable(BenchmarkResult(load_s=0.5, latency=[_latency(None)]))
+    for key in ("ci_level", "p50_ci_low_ms", "p50_ci_high_ms", "p99_ci_low_ms", "p99_ci_high_ms", "cv"):
+        del old["latency"][0][key]
+    del old["memory"]
+    loaded = serde.from_jsonable(old, BenchmarkResult)
+    assert loaded.memory is None and loaded.latency[0].p50_ci_low_ms is None and loaded.latency[0].cv is None
+    plain = serde.from_proto(serde.to_proto(loaded, common_pb2.BenchmarkResult()), BenchmarkResult)
+    assert plain == loaded
