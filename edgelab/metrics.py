@@ -1,4 +1,4 @@
-"""Classification metrics shared by host-side evaluation and on-device accuracy."""
+"""Classification metrics shared by host-side evaluation and on-device accuracy, and the latency verdict."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgelab.domain import AccuracyReport, ClassMetrics
+from edgelab.domain import AccuracyReport, ClassMetrics, LatencyStats
+
+FASTER = "faster"
+SLOWER = "slower"
+NO_DIFFERENCE = "no significant difference"
+NO_VERDICT = "no verdict"
 
 
 def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> AccuracyReport:
@@ -36,3 +41,24 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
         classes=classes,
         confusion=[int(v) for v in confusion.ravel()],
     )
+
+
+def latency_verdict(baseline: LatencyStats, candidate: LatencyStats) -> str:
+    """Whether `candidate` is faster or slower than `baseline` by median latency, or not significantly different.
+
+    The rule: the two p50 confidence intervals (order statistics, LatencyStats.ci_level, 95 %) must not
+    overlap; "faster" when the candidate's whole interval lies below the baseline's, "slower" when above.
+    Non-overlap of two 95 % intervals is conservative (for similar widths it rejects "same median" at
+    about the 0.6 % level), so a verdict is a real difference, and a small real one may read "no
+    significant difference". Both rest on independent samples (see agent.measure.quantile_ci_ranks).
+    NO_VERDICT when either side has no interval (too few samples, or a result stored before intervals).
+    """
+    a_low, a_high = baseline.p50_ci_low_ms, baseline.p50_ci_high_ms
+    b_low, b_high = candidate.p50_ci_low_ms, candidate.p50_ci_high_ms
+    if a_low is None or a_high is None or b_low is None or b_high is None:
+        return NO_VERDICT
+    if b_high < a_low:
+        return FASTER
+    if b_low > a_high:
+        return SLOWER
+    return NO_DIFFERENCE

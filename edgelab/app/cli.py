@@ -17,7 +17,7 @@ from edgelab.config import Settings, load_settings
 from edgelab.errors import EdgeLabError
 
 if TYPE_CHECKING:
-    from coordinator.client import ControlClient
+    from coordinator.client import ControlClient, JobDetails
     from coordinator.training import TrainedArtifacts
     from edgelab.app.launch import MatrixLaunchFile
     from edgelab.domain import BenchmarkResult, Job, TrainingRun
@@ -378,16 +378,33 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(
     job_id: str,
+    against: Annotated[
+        str | None,
+        typer.Argument(
+            help="A second job: both are shown, then compared by p50 (faster / slower / no significant difference)."
+        ),
+    ] = None,
     coordinator: CoordinatorOpt = None,
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Show one job's result: latency per batch size, accuracy, provenance, and any late results."""
+    """Show one job's result: latency per batch size with CIs, memory, accuracy, provenance, and any late results."""
     try:
         with _control(config, coordinator, operator_token) as client:
             details = client.get_job_details(job_id)
+            other = client.get_job_details(against) if against else None
     except EdgeLabError as exc:
         _fail(exc)
+    _show_details(details)
+    if other is not None:
+        from edgelab.app.report import comparison_table
+
+        console.print()
+        _show_details(other)
+        console.print(comparison_table((other.job, other.result), (details.job, details.result)))
+
+
+def _show_details(details: JobDetails) -> None:
     job, result = details.job, details.result
     console.print(f"job {job.job_id} [bold]{job.state.value}[/] attempt {job.attempt}: {job.spec.name}")
     if result is not None:
@@ -414,7 +431,7 @@ def _when(unix_s: float) -> str:
 
 
 def _print_result(job: Job, result: BenchmarkResult | None, title: str) -> None:
-    from edgelab.app.report import accuracy_table, results_table
+    from edgelab.app.report import accuracy_table, memory_line, results_table
 
     console.print(results_table([(job, result)], title=title))
     if result is not None:
@@ -423,6 +440,11 @@ def _print_result(job: Job, result: BenchmarkResult | None, title: str) -> None:
         console.print(accuracy_table(result))
         if result.latency:
             console.print(f"latency scope: {result.latency[0].scope}")
+            console.print(
+                "p50 95% CI: distribution-free, from order statistics (assumes independent iterations); CV: std / mean"
+            )
+        if result.failure is None:
+            console.print(memory_line(result.memory))
         for key, value in sorted(result.manifest.items()):
             console.print(f"  {key}: {value}")
 

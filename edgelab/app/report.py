@@ -9,11 +9,32 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from edgelab.domain import AgentInfo, BenchmarkResult, Job, TrainingRun
+from edgelab.domain import AgentInfo, BenchmarkResult, Job, LatencyStats, MemoryReport, TrainingRun
+from edgelab.metrics import FASTER, SLOWER, latency_verdict
 
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _ci(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f"{low:.3f}-{high:.3f}"
+
+
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.1f}"
+
+
+def memory_line(memory: MemoryReport | None) -> str:
+    """What `jobs show` prints about memory, saying what each figure includes."""
+    if memory is None:
+        return "memory: not reported"
+    return (
+        f"memory: peak RSS above the process's {_mib(memory.baseline_rss_bytes)} MiB baseline (just before the build):"
+        f" build {_mib(memory.load_peak_bytes)} MiB, inference {_mib(memory.inference_peak_bytes)} MiB"
+        f" (first inference, warm-up and timed phases); model file {_mib(memory.model_file_bytes)} MiB;"
+        f" RSS: heap, runtime arenas, mapped files, not GPU memory; {memory.method}"
+    )
 
 
 def _timing(scope: str) -> str:
@@ -25,8 +46,8 @@ def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str
     """One row per (job, batch size, timing scope); failures show their class and message, never zeros."""
     table = Table(title=title, title_justify="left")
     columns = (
-        *("job", "agent", "backend", "prec", "batch", "timing", "samples", "p50 ms", "p90 ms", "p99 ms"),
-        *("thru/s", "W", "mJ/inf", "load s", "accuracy"),
+        *("job", "agent", "backend", "prec", "batch", "timing", "samples", "p50 ms", "p50 95% CI", "CV"),
+        *("p90 ms", "p99 ms", "thru/s", "W", "mJ/inf", "load s", "peak MiB", "accuracy"),
     )
     for column in columns:
         table.add_column(column, justify="left" if column in ("job", "agent", "backend", "prec", "timing") else "right")
@@ -51,14 +72,57 @@ def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str
                 timing,
                 str(lat.samples),
                 _ms(lat.p50_ms),
+                _ci(lat.p50_ci_low_ms, lat.p50_ci_high_ms),
+                "" if lat.cv is None else f"{lat.cv:.1%}",
                 _ms(lat.p90_ms),
                 _ms(lat.p99_ms),
                 f"{lat.throughput_per_s:,.0f}",
                 f"{watts.mean_w:.2f}" if watts else "",
                 f"{watts.energy_per_inference_mj:.3f}" if watts else "",
                 f"{result.load_s:.3f}" if i == 0 else "",
+                _mib(result.memory.inference_peak_bytes) if i == 0 and result.memory else "",
                 accuracy if i == 0 else "",
             )
+    return table
+
+
+def comparison_table(
+    baseline: tuple[Job, BenchmarkResult | None], candidate: tuple[Job, BenchmarkResult | None]
+) -> Table:
+    """Per (batch size, timing scope) both had: p50s with their 95 % intervals, the ratio, and the verdict
+    (edgelab.metrics.latency_verdict: faster / slower only when the intervals do not overlap)."""
+    (a_job, a_result), (b_job, b_result) = baseline, candidate
+    table = Table(title=f"{b_job.job_id} against {a_job.job_id} (p50, 95% CIs)", title_justify="left")
+    for column in (
+        "batch",
+        "timing",
+        f"{a_job.job_id} p50 ms",
+        "CI",
+        f"{b_job.job_id} p50 ms",
+        "CI",
+        "ratio",
+        "verdict",
+    ):
+        table.add_column(column, justify="left" if column in ("timing", "verdict") else "right")
+
+    def by_key(result: BenchmarkResult | None) -> dict[tuple[int, str], LatencyStats]:
+        return {} if result is None else {(lat.batch_size, _timing(lat.scope)): lat for lat in result.latency}
+
+    a, b = by_key(a_result), by_key(b_result)
+    for key in [k for k in a if k in b]:
+        x, y = a[key], b[key]
+        verdict = latency_verdict(x, y)
+        color = {FASTER: "green", SLOWER: "red"}.get(verdict, "white")
+        table.add_row(
+            str(key[0]),
+            key[1],
+            _ms(x.p50_ms),
+            _ci(x.p50_ci_low_ms, x.p50_ci_high_ms),
+            _ms(y.p50_ms),
+            _ci(y.p50_ci_low_ms, y.p50_ci_high_ms),
+            f"{y.p50_ms / x.p50_ms:.3f}x" if x.p50_ms > 0 else "",
+            f"[{color}]{verdict}[/]",
+        )
     return table
 
 

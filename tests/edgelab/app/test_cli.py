@@ -89,6 +89,10 @@ def test_agent_registers_leases_verifies_and_result_lands_in_sqlite(
 
     assert shown.exit_code == 0, shown.output
     assert "succeeded" in shown.output and "model_sha256" in shown.output and "Confusion matrix" in shown.output
+    assert "p50 95% CI" in shown.output
+    compared = runner.invoke(app, ["jobs", "show", job_id, job_id, *address])
+    assert compared.exit_code == 0, compared.output
+    assert f"{job_id} against {job_id}" in compared.output and "no significant difference" in compared.output
     assert "bench-pi" in agents.output and "online" in agents.output and "onnxruntime" in agents.output
     assert job_id in listed.output
     db = sqlite3.connect(coordinator.store.path)

@@ -93,3 +93,35 @@ def test_agents_table_shows_runtimes_with_reasons_and_power_meters() -> None:
     text = console.export_text()
     assert "onnxruntime 1.32.0" in text and "tensorrt: pip install 'edgelab[tensorrt]'" in text
     assert "jtop" in text and "NVIDIA Jetson Orin Nano" in text
+
+
+def test_cis_cv_memory_and_the_comparison_verdict_are_shown() -> None:
+    import dataclasses
+
+    from edgelab.app.report import comparison_table, memory_line
+    from edgelab.domain import MemoryReport
+
+    def with_ci(p50: float, low: float, high: float) -> LatencyStats:
+        lat = _latency(1, "end-to-end", p50)
+        return dataclasses.replace(lat, ci_level=0.95, p50_ci_low_ms=low, p50_ci_high_ms=high, cv=0.05)
+
+    memory = MemoryReport(40 << 20, 230 << 20, 205 << 20, 200 << 20, "VmHWM")
+    base = (Job("old", SPEC, JobState.SUCCEEDED), BenchmarkResult(latency=[with_ci(2.0, 1.9, 2.1)], memory=memory))
+    fast = (Job("new", SPEC, JobState.SUCCEEDED), BenchmarkResult(latency=[with_ci(1.5, 1.4, 1.6)]))
+    same = (Job("same", SPEC, JobState.SUCCEEDED), BenchmarkResult(latency=[with_ci(2.05, 1.95, 2.15)]))
+
+    text = _render([base])
+    row = next(line for line in text.splitlines() if "old" in line)
+    assert "1.900-2.100" in row and "5.0%" in row and "205.0" in row  # CI, CV, inference peak MiB
+    assert "build 230.0 MiB, inference 205.0 MiB" in memory_line(memory) and "model file 200.0 MiB" in memory_line(
+        memory
+    )
+    assert memory_line(None) == "memory: not reported"
+
+    console = Console(record=True, width=250)
+    console.print(comparison_table(base, fast))
+    console.print(comparison_table(base, same))
+    console.print(comparison_table(fast, base))
+    compared = console.export_text()
+    assert "0.750x" in compared and "faster" in compared
+    assert "no significant difference" in compared and "slower" in compared
