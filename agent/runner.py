@@ -25,6 +25,7 @@ from agent.backends import BACKENDS, Backend, BuildRequest, DeviceTimedEngine, E
 from agent.backends.base import CPU_DEVICE, GPU_DEVICE
 from agent.device_state import snapshot, state_manifest
 from agent.measure import TimedRun, measure_latency
+from agent.memory import PeakRss
 from agent.power import NONE_METER, POWER_METERS, PowerMeter, PowerSampler, select_meter
 from agent.probe import device_model
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
@@ -35,6 +36,7 @@ from edgelab.domain import (
     JobSpec,
     LatencyStats,
     MeasurementSettings,
+    MemoryReport,
     PowerReport,
 )
 from edgelab.errors import BackendUnavailable, EdgeLabError
@@ -209,8 +211,11 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
     named = spec.measurement.power_meter
     meter, power_note = _power_meter(named, "") if named else (None, "")
     state_before = snapshot()
+    rss = PeakRss()  # baseline: this process just before the build (interpreter, runtime imports, test set)
     t0 = time.perf_counter()
-    with _stage(FailureKind.BUILD, f"{backend.name} could not load {spec.model.name or model_path.name}"):
+    with rss.phase() as load_peak, _stage(
+        FailureKind.BUILD, f"{backend.name} could not load {spec.model.name or model_path.name}"
+    ):
         engine = backend.load(model_path, request)
     load_s = time.perf_counter() - t0
     sampler: PowerSampler | None = None
@@ -222,17 +227,10 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         _check_shape(engine, test.x.shape[1:])
         latency: list[LatencyStats] = []
         power: list[PowerReport] = []
-        for batch_size in spec.batch_sizes:
-            batch = _timing_batch(test.x, batch_size)
-            window = _idle_then_window(sampler, spec.measurement.power_idle_s, notes, batch_size)
-            with _stage(FailureKind.CRASH, f"inference at batch {batch_size}"):
-                run = _time(engine, batch, spec.measurement, window or nullcontext)
-            latency.extend(s for s in (run.end_to_end, run.compute) if s is not None)
-            if sampler is not None and window is not None:
-                report = _power_report(sampler, run.end_to_end.samples * batch_size, notes)
-                if report is not None:
-                    power.append(replace(report, batch_size=batch_size, window_s=run.end_to_end.timed_duration_s))
+        with rss.phase() as inference_peak:
+            _timed_phases(engine, test.x, spec, sampler, notes, latency, power)
         state_after = snapshot()
+
         with _stage(FailureKind.CRASH, "accuracy on the test set"):
             chunk = engine.max_batch if isinstance(engine, SelfTimedEngine) else max(spec.batch_sizes)
             predictions = predict(engine, test.x, chunk, len(test.class_names))
@@ -245,6 +243,13 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
             latency=latency,
             accuracy=accuracy,
             power=power,
+            memory=MemoryReport(
+                baseline_rss_bytes=rss.baseline,
+                load_peak_bytes=load_peak[0],
+                inference_peak_bytes=inference_peak[0],
+                model_file_bytes=_file_size(model_path),
+                method=rss.method,
+            ),
             manifest={
                 **manifest(spec, backend, info.version, engine.details),
                 **state_manifest(state_before, state_after),
@@ -255,6 +260,35 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         engine.close()
         if sampler is not None:
             sampler.close()
+
+
+def _timed_phases(
+    engine: Engine,
+    x: np.ndarray,
+    spec: JobSpec,
+    sampler: PowerSampler | None,
+    notes: dict[str, str],
+    latency: list[LatencyStats],
+    power: list[PowerReport],
+) -> None:
+    """One timed phase per batch size (with its power window), appending to `latency` and `power`."""
+    for batch_size in spec.batch_sizes:
+        batch = _timing_batch(x, batch_size)
+        window = _idle_then_window(sampler, spec.measurement.power_idle_s, notes, batch_size)
+        with _stage(FailureKind.CRASH, f"inference at batch {batch_size}"):
+            run = _time(engine, batch, spec.measurement, window or nullcontext)
+        latency.extend(s for s in (run.end_to_end, run.compute) if s is not None)
+        if sampler is not None and window is not None:
+            report = _power_report(sampler, run.end_to_end.samples * batch_size, notes)
+            if report is not None:
+                power.append(replace(report, batch_size=batch_size, window_s=run.end_to_end.timed_duration_s))
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _time(
