@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from coordinator.store import StoredResult
+from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, Job, Precision, TrainingRun
 
 # Backends the lab knows (DESIGN.md); agents may report more, which the pages add.
@@ -25,6 +26,11 @@ BASELINE_PRECISION = Precision.FP32.value
 END_TO_END = "end-to-end"
 COMPUTE_ONLY = "compute-only"
 MITDB_PREFIX = "mitdb"
+# A test set smaller than this says little about a beat classifier: the page warns.
+SMALL_TEST_SET = 500
+# Quality metrics the cards and the Pareto front can use; per-class Se columns are added as "se:<class>".
+QUALITY_LABELS = {"macro_f1": "macro F1", "accuracy": "accuracy"}
+SE_PREFIX = "se:"
 
 RESULT_COLUMNS = [
     "job_id",
@@ -33,9 +39,15 @@ RESULT_COLUMNS = [
     "model",
     "model_sha256",
     "model_size_bytes",
+    "compression",
+    "quantization",
+    "sparsity",
+    "flops",
     "agent",
     "agent_id",
+    "device_model",
     "device",
+    "run",
     "backend",
     "backend_version",
     "precision",
@@ -54,6 +66,8 @@ RESULT_COLUMNS = [
     "load_s",
     "accuracy",
     "macro_f1",
+    "test_samples",
+    "absent_classes",
     "power_meter",
     "power_mean_w",
     "power_rails",
@@ -77,19 +91,37 @@ def _nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def device_label(agent: str, device_model: str) -> str:
+    """Agents on the same hardware stay apart: the agent's name, its hardware beside it."""
+    return f"{agent} ({device_model})" if device_model and device_model != agent else agent
+
+
 def results_frame(
     rows: Sequence[tuple[Job, StoredResult]],
-    artifacts: Sequence[ArtifactRef] = (),
+    artifacts: Sequence[tuple[ArtifactRef, dict[str, str]]] = (),
     agents: Sequence[AgentInfo] = (),
 ) -> pd.DataFrame:
     """One row per (job, batch size, latency scope); a failed job is one row with its failure and no figures."""
-    sizes = {a.sha256: a.size_bytes for a in artifacts}
+    sizes = {ref.sha256: ref.size_bytes for ref, _ in artifacts}
+    metadata = {ref.sha256: meta for ref, meta in artifacts}
     devices = {a.agent_id: a.capabilities.device_model for a in agents}
     records: list[dict[str, Any]] = []
     for job, stored in rows:
         spec, result = job.spec, stored.result
         manifest = result.manifest
+        meta = metadata.get(spec.model.sha256, {})
         power = result.power[0] if result.power else None
+        report = result.accuracy
+        agent = job.agent_name or stored.agent_id
+        device_model = manifest.get("device_model") or devices.get(stored.agent_id) or ""
+        compression = meta.get("compression") or spec.labels.get("compression", "")
         base: dict[str, Any] = {
             "job_id": job.job_id,
             "name": spec.name,
@@ -97,16 +129,25 @@ def results_frame(
             "model": spec.model.name or spec.model.sha256[:12],
             "model_sha256": spec.model.sha256,
             "model_size_bytes": _nan(sizes.get(spec.model.sha256) or spec.model.size_bytes or None),
-            "agent": job.agent_name or stored.agent_id,
+            "compression": compression,
+            "quantization": meta.get("quantization", ""),
+            "sparsity": _float(meta.get("sparsity")),
+            "flops": _float(meta.get("flops")),
+            "agent": agent,
             "agent_id": stored.agent_id,
-            "device": manifest.get("device_model") or devices.get(stored.agent_id) or job.agent_name,
+            "device_model": device_model,
+            "device": device_label(agent, device_model),
+            # One bar per run: the job id keeps two runs of one configuration apart.
+            "run": f"{spec.name} [{job.job_id[:6]}]",
             "backend": spec.backend,
             "backend_version": manifest.get("backend_version", ""),
             "precision": spec.precision.value,
-            "config": f"{spec.backend} {spec.precision.value}",
+            "config": f"{spec.backend} {spec.precision.value}" + (f", {compression}" if compression else ""),
             "load_s": _nan(result.load_s) if result.ok else float("nan"),
-            "accuracy": _nan(result.accuracy.accuracy if result.accuracy else None),
-            "macro_f1": _nan(result.accuracy.macro_f1 if result.accuracy else None),
+            "accuracy": _nan(report.accuracy if report else None),
+            "macro_f1": _nan(report.macro_f1 if report else None),
+            "test_samples": _nan(report.samples if report else None),
+            "absent_classes": ", ".join(c.name for c in report.classes if c.support == 0) if report else "",
             "power_meter": f"{power.meter} ({power.sensor})" if power else "",
             "power_mean_w": _nan(power.mean_w if power else None),
             "power_rails": ", ".join(f"{rail} {w:.2f} W" for rail, w in power.rail_mean_w.items()) if power else "",
@@ -118,6 +159,8 @@ def results_frame(
             "attempt": stored.attempt,
             "finished_at": pd.Timestamp(stored.created_at, unit="s"),
         }
+        if report is not None:
+            base.update({f"{SE_PREFIX}{c.name}": float(c.recall) for c in report.classes})
         if not result.latency:
             records.append({**base, "scope": "", "scope_kind": ""})
         for lat in result.latency:
@@ -137,7 +180,8 @@ def results_frame(
                     "first_inference_ms": lat.first_inference_ms,
                 }
             )
-    frame = pd.DataFrame.from_records(records, columns=RESULT_COLUMNS)
+    se_columns = sorted({k for r in records for k in r if k.startswith(SE_PREFIX)})
+    frame = pd.DataFrame.from_records(records, columns=RESULT_COLUMNS + se_columns)
     frame["batch_size"] = frame["batch_size"].astype("Int64")
     frame["samples"] = frame["samples"].astype("Int64")
     return add_speedup(frame)
@@ -174,6 +218,30 @@ def pareto_front(frame: pd.DataFrame, x: str = "p50_ms", y: str = "accuracy") ->
     return points.loc[keep]
 
 
+def quality_options(frame: pd.DataFrame) -> dict[str, str]:
+    """Quality metrics this frame can rank by: macro F1, accuracy, then each class's sensitivity."""
+    options = dict(QUALITY_LABELS)
+    for column in frame.columns:
+        if column.startswith(SE_PREFIX) and frame[column].notna().any():
+            options[column] = f"Se (recall) of class {column.removeprefix(SE_PREFIX)}"
+    return options
+
+
+def scoring_warnings(frame: pd.DataFrame, small: int = SMALL_TEST_SET) -> list[str]:
+    """Runs whose scores say little: a tiny test set, or classes the test set has no sample of."""
+    warnings = []
+    runs = frame[frame["test_samples"].notna()].drop_duplicates("job_id")
+    for _, r in runs.iterrows():
+        problems = []
+        if r["test_samples"] < small:
+            problems.append(f"only {int(r['test_samples'])} test samples (< {small})")
+        if r["absent_classes"]:
+            problems.append(f"no test sample of class {r['absent_classes']}")
+        if problems:
+            warnings.append(f"{r['run']} on {r['agent']}: {'; '.join(problems)}")
+    return warnings
+
+
 def _fmt(value: Any, pattern: str, missing: str = "") -> str:
     return missing if pd.isna(value) else pattern.format(value)
 
@@ -186,21 +254,26 @@ def display_results(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "name": r["name"],
-                "device": r["device"],
+                "agent": r["agent"],
+                "device": r["device_model"],
+                "compression": r["compression"] or "not recorded",
+                "model KiB": _fmt(r["model_size_bytes"] / 1024, "{:,.1f}"),
                 "backend": r["backend"],
                 "precision": r["precision"],
                 "batch": _fmt(r["batch_size"], "{}"),
                 "scope": r["scope_kind"],
                 "p50 ms": _fmt(r["p50_ms"], "{:.3f}"),
+                "accuracy": _fmt(r["accuracy"], "{:.2%}", "" if failed else "n/a"),
+                "macro F1": _fmt(r["macro_f1"], "{:.3f}", "" if failed else "n/a"),
                 "p90 ms": _fmt(r["p90_ms"], "{:.3f}", "" if failed else "n/a"),
                 "p99 ms": _fmt(r["p99_ms"], "{:.3f}", "" if failed else "n/a"),
                 "throughput/s": _fmt(r["throughput_per_s"], "{:,.1f}"),
-                "accuracy": _fmt(r["accuracy"], "{:.2%}", "" if failed else "n/a"),
                 "energy mJ/inf": _fmt(r["energy_per_inference_mj"], "{:.3f}", "" if failed else "not measured"),
                 "rails": r["power_rails"],
                 "speed-up vs TF FP32": _fmt(r["speedup_vs_tf_fp32"], "{:.2f}x", "" if failed else "no baseline"),
                 "status": f"failed ({r['failure_kind']}): {r['failure_message']}" if failed else "ok",
-                "agent": r["agent"],
+                "quantization": r["quantization"],
+                "sparsity": _fmt(r["sparsity"], "{:.0%}"),
                 "pipeline": r["pipeline"],
                 "job": r["job_id"],
             }
@@ -283,16 +356,21 @@ def expand_matrix(
     backends: Sequence[str],
     precisions: Sequence[Precision],
     targets: Sequence[str] = (),
+    model_format: str = "",
 ) -> list[MatrixCell]:
     """backends x precisions x agents; `targets` empty means every capable agent that is not offline
-    (the coordinator's own fleet-wide rule), with the reason for each cell that is skipped."""
+    (the coordinator's own fleet-wide rule), with the reason for each cell that is skipped, a backend
+    that cannot load the model's format included."""
     chosen = [a for a in agents if a.agent_id in targets] if targets else list(agents)
     cells = []
     for backend in backends:
+        unloadable = format_problem(backend, model_format)
         for precision in precisions:
             for a in chosen:
                 runtime = next((r for r in a.capabilities.runtimes if r.name == backend), None)
-                if runtime is None or not runtime.available:
+                if unloadable:
+                    reason = unloadable
+                elif runtime is None or not runtime.available:
                     reason = f"{backend} unavailable" + (f": {runtime.reason}" if runtime and runtime.reason else "")
                 elif runtime.precisions and precision not in runtime.precisions:
                     reason = f"{backend} here supports {', '.join(p.value for p in runtime.precisions)}"
@@ -302,6 +380,19 @@ def expand_matrix(
                     reason = ""
                 cells.append(MatrixCell(a.agent_id, a.name, backend, precision, reason))
     return cells
+
+
+def format_problem(backend: str, model_format: str) -> str:
+    """Why `backend` cannot load a model of `model_format` ("" when it can, or when either is unknown)."""
+    formats = BACKEND_FORMATS.get(backend)
+    if not model_format or formats is None or model_format in formats:
+        return ""
+    return f"{backend} cannot load a {model_format} model (it loads {', '.join(formats)})"
+
+
+def backends_for(model_format: str) -> list[str]:
+    """The known backends that load `model_format`."""
+    return [backend for backend, formats in BACKEND_FORMATS.items() if model_format in formats]
 
 
 def matrix_frame(cells: Sequence[MatrixCell], batch_sizes: Sequence[int]) -> pd.DataFrame:
@@ -459,8 +550,9 @@ def classes_frame(report: AccuracyReport) -> pd.DataFrame:
 COMPARED = [
     ("backend", "backend"),
     ("precision", "precision"),
-    ("device", "device"),
     ("agent", "agent"),
+    ("device", "device_model"),
+    ("compression", "compression"),
     ("status", "status"),
     ("accuracy", "accuracy"),
     ("macro F1", "macro_f1"),

@@ -2,9 +2,13 @@
 
 Only successful runs are plotted (a failure has no latency to draw); callers pass frames
 already narrowed to one batch size and one latency scope so bars compare like with like.
+Bars are one per run (grouped under their agent), never runs added together; colours follow
+`color_map`, one colour per configuration (backend, precision, compression) on every plot.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pandas as pd
 import plotly.express as px
@@ -13,105 +17,178 @@ import plotly.graph_objects as go
 from dashboard.data import confusion_frame, pareto_front
 from edgelab.domain import AccuracyReport
 
-HOVER = ["name", "job_id", "agent", "backend", "precision", "batch_size"]
+HOVER = ["run", "agent", "device_model", "backend", "precision", "compression", "batch_size"]
+HOVER_FORMATS = {"p50_ms": ":.3f", "accuracy": ":.2%", "macro_f1": ":.3f"}
+# Mid grey reads on a light and on a dark background alike.
+FRONT_COLOR = "#8c8c8c"
+PALETTE = px.colors.qualitative.Plotly + px.colors.qualitative.D3
+# Legends below the plot: half-width plots keep their drawing area.
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0}
+
+
+def color_map(configs: Sequence[str]) -> dict[str, str]:
+    """One colour per configuration, fixed by its sorted position so every view agrees."""
+    return {config: PALETTE[i % len(PALETTE)] for i, config in enumerate(sorted(set(configs)))}
 
 
 def _ok(frame: pd.DataFrame, *needed: str) -> pd.DataFrame:
     return frame[frame["status"] == "ok"].dropna(subset=list(needed))
 
 
-def accuracy_vs_latency(frame: pd.DataFrame) -> go.Figure:
-    """Accuracy against p50 latency with the Pareto front (nothing else is both faster and more accurate)."""
-    points = _ok(frame, "p50_ms", "accuracy")
+def _quality_axis(figure: go.Figure, quality: str) -> None:
+    # Fitted to the data (a fixed 0-100% hides 73 vs 75%); accuracy as percent, scores as decimals.
+    figure.update_yaxes(tickformat=".1%" if quality == "accuracy" else ".3f", autorange=True)
+
+
+def accuracy_vs_latency(
+    frame: pd.DataFrame,
+    quality: str = "accuracy",
+    quality_label: str = "accuracy",
+    log_x: bool = False,
+    colors: dict[str, str] | None = None,
+) -> go.Figure:
+    """Quality against p50 latency with a Pareto front per device (nothing there is both faster and better)."""
+    points = _ok(frame, "p50_ms", quality)
     figure = px.scatter(
         points,
         x="p50_ms",
-        y="accuracy",
+        y=quality,
         color="config",
         symbol="device",
-        hover_data=HOVER,
-        labels={"p50_ms": "p50 latency (ms)", "accuracy": "on-device accuracy"},
-        title="Accuracy vs p50 latency (Pareto front dashed)",
+        color_discrete_map=colors or color_map(points["config"].tolist()),
+        hover_data={**dict.fromkeys(HOVER, True), **HOVER_FORMATS, quality: ":.3f"},
+        labels={"p50_ms": "p50 latency (ms)", quality: f"on-device {quality_label}"},
+        log_x=log_x,
+        title=f"{quality_label[0].upper()}{quality_label[1:]} vs p50 latency (Pareto front per device, dashed)",
     )
     figure.update_traces(marker={"size": 12})
-    front = pareto_front(points)
-    figure.add_trace(
-        go.Scatter(
-            x=front["p50_ms"],
-            y=front["accuracy"],
-            mode="lines",
-            line={"dash": "dash", "color": "black"},
-            name="Pareto front",
-            hovertext=front["name"],
+    for device, group in points.groupby("device", sort=True):
+        front = pareto_front(group, y=quality)
+        figure.add_trace(
+            go.Scatter(
+                x=front["p50_ms"],
+                y=front[quality],
+                mode="lines",
+                line={"dash": "dash", "color": FRONT_COLOR, "width": 2},
+                name=f"Pareto front: {device}",
+                hovertext=front["run"],
+            )
         )
-    )
-    figure.update_yaxes(tickformat=".1%", range=[0, 1.02])  # accuracy: a fixed scale compares plots
+    _quality_axis(figure, quality)
+    figure.update_layout(legend=LEGEND_BELOW, legend_title="backend, precision, compression; agent")
     return figure
 
 
-def latency_bars(frame: pd.DataFrame) -> go.Figure:
-    """p50 latency per device and backend/precision, error bar up to p90 where it was measured."""
-    bars = _ok(frame, "p50_ms").copy()
-    bars["p90_minus_p50"] = (bars["p90_ms"] - bars["p50_ms"]).clip(lower=0)
-    figure = px.bar(
-        bars,
-        x="device",
-        y="p50_ms",
-        color="config",
-        barmode="group",
-        error_y="p90_minus_p50",
-        hover_data=[*HOVER, "throughput_per_s", "samples"],
-        labels={"p50_ms": "p50 latency (ms)", "config": "backend, precision"},
-        title="Latency per device x precision (bar: p50, whisker: p90)",
+def _run_bars(
+    bars: pd.DataFrame,
+    y: str,
+    title: str,
+    y_label: str,
+    colors: dict[str, str] | None,
+    whisker_to: str = "",
+    log_y: bool = False,
+) -> go.Figure:
+    """One bar per run, grouped under its agent; an optional whisker from the bar up to `whisker_to`."""
+    colors = colors or color_map(bars["config"].tolist())
+    bars = bars.sort_values(["agent", "config", "run"])
+    figure = go.Figure()
+    for config, group in bars.groupby("config", sort=True):
+        error_y = None
+        if whisker_to:
+            # Up only (p50 -> p90), never below the bar; a run without p90 has no whisker.
+            plus = (group[whisker_to] - group[y]).clip(lower=0).fillna(0)
+            error_y = {"type": "data", "symmetric": False, "array": plus.tolist(), "arrayminus": [0.0] * len(group)}
+        figure.add_trace(
+            go.Bar(
+                x=[group["agent"].tolist(), group["run"].tolist()],
+                y=group[y].tolist(),
+                name=str(config),
+                marker_color=colors.get(str(config)),
+                error_y=error_y,
+                customdata=group[["run", "agent", "device_model", "p50_ms", "p90_ms"]].to_numpy(),
+                hovertemplate=(
+                    "%{customdata[0]}<br>%{customdata[1]} (%{customdata[2]})<br>"
+                    f"{y_label}: %{{y:.3f}}<br>p50 %{{customdata[3]:.3f}} ms, p90 %{{customdata[4]:.3f}} ms"
+                    f"<extra>{config}</extra>"
+                ),
+            )
+        )
+    figure.update_layout(
+        title=title,
+        barmode="overlay",  # every (agent, run) category holds exactly one bar: nothing stacks
+        yaxis_title=y_label,
+        legend={**LEGEND_BELOW, "y": -0.7},  # below the two rows of category labels
+        legend_title="backend, precision, compression",
+        margin={"b": 200},
+        height=560,
     )
+    figure.update_xaxes(tickangle=-30)
+    if log_y:
+        figure.update_yaxes(type="log")
     return figure
 
 
-def energy_bars(frame: pd.DataFrame) -> go.Figure:
-    bars = _ok(frame, "energy_per_inference_mj")
-    return px.bar(
-        bars,
-        x="device",
-        y="energy_per_inference_mj",
-        color="config",
-        barmode="group",
-        hover_data=[*HOVER, "power_meter", "power_mean_w"],
-        labels={"energy_per_inference_mj": "energy per inference (mJ)"},
-        title="Energy per inference (idle baseline subtracted)",
+def latency_bars(frame: pd.DataFrame, log_y: bool = False, colors: dict[str, str] | None = None) -> go.Figure:
+    """p50 latency of each run, grouped per agent, whisker up to p90 where it was measured."""
+    return _run_bars(
+        _ok(frame, "p50_ms"),
+        "p50_ms",
+        "Latency per run, grouped per agent (bar: p50, whisker: p50 to p90)",
+        "p50 latency (ms)",
+        colors,
+        whisker_to="p90_ms",
+        log_y=log_y,
     )
 
 
-def size_vs_accuracy(frame: pd.DataFrame) -> go.Figure:
-    points = _ok(frame, "model_size_bytes", "accuracy").copy()
+def energy_bars(frame: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
+    return _run_bars(
+        _ok(frame, "energy_per_inference_mj"),
+        "energy_per_inference_mj",
+        "Energy per inference per run (idle baseline subtracted)",
+        "energy per inference (mJ)",
+        colors,
+    )
+
+
+def size_vs_accuracy(
+    frame: pd.DataFrame,
+    quality: str = "accuracy",
+    quality_label: str = "accuracy",
+    colors: dict[str, str] | None = None,
+) -> go.Figure:
+    points = _ok(frame, "model_size_bytes", quality).copy()
     points["model_size_kib"] = points["model_size_bytes"] / 1024
     figure = px.scatter(
         points,
         x="model_size_kib",
-        y="accuracy",
+        y=quality,
         color="config",
         symbol="device",
-        hover_data=[*HOVER, "model"],
-        labels={"model_size_kib": "model size (KiB)", "accuracy": "on-device accuracy"},
-        title="Model size vs accuracy",
+        color_discrete_map=colors or color_map(points["config"].tolist()),
+        hover_data={
+            **dict.fromkeys([*HOVER, "model"], True),
+            **HOVER_FORMATS,
+            "model_size_kib": ":,.1f",
+            quality: ":.3f",
+        },
+        labels={"model_size_kib": "model size (KiB)", quality: f"on-device {quality_label}"},
+        title=f"Model size vs {quality_label}",
     )
     figure.update_traces(marker={"size": 12})
-    figure.update_yaxes(tickformat=".1%", range=[0, 1.02])  # accuracy: a fixed scale compares plots
+    _quality_axis(figure, quality)
     return figure
 
 
-def speedup_bars(frame: pd.DataFrame) -> go.Figure:
-    bars = _ok(frame, "speedup_vs_tf_fp32")
-    figure = px.bar(
-        bars,
-        x="device",
-        y="speedup_vs_tf_fp32",
-        color="config",
-        barmode="group",
-        hover_data=[*HOVER, "p50_ms"],
-        labels={"speedup_vs_tf_fp32": "speed-up vs TensorFlow FP32 (p50)"},
-        title="Speed-up vs the TensorFlow FP32 baseline (same pipeline, device, batch size)",
+def speedup_bars(frame: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
+    figure = _run_bars(
+        _ok(frame, "speedup_vs_tf_fp32"),
+        "speedup_vs_tf_fp32",
+        "Speed-up per run vs the TensorFlow FP32 baseline (same pipeline, agent, batch size)",
+        "speed-up vs TensorFlow FP32 (p50)",
+        colors,
     )
-    figure.add_hline(y=1.0, line_dash="dot")
+    figure.add_hline(y=1.0, line_dash="dot", line_color=FRONT_COLOR)
     return figure
 
 

@@ -22,3 +22,13 @@ DEFAULT_PORT = 50051
 # JobSpec label holding the FP32 host model's accuracy on the shipped test set; the agent reports
 # its own accuracy's drop against it.
 REFERENCE_ACCURACY_LABEL = "reference_accuracy"
+
+# Artifact formats each backend loads (the agents' backends declare the same in their `formats`);
+# the dashboard reads it to refuse a job whose model the chosen backend cannot load.
+BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("onnx",),
+    "tensorrt": ("onnx",),
+    "trtexec": ("onnx",),
+    "tflite": ("tflite",),
+    "tensorflow": ("savedmodel.zip",),
+}

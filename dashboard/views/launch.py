@@ -15,6 +15,7 @@ from dashboard.config import DashboardConfig
 from dashboard.data import (
     KNOWN_BACKENDS,
     MatrixCell,
+    backends_for,
     expand_matrix,
     matrix_frame,
     parse_batch_sizes,
@@ -38,6 +39,13 @@ class Picked:
     upload_data: bytes = b""
     pipeline: str = ""
 
+    @property
+    def format(self) -> str:
+        """The artifact's format: the stored or typed one, or an upload's file suffix."""
+        if self.ref is not None:
+            return self.ref.format
+        return Path(self.upload_name).suffix.lstrip(".")
+
     def resolve(self, client: ControlClient) -> ArtifactRef:
         if self.ref is not None:
             return self.ref
@@ -48,9 +56,17 @@ class Picked:
 
 
 def _describe(choice: tuple[ArtifactRef, dict[str, str]]) -> str:
+    """Name, format, compression, quantization, size and pipeline: what tells two artifacts apart."""
     ref, meta = choice
-    pipeline = f", {meta['pipeline']}" if meta.get("pipeline") else ""
-    return f"{ref.name} ({ref.format}, {ref.size_bytes:,} B{pipeline}) {ref.sha256[:12]}"
+    parts = [ref.format or "format unknown"]
+    if meta.get("compression"):
+        parts.append(f"compression {meta['compression']}")
+    if meta.get("quantization") and meta["quantization"] != "none":
+        parts.append(f"quantization {meta['quantization']}")
+    parts.append(f"{ref.size_bytes / 1024:,.1f} KiB")
+    if meta.get("pipeline"):
+        parts.append(meta["pipeline"])
+    return f"{ref.name or ref.sha256[:12]} ({', '.join(parts)})"
 
 
 def _pick_artifact(label: str, key: str, choices: list[tuple[ArtifactRef, dict[str, str]]], fmt: str) -> Picked | None:
@@ -120,16 +136,32 @@ def _launch(
 def _progress(cfg: DashboardConfig, job_ids: list[str]) -> None:
     try:
         with control_client(cfg) as client:
-            jobs = [client.get_job(job_id)[0] for job_id in job_ids]
+            details = [client.get_job(job_id) for job_id in job_ids]
+        jobs = [job for job, _ in details]
     except EdgeLabError as exc:
         st.warning(f"progress unavailable: {exc}")
         return
     done = sum(j.state.finished for j in jobs)
-    failed = sum(j.state.value == "failed" for j in jobs)
-    st.progress(done / len(jobs), text=f"{done}/{len(jobs)} finished ({failed} failed); refreshed every 2 s")
+    failed = [(job, result) for job, result in details if job.state.value == "failed"]
+    st.progress(done / len(jobs), text=f"{done}/{len(jobs)} finished ({len(failed)} failed); refreshed every 2 s")
     st.dataframe(progress_frame(jobs), hide_index=True)
-    if done == len(jobs):
-        st.success("All launched jobs finished: see the Results page.")
+    if done < len(jobs):
+        return
+    if not failed:
+        st.success(f"All {len(jobs)} launched job(s) finished and succeeded: see the Results page.")
+        return
+    reasons = [
+        f"- {job.spec.name} on {job.agent_name or job.agent_id}: "
+        + (
+            f"{result.failure.kind.value}: {result.failure.message}"
+            if result and result.failure
+            else "no reason recorded"
+        )
+        for job, result in failed
+    ]
+    st.error(
+        f"All {len(jobs)} launched job(s) finished; {len(failed)} failed:\n" + "\n".join(reasons),
+    )
 
 
 def _agent_label(agents: list[AgentInfo]) -> dict[str, str]:
@@ -155,7 +187,18 @@ def main() -> None:
     pipeline = st.text_input("Pipeline", value=model.pipeline if model else "", help="e.g. mitdb-beats-1d")
 
     seen = {r.name for a in agents for r in a.capabilities.runtimes}
-    backends = st.multiselect("Backends", sorted(set(KNOWN_BACKENDS) | seen), default=["onnxruntime"])
+    model_format = model.format if model else ""
+    loaders = backends_for(model_format)
+    known = sorted(set(KNOWN_BACKENDS) | seen | set(loaders))
+    # The default backend is one that loads the chosen model (a TFLite model is not run on onnxruntime).
+    default = next((b for b in ("onnxruntime", *loaders) if b in loaders), "onnxruntime")
+    backends = st.multiselect(
+        "Backends",
+        known,
+        default=[default],
+        key=f"backends_{model_format}",
+        help="A backend that cannot load the model's format is skipped in the matrix below, with the reason.",
+    )
     precisions = st.multiselect("Precisions", [p.value for p in Precision], default=[Precision.FP32.value])
     batch_text = st.text_input("Batch sizes", value="1,8,32")
     labels = _agent_label(agents)
@@ -169,7 +212,7 @@ def main() -> None:
     except ValueError as exc:
         st.error(str(exc))
         batch_sizes = []
-    cells = expand_matrix(agents, backends, [Precision(p) for p in precisions], targets)
+    cells = expand_matrix(agents, backends, [Precision(p) for p in precisions], targets, model_format)
     runnable = [c for c in cells if c.launched]
     st.subheader(f"Expanded matrix: {len(runnable)} job(s) of {len(cells)} combination(s)")
     st.dataframe(matrix_frame(cells, batch_sizes), hide_index=True)

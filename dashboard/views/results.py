@@ -8,11 +8,14 @@ import streamlit as st
 from dashboard import plots
 from dashboard.data import (
     END_TO_END,
+    SMALL_TEST_SET,
     classes_frame,
     comparison_frame,
     display_results,
     manifest_diff,
+    quality_options,
     results_frame,
+    scoring_warnings,
     to_parquet_bytes,
 )
 from dashboard.ui import config, mitdb_footer, store_or_stop
@@ -20,7 +23,8 @@ from edgelab.errors import MissingExtraError
 
 FILTERS = [
     ("pipeline", "Pipeline"),
-    ("device", "Device"),
+    ("device", "Agent (device)"),
+    ("compression", "Compression"),
     ("backend", "Backend"),
     ("precision", "Precision"),
     ("status", "Status"),
@@ -37,16 +41,44 @@ def _filter(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keep]
 
 
-def _summary(frame: pd.DataFrame) -> None:
+def _quality(frame: pd.DataFrame) -> tuple[str, str]:
+    """The quality metric the cards and the Pareto front rank by (macro F1 unless chosen otherwise)."""
+    options = quality_options(frame)
+    chosen = st.sidebar.selectbox(
+        "Quality metric",
+        list(options),
+        format_func=options.__getitem__,
+        key="quality",
+        help="Accuracy flatters a classifier on imbalanced data: macro F1 or a rare class's Se says more.",
+    )
+    return chosen, options[chosen]
+
+
+def _summary(frame: pd.DataFrame, quality: str, label: str) -> None:
     runs = frame.drop_duplicates("job_id")
     ok = frame[frame["status"] == "ok"]
     columns = st.columns(4)
     columns[0].metric("runs", len(runs))
     columns[1].metric("failed", int((runs["status"] == "failed").sum()))
-    best = ok["accuracy"].max()
-    columns[2].metric("best accuracy", "n/a" if pd.isna(best) else f"{best:.2%}")
+    scored = ok.dropna(subset=[quality])
+    if scored.empty:
+        columns[2].metric(f"best {label}", "n/a")
+    else:
+        best = scored.loc[scored[quality].idxmax()]
+        value = f"{best[quality]:.2%}" if quality == "accuracy" else f"{best[quality]:.3f}"
+        columns[2].metric(
+            f"best {label}",
+            value,
+            help=f"{best['run']} on {best['agent']}: accuracy {best['accuracy']:.2%}, macro F1 {best['macro_f1']:.3f}",
+        )
     fastest = ok["p50_ms"].min()
     columns[3].metric("lowest p50 ms", "n/a" if pd.isna(fastest) else f"{fastest:.3f}")
+    warnings = scoring_warnings(frame)
+    if warnings:
+        st.warning(
+            f"Scores say little for {len(warnings)} run(s) (tiny test set or classes with no sample): "
+            + "; ".join(warnings)
+        )
 
 
 def _export(frame: pd.DataFrame) -> None:
@@ -60,7 +92,7 @@ def _export(frame: pd.DataFrame) -> None:
         right.download_button("Download Parquet", parquet, "edgelab-results.parquet", "application/octet-stream")
 
 
-def _plots(frame: pd.DataFrame) -> int | None:
+def _plots(frame: pd.DataFrame, quality: str, label: str, colors: dict[str, str]) -> int | None:
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         st.info("No successful run in this selection: nothing to plot.")
@@ -70,22 +102,23 @@ def _plots(frame: pd.DataFrame) -> int | None:
     batch = left.selectbox("Batch size for the plots", sizes, key="plot_batch")
     scopes = sorted(ok["scope_kind"].dropna().unique(), key=lambda s: s != END_TO_END)
     scope = right.radio("Latency scope", scopes, horizontal=True, key="plot_scope")
+    log_latency = st.toggle("Log-scale latency", key="plot_log")
     shown = frame[(frame["batch_size"] == batch) & (frame["scope_kind"] == scope)]
-    tabs = st.tabs(["Accuracy vs latency", "Latency", "Energy", "Model size", "Speed-up"])
+    # The two headline plots side by side; the rest in tabs.
+    left, right = st.columns(2)
+    left.plotly_chart(plots.accuracy_vs_latency(shown, quality, label, log_latency, colors))
+    right.plotly_chart(plots.latency_bars(shown, log_latency, colors))
+    tabs = st.tabs(["Energy", "Model size", "Speed-up"])
     with tabs[0]:
-        st.plotly_chart(plots.accuracy_vs_latency(shown))
-    with tabs[1]:
-        st.plotly_chart(plots.latency_bars(shown))
-    with tabs[2]:
         if shown["energy_per_inference_mj"].notna().any():
-            st.plotly_chart(plots.energy_bars(shown))
+            st.plotly_chart(plots.energy_bars(shown, colors))
         else:
             st.info("Energy per inference: not measured (no power meter on these runs).")
-    with tabs[3]:
-        st.plotly_chart(plots.size_vs_accuracy(shown))
-    with tabs[4]:
+    with tabs[1]:
+        st.plotly_chart(plots.size_vs_accuracy(shown, quality, label, colors))
+    with tabs[2]:
         if shown["speedup_vs_tf_fp32"].notna().any():
-            st.plotly_chart(plots.speedup_bars(shown))
+            st.plotly_chart(plots.speedup_bars(shown, colors))
         else:
             st.info(
                 "Speed-up: no baseline. Run the same pipeline with backend tensorflow, precision fp32 "
@@ -103,10 +136,12 @@ def main() -> None:
         st.info("No finished job yet: run `edgelab demo`, or launch one on the Launch page.")
         st.stop()
     stored = {job.job_id: (job, result) for job, result in rows}
-    frame = results_frame(rows, [ref for ref, _ in store.list_artifacts()], store.list_agents())
+    frame = results_frame(rows, store.list_artifacts(), store.list_agents())
+    colors = plots.color_map(frame["config"].tolist())  # from every run: filtering keeps the colours
     filtered = _filter(frame)
+    quality, label = _quality(filtered)
 
-    _summary(filtered)
+    _summary(filtered, quality, label)
     st.dataframe(display_results(filtered), hide_index=True)
     for _, failed in filtered[filtered["status"] == "failed"].drop_duplicates("job_id").iterrows():
         st.error(
@@ -115,7 +150,7 @@ def main() -> None:
     _export(filtered)
 
     st.header("Plots")
-    batch = _plots(filtered)
+    batch = _plots(filtered, quality, label, colors)
 
     labels = {
         job_id: f"{job.spec.name} on {job.agent_name or result.agent_id} ({job_id})"
@@ -133,6 +168,13 @@ def main() -> None:
                 f"{report.accuracy:.2%}",
                 help=f"{report.samples} test samples, macro F1 {report.macro_f1:.3f}",
             )
+            absent = [c.name for c in report.classes if c.support == 0]
+            if report.samples < SMALL_TEST_SET or absent:
+                st.warning(
+                    f"Scored on {report.samples} test samples"
+                    + (f"; no sample of class {', '.join(absent)}" if absent else "")
+                    + ": per-class Se and PPV below say more than accuracy."
+                )
             st.plotly_chart(plots.confusion_heatmap(report))
             st.dataframe(classes_frame(report), hide_index=True)
     else:

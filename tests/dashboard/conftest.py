@@ -1,6 +1,8 @@
-"""A results store seeded through the real Store API: three agents (online, stale, offline),
-artifacts, and jobs leased and reported like an agent would, including a failure, a power
-report, a GPU run with end-to-end and compute-only latency, and a TensorFlow FP32 baseline."""
+"""A results store seeded through the real Store API: agents (online, stale, offline; two on the
+same Raspberry Pi 4 hardware), artifacts with their compression metadata (none, prune:0.5), and
+jobs leased and reported like an agent would, including a failure, a power report, a GPU run with
+end-to-end and compute-only latency, a TensorFlow FP32 baseline, a second run of the same
+configuration (ort-fp32-pi-rerun) and a pruned model scored on a test set without class V."""
 
 from __future__ import annotations
 
@@ -68,14 +70,16 @@ def latency(batch: int, p50: float, scope: str = E2E, samples: int = 700) -> Lat
     )
 
 
-def accuracy(acc: float, confusion: list[int]) -> AccuracyReport:
+def accuracy(
+    acc: float, confusion: list[int], macro_f1: float | None = None, supports: tuple[int, ...] = (10, 10, 10)
+) -> AccuracyReport:
     names = ["N", "S", "V"]
     return AccuracyReport(
         samples=sum(confusion),
         accuracy=acc,
         num_classes=3,
-        macro_f1=acc - 0.1,
-        classes=[ClassMetrics(n, 10, acc, acc, acc) for n in names],
+        macro_f1=round(acc - 0.1, 4) if macro_f1 is None else macro_f1,
+        classes=[ClassMetrics(n, support, acc, acc, acc) for n, support in zip(names, supports, strict=True)],
         confusion=confusion,
     )
 
@@ -120,23 +124,28 @@ def seed(home: Path) -> Seeded:
             ["jtop"],
         ),
     )
-    seeded.agents["rpi4-lab"], _ = store.register_agent(
-        "rpi4-lab",
-        _caps(
-            "Raspberry Pi 4 Model B Rev 1.4",
-            [
-                RuntimeInfo("onnxruntime", True, "1.32.0", "", [Precision.FP32]),
-                RuntimeInfo("tensorflow", True, "2.21.0", "", [Precision.FP32]),
-                RuntimeInfo("tensorrt", False, "", "no CUDA device", []),
-            ],
-            ["ina219"],
-        ),
-    )
+    # Two agents on the same hardware: only their names tell them apart.
+    for name in ("rpi4-lab", "rpi4-desk"):
+        seeded.agents[name], _ = store.register_agent(
+            name,
+            _caps(
+                "Raspberry Pi 4 Model B Rev 1.4",
+                [
+                    RuntimeInfo("onnxruntime", True, "1.32.0", "", [Precision.FP32]),
+                    RuntimeInfo("tensorflow", True, "2.21.0", "", [Precision.FP32]),
+                    RuntimeInfo("tensorrt", False, "", "no CUDA device", []),
+                ],
+                ["ina219"],
+            ),
+        )
     onnx = ArtifactRef("a" * 64, 123_456, "onnx", "mitdb-beats-1d.onnx")
-    saved = ArtifactRef("c" * 64, 654_321, "savedmodel", "mitdb-beats-1d-savedmodel.zip")
+    pruned = ArtifactRef("d" * 64, 61_440, "onnx", "mitdb-beats-1d-prune50.onnx")
+    saved = ArtifactRef("c" * 64, 654_321, "savedmodel.zip", "mitdb-beats-1d-savedmodel.zip")
     testset = ArtifactRef("b" * 64, 99_000, "npz", "mitdb-beats-1d-testset.npz")
-    for ref in (onnx, saved, testset):
-        store.add_artifact(ref, {"pipeline": PIPELINE} if ref.format != "npz" else {})
+    for ref, compression, sparsity in ((onnx, "none", 0.0), (pruned, "prune:0.5", 0.5), (saved, "none", 0.0)):
+        meta = {"pipeline": PIPELINE, "format": ref.format, "compression": compression, "quantization": "none"}
+        store.add_artifact(ref, {**meta, "sparsity": f"{sparsity:.4f}", "flops": "1200000"})
+    store.add_artifact(testset, {})
 
     def run(
         name: str, agent: str, backend: str, precision: Precision, model: ArtifactRef, result: BenchmarkResult
@@ -183,6 +192,44 @@ def seed(home: Path) -> Seeded:
                 **manifest,
                 "backend": "tensorflow",
                 "backend_version": "2.21.0",
+                "device_model": "Raspberry Pi 4 Model B Rev 1.4",
+            },
+        ),
+    )
+    # The same configuration (agent, backend, precision, model) run again: its own bar, never added.
+    run(
+        "ort-fp32-pi-rerun",
+        "rpi4-lab",
+        "onnxruntime",
+        Precision.FP32,
+        onnx,
+        BenchmarkResult(
+            load_s=0.3,
+            latency=[latency(1, 2.6), latency(8, 10.0)],
+            accuracy=accuracy(0.9123, [80, 5, 3, 4, 30, 1, 2, 0, 25]),
+            manifest={
+                **manifest,
+                "backend": "onnxruntime",
+                "backend_version": "1.32.0",
+                "device_model": "Raspberry Pi 4 Model B Rev 1.4",
+            },
+        ),
+    )
+    # A pruned model on the twin Pi: the best accuracy, a poor macro F1, and no V beat in its test set.
+    run(
+        "ort-prune-desk",
+        "rpi4-desk",
+        "onnxruntime",
+        Precision.FP32,
+        pruned,
+        BenchmarkResult(
+            load_s=0.2,
+            latency=[latency(1, 1.5), latency(8, 7.0)],
+            accuracy=accuracy(0.95, [140, 0, 0, 7, 3, 0, 0, 0, 0], macro_f1=0.55, supports=(140, 10, 0)),
+            manifest={
+                **manifest,
+                "backend": "onnxruntime",
+                "backend_version": "1.32.0",
                 "device_model": "Raspberry Pi 4 Model B Rev 1.4",
             },
         ),

@@ -10,11 +10,15 @@ import pytest
 
 from coordinator.store import Store
 from dashboard.data import (
+    backends_for,
     comparison_frame,
     expand_matrix,
+    format_problem,
     pareto_front,
     parse_batch_sizes,
+    quality_options,
     results_frame,
+    scoring_warnings,
     to_parquet_bytes,
 )
 from edgelab.config import Settings
@@ -30,7 +34,14 @@ def store(seeded: Seeded) -> Store:
 def test_list_results_returns_latest_attempt_of_finished_jobs_only(store: Store, seeded: Seeded) -> None:
     rows = store.list_results()
 
-    assert {job.spec.name for job, _ in rows} == {"ort-fp32-pi", "tf-fp32-pi", "trt-fp16-nano", "trt-int8-nano"}
+    assert {job.spec.name for job, _ in rows} == {
+        "ort-fp32-pi",
+        "ort-fp32-pi-rerun",
+        "ort-prune-desk",
+        "tf-fp32-pi",
+        "trt-fp16-nano",
+        "trt-int8-nano",
+    }
     by_name = {job.spec.name: (job, stored) for job, stored in rows}
     job, stored = by_name["trt-int8-nano"]
     assert stored.result.failure is not None and job.agent_name == "jetson-nano-1"
@@ -38,7 +49,7 @@ def test_list_results_returns_latest_attempt_of_finished_jobs_only(store: Store,
 
 
 def test_results_frame_keeps_failures_as_failures_and_sizes_from_artifacts(store: Store) -> None:
-    frame = results_frame(store.list_results(), [ref for ref, _ in store.list_artifacts()], store.list_agents())
+    frame = results_frame(store.list_results(), store.list_artifacts(), store.list_agents())
 
     failed = frame[frame["name"] == "trt-int8-nano"]
     assert len(failed) == 1 and failed.iloc[0]["failure_kind"] == "out_of_memory"
@@ -95,6 +106,54 @@ def test_matrix_skips_cells_with_the_reason() -> None:
         ("gone", "int8"): "tensorrt here supports fp16",
     }
     assert [(c.agent, c.launched) for c in pinned] == [("gone", True)]
+
+
+def test_matrix_skips_backends_that_cannot_load_the_model_format() -> None:
+    both = _agent(
+        "both",
+        "online",
+        [
+            RuntimeInfo("onnxruntime", True, "1.32", "", [Precision.FP32]),
+            RuntimeInfo("tflite", True, "2.16", "", [Precision.FP32, Precision.INT8]),
+        ],
+    )
+
+    cells = expand_matrix([both], ["onnxruntime", "tflite"], [Precision.FP32], model_format="tflite")
+
+    reasons = {c.backend: c.reason for c in cells}
+    assert reasons == {"onnxruntime": "onnxruntime cannot load a tflite model (it loads onnx)", "tflite": ""}
+    assert format_problem("tensorflow", "onnx") == "tensorflow cannot load a onnx model (it loads savedmodel.zip)"
+    assert format_problem("tensorflow", "savedmodel.zip") == format_problem("my-backend", "onnx") == ""
+    assert backends_for("onnx") == ["onnxruntime", "tensorrt", "trtexec"] and backends_for("tflite") == ["tflite"]
+
+
+def test_results_frame_tells_agents_and_compressions_apart(store: Store) -> None:
+    frame = results_frame(store.list_results(), store.list_artifacts(), store.list_agents())
+
+    runs = frame.drop_duplicates("job_id").set_index("name")
+    pi = "Raspberry Pi 4 Model B Rev 1.4"
+    assert runs.loc["ort-fp32-pi", "device"] == f"rpi4-lab ({pi})"
+    assert runs.loc["ort-prune-desk", "device"] == f"rpi4-desk ({pi})"
+    assert runs.loc["ort-prune-desk", "device_model"] == runs.loc["ort-fp32-pi", "device_model"] == pi
+    assert runs.loc["ort-prune-desk", ["compression", "sparsity", "flops"]].tolist() == ["prune:0.5", 0.5, 1.2e6]
+    assert runs.loc["ort-prune-desk", "config"] == "onnxruntime fp32, prune:0.5"
+    assert runs.loc["ort-fp32-pi", "config"] == runs.loc["ort-fp32-pi-rerun", "config"] == "onnxruntime fp32, none"
+    assert runs.loc["ort-fp32-pi", "run"] != runs.loc["ort-fp32-pi-rerun", "run"]
+
+
+def test_quality_options_and_warnings_about_the_test_set(store: Store) -> None:
+    frame = results_frame(store.list_results(), store.list_artifacts(), store.list_agents())
+
+    options = quality_options(frame)
+    warnings = scoring_warnings(frame)
+
+    assert list(options)[:2] == ["macro_f1", "accuracy"]
+    assert options["se:S"] == "Se (recall) of class S"
+    assert frame.drop_duplicates("job_id").set_index("name").loc["ort-prune-desk", "se:V"] == 0.95
+    (desk,) = [w for w in warnings if "ort-prune-desk" in w]
+    assert "only 150 test samples (< 500)" in desk and "no test sample of class V" in desk
+    assert len(warnings) == 5  # every scored run of the seed has a tiny test set; the failure has none
+    assert scoring_warnings(frame, small=100) == [desk.replace("only 150 test samples (< 500); ", "")]
 
 
 def test_batch_sizes_are_parsed_or_rejected_by_name() -> None:
