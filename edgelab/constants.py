@@ -1,5 +1,7 @@
 """Liveness, lease and transfer constants shared by coordinator and agent (one place to tune)."""
 
+from __future__ import annotations  # agents on Python 3.8 import this module
+
 HEARTBEAT_INTERVAL_S = 5.0
 # An agent is "stale" after missing this many heartbeats and "offline" after OFFLINE_AFTER.
 STALE_AFTER_HEARTBEATS = 3
@@ -23,8 +25,8 @@ DEFAULT_PORT = 50051
 # its own accuracy's drop against it.
 REFERENCE_ACCURACY_LABEL = "reference_accuracy"
 
-# Artifact formats each backend loads (the agents' backends declare the same in their `formats`);
-# the dashboard reads it to refuse a job whose model the chosen backend cannot load.
+# Artifact formats each backend loads: the agents' backends take their `formats` from here, and the
+# dashboard reads it to refuse a job whose model the chosen backend cannot load.
 BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnx",),
     "tensorrt": ("onnx",),

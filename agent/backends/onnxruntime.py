@@ -18,6 +18,7 @@ from agent.backends import engine_cache
 from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BuildRequest, Engine
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, needs_reduce_range, quantization_parts, quantize_int8
+from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
@@ -63,7 +64,7 @@ class OnnxRuntimeEngine:
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
-    formats: tuple[str, ...] = ("onnx",)
+    formats: tuple[str, ...] = BACKEND_FORMATS["onnxruntime"]
 
     def probe(self) -> RuntimeInfo:
         try:

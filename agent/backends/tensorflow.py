@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BuildRequest, Engine
+from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
@@ -88,7 +89,7 @@ class TensorflowEngine:
 
 class TensorflowBackend:
     name = "tensorflow"
-    formats: tuple[str, ...] = ("savedmodel.zip",)
+    formats: tuple[str, ...] = BACKEND_FORMATS["tensorflow"]
 
     def probe(self) -> RuntimeInfo:
         # Found without importing: importing TensorFlow takes seconds and hundreds of MB.

@@ -43,6 +43,7 @@ from agent.backends.base import GPU_DEVICE, BackendOptions, BuildRequest
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
 from agent.cache import durable_replace
+from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable, MissingExtraError
 
@@ -543,7 +544,7 @@ class _Runtime:
 
 class TensorRTBackend:
     name = NAME
-    formats: tuple[str, ...] = ("onnx",)
+    formats: tuple[str, ...] = BACKEND_FORMATS["tensorrt"]
 
     def __init__(self) -> None:
         # Builder.platform_has_fast_* per (TensorRT version, GPU): creating a builder costs a

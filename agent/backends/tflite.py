@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent.backends.base import CPU_DEVICE, BuildRequest, Engine
+from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
@@ -111,7 +112,7 @@ NO_INTERPRETER = (
 
 class TfliteBackend:
     name = "tflite"
-    formats: tuple[str, ...] = ("tflite",)
+    formats: tuple[str, ...] = BACKEND_FORMATS["tflite"]
 
     def probe(self) -> RuntimeInfo:
         found = _find_runtime()

@@ -70,6 +70,7 @@ from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
 from agent.cache import durable_replace
 from agent.measure import TimedRun, latency_stats
+from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import MeasurementSettings, Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable
 
@@ -725,7 +726,7 @@ def batch_profile(batch_sizes: Sequence[int], scoring_batch: int) -> tuple[int, 
 
 class TrtexecBackend:
     name = NAME
-    formats: tuple[str, ...] = ("onnx",)
+    formats: tuple[str, ...] = BACKEND_FORMATS["trtexec"]
 
     def __init__(self) -> None:
         # TensorRT version per (trtexec path, mtime): `trtexec --help` loads TensorRT (a second on a Nano).
