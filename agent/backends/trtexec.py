@@ -45,7 +45,6 @@ only at import time, nothing from 3.9+ at run time.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import math
@@ -68,7 +67,7 @@ from agent.backends import engine_cache
 from agent.backends.base import GPU_DEVICE, BackendOptions, BuildRequest
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
-from agent.cache import durable_replace
+from agent.cache import durable_replace, file_sha256
 from agent.measure import TimedRun, latency_stats
 from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import MeasurementSettings, Precision, RuntimeInfo
@@ -707,14 +706,6 @@ class TrtexecEngine:
 # --- the backend -----------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def batch_profile(batch_sizes: Sequence[int], scoring_batch: int) -> tuple[int, int, int]:
     """(min, opt, max) of the dynamic batch dim: 1 .. the larger of the timed batches and the scoring chunk,
     tuned (opt) for the largest timed batch."""
@@ -825,7 +816,7 @@ class TrtexecBackend:
             key = CacheKey(
                 NAME,
                 {
-                    "model_sha256": _sha256_file(built),
+                    "model_sha256": file_sha256(built),
                     "tensorrt": version_text(version),
                     "precision": request.precision.value,
                     "input": tensor.name,
@@ -878,7 +869,7 @@ class TrtexecBackend:
         # TensorRT takes symmetric Q/DQ (zero points 0) only; 8-bit weights (reduce_range is an x86 CPU matter).
         parts = quantization_parts(calibration, reduce_range=False, symmetric=True)
         key = CacheKey(
-            NAME, {"model_sha256": request.model_sha256 or _sha256_file(model_path), "prepared": "qdq", **parts}
+            NAME, {"model_sha256": request.model_sha256 or file_sha256(model_path), "prepared": "qdq", **parts}
         )
         quantized = key.path(cache, ".qdq.onnx")
         hit = engine_cache.lookup(quantized)
