@@ -31,6 +31,16 @@ SMALL_TEST_SET = 500
 # Quality metrics the cards and the Pareto front can use; per-class Se columns are added as "se:<class>".
 QUALITY_LABELS = {"macro_f1": "macro F1", "accuracy": "accuracy"}
 SE_PREFIX = "se:"
+# A run is flagged unstable when any of these holds (trtexec warns likewise when throughput is unstable):
+UNSTABLE_CV = 0.10  # std / mean above 10 %
+MEAN_OVER_P50 = 1.5  # mean above 1.5 x p50: a tail of slow iterations drags the mean
+THROUGHPUT_SHORTFALL = 0.5  # throughput below half of batch x 1000 / p50 ms: time lost between iterations
+# Budgets the leaderboard can hold runs to: column -> label.
+BUDGETS = {
+    "p50_ms": "p50 latency (ms)",
+    "energy_per_inference_mj": "energy per inference (mJ)",
+    "model_size_kib": "model size (KiB)",
+}
 
 RESULT_COLUMNS = [
     "job_id",
@@ -45,6 +55,8 @@ RESULT_COLUMNS = [
     "flops",
     "agent",
     "agent_id",
+    "host",
+    "shares_host_with",
     "device_model",
     "device",
     "run",
@@ -61,6 +73,14 @@ RESULT_COLUMNS = [
     "p90_ms",
     "p95_ms",
     "p99_ms",
+    "min_ms",
+    "max_ms",
+    "std_ms",
+    "cv",
+    "ci_level",
+    "p50_ci_low_ms",
+    "p50_ci_high_ms",
+    "stability",
     "throughput_per_s",
     "first_inference_ms",
     "load_s",
@@ -103,6 +123,38 @@ def device_label(agent: str, device_model: str) -> str:
     return f"{agent} ({device_model})" if device_model and device_model != agent else agent
 
 
+def shared_hosts(agents: Sequence[AgentInfo]) -> dict[str, list[str]]:
+    """agent id -> the other agents with the same hostname: their timings disturb each other."""
+    by_host: dict[str, list[AgentInfo]] = {}
+    for a in agents:
+        if a.capabilities.hostname:
+            by_host.setdefault(a.capabilities.hostname, []).append(a)
+    return {
+        a.agent_id: sorted(o.name for o in by_host.get(a.capabilities.hostname, []) if o.agent_id != a.agent_id)
+        for a in agents
+    }
+
+
+def coefficient_of_variation(cv: float | None, std_ms: float, mean_ms: float) -> float:
+    """The stored CV, else std / mean (results stored before the CV was reported)."""
+    if cv is not None:
+        return float(cv)
+    return std_ms / mean_ms if mean_ms > 0 else float("nan")
+
+
+def stability(batch_size: int, mean_ms: float, p50_ms: float, cv: float, throughput_per_s: float) -> str:
+    """ "ok", or "unstable: " and each rule the run breaks (UNSTABLE_CV, MEAN_OVER_P50, THROUGHPUT_SHORTFALL)."""
+    problems = []
+    if not pd.isna(cv) and cv > UNSTABLE_CV:
+        problems.append(f"CV {cv:.0%} > {UNSTABLE_CV:.0%}")
+    if p50_ms > 0 and mean_ms > MEAN_OVER_P50 * p50_ms:
+        problems.append(f"mean {mean_ms / p50_ms:.1f}x p50")
+    expected = batch_size * 1000 / p50_ms if p50_ms > 0 else float("nan")
+    if not pd.isna(expected) and throughput_per_s < THROUGHPUT_SHORTFALL * expected:
+        problems.append(f"throughput {throughput_per_s / expected:.0%} of batch/p50")
+    return "unstable: " + "; ".join(problems) if problems else "ok"
+
+
 def results_frame(
     rows: Sequence[tuple[Job, StoredResult]],
     artifacts: Sequence[tuple[ArtifactRef, dict[str, str]]] = (),
@@ -112,6 +164,8 @@ def results_frame(
     sizes = {ref.sha256: ref.size_bytes for ref, _ in artifacts}
     metadata = {ref.sha256: meta for ref, meta in artifacts}
     devices = {a.agent_id: a.capabilities.device_model for a in agents}
+    hosts = {a.agent_id: a.capabilities.hostname for a in agents}
+    sharing = shared_hosts(agents)
     records: list[dict[str, Any]] = []
     for job, stored in rows:
         spec, result = job.spec, stored.result
@@ -135,6 +189,8 @@ def results_frame(
             "flops": _float(meta.get("flops")),
             "agent": agent,
             "agent_id": stored.agent_id,
+            "host": hosts.get(stored.agent_id, ""),
+            "shares_host_with": ", ".join(sharing.get(stored.agent_id, [])),
             "device_model": device_model,
             "device": device_label(agent, device_model),
             # One bar per run: the job id keeps two runs of one configuration apart.
@@ -164,6 +220,7 @@ def results_frame(
         if not result.latency:
             records.append({**base, "scope": "", "scope_kind": ""})
         for lat in result.latency:
+            cv = coefficient_of_variation(lat.cv, lat.std_ms, lat.mean_ms)
             records.append(
                 {
                     **base,
@@ -176,6 +233,14 @@ def results_frame(
                     "p90_ms": _nan(lat.p90_ms),
                     "p95_ms": _nan(lat.p95_ms),
                     "p99_ms": _nan(lat.p99_ms),
+                    "min_ms": lat.min_ms,
+                    "max_ms": lat.max_ms,
+                    "std_ms": lat.std_ms,
+                    "cv": cv,
+                    "ci_level": _nan(lat.ci_level),
+                    "p50_ci_low_ms": _nan(lat.p50_ci_low_ms),
+                    "p50_ci_high_ms": _nan(lat.p50_ci_high_ms),
+                    "stability": stability(lat.batch_size, lat.mean_ms, lat.p50_ms, cv, lat.throughput_per_s),
                     "throughput_per_s": lat.throughput_per_s,
                     "first_inference_ms": lat.first_inference_ms,
                 }
@@ -246,6 +311,81 @@ def _fmt(value: Any, pattern: str, missing: str = "") -> str:
     return missing if pd.isna(value) else pattern.format(value)
 
 
+def _ci(r: pd.Series) -> str:
+    """The p50 confidence interval as "low-high (95%)", "n/a" where none was stored, "" on a failure."""
+    if r["status"] == "failed":
+        return ""
+    if pd.isna(r["p50_ci_low_ms"]) or pd.isna(r["p50_ci_high_ms"]):
+        return "n/a"
+    level = "" if pd.isna(r["ci_level"]) else f" ({r['ci_level']:.0%})"
+    return f"{r['p50_ci_low_ms']:.3f}-{r['p50_ci_high_ms']:.3f}{level}"
+
+
+def noise_warnings(frame: pd.DataFrame) -> list[str]:
+    """Unstable runs (each rule broken) and agents sharing a host, one line each."""
+    lines = []
+    ok = frame[(frame["status"] == "ok") & frame["stability"].fillna("ok").ne("ok")]
+    for _, r in ok.iterrows():
+        lines.append(f"{r['run']} on {r['agent']} (batch {r['batch_size']}, {r['scope_kind']}): {r['stability']}")
+    shared = frame[frame["shares_host_with"].fillna("") != ""].drop_duplicates("agent_id")
+    for _, r in shared.iterrows():
+        lines.append(
+            f"{r['agent']} shares host {r['host']} with {r['shares_host_with']}: their timings disturb each other"
+        )
+    return lines
+
+
+def leaderboard(frame: pd.DataFrame, budget_column: str, budget: float, quality: str, batch_size: int) -> pd.DataFrame:
+    """Per agent (device): the best-scoring successful end-to-end run at `batch_size` whose `budget_column`
+    (a BUDGETS key) is at most `budget`; ties go to the lower p50. An agent with none says why."""
+    runs = frame[
+        (frame["status"] == "ok") & (frame["scope_kind"] == END_TO_END) & (frame["batch_size"] == batch_size)
+    ].assign(model_size_kib=frame["model_size_bytes"] / 1024)
+    se_columns = [c for c in frame.columns if c.startswith(SE_PREFIX) and runs[c].notna().any()]
+    columns = [
+        "agent (device)",
+        "best run",
+        "configuration",
+        "p50 ms",
+        "energy mJ/inf",
+        "model KiB",
+        "macro F1",
+        "accuracy",
+        *(f"Se {c.removeprefix(SE_PREFIX)}" for c in se_columns),
+        "stability",
+    ]
+    rows = []
+    for device, group in runs.groupby("device", sort=True):
+        within = group[group[budget_column] <= budget].dropna(subset=[quality])
+        if within.empty:
+            measured = group[budget_column].dropna()
+            rows.append(
+                {
+                    "agent (device)": device,
+                    "best run": f"none within budget (lowest {measured.min():.3f})"
+                    if not measured.empty
+                    else f"none: {BUDGETS[budget_column]} not measured",
+                }
+            )
+            continue
+        best = within.sort_values([quality, "p50_ms"], ascending=[False, True]).iloc[0]
+        rows.append(
+            {
+                "agent (device)": device,
+                "best run": best["run"],
+                "configuration": best["config"],
+                "p50 ms": _fmt(best["p50_ms"], "{:.3f}"),
+                "energy mJ/inf": _fmt(best["energy_per_inference_mj"], "{:.3f}", "not measured"),
+                "model KiB": _fmt(best["model_size_kib"], "{:,.1f}"),
+                "macro F1": _fmt(best["macro_f1"], "{:.3f}", "n/a"),
+                "accuracy": _fmt(best["accuracy"], "{:.2%}", "n/a"),
+                **{f"Se {c.removeprefix(SE_PREFIX)}": _fmt(best[c], "{:.3f}", "n/a") for c in se_columns},
+                "stability": best["stability"],
+            }
+        )
+    return pd.DataFrame(rows, columns=columns).fillna("")
+
+
 def display_results(frame: pd.DataFrame) -> pd.DataFrame:
     """The results table as people read it: failures spelled out, absent figures named, never zeros."""
     rows = []
@@ -263,6 +403,14 @@ def display_results(frame: pd.DataFrame) -> pd.DataFrame:
                 "batch": _fmt(r["batch_size"], "{}"),
                 "scope": r["scope_kind"],
                 "p50 ms": _fmt(r["p50_ms"], "{:.3f}"),
+                "p50 CI": _ci(r),
+                "mean ms": _fmt(r["mean_ms"], "{:.3f}"),
+                "std ms": _fmt(r["std_ms"], "{:.3f}"),
+                "min ms": _fmt(r["min_ms"], "{:.3f}"),
+                "max ms": _fmt(r["max_ms"], "{:.3f}"),
+                "CV": _fmt(r["cv"], "{:.1%}"),
+                "stability": "" if failed else r["stability"],
+                "shares host with": r["shares_host_with"],
                 "accuracy": _fmt(r["accuracy"], "{:.2%}", "" if failed else "n/a"),
                 "macro F1": _fmt(r["macro_f1"], "{:.3f}", "" if failed else "n/a"),
                 "p90 ms": _fmt(r["p90_ms"], "{:.3f}", "" if failed else "n/a"),
@@ -294,6 +442,7 @@ def fleet_frame(
     """One row per agent: liveness, device, runtimes it can and cannot run (with the reason), current job."""
     now = time.time() if now is None else now
     job_names = job_names or {}
+    sharing = shared_hosts(agents)
     rows = []
     for a in agents:
         caps = a.capabilities
@@ -313,6 +462,8 @@ def fleet_frame(
                 "power meters": ", ".join(caps.power_meters) or "none",
                 "current job": f"{current} ({job_names[current]})" if current in job_names else current,
                 "last seen s ago": round(max(0.0, now - a.last_seen_at)),
+                "host": caps.hostname,
+                "shares host with": ", ".join(sharing[a.agent_id]),
                 "agent id": a.agent_id,
             }
         )

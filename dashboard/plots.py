@@ -141,6 +141,44 @@ def latency_bars(frame: pd.DataFrame, log_y: bool = False, colors: dict[str, str
     )
 
 
+def latency_distribution(frame: pd.DataFrame, log_y: bool = False, colors: dict[str, str] | None = None) -> go.Figure:
+    """A box per run drawn from its stored percentiles, grouped per agent, coloured per configuration:
+    whiskers min to max, box p50 to p99 (p90 where no p99 was stored), line at p50, dashed line at the mean."""
+    runs = _ok(frame, "p50_ms", "min_ms", "max_ms").sort_values(["agent", "config", "run"])
+    colors = colors or color_map(runs["config"].tolist())
+    figure = go.Figure()
+    for config, group in runs.groupby("config", sort=True):
+        upper = group["p99_ms"].fillna(group["p90_ms"]).fillna(group["p50_ms"])
+        figure.add_trace(
+            go.Box(
+                x=[group["agent"].tolist(), group["run"].tolist()],
+                lowerfence=group["min_ms"].tolist(),
+                q1=group["p50_ms"].tolist(),
+                median=group["p50_ms"].tolist(),
+                q3=upper.tolist(),
+                upperfence=group["max_ms"].tolist(),
+                mean=group["mean_ms"].tolist(),
+                boxmean=True,
+                name=str(config),
+                marker_color=colors.get(str(config)),
+                hoverinfo="y+name",
+            )
+        )
+    figure.update_layout(
+        title="Latency distribution per run (whiskers min to max, box p50 to p99 or p90, dashed: mean)",
+        boxmode="overlay",  # one box per (agent, run) category
+        yaxis_title="latency (ms)",
+        legend={**LEGEND_BELOW, "y": -0.7},
+        legend_title="backend, precision, compression",
+        margin={"b": 200},
+        height=560,
+    )
+    figure.update_xaxes(tickangle=-30)
+    if log_y:
+        figure.update_yaxes(type="log")
+    return figure
+
+
 def energy_bars(frame: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
     return _run_bars(
         _ok(frame, "energy_per_inference_mj"),

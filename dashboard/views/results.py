@@ -7,12 +7,18 @@ import streamlit as st
 
 from dashboard import plots
 from dashboard.data import (
+    BUDGETS,
     END_TO_END,
+    MEAN_OVER_P50,
     SMALL_TEST_SET,
+    THROUGHPUT_SHORTFALL,
+    UNSTABLE_CV,
     classes_frame,
     comparison_frame,
     display_results,
+    leaderboard,
     manifest_diff,
+    noise_warnings,
     quality_options,
     results_frame,
     scoring_warnings,
@@ -81,6 +87,38 @@ def _summary(frame: pd.DataFrame, quality: str, label: str) -> None:
         )
 
 
+def _noise(frame: pd.DataFrame) -> None:
+    lines = noise_warnings(frame)
+    if lines:
+        st.warning(
+            f"Noisy timings ({len(lines)}): unstable when CV > {UNSTABLE_CV:.0%}, mean > {MEAN_OVER_P50}x p50 "
+            f"or throughput < {THROUGHPUT_SHORTFALL:.0%} of batch x 1000 / p50 ms; agents on one host disturb "
+            "each other.\n\n" + "\n".join(f"- {line}" for line in lines)
+        )
+
+
+def _leaderboard(frame: pd.DataFrame, quality: str, label: str) -> None:
+    st.header("Leaderboard per device")
+    ok = frame[(frame["status"] == "ok") & (frame["scope_kind"] == END_TO_END)]
+    if ok.empty:
+        st.info("No successful run in this selection: no leaderboard.")
+        return
+    left, middle, right = st.columns(3)
+    column = left.selectbox("Budget on", list(BUDGETS), format_func=BUDGETS.__getitem__, key="board_metric")
+    values = ok["model_size_bytes"] / 1024 if column == "model_size_kib" else ok[column]
+    ceiling = float(values.max()) if values.notna().any() else 0.0
+    budget = middle.number_input(
+        f"at most ({BUDGETS[column]})", min_value=0.0, value=ceiling, key=f"board_budget_{column}", format="%.3f"
+    )
+    sizes = sorted(int(b) for b in ok["batch_size"].dropna().unique())
+    batch = right.selectbox("Batch size", sizes, key="board_batch")
+    st.dataframe(leaderboard(frame, column, float(budget), quality, batch), hide_index=True)
+    st.caption(
+        f"Per agent, the successful end-to-end run at batch {batch} with the best {label} within the budget "
+        "(ties: lower p50); Se is each class's recall."
+    )
+
+
 def _export(frame: pd.DataFrame) -> None:
     left, right = st.columns(2)
     left.download_button("Download CSV", frame.to_csv(index=False), "edgelab-results.csv", "text/csv")
@@ -108,15 +146,17 @@ def _plots(frame: pd.DataFrame, quality: str, label: str, colors: dict[str, str]
     left, right = st.columns(2)
     left.plotly_chart(plots.accuracy_vs_latency(shown, quality, label, log_latency, colors))
     right.plotly_chart(plots.latency_bars(shown, log_latency, colors))
-    tabs = st.tabs(["Energy", "Model size", "Speed-up"])
+    tabs = st.tabs(["Latency distribution", "Energy", "Model size", "Speed-up"])
     with tabs[0]:
+        st.plotly_chart(plots.latency_distribution(shown, log_latency, colors))
+    with tabs[1]:
         if shown["energy_per_inference_mj"].notna().any():
             st.plotly_chart(plots.energy_bars(shown, colors))
         else:
             st.info("Energy per inference: not measured (no power meter on these runs).")
-    with tabs[1]:
-        st.plotly_chart(plots.size_vs_accuracy(shown, quality, label, colors))
     with tabs[2]:
+        st.plotly_chart(plots.size_vs_accuracy(shown, quality, label, colors))
+    with tabs[3]:
         if shown["speedup_vs_tf_fp32"].notna().any():
             st.plotly_chart(plots.speedup_bars(shown, colors))
         else:
@@ -147,7 +187,9 @@ def main() -> None:
         st.error(
             f"{failed['name']} on {failed['agent']} failed ({failed['failure_kind']}): {failed['failure_message']}"
         )
+    _noise(filtered)
     _export(filtered)
+    _leaderboard(filtered, quality, label)
 
     st.header("Plots")
     batch = _plots(filtered, quality, label, colors)

@@ -222,6 +222,8 @@ def test_fleet_page_shows_liveness_runtimes_and_register_command(seeded: Seeded)
     runtimes = at.dataframe[1].value
     assert rows(runtimes, agent="rpi4-lab", runtime="tensorrt")[0]["reason"] == "no CUDA device"
     assert {m.label: m.value for m in at.metric} == {"agents": "5", "online": "3", "stale": "1", "offline": "1"}
+    assert rows(fleet, name="rpi4-lab")[0]["shares host with"] == "rpi4-desk"
+    assert nano["shares host with"] == ""
     assert at.code[0].value == "edgelab agent run --coordinator 127.0.0.1:1 --fleet-token TOKEN --name NAME"
 
 
@@ -383,3 +385,82 @@ def test_launch_progress_says_how_many_failed_and_why(
     (banner,) = [e.value for e in at.error if "launched job(s) finished" in e.value]
     assert "All 2 launched job(s) finished; 1 failed" in banner
     assert "bench-bad on box-1: unsupported: onnxruntime cannot load a tflite" in banner
+
+
+def test_results_table_shows_dispersion_and_flags_noise(seeded: Seeded) -> None:
+    at = _app().run()
+
+    assert not at.exception
+    table = at.dataframe[0].value
+    (steady,) = rows(table, name="ort-fp32-pi", batch="1")
+    assert (steady["mean ms"], steady["std ms"], steady["min ms"], steady["max ms"], steady["CV"]) == (
+        "2.100",
+        "0.200",
+        "1.800",
+        "4.000",
+        "9.5%",
+    )
+    assert steady["p50 CI"] == "1.960-2.040 (95%)" and steady["stability"] == "ok"
+    (noisy,) = rows(table, name="ort-fp32-pi-rerun", batch="1")
+    assert noisy["stability"] == "unstable: CV 77% > 10%; mean 4.0x p50; throughput 10% of batch/p50"
+    assert rows(table, name="ort-fp32-pi-rerun", batch="8")[0]["stability"] == "ok"
+    # Stored without a CI: the CV comes from std / mean, the CI says n/a.
+    (nano,) = rows(table, name="trt-fp16-nano", batch="1", scope="end-to-end")
+    assert (nano["p50 CI"], nano["CV"]) == ("n/a", "9.5%")
+    # rpi4-lab and rpi4-desk run on one host; the Jetson has its own.
+    assert {r["shares host with"] for r in rows(table, agent="rpi4-lab")} == {"rpi4-desk"}
+    assert {r["shares host with"] for r in rows(table, agent="jetson-nano-1")} == {""}
+    (noise,) = [w.value for w in at.warning if w.value.startswith("Noisy timings")]
+    assert "ort-fp32-pi-rerun [" in noise and "CV 77% > 10%" in noise
+    assert "rpi4-desk shares host raspberry-pi-4-model-b-rev-1.4 with rpi4-lab" in noise
+    assert "trt-fp16-nano" not in noise
+
+
+def test_leaderboard_per_device_under_a_budget(seeded: Seeded) -> None:
+    at = _app().run()
+
+    board = next(d.value for d in at.dataframe if "best run" in d.value.columns)
+    best = dict(zip(board["agent (device)"], board["best run"], strict=True))
+    lab = "rpi4-lab (Raspberry Pi 4 Model B Rev 1.4)"
+    # No budget yet (the slowest run's p50): on rpi4-lab the TF run scores the best macro F1 (0.8125).
+    assert best[lab].startswith("tf-fp32-pi [")
+    (row,) = rows(board, **{"agent (device)": lab})
+    assert (row["p50 ms"], row["macro F1"], row["accuracy"], row["Se S"]) == ("8.000", "0.812", "91.25%", "0.912")
+    # 3 ms: the TF run is out; the ORT run and its rerun tie on macro F1, the lower p50 wins.
+    at.number_input(key="board_budget_p50_ms").set_value(3.0).run()
+    board = next(d.value for d in at.dataframe if "best run" in d.value.columns)
+    best = dict(zip(board["agent (device)"], board["best run"], strict=True))
+    assert best[lab].startswith("ort-fp32-pi [")
+    # 0.5 ms: nothing on any agent; each says its lowest.
+    at.number_input(key="board_budget_p50_ms").set_value(0.5).run()
+    board = next(d.value for d in at.dataframe if "best run" in d.value.columns)
+    assert set(board["best run"]) == {
+        "none within budget (lowest 2.000)",
+        "none within budget (lowest 1.500)",
+        "none within budget (lowest 0.800)",
+    }
+    # An energy budget: only the run with a power meter is measured.
+    at.selectbox(key="board_metric").set_value("energy_per_inference_mj").run()
+    board = next(d.value for d in at.dataframe if "best run" in d.value.columns)
+    best = dict(zip(board["agent (device)"], board["best run"], strict=True))
+    assert best[lab].startswith("ort-fp32-pi [")
+    assert best["jetson-nano-1 (NVIDIA Jetson Nano Developer Kit)"] == ("none: energy per inference (mJ) not measured")
+
+
+def test_latency_distribution_draws_a_box_per_run_from_percentiles(seeded: Seeded) -> None:
+    at = _app().run()
+
+    boxes = {t["name"]: t for t in _chart(at, "Latency distribution per run")["data"]}
+    ort = boxes["onnxruntime fp32, none"]
+    assert ort["x"][1] == [
+        f"ort-fp32-pi [{seeded.jobs['ort-fp32-pi'][:6]}]",
+        f"ort-fp32-pi-rerun [{seeded.jobs['ort-fp32-pi-rerun'][:6]}]",
+    ]
+    assert plotly_values(ort["lowerfence"]) == pytest.approx([1.8, 2.34])
+    assert plotly_values(ort["median"]) == [2.0, 2.6]
+    assert plotly_values(ort["q3"]) == pytest.approx([3.0, 3.9])  # p99
+    assert plotly_values(ort["upperfence"]) == pytest.approx([4.0, 5.2])
+    assert plotly_values(ort["mean"]) == pytest.approx([2.1, 10.4])
+    # The colour key of the other plots.
+    bars = {t["name"]: t for t in _chart(at, "Latency per run")["data"]}
+    assert all(boxes[name]["marker"]["color"] == bars[name]["marker"]["color"] for name in boxes)
