@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from edgelab.domain import (
     LatencyStats,
     MeasurementSettings,
     MemoryReport,
+    OperatorProfile,
     PowerReport,
 )
 from edgelab.errors import BackendUnavailable, EdgeLabError
@@ -81,6 +82,14 @@ def _stage(kind: FailureKind, what: str) -> Iterator[None]:
         elif _UNSUPPORTED.search(said):
             kind = FailureKind.UNSUPPORTED
         raise JobFailed(kind, f"{what}: {said}", traceback.format_exc()) from exc
+
+
+@runtime_checkable
+class ProfilingEngine(Protocol):
+    """An engine that gives a per-operator profile at a batch size, from a pass apart from the timed phase
+    (ONNX Runtime: a second, profiled session; trtexec: its separate --exportProfile run)."""
+
+    def operator_profile(self, batch: np.ndarray) -> OperatorProfile | None: ...
 
 
 @dataclass
@@ -230,6 +239,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         with rss.phase() as inference_peak:
             _timed_phases(engine, test.x, spec, sampler, notes, latency, power)
         state_after = snapshot()
+        profiles = _profiles(engine, test.x, spec.batch_sizes, notes, backend.name)
 
         with _stage(FailureKind.CRASH, "accuracy on the test set"):
             chunk = engine.max_batch if isinstance(engine, SelfTimedEngine) else max(spec.batch_sizes)
@@ -250,6 +260,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
                 model_file_bytes=_file_size(model_path),
                 method=rss.method,
             ),
+            profiles=profiles,
             manifest={
                 **manifest(spec, backend, info.version, engine.details),
                 **state_manifest(state_before, state_after),
@@ -282,6 +293,28 @@ def _timed_phases(
             report = _power_report(sampler, run.end_to_end.samples * batch_size, notes)
             if report is not None:
                 power.append(replace(report, batch_size=batch_size, window_s=run.end_to_end.timed_duration_s))
+
+
+def _profiles(
+    engine: Engine, x: np.ndarray, batch_sizes: list[int], notes: dict[str, str], backend: str
+) -> list[OperatorProfile]:
+    """The engine's per-operator profile per batch size, after every timed phase (profiling perturbs timing).
+
+    A profile that fails is noted (`operator_profile_error`), not fatal: the timed figures stand without it.
+    """
+    if not isinstance(engine, ProfilingEngine):
+        notes["operator_profile"] = f"not available: the {backend} backend gives no per-operator profile"
+        return []
+    profiles: list[OperatorProfile] = []
+    for batch_size in batch_sizes:
+        try:
+            profile = engine.operator_profile(_timing_batch(x, batch_size))
+        except Exception as exc:
+            notes["operator_profile_error"] = f"batch {batch_size}: {type(exc).__name__}: {exc}"[:2000]
+            break
+        if profile is not None:
+            profiles.append(profile)
+    return profiles
 
 
 def _file_size(path: Path) -> int:

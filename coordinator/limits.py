@@ -31,6 +31,7 @@ from edgelab.domain import (
     JobSpec,
     LatencyStats,
     MemoryReport,
+    OperatorProfile,
     PowerReport,
     TrainingConfig,
     TrainingRun,
@@ -51,6 +52,8 @@ MAX_CLASSES = 1024
 MAX_COUNT = 1 << 40  # iterations, samples, parameters: far beyond any real run, far inside int64
 MAX_SECONDS = 7 * 24 * 3600.0  # any duration a spec asks for or a report gives
 MAX_MEMORY_BYTES = 1 << 50  # a resident set or a model file (1 PiB)
+MAX_PROFILE_OPS = 20  # operators kept per profile (the slowest): agents send no more
+MAX_OP_NAME_CHARS = 256  # an operator's name (TensorRT fuses layers into long names: agents cut them)
 
 MAX_SPEC_BYTES = 256 * KIB
 MAX_RESULT_BYTES = 1 * MIB
@@ -149,6 +152,9 @@ def check_result(result: BenchmarkResult, message: Message, path: str = "result"
     _string_map(f"{path}.manifest", result.manifest)
     if result.memory is not None:
         _memory(f"{path}.memory", result.memory)
+    _items(f"{path}.profiles", result.profiles, MAX_BATCH_SIZES)
+    for i, profile in enumerate(result.profiles):
+        _profile(f"{path}.profiles[{i}]", profile)
     if result.failure is not None:
         _text(f"{path}.failure.message", result.failure.message, MAX_TEXT_CHARS)
         _text(f"{path}.failure.detail", result.failure.detail, MAX_DETAIL_CHARS)
@@ -183,6 +189,20 @@ def _memory(path: str, report: MemoryReport) -> None:
     for field in ("baseline_rss_bytes", "load_peak_bytes", "inference_peak_bytes", "model_file_bytes"):
         _count(f"{path}.{field}", getattr(report, field), high=MAX_MEMORY_BYTES)
     _text(f"{path}.method", report.method, 4 * KIB)
+
+
+def _profile(path: str, profile: OperatorProfile) -> None:
+    _count(f"{path}.batch_size", profile.batch_size, low=1, high=MAX_BATCH_SIZE)
+    _text(f"{path}.source", profile.source, MAX_NAME_CHARS)
+    _number(f"{path}.total_ms", profile.total_ms, high=MAX_SECONDS * 1e3)
+    _count(f"{path}.operators", profile.operators)
+    _count(f"{path}.iterations", profile.iterations)
+    _items(f"{path}.ops", profile.ops, MAX_PROFILE_OPS)
+    for i, op in enumerate(profile.ops):
+        _text(f"{path}.ops[{i}].name", op.name, MAX_OP_NAME_CHARS, required=True)
+        _text(f"{path}.ops[{i}].op_type", op.op_type, MAX_NAME_CHARS)
+        _number(f"{path}.ops[{i}].time_ms", op.time_ms, high=MAX_SECONDS * 1e3)
+        _number(f"{path}.ops[{i}].percent", op.percent, high=100.0 + 1e-6)
 
 
 def _accuracy(path: str, report: AccuracyReport) -> None:

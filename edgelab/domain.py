@@ -201,6 +201,33 @@ class MemoryReport:
 
 
 @dataclass
+class OperatorTime:
+    """One operator (an ONNX Runtime node, a TensorRT layer) of a per-operator profile."""
+
+    name: str
+    op_type: str = ""  # e.g. "Conv"; empty where the runtime does not say (TensorRT layers)
+    time_ms: float = 0.0  # mean time per inference (one call on a batch of the profile's batch_size)
+    percent: float = 0.0  # of the profile's total_ms
+
+
+@dataclass
+class OperatorProfile:
+    """Per-operator times at one batch size, from a profiled pass apart from the timed phase.
+
+    Bounded: `ops` holds the slowest operators only (slowest first); `total_ms` and `operators` count all
+    of them. The times are the runtime's own (kernel time per node or layer), so their sum is not the
+    end-to-end latency: it leaves out what runs between operators and adds the profiler's overhead.
+    """
+
+    batch_size: int
+    source: str  # e.g. "onnxruntime session profiling", "trtexec --exportProfile"
+    total_ms: float = 0.0
+    operators: int = 0
+    iterations: int = 0
+    ops: List[OperatorTime] = field(default_factory=list)
+
+
+@dataclass
 class Failure:
     kind: FailureKind
     message: str
@@ -216,6 +243,8 @@ class BenchmarkResult:
     manifest: Dict[str, str] = field(default_factory=dict)
     failure: Optional[Failure] = None
     memory: Optional[MemoryReport] = None  # unset on failures and on results stored before it was reported
+    # Per batch size, where the runtime gives one and the job asked; empty on results stored before them.
+    profiles: List[OperatorProfile] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

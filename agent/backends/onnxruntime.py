@@ -8,18 +8,21 @@ the quantized model (model and calibration-set hashes, ORT version, op list, red
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agent.backends import engine_cache
-from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BuildRequest, Engine
+from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BackendOptions, BuildRequest, Engine
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, needs_reduce_range, quantization_parts, quantize_int8
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import Precision, RuntimeInfo
+from edgelab.domain import OperatorProfile, OperatorTime, Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
 # Execution providers that run the graph on an accelerator rather than the CPU.
@@ -34,6 +37,49 @@ GPU_PROVIDERS = frozenset(
 )
 
 
+OPTIONS = ("profile",)
+PROFILE_SOURCE = "onnxruntime session profiling"
+PROFILE_TOP_OPS = 20  # the door's bound (coordinator.limits.MAX_PROFILE_OPS)
+PROFILE_RUNS = 20  # profiled inferences after one unprofiled-in-the-figures warm-up run...
+PROFILE_MAX_S = 5.0  # ...or fewer when they take longer than this
+OP_NAME_CHARS = 200
+
+
+def node_times(events: list[dict[str, Any]]) -> tuple[dict[str, tuple[str, float]], int]:
+    """Total kernel time (µs) and op type per node from an ORT profile (`end_profiling()`'s JSON), and the
+    number of runs they cover: the first `model_run` (a warm-up: first-run allocations) is left out."""
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                  key=lambda e: float(e.get("ts", 0)))  # fmt: skip
+    start, iterations = (float(runs[1]["ts"]), len(runs) - 1) if len(runs) > 1 else (0.0, len(runs))
+    totals: dict[str, tuple[str, float]] = {}
+    for event in events:
+        name = str(event.get("name", ""))
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time") or float(event.get("ts", 0)) < start:
+            continue
+        node = name[: -len("_kernel_time")]
+        op_type = str((event.get("args") or {}).get("op_name", ""))
+        totals[node] = (op_type, totals.get(node, (op_type, 0.0))[1] + float(event.get("dur", 0)))
+    return totals, iterations
+
+
+def summarize(totals: dict[str, tuple[str, float]], iterations: int, batch_size: int) -> OperatorProfile:
+    """The slowest PROFILE_TOP_OPS nodes, mean ms per inference; total_ms and operators count every node."""
+    per_run = {node: (op_type, us / 1000.0 / max(iterations, 1)) for node, (op_type, us) in totals.items()}
+    total = sum(ms for _, ms in per_run.values())
+    slowest = sorted(per_run.items(), key=lambda item: item[1][1], reverse=True)[:PROFILE_TOP_OPS]
+    return OperatorProfile(
+        batch_size=batch_size,
+        source=PROFILE_SOURCE,
+        total_ms=total,
+        operators=len(per_run),
+        iterations=iterations,
+        ops=[
+            OperatorTime(name[:OP_NAME_CHARS], op_type[:OP_NAME_CHARS], ms, 100.0 * ms / total if total else 0.0)
+            for name, (op_type, ms) in slowest
+        ],
+    )
+
+
 def _ort() -> Any:
     try:
         import onnxruntime
@@ -45,8 +91,10 @@ def _ort() -> Any:
 class OnnxRuntimeEngine:
     scope = "end-to-end: host array in, host array out (session.run)"
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, profiled: Any = None) -> None:
         self._session = session
+        # A factory of a second session with profiling on (backend_options profile: on), else None.
+        self._profiled = profiled
         inp = session.get_inputs()[0]
         self._input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
@@ -58,8 +106,33 @@ class OnnxRuntimeEngine:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._session.run(None, {self._input_name: batch})[0])
 
+    def operator_profile(self, batch: np.ndarray) -> OperatorProfile | None:
+        """Per-node times on `batch` from a second session with profiling on, after the timed phase (the
+        timed session never profiles: it perturbs timing); None unless the job asked (profile: on)."""
+        if self._profiled is None:
+            return None
+        scratch = Path(tempfile.mkdtemp(prefix="edgelab-ort-profile-"))
+        try:
+            session = self._profiled(scratch)
+            feed = {self._input_name: batch}
+            session.run(None, feed)  # warm-up: left out of the figures (node_times)
+            deadline = time.perf_counter() + PROFILE_MAX_S
+            for _ in range(PROFILE_RUNS):
+                session.run(None, feed)
+                if time.perf_counter() > deadline:
+                    break
+            path = Path(session.end_profiling())
+            with open(path if path.is_absolute() else scratch / path.name, encoding="utf-8") as f:
+                events = json.load(f)
+            del session
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        totals, iterations = node_times(events)
+        return summarize(totals, iterations, len(batch))
+
     def close(self) -> None:
         self._session = None
+        self._profiled = None
 
 
 class OnnxRuntimeBackend:
@@ -79,10 +152,19 @@ class OnnxRuntimeBackend:
 
     def load(self, model_path: Path, request: BuildRequest) -> Engine:
         ort = _ort()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if request.num_threads:
-            options.intra_op_num_threads = request.num_threads
+        known = BackendOptions(self.name, request.options, OPTIONS)
+        profile = known.options.get("profile", "off").strip().lower()
+        if profile not in ("on", "off", "true", "false", "1", "0"):
+            raise ValueError(f"onnxruntime option profile={known.options['profile']!r}: use on or off")
+
+        def session_options() -> Any:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if request.num_threads:
+                options.intra_op_num_threads = request.num_threads
+            return options
+
+        options = session_options()
         # Only CPU here; CUDA/TensorRT EPs are picked when the installed build offers them.
         providers = [
             p
@@ -114,7 +196,23 @@ class OnnxRuntimeBackend:
             reference = OnnxRuntimeEngine(ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]))
             model_path = quantized
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
-        engine = OnnxRuntimeEngine(session)
+        profiled = None
+        if profile in ("on", "true", "1"):
+            built = model_path
+
+            def profiled(scratch: Path) -> Any:
+                options = session_options()
+                options.enable_profiling = True
+                options.profile_file_prefix = str(scratch / "ort-profile")
+                return ort.InferenceSession(str(built), sess_options=options, providers=providers)
+
+            details["operator_profile"] = (
+                f"{PROFILE_SOURCE}: a second session after the timed phase, {PROFILE_RUNS} runs after a warm-up "
+                f"run (at most {PROFILE_MAX_S:g} s); kernel time per node"
+            )
+        else:
+            details["operator_profile"] = "off: backend_options profile: on asks for one (a separate profiled pass)"
+        engine = OnnxRuntimeEngine(session, profiled)
         engine.details.update(details)
         if request.precision == Precision.INT8 and request.calibration is not None:
             # How far quantization moved decisions, on samples the device has (the test set is scored later).

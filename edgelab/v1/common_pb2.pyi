@@ -285,6 +285,34 @@ class MemoryReport(_message.Message):
     method: str
     def __init__(self, baseline_rss_bytes: _Optional[int] = ..., load_peak_bytes: _Optional[int] = ..., inference_peak_bytes: _Optional[int] = ..., model_file_bytes: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
 
+class OperatorTime(_message.Message):
+    __slots__ = ("name", "op_type", "time_ms", "percent")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OP_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    op_type: str
+    time_ms: float
+    percent: float
+    def __init__(self, name: _Optional[str] = ..., op_type: _Optional[str] = ..., time_ms: _Optional[float] = ..., percent: _Optional[float] = ...) -> None: ...
+
+class OperatorProfile(_message.Message):
+    __slots__ = ("batch_size", "source", "total_ms", "operators", "iterations", "ops")
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    OPERATORS_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    batch_size: int
+    source: str
+    total_ms: float
+    operators: int
+    iterations: int
+    ops: _containers.RepeatedCompositeFieldContainer[OperatorTime]
+    def __init__(self, batch_size: _Optional[int] = ..., source: _Optional[str] = ..., total_ms: _Optional[float] = ..., operators: _Optional[int] = ..., iterations: _Optional[int] = ..., ops: _Optional[_Iterable[_Union[OperatorTime, _Mapping]]] = ...) -> None: ...
+
 class Failure(_message.Message):
     __slots__ = ("kind", "message", "detail")
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -296,7 +324,7 @@ class Failure(_message.Message):
     def __init__(self, kind: _Optional[_Union[FailureKind, str]] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class BenchmarkResult(_message.Message):
-    __slots__ = ("load_s", "latency", "accuracy", "power", "manifest", "failure", "memory")
+    __slots__ = ("load_s", "latency", "accuracy", "power", "manifest", "failure", "memory", "profiles")
     class ManifestEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -311,6 +339,7 @@ class BenchmarkResult(_message.Message):
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
     load_s: float
     latency: _containers.RepeatedCompositeFieldContainer[LatencyStats]
     accuracy: AccuracyReport
@@ -318,4 +347,5 @@ class BenchmarkResult(_message.Message):
     manifest: _containers.ScalarMap[str, str]
     failure: Failure
     memory: MemoryReport
-    def __init__(self, load_s: _Optional[float] = ..., latency: _Optional[_Iterable[_Union[LatencyStats, _Mapping]]] = ..., accuracy: _Optional[_Union[AccuracyReport, _Mapping]] = ..., power: _Optional[_Iterable[_Union[PowerReport, _Mapping]]] = ..., manifest: _Optional[_Mapping[str, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., memory: _Optional[_Union[MemoryReport, _Mapping]] = ...) -> None: ...
+    profiles: _containers.RepeatedCompositeFieldContainer[OperatorProfile]
+    def __init__(self, load_s: _Optional[float] = ..., latency: _Optional[_Iterable[_Union[LatencyStats, _Mapping]]] = ..., accuracy: _Optional[_Union[AccuracyReport, _Mapping]] = ..., power: _Optional[_Iterable[_Union[PowerReport, _Mapping]]] = ..., manifest: _Optional[_Mapping[str, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., memory: _Optional[_Union[MemoryReport, _Mapping]] = ..., profiles: _Optional[_Iterable[_Union[OperatorProfile, _Mapping]]] = ...) -> None: ...

@@ -95,3 +95,25 @@ def test_confidence_intervals_and_memory_round_trip_and_old_results_still_load()
     assert loaded.memory is None and loaded.latency[0].p50_ci_low_ms is None and loaded.latency[0].cv is None
     plain = serde.from_proto(serde.to_proto(loaded, common_pb2.BenchmarkResult()), BenchmarkResult)
     assert plain == loaded
+
+
+def test_operator_profiles_round_trip_and_results_without_them_still_load() -> None:
+    from edgelab.domain import OperatorProfile, OperatorTime
+
+    profile = OperatorProfile(
+        batch_size=8,
+        source="onnxruntime session profiling",
+        total_ms=0.375,
+        operators=7,
+        iterations=20,
+        ops=[OperatorTime("conv2", "FusedConv", 0.25, 66.5), OperatorTime("conv1", "FusedConv", 0.0625, 16.5)],
+    )
+    result = BenchmarkResult(load_s=0.5, latency=[_latency(2.5)], profiles=[profile])
+    assert serde.from_proto(serde.to_proto(result, common_pb2.BenchmarkResult()), BenchmarkResult) == result
+    assert serde.from_jsonable(serde.to_jsonable(result), BenchmarkResult) == result
+
+    old = serde.to_jsonable(BenchmarkResult(load_s=0.5, latency=[_latency(None)]))
+    del old["profiles"]
+    loaded = serde.from_jsonable(old, BenchmarkResult)
+    assert loaded.profiles == []
+    assert serde.from_proto(serde.to_proto(loaded, common_pb2.BenchmarkResult()), BenchmarkResult) == loaded
