@@ -70,7 +70,7 @@ from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts
 from agent.cache import durable_replace, file_sha256
 from agent.measure import TimedRun, latency_stats
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import MeasurementSettings, Precision, RuntimeInfo
+from edgelab.domain import MeasurementSettings, OperatorProfile, OperatorTime, Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable
 
 NAME = "trtexec"
@@ -88,7 +88,9 @@ DEFAULT_SCORING_BATCH = 256
 DEFAULT_BUILD_TIMEOUT_S = 3600.0  # a large model on a Nano builds for many minutes
 STARTUP_SLACK_S = 300.0  # engine deserialization and CUDA start-up around each timed run
 MEM_POOL_SIZE_FROM = (8, 4)  # --memPoolSize; --workspace before (and gone in 10.x)
-PROFILE_TOP_LAYERS = 10
+PROFILE_TOP_LAYERS = 20  # the door's bound (coordinator.limits.MAX_PROFILE_OPS)
+PROFILE_SOURCE = "trtexec --exportProfile"
+LAYER_NAME_CHARS = 200
 ERROR_RECORDS_KEPT = 8
 LOG_LINES_KEPT = 2000
 
@@ -434,8 +436,12 @@ def timed_run(
     return TimedRun(end_to_end=stats("latencyMs", scope), compute=stats("computeMs", compute_scope))
 
 
-def profile_summary(entries: Sequence[dict[str, Any]], top: int = PROFILE_TOP_LAYERS) -> dict[str, Any]:
-    """The slowest layers of an --exportProfile file (bounded: `top` layers, names cut at 120 characters)."""
+def operator_profile(
+    entries: Sequence[dict[str, Any]], batch_size: int, top: int = PROFILE_TOP_LAYERS
+) -> OperatorProfile:
+    """An --exportProfile file as a typed profile: the `top` slowest layers by mean time per inference
+    (averageMs, else timeMs / count), names cut at LAYER_NAME_CHARS; total_ms and operators count every
+    layer. TensorRT names fused layers, not op types, so op_type stays empty."""
     count = next((int(e["count"]) for e in entries if "count" in e), 0)
     layers = [e for e in entries if "name" in e]
 
@@ -444,21 +450,23 @@ def profile_summary(entries: Sequence[dict[str, Any]], top: int = PROFILE_TOP_LA
             return float(layer["averageMs"])
         return float(layer.get("timeMs", 0.0)) / count if count else 0.0
 
+    total = sum(average(layer) for layer in layers)
     slowest = sorted(layers, key=average, reverse=True)[:top]
-    return {
-        "iterations": count,
-        "layers": len(layers),
-        "total_avg_ms": round(sum(average(layer) for layer in layers), 5),
-        "top": [
-            {
-                "name": str(layer["name"])[:120],
-                "avg_ms": round(average(layer), 5),
-                **({"median_ms": round(float(layer["medianMs"]), 5)} if "medianMs" in layer else {}),
-                "percent": round(float(layer.get("percentage", 0.0)), 2),
-            }
+    return OperatorProfile(
+        batch_size=batch_size,
+        source=PROFILE_SOURCE,
+        total_ms=total,
+        operators=len(layers),
+        iterations=count,
+        ops=[
+            OperatorTime(
+                name=str(layer["name"])[:LAYER_NAME_CHARS],
+                time_ms=average(layer),
+                percent=100.0 * average(layer) / total if total else 0.0,
+            )
             for layer in slowest
         ],
-    }
+    )
 
 
 def parse_outputs(path: Path) -> dict[str, np.ndarray]:
@@ -574,6 +582,7 @@ class TrtexecEngine:
         self.owned_dirs.append(self._scratch)
         self._calls = 0
         self._closed = False
+        self._profiles: dict[int, OperatorProfile] = {}  # per batch size, from measure's separate profile run
 
     @property
     def dynamic(self) -> bool:
@@ -650,8 +659,12 @@ class TrtexecEngine:
         self.details.update(_device_details(run.lines))
         timed = timed_run(load_json(times), batch_size=rows, warmup_ms=warmup_ms, log=run.lines)
         if self.options.layer_profile and profile.is_file():
-            summary = profile_summary(load_json(profile))
-            self.details[f"layer_profile_batch_{rows}"] = json.dumps(summary, separators=(",", ":"))
+            self._profiles[rows] = operator_profile(load_json(profile), rows)
+        self.details["operator_profile"] = (
+            f"{PROFILE_SOURCE}: per-layer mean time from a separate profile run (--separateProfileRun)"
+            if self.options.layer_profile
+            else "off: backend_options layer_profile is off"
+        )
         self.details["trtexec_timing"] = (
             f"--warmUp={warmup_ms} ms, --duration={duration_s} s, --iterations={settings.min_iterations}"
             f"{', profile from a separate run' if self.options.layer_profile else ''}"
@@ -659,6 +672,11 @@ class TrtexecEngine:
         )
         self._clean()
         return timed
+
+    def operator_profile(self, batch: np.ndarray) -> OperatorProfile | None:
+        """The per-layer profile trtexec exported at this batch size while `measure` ran (a separate
+        profile run after its timed one: --separateProfileRun), or None with layer_profile off."""
+        return self._profiles.get(len(batch))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """The engine's answer (its first ONNX output) for `batch`, from one trtexec run (in chunks of max_batch)."""

@@ -32,8 +32,8 @@ from agent.backends.trtexec import (
     TrtexecEngine,
     find_trtexec,
     load_json,
+    operator_profile,
     parse_banner,
-    profile_summary,
     read_model_io,
     timed_run,
     version_from_int,
@@ -198,10 +198,16 @@ def test_a_job_on_trtexec_times_scores_profiles_and_caches(fake: FakeTrtexec, tm
     assert manifest["engine_cache"] == "miss" and second.manifest["engine_cache"] == "hit"
     assert manifest["batch_profile"] == "min 1 / opt 8 / max 256"  # 256: the scoring chunk
     assert manifest["gpu_name"] == "NVIDIA Tegra X1" and manifest["compute_capability"] == "5.3"
-    profile = json.loads(manifest["layer_profile_batch_8"])
-    assert profile["layers"] == 3 and profile["iterations"] >= 20
-    assert next(layer["name"] for layer in profile["top"]) == "(Unnamed Layer* 1) [Gemm]"
-    assert "medianMs" not in json.dumps(profile)  # 8.2's profile has no median
+    assert not any(key.startswith("layer_profile") for key in manifest)  # typed now: result.profiles
+    assert [p.batch_size for p in first.profiles] == [1, 8]
+    profile = first.profiles[1]
+    assert profile.source == "trtexec --exportProfile" and profile.operators == 3 and profile.iterations >= 20
+    assert profile.ops[0].name == "(Unnamed Layer* 1) [Gemm]" and profile.ops[0].op_type == ""
+    assert profile.total_ms == pytest.approx(sum(op.time_ms for op in profile.ops))
+    assert sum(op.percent for op in profile.ops) == pytest.approx(100.0)
+    # The fake splits each query's compute time over the layers: the profile sums to about the compute p50.
+    compute_p50 = next(lat.p50_ms for lat in first.latency if lat.scope == COMPUTE_SCOPE and lat.batch_size == 8)
+    assert 0.5 * compute_p50 <= profile.total_ms <= 2.0 * compute_p50
 
     (build,) = fake.builds()  # the second job deserialized the cached engine
     assert _flag(build, "--minShapes") == f"ecg:1x{LENGTH}x1"
@@ -241,7 +247,7 @@ def test_trtexec_10_gets_mem_pool_size_and_its_trace_without_warm_ups(fake: Fake
     assert stats.warmup_iterations > 0 and stats.warmup_s == pytest.approx(0.05)  # from trtexec's prolog line
     assert math.isnan(stats.first_inference_ms)  # 10.x leaves warm-ups out of --exportTimes
     assert result.manifest["tensorrt_version"] == "10.3.0"
-    assert "median_ms" in result.manifest["layer_profile_batch_4"]
+    assert [p.batch_size for p in result.profiles] == [4] and result.profiles[0].ops
 
 
 def test_warm_ups_in_an_8x_trace_are_split_off_by_trtexecs_rule(fake: FakeTrtexec, tmp_path: Path) -> None:
@@ -423,7 +429,8 @@ def test_dla_core_builds_and_runs_on_that_core_with_gpu_fallback(
     missing = run_benchmark(replace_options(spec, dla_core="5"), model, dataset, cache_dir=tmp_path / "c3")
 
     assert result.failure is None, result.failure
-    assert result.manifest["dla_core"] == "1" and "layer_profile_batch_4" not in result.manifest
+    assert result.manifest["dla_core"] == "1" and result.profiles == []
+    assert result.manifest["operator_profile"].startswith("off")
     assert _flag(calls[0], "--useDLACore") == "1" and _flag(calls[0], "--allowGPUFallback") == ""
     assert len(calls) == 3 and all(_flag(c, "--useDLACore") == "1" for c in calls)  # build, time, score
     assert _flag(calls[1], "--exportProfile") is None
@@ -471,11 +478,12 @@ def test_the_profile_kept_is_bounded_to_the_slowest_layers() -> None:
         {"name": f"layer{i}" + "x" * 200, "timeMs": float(i), "averageMs": i / 10, "percentage": i} for i in range(30)
     ]
 
-    summary = profile_summary(entries, top=5)
+    profile = operator_profile(entries, batch_size=4)
 
-    assert summary["layers"] == 30 and summary["iterations"] == 10
-    assert [layer["avg_ms"] for layer in summary["top"]] == [2.9, 2.8, 2.7, 2.6, 2.5]
-    assert all(len(layer["name"]) == 120 for layer in summary["top"])
+    assert profile.operators == 30 and profile.iterations == 10 and profile.batch_size == 4
+    assert [op.time_ms for op in profile.ops] == pytest.approx([i / 10 for i in range(29, 9, -1)])  # top 20
+    assert all(len(op.name) == 200 for op in profile.ops)
+    assert profile.total_ms == pytest.approx(sum(range(30)) / 10)
 
 
 def test_the_backend_is_registered() -> None:
@@ -527,7 +535,7 @@ def test_real_trtexec_on_a_real_gpu(tmp_path: Path, precision: Precision) -> Non
         assert [lat.batch_size for lat in stats] == [1, 8, 32]
         assert all(lat.samples >= 50 and 0 < lat.p50_ms < 1000 and lat.throughput_per_s > 0 for lat in stats)
     assert first.manifest["engine_cache"] == "miss" and second.manifest["engine_cache"] == "hit"
-    assert json.loads(first.manifest["layer_profile_batch_32"])["top"]
+    assert [p.batch_size for p in first.profiles] == [1, 8, 32] and first.profiles[2].ops
     assert first.manifest["gpu_name"]
     assert first.accuracy is not None
     reference_accuracy = float((reference.argmax(axis=1) == data["y_test"]).mean())
