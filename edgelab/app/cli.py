@@ -397,11 +397,15 @@ def jobs_show(
         _fail(exc)
     _show_details(details)
     if other is not None:
-        from edgelab.app.report import comparison_table
+        from edgelab.app.report import comparison_table, profile_comparison_table
 
         console.print()
         _show_details(other)
-        console.print(comparison_table((other.job, other.result), (details.job, details.result)))
+        pair = ((other.job, other.result), (details.job, details.result))
+        console.print(comparison_table(*pair))
+        operators = profile_comparison_table(*pair)
+        if operators is not None:
+            console.print(operators)
 
 
 def _show_details(details: JobDetails) -> None:
@@ -431,7 +435,7 @@ def _when(unix_s: float) -> str:
 
 
 def _print_result(job: Job, result: BenchmarkResult | None, title: str) -> None:
-    from edgelab.app.report import accuracy_table, memory_line, results_table
+    from edgelab.app.report import accuracy_table, memory_line, profile_tables, results_table
 
     console.print(results_table([(job, result)], title=title))
     if result is not None:
@@ -445,6 +449,10 @@ def _print_result(job: Job, result: BenchmarkResult | None, title: str) -> None:
             )
         if result.failure is None:
             console.print(memory_line(result.memory))
+            for table in profile_tables(result):
+                console.print(table)
+            if not result.profiles:
+                console.print(f"operator profile: {result.manifest.get('operator_profile', 'not reported')}")
         for key, value in sorted(result.manifest.items()):
             console.print(f"  {key}: {value}")
 

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from edgelab.domain import AgentInfo, BenchmarkResult, Job, LatencyStats, MemoryReport, TrainingRun
+from edgelab.domain import AgentInfo, BenchmarkResult, Job, LatencyStats, MemoryReport, OperatorProfile, TrainingRun
 from edgelab.metrics import FASTER, SLOWER, latency_verdict
 
 
@@ -122,6 +122,72 @@ def comparison_table(
             _ci(y.p50_ci_low_ms, y.p50_ci_high_ms),
             f"{y.p50_ms / x.p50_ms:.3f}x" if x.p50_ms > 0 else "",
             f"[{color}]{verdict}[/]",
+        )
+    return table
+
+
+PROFILE_ROWS = 10  # operators shown per profile by `jobs show` (results keep up to 20)
+
+
+def profile_tables(result: BenchmarkResult, top: int = PROFILE_ROWS) -> list[Table]:
+    """One table per batch size: the slowest operators, mean ms per inference and share of the profile."""
+    tables = []
+    for profile in result.profiles:
+        table = Table(
+            title=f"Top operators at batch {profile.batch_size} ({profile.source}, {profile.iterations} profiled"
+            f" runs, {profile.operators} operators, {profile.total_ms:.4f} ms in all)",
+            title_justify="left",
+        )
+        for column in ("operator", "type", "ms / inference", "%"):
+            table.add_column(column, justify="left" if column in ("operator", "type") else "right")
+        for op in profile.ops[:top]:
+            table.add_row(escape(op.name), escape(op.op_type), f"{op.time_ms:.4f}", f"{op.percent:.1f}")
+        tables.append(table)
+    return tables
+
+
+def profile_comparison_table(
+    baseline: tuple[Job, BenchmarkResult | None], candidate: tuple[Job, BenchmarkResult | None]
+) -> Table | None:
+    """Per batch size both profiled, the operators (by name) both profiles kept: ms each and the ratio,
+    slowest-grown first (which layers got slower, e.g. with INT8); None when no batch size was profiled twice.
+
+    Operators only one side kept (renamed or fused differently by another build, or outside its top N) are
+    counted, not compared; ratios are of profiled kernel times, with no confidence interval."""
+    (a_job, a_result), (b_job, b_result) = baseline, candidate
+
+    def by_batch(result: BenchmarkResult | None) -> dict[int, OperatorProfile]:
+        return {} if result is None else {p.batch_size: p for p in result.profiles}
+
+    a, b = by_batch(a_result), by_batch(b_result)
+    batches = [size for size in a if size in b]
+    if not batches:
+        return None
+    table = Table(title=f"{b_job.job_id} against {a_job.job_id}: operators by name", title_justify="left")
+    for column in ("batch", "operator", f"{a_job.job_id} ms", f"{b_job.job_id} ms", "ratio"):
+        table.add_column(column, justify="left" if column == "operator" else "right")
+    for size in batches:
+        x = {op.name: op for op in a[size].ops}
+        y = {op.name: op for op in b[size].ops}
+        both = [name for name in x if name in y]
+        ratio = {name: y[name].time_ms / x[name].time_ms if x[name].time_ms > 0 else float("inf") for name in both}
+        for name in sorted(both, key=lambda n: ratio[n], reverse=True):
+            color = "red" if ratio[name] > 1.1 else "green" if ratio[name] < 1 / 1.1 else "white"
+            table.add_row(
+                str(size),
+                escape(name),
+                f"{x[name].time_ms:.4f}",
+                f"{y[name].time_ms:.4f}",
+                f"[{color}]{ratio[name]:.2f}x[/]",
+            )
+        total = b[size].total_ms / a[size].total_ms if a[size].total_ms > 0 else float("inf")
+        only = len(set(x) ^ set(y))
+        table.add_row(
+            str(size),
+            f"(all operators{f'; {only} kept by one side only' if only else ''})",
+            f"{a[size].total_ms:.4f}",
+            f"{b[size].total_ms:.4f}",
+            f"{total:.2f}x",
         )
     return table
 

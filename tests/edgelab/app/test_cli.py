@@ -76,6 +76,7 @@ def test_agent_registers_leases_verifies_and_result_lands_in_sqlite(
         f"name: linear-ort\nbackend: onnxruntime\nbatch_sizes: [1, 8]\n"
         f"model: {{path: {onnx_model}}}\ndataset: {{path: {test_set}}}\n"
         f"measurement: {{min_duration_s: 0.2, min_iterations: 700}}\n"
+        f"backend_options: {{profile: 'on'}}\n"
     )
     address = ["--coordinator", coordinator.address]
 
@@ -90,9 +91,11 @@ def test_agent_registers_leases_verifies_and_result_lands_in_sqlite(
     assert shown.exit_code == 0, shown.output
     assert "succeeded" in shown.output and "model_sha256" in shown.output and "Confusion matrix" in shown.output
     assert "p50 95% CI" in shown.output
+    assert "Top operators at batch 8" in shown.output and "Gemm" in shown.output  # backend_options profile: on
     compared = runner.invoke(app, ["jobs", "show", job_id, job_id, *address])
     assert compared.exit_code == 0, compared.output
     assert f"{job_id} against {job_id}" in compared.output and "no significant difference" in compared.output
+    assert f"{job_id} against {job_id}: operators by name" in compared.output and "1.00x" in compared.output
     assert "bench-pi" in agents.output and "online" in agents.output and "onnxruntime" in agents.output
     assert job_id in listed.output
     db = sqlite3.connect(coordinator.store.path)

@@ -125,3 +125,32 @@ def test_cis_cv_memory_and_the_comparison_verdict_are_shown() -> None:
     compared = console.export_text()
     assert "0.750x" in compared and "faster" in compared
     assert "no significant difference" in compared and "slower" in compared
+
+
+def test_top_operators_per_batch_and_the_per_operator_diff_are_shown() -> None:
+    from edgelab.app.report import profile_comparison_table, profile_tables
+    from edgelab.domain import OperatorProfile, OperatorTime
+
+    def profile(batch: int, conv2: float, conv1: float, extra: str) -> OperatorProfile:
+        ops = [OperatorTime("conv2", "FusedConv", conv2, 0.0), OperatorTime("conv1", "FusedConv", conv1, 0.0)]
+        ops.append(OperatorTime(extra, "Gemm", 0.01, 0.0))
+        return OperatorProfile(batch, "onnxruntime session profiling", conv2 + conv1 + 0.01, 3, 20, ops)
+
+    fp32 = BenchmarkResult(latency=[_latency(8, "end-to-end", 0.3)], profiles=[profile(8, 0.28, 0.02, "dense")])
+    int8 = BenchmarkResult(latency=[_latency(8, "end-to-end", 0.3)], profiles=[profile(8, 0.14, 0.04, "dense_q")])
+    base, cand = (Job("fp32", SPEC, JobState.SUCCEEDED), fp32), (Job("int8", SPEC, JobState.SUCCEEDED), int8)
+
+    console = Console(record=True, width=250)
+    for table in profile_tables(fp32):
+        console.print(table)
+    diff = profile_comparison_table(base, cand)
+    assert diff is not None
+    console.print(diff)
+    text = console.export_text()
+    assert "Top operators at batch 8" in text and "FusedConv" in text and "0.2800" in text
+    lines = text.splitlines()
+    conv1 = next(line for line in lines if " conv1 " in line and "2.00x" in line)  # got slower: listed first
+    conv2 = next(line for line in lines if " conv2 " in line and "0.50x" in line)
+    assert lines.index(conv1) < lines.index(conv2)
+    assert "2 kept by one side only" in text  # dense vs dense_q: counted, not compared
+    assert profile_comparison_table(base, (Job("x", SPEC, JobState.SUCCEEDED), BenchmarkResult())) is None
