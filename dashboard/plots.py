@@ -159,6 +159,7 @@ def latency_distribution(frame: pd.DataFrame, log_y: bool = False, colors: dict[
                 upperfence=group["max_ms"].tolist(),
                 mean=group["mean_ms"].tolist(),
                 boxmean=True,
+                orientation="v",  # x alone (no samples on y) would lay the boxes on their side
                 name=str(config),
                 marker_color=colors.get(str(config)),
                 hoverinfo="y+name",

@@ -104,14 +104,20 @@ def _leaderboard(frame: pd.DataFrame, quality: str, label: str) -> None:
         st.info("No successful run in this selection: no leaderboard.")
         return
     left, middle, right = st.columns(3)
-    column = left.selectbox("Budget on", list(BUDGETS), format_func=BUDGETS.__getitem__, key="board_metric")
+    sizes = sorted(int(b) for b in ok["batch_size"].dropna().unique())
+    batch = left.selectbox("Batch size", sizes, key="board_batch")
+    column = middle.selectbox("Budget on", list(BUDGETS), format_func=BUDGETS.__getitem__, key="board_metric")
+    ok = ok[ok["batch_size"] == batch]
     values = ok["model_size_bytes"] / 1024 if column == "model_size_kib" else ok[column]
     ceiling = float(values.max()) if values.notna().any() else 0.0
-    budget = middle.number_input(
-        f"at most ({BUDGETS[column]})", min_value=0.0, value=ceiling, key=f"board_budget_{column}", format="%.3f"
+    # Starts at the largest value at this batch size (every run qualifies); one budget per metric and batch.
+    budget = right.number_input(
+        f"at most ({BUDGETS[column]})",
+        min_value=0.0,
+        value=ceiling,
+        key=f"board_budget_{column}_{batch}",
+        format="%.3f",
     )
-    sizes = sorted(int(b) for b in ok["batch_size"].dropna().unique())
-    batch = right.selectbox("Batch size", sizes, key="board_batch")
     st.dataframe(leaderboard(frame, column, float(budget), quality, batch), hide_index=True)
     st.caption(
         f"Per agent, the successful end-to-end run at batch {batch} with the best {label} within the budget "

@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.server import start_coordinator
+from edgelab.config import Settings
 from tests.dashboard.conftest import Seeded
 
 WINDOW = (1400, 2400)
+# Results is long: the leaderboard, the headline plots and the latency distribution tab fit in 3600 px.
+TALL_WINDOW = (1400, 3600)
 SERVER_START_TIMEOUT_S = 60.0
 CHROMIUM_TIMEOUT_S = 90.0
 # A cold server's first script run (pandas, plotly imports) can outlast a visit: visit again until then.
@@ -84,50 +88,70 @@ def _dump_rendered(binary: str, profile: Path, url: str, last_element: str) -> s
     return dom
 
 
+def _screenshot(binary: str, profile: Path, url: str, png: Path, window: tuple[int, int]) -> None:
+    """A screenshot of `url` once it has drawn (visit again while the main column is still blank)."""
+    deadline = time.monotonic() + RENDER_TIMEOUT_S
+    for attempt in itertools.count():
+        subprocess.run(
+            _chromium(
+                binary, profile / str(attempt), f"--window-size={window[0]},{window[1]}", f"--screenshot={png}", url
+            ),
+            capture_output=True,
+            timeout=CHROMIUM_TIMEOUT_S,
+            check=True,
+        )
+        if _dark_pixels(png) > MIN_DARK_PIXELS or time.monotonic() > deadline:
+            break
+
+
 @pytest.mark.integration
 def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    # A real coordinator on the seeded store: the Launch page lists its agents and artifacts.
+    coordinator = start_coordinator(Settings(home=seeded.home, host="127.0.0.1", port=0))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "dashboard.log"
-    screenshot = tmp_path / "results.png"
+    pages = {"results": url, "fleet": f"{url}/fleet", "launch": f"{url}/launch"}
+    windows = {"results": TALL_WINDOW, "fleet": WINDOW, "launch": WINDOW}
+    last = {"results": "Download CSV", "fleet": "Register a device", "launch": "Expanded matrix"}
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "edgelab", "dashboard", "--port", str(port), "--home", str(seeded.home)],
+            [
+                sys.executable,
+                "-m",
+                "edgelab",
+                "dashboard",
+                "--port",
+                str(port),
+                "--home",
+                str(seeded.home),
+                "--coordinator",
+                coordinator.address,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
         _wait_healthy(url, server, log)
-
-        # The first visits also warm the server (imports, first script run) before the screenshot.
-        results_dom = _dump_rendered(chromium, tmp_path / "p1", url, "Download CSV")
-        fleet_dom = _dump_rendered(chromium, tmp_path / "p2", f"{url}/fleet", "Register a device")
-        deadline = time.monotonic() + RENDER_TIMEOUT_S
-        for attempt in itertools.count():
-            subprocess.run(
-                _chromium(
-                    chromium,
-                    tmp_path / "p3" / str(attempt),
-                    f"--window-size={WINDOW[0]},{WINDOW[1]}",
-                    f"--screenshot={screenshot}",
-                    url,
-                ),
-                capture_output=True,
-                timeout=CHROMIUM_TIMEOUT_S,
-                check=True,
-            )
-            if _dark_pixels(screenshot) > MIN_DARK_PIXELS or time.monotonic() > deadline:
-                break
+        # The first visits also warm the server (imports, first script run) before the screenshots.
+        doms = {
+            page: _dump_rendered(chromium, tmp_path / f"dom-{page}", address, last[page])
+            for page, address in pages.items()
+        }
+        for page, address in pages.items():
+            _screenshot(chromium, tmp_path / f"shot-{page}", address, tmp_path / f"{page}.png", windows[page])
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        coordinator.stop(grace=None)
 
-    (tmp_path / "results.html").write_text(results_dom)
-    (tmp_path / "fleet.html").write_text(fleet_dom)
+    for page, dom in doms.items():
+        (tmp_path / f"{page}.html").write_text(dom)
+    results_dom, fleet_dom, launch_dom = doms["results"], doms["fleet"], doms["launch"]
     assert "trt-int8-nano on jetson-nano-1 failed (out_of_memory)" in results_dom
     # Table cells reach the DOM through the data grid's accessibility layer (visible columns only).
     assert "ort-fp32-pi" in results_dom and ">2.000<" in results_dom and "prune:0.5" in results_dom
@@ -135,11 +159,17 @@ def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_pa
     # One latency bar per run (plotly draws its category labels as SVG text): the rerun has its own.
     assert "ort-fp32-pi-rerun [" in results_dom and "rpi4-desk" in results_dom
     assert "MIT-BIH Arrhythmia Database" in results_dom
+    # Noise flagged, the leaderboard and the distribution plot drawn.
+    assert "Noisy timings" in results_dom and "shares host raspberry-pi-4-model-b-rev-1.4" in results_dom
+    assert "Leaderboard per device" in results_dom and "Latency distribution" in results_dom
     for agent in ("old-pi", "flaky-nano", "jetson-nano-1", "rpi4-lab"):
         assert agent in fleet_dom
-    assert "tflite_runtime is not installed" in fleet_dom
+    assert "tflite_runtime is not installed" in fleet_dom and "Runtimes per agent" in fleet_dom
+    assert f"coordinator {coordinator.address}: 5 agent(s) registered" in launch_dom
+    assert "Expanded matrix" in launch_dom and "mitdb-beats-1d-testset.npz (npz" in launch_dom
     from PIL import Image
 
-    with Image.open(screenshot) as image:
-        assert image.size == WINDOW
-    assert _dark_pixels(screenshot) > MIN_DARK_PIXELS
+    for page in pages:
+        with Image.open(tmp_path / f"{page}.png") as image:
+            assert image.size == windows[page]
+        assert _dark_pixels(tmp_path / f"{page}.png") > MIN_DARK_PIXELS, page

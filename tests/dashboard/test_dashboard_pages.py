@@ -427,12 +427,12 @@ def test_leaderboard_per_device_under_a_budget(seeded: Seeded) -> None:
     (row,) = rows(board, **{"agent (device)": lab})
     assert (row["p50 ms"], row["macro F1"], row["accuracy"], row["Se S"]) == ("8.000", "0.812", "91.25%", "0.912")
     # 3 ms: the TF run is out; the ORT run and its rerun tie on macro F1, the lower p50 wins.
-    at.number_input(key="board_budget_p50_ms").set_value(3.0).run()
+    at.number_input(key="board_budget_p50_ms_1").set_value(3.0).run()
     board = next(d.value for d in at.dataframe if "best run" in d.value.columns)
     best = dict(zip(board["agent (device)"], board["best run"], strict=True))
     assert best[lab].startswith("ort-fp32-pi [")
     # 0.5 ms: nothing on any agent; each says its lowest.
-    at.number_input(key="board_budget_p50_ms").set_value(0.5).run()
+    at.number_input(key="board_budget_p50_ms_1").set_value(0.5).run()
     board = next(d.value for d in at.dataframe if "best run" in d.value.columns)
     assert set(board["best run"]) == {
         "none within budget (lowest 2.000)",
@@ -459,7 +459,7 @@ def test_latency_distribution_draws_a_box_per_run_from_percentiles(seeded: Seede
     assert plotly_values(ort["lowerfence"]) == pytest.approx([1.8, 2.34])
     assert plotly_values(ort["median"]) == [2.0, 2.6]
     assert plotly_values(ort["q3"]) == pytest.approx([3.0, 3.9])  # p99
-    assert plotly_values(ort["upperfence"]) == pytest.approx([4.0, 5.2])
+    assert plotly_values(ort["upperfence"]) == pytest.approx([4.0, 60.0])
     assert plotly_values(ort["mean"]) == pytest.approx([2.1, 10.4])
     # The colour key of the other plots.
     bars = {t["name"]: t for t in _chart(at, "Latency per run")["data"]}
