@@ -452,6 +452,9 @@ def fleet_frame(
                 "name": a.name,
                 "status": a.status,
                 "device": caps.device_model,
+                # Agents on one host disturb each other's timings: said before the hardware details.
+                "shares host with": ", ".join(sharing[a.agent_id]),
+                "host": caps.hostname,
                 "cpu": caps.cpu_model,
                 "cores": caps.cpu_cores,
                 "memory GiB": round(caps.memory_bytes / 2**30, 1),
@@ -462,8 +465,6 @@ def fleet_frame(
                 "power meters": ", ".join(caps.power_meters) or "none",
                 "current job": f"{current} ({job_names[current]})" if current in job_names else current,
                 "last seen s ago": round(max(0.0, now - a.last_seen_at)),
-                "host": caps.hostname,
-                "shares host with": ", ".join(sharing[a.agent_id]),
                 "agent id": a.agent_id,
             }
         )

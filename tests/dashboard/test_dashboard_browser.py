@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.server import start_coordinator
+from coordinator.store import Store
 from edgelab.config import Settings
 from tests.dashboard.conftest import Seeded
 
@@ -104,6 +105,16 @@ def _screenshot(binary: str, profile: Path, url: str, png: Path, window: tuple[i
             break
 
 
+def _keep_alive(seeded: Seeded) -> None:
+    """Heartbeat the agents seeded online: a slow visit would otherwise find them stale."""
+    store = Store(Settings(home=seeded.home).db_path)
+    try:
+        for name in ("jetson-nano-1", "rpi4-lab", "rpi4-desk"):
+            store.heartbeat(seeded.agents[name])
+    finally:
+        store.close()
+
+
 @pytest.mark.integration
 def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
@@ -138,11 +149,12 @@ def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_pa
     try:
         _wait_healthy(url, server, log)
         # The first visits also warm the server (imports, first script run) before the screenshots.
-        doms = {
-            page: _dump_rendered(chromium, tmp_path / f"dom-{page}", address, last[page])
-            for page, address in pages.items()
-        }
+        doms = {}
         for page, address in pages.items():
+            _keep_alive(seeded)
+            doms[page] = _dump_rendered(chromium, tmp_path / f"dom-{page}", address, last[page])
+        for page, address in pages.items():
+            _keep_alive(seeded)
             _screenshot(chromium, tmp_path / f"shot-{page}", address, tmp_path / f"{page}.png", windows[page])
     finally:
         os.killpg(server.pid, signal.SIGTERM)
