@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from agent.measure import TimedRun
-from edgelab.domain import MeasurementSettings, Precision, RuntimeInfo
+from edgelab.domain import MeasurementSettings, OperatorProfile, OperatorTime, Precision, RuntimeInfo
 
 
 @dataclass
@@ -119,3 +119,32 @@ class BackendOptions:
         if value < minimum:
             raise ValueError(f"{self.backend} option {key} must be >= {minimum}, got {value}")
         return value
+
+
+PROFILE_TOP_OPS = 20  # the door's bound (coordinator.limits.MAX_PROFILE_OPS)
+OP_NAME_CHARS = 200
+
+
+def top_operators(
+    mean_ms: Mapping[str, tuple[str, float]],
+    *,
+    batch_size: int,
+    source: str,
+    iterations: int,
+    top: int = PROFILE_TOP_OPS,
+) -> OperatorProfile:
+    """A per-operator profile from each operator's (op type, mean ms per inference): the `top` slowest,
+    names cut at OP_NAME_CHARS; total_ms and operators count every operator, so percentages stay honest."""
+    total = sum(ms for _, ms in mean_ms.values())
+    slowest = sorted(mean_ms.items(), key=lambda item: item[1][1], reverse=True)[:top]
+    return OperatorProfile(
+        batch_size=batch_size,
+        source=source,
+        total_ms=total,
+        operators=len(mean_ms),
+        iterations=iterations,
+        ops=[
+            OperatorTime(name[:OP_NAME_CHARS], op_type[:OP_NAME_CHARS], ms, 100.0 * ms / total if total else 0.0)
+            for name, (op_type, ms) in slowest
+        ],
+    )

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from agent.backends import engine_cache
-from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BackendOptions, BuildRequest, Engine
+from agent.backends.base import CPU_DEVICE, GPU_DEVICE, BackendOptions, BuildRequest, Engine, top_operators
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, needs_reduce_range, quantization_parts, quantize_int8
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import OperatorProfile, OperatorTime, Precision, RuntimeInfo
+from edgelab.domain import OperatorProfile, Precision, RuntimeInfo
 from edgelab.errors import MissingExtraError
 
 # Execution providers that run the graph on an accelerator rather than the CPU.
@@ -39,10 +39,8 @@ GPU_PROVIDERS = frozenset(
 
 OPTIONS = ("profile",)
 PROFILE_SOURCE = "onnxruntime session profiling"
-PROFILE_TOP_OPS = 20  # the door's bound (coordinator.limits.MAX_PROFILE_OPS)
 PROFILE_RUNS = 20  # profiled inferences after one unprofiled-in-the-figures warm-up run...
 PROFILE_MAX_S = 5.0  # ...or fewer when they take longer than this
-OP_NAME_CHARS = 200
 
 
 def node_times(events: list[dict[str, Any]]) -> tuple[dict[str, tuple[str, float]], int]:
@@ -63,21 +61,9 @@ def node_times(events: list[dict[str, Any]]) -> tuple[dict[str, tuple[str, float
 
 
 def summarize(totals: dict[str, tuple[str, float]], iterations: int, batch_size: int) -> OperatorProfile:
-    """The slowest PROFILE_TOP_OPS nodes, mean ms per inference; total_ms and operators count every node."""
+    """Summed kernel µs per node -> the slowest nodes' mean ms per inference."""
     per_run = {node: (op_type, us / 1000.0 / max(iterations, 1)) for node, (op_type, us) in totals.items()}
-    total = sum(ms for _, ms in per_run.values())
-    slowest = sorted(per_run.items(), key=lambda item: item[1][1], reverse=True)[:PROFILE_TOP_OPS]
-    return OperatorProfile(
-        batch_size=batch_size,
-        source=PROFILE_SOURCE,
-        total_ms=total,
-        operators=len(per_run),
-        iterations=iterations,
-        ops=[
-            OperatorTime(name[:OP_NAME_CHARS], op_type[:OP_NAME_CHARS], ms, 100.0 * ms / total if total else 0.0)
-            for name, (op_type, ms) in slowest
-        ],
-    )
+    return top_operators(per_run, batch_size=batch_size, source=PROFILE_SOURCE, iterations=iterations)
 
 
 def _ort() -> Any:

@@ -64,13 +64,13 @@ from typing import Any, Callable, Iterator, Sequence, Tuple
 import numpy as np
 
 from agent.backends import engine_cache
-from agent.backends.base import GPU_DEVICE, BackendOptions, BuildRequest
+from agent.backends.base import GPU_DEVICE, PROFILE_TOP_OPS, BackendOptions, BuildRequest, top_operators
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
 from agent.cache import durable_replace, file_sha256
 from agent.measure import TimedRun, latency_stats
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import MeasurementSettings, OperatorProfile, OperatorTime, Precision, RuntimeInfo
+from edgelab.domain import MeasurementSettings, OperatorProfile, Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable
 
 NAME = "trtexec"
@@ -88,9 +88,7 @@ DEFAULT_SCORING_BATCH = 256
 DEFAULT_BUILD_TIMEOUT_S = 3600.0  # a large model on a Nano builds for many minutes
 STARTUP_SLACK_S = 300.0  # engine deserialization and CUDA start-up around each timed run
 MEM_POOL_SIZE_FROM = (8, 4)  # --memPoolSize; --workspace before (and gone in 10.x)
-PROFILE_TOP_LAYERS = 20  # the door's bound (coordinator.limits.MAX_PROFILE_OPS)
 PROFILE_SOURCE = "trtexec --exportProfile"
-LAYER_NAME_CHARS = 200
 ERROR_RECORDS_KEPT = 8
 LOG_LINES_KEPT = 2000
 
@@ -436,11 +434,9 @@ def timed_run(
     return TimedRun(end_to_end=stats("latencyMs", scope), compute=stats("computeMs", compute_scope))
 
 
-def operator_profile(
-    entries: Sequence[dict[str, Any]], batch_size: int, top: int = PROFILE_TOP_LAYERS
-) -> OperatorProfile:
+def operator_profile(entries: Sequence[dict[str, Any]], batch_size: int, top: int = PROFILE_TOP_OPS) -> OperatorProfile:
     """An --exportProfile file as a typed profile: the `top` slowest layers by mean time per inference
-    (averageMs, else timeMs / count), names cut at LAYER_NAME_CHARS; total_ms and operators count every
+    (averageMs, else timeMs / count), names cut at OP_NAME_CHARS; total_ms and operators count every
     layer. TensorRT names fused layers, not op types, so op_type stays empty."""
     count = next((int(e["count"]) for e in entries if "count" in e), 0)
     layers = [e for e in entries if "name" in e]
@@ -450,23 +446,11 @@ def operator_profile(
             return float(layer["averageMs"])
         return float(layer.get("timeMs", 0.0)) / count if count else 0.0
 
-    total = sum(average(layer) for layer in layers)
-    slowest = sorted(layers, key=average, reverse=True)[:top]
-    return OperatorProfile(
-        batch_size=batch_size,
-        source=PROFILE_SOURCE,
-        total_ms=total,
-        operators=len(layers),
-        iterations=count,
-        ops=[
-            OperatorTime(
-                name=str(layer["name"])[:LAYER_NAME_CHARS],
-                time_ms=average(layer),
-                percent=100.0 * average(layer) / total if total else 0.0,
-            )
-            for layer in slowest
-        ],
-    )
+    mean_ms: dict[str, tuple[str, float]] = {}
+    for layer in layers:  # TensorRT names fused layers, not op types: op_type stays empty
+        name = str(layer["name"])
+        mean_ms[name] = ("", mean_ms.get(name, ("", 0.0))[1] + average(layer))
+    return top_operators(mean_ms, batch_size=batch_size, source=PROFILE_SOURCE, iterations=count, top=top)
 
 
 def parse_outputs(path: Path) -> dict[str, np.ndarray]:
