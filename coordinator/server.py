@@ -65,7 +65,9 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32, busy_timeout
     )
     artifacts = ArtifactStore(settings.artifacts_dir)
     executor = futures.ThreadPoolExecutor(max_workers=max_workers)
-    server = grpc.server(executor, options=CHANNEL_OPTIONS)
+    # gRPC sets SO_REUSEPORT by default: a second coordinator on a taken port would start, say "listening",
+    # and split the fleet between two stores. Without it the second bind fails and says so.
+    server = grpc.server(executor, options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])
     agent_servicer = AgentServicer(
         store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s
     )
