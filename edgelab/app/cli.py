@@ -409,13 +409,15 @@ def jobs_show(
 
 
 def _show_details(details: JobDetails) -> None:
+    from edgelab.app.report import shown
+
     job, result = details.job, details.result
-    console.print(f"job {job.job_id} [bold]{job.state.value}[/] attempt {job.attempt}: {job.spec.name}")
+    console.print(f"job {job.job_id} [bold]{job.state.value}[/] attempt {job.attempt}: {shown(job.spec.name)}")
     if result is not None:
         console.print(
             f"result written by the {details.written_by}"
             + (" (its verdict, no agent reported)" if details.written_by == "coordinator" else "")
-            + f", attempt {details.result_attempt} held by agent {details.result_agent_id or '?'}"
+            + f", attempt {details.result_attempt} held by agent {shown(details.result_agent_id) or '?'}"
         )
     _print_result(job, result, "Latency and throughput")
     for late in details.late_results:
@@ -435,15 +437,15 @@ def _when(unix_s: float) -> str:
 
 
 def _print_result(job: Job, result: BenchmarkResult | None, title: str) -> None:
-    from edgelab.app.report import accuracy_table, memory_line, profile_tables, results_table
+    from edgelab.app.report import accuracy_table, memory_line, profile_tables, results_table, shown
 
     console.print(results_table([(job, result)], title=title))
     if result is not None:
         if result.failure is not None and result.failure.detail:
-            console.print(result.failure.detail)
+            console.print(shown(result.failure.detail))
         console.print(accuracy_table(result))
         if result.latency:
-            console.print(f"latency scope: {result.latency[0].scope}")
+            console.print(f"latency scope: {shown(result.latency[0].scope)}")
             console.print(
                 "p50 95% CI: distribution-free, from order statistics (assumes independent iterations); CV: std / mean"
             )
@@ -452,9 +454,9 @@ def _print_result(job: Job, result: BenchmarkResult | None, title: str) -> None:
             for table in profile_tables(result):
                 console.print(table)
             if not result.profiles:
-                console.print(f"operator profile: {result.manifest.get('operator_profile', 'not reported')}")
+                console.print(f"operator profile: {shown(result.manifest.get('operator_profile', 'not reported'))}")
         for key, value in sorted(result.manifest.items()):
-            console.print(f"  {key}: {value}")
+            console.print(f"  {shown(key)}: {shown(value)}")
 
 
 @agents_app.command("list")

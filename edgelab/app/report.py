@@ -13,6 +13,16 @@ from edgelab.domain import AgentInfo, BenchmarkResult, Job, LatencyStats, Memory
 from edgelab.metrics import FASTER, SLOWER, latency_verdict
 
 
+def shown(value: str) -> str:
+    """Text from agents, launch files or the store, safe to print: control characters (a terminal's
+    escape sequences: clear screen, set title) appear as `\\x1b`-style escapes, and rich markup
+    (`[jetson]`) is printed, not interpreted."""
+    printable = "".join(
+        ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii") for ch in value
+    )
+    return escape(printable)
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -53,12 +63,12 @@ def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str
         table.add_column(column, justify="left" if column in ("job", "agent", "backend", "prec", "timing") else "right")
     blanks = len(columns) - 7
     for job, result in rows:
-        head = [job.job_id, job.agent_name or job.agent_id, job.spec.backend, job.spec.precision.value]
+        head = [job.job_id, shown(job.agent_name or job.agent_id), shown(job.spec.backend), job.spec.precision.value]
         if result is None:
             table.add_row(*head, "", "", f"[yellow]{job.state.value}[/]", *[""] * blanks)
             continue
         if result.failure is not None:
-            failure = f"[red]{result.failure.kind.value}[/]: {escape(result.failure.message)}"
+            failure = f"[red]{result.failure.kind.value}[/]: {shown(result.failure.message)}"
             table.add_row(*head, "", "", failure, *[""] * blanks)
             continue
         accuracy = f"{result.accuracy.accuracy:.2%}" if result.accuracy else "n/a"
@@ -141,7 +151,7 @@ def profile_tables(result: BenchmarkResult, top: int = PROFILE_ROWS) -> list[Tab
         for column in ("operator", "type", "ms / inference", "%"):
             table.add_column(column, justify="left" if column in ("operator", "type") else "right")
         for op in profile.ops[:top]:
-            table.add_row(escape(op.name), escape(op.op_type), f"{op.time_ms:.4f}", f"{op.percent:.1f}")
+            table.add_row(shown(op.name), shown(op.op_type), f"{op.time_ms:.4f}", f"{op.percent:.1f}")
         tables.append(table)
     return tables
 
@@ -175,7 +185,7 @@ def profile_comparison_table(
             color = "red" if ratio[name] > 1.1 else "green" if ratio[name] < 1 / 1.1 else "white"
             table.add_row(
                 str(size),
-                escape(name),
+                shown(name),
                 f"{x[name].time_ms:.4f}",
                 f"{y[name].time_ms:.4f}",
                 f"[{color}]{ratio[name]:.2f}x[/]",
@@ -204,8 +214,8 @@ def accuracy_table(result: BenchmarkResult) -> Group:
     for column in ("class", "support", "precision (PPV)", "recall (Se)", "F1"):
         per_class.add_column(column, justify="right")
     for c in report.classes:
-        per_class.add_row(c.name, str(c.support), f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}")
-    names = [c.name for c in report.classes]
+        per_class.add_row(shown(c.name), str(c.support), f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}")
+    names = [shown(c.name) for c in report.classes]
     confusion = Table(title="Confusion matrix (rows: true, cols: predicted)", title_justify="left")
     confusion.add_column("")
     for name in names:
@@ -223,11 +233,11 @@ def jobs_table(jobs: Sequence[Job]) -> Table:
         table.add_row(
             job.job_id,
             job.state.value,
-            job.spec.name,
-            job.spec.backend,
+            shown(job.spec.name),
+            shown(job.spec.backend),
             job.spec.precision.value,
             ",".join(map(str, job.spec.batch_sizes)),
-            job.agent_name or job.agent_id,
+            shown(job.agent_name or job.agent_id),
             str(job.attempt),
             dt.datetime.fromtimestamp(job.updated_at).strftime("%Y-%m-%d %H:%M:%S"),
         )
@@ -242,17 +252,18 @@ def agents_table(agents: Sequence[AgentInfo]) -> Table:
     for a in agents:
         caps = a.capabilities
         runtimes = ", ".join(
-            f"{r.name} {r.version}" if r.available else f"[dim]{r.name}: {escape(r.reason)}[/]" for r in caps.runtimes
+            f"{shown(r.name)} {shown(r.version)}" if r.available else f"[dim]{shown(r.name)}: {shown(r.reason)}[/]"
+            for r in caps.runtimes
         )
         table.add_row(
             a.agent_id,
-            a.name,
+            shown(a.name),
             f"[{colors.get(a.status, 'white')}]{a.status}[/]",
-            caps.device_model,
+            shown(caps.device_model),
             str(caps.cpu_cores),
             f"{caps.memory_bytes / 2**30:.1f} GiB",
             runtimes,
-            ", ".join(caps.power_meters) or "[dim]none[/]",
+            shown(", ".join(caps.power_meters)) or "[dim]none[/]",
             a.current_job_id,
         )
     return table
@@ -266,9 +277,9 @@ def training_table(runs: Sequence[TrainingRun], title: str = "Training runs") ->
     for column in (*columns, "F1 per class"):
         table.add_column(column, justify="right" if column in ("seed", "epochs", "accuracy", "macro F1") else "left")
     for run in runs:
-        head = [run.run_id] * with_ids + [run.pipeline, str(run.config.seed), str(run.config.epochs)]
+        head = [run.run_id] * with_ids + [shown(run.pipeline), str(run.config.seed), str(run.config.epochs)]
         if run.summary is None:
-            reason = f"[red]{escape(run.error)}[/]" if run.error else ""
+            reason = f"[red]{shown(run.error)}[/]" if run.error else ""
             table.add_row(*head, run.config.split, run.state.value, "", "", reason)
             continue
         report = run.summary.evaluation

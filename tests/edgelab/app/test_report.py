@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from edgelab.app.report import agents_table, results_table
+from edgelab.app.report import agents_table, jobs_table, results_table
 from edgelab.domain import (
     AgentInfo,
     ArtifactRef,
@@ -154,3 +154,28 @@ def test_top_operators_per_batch_and_the_per_operator_diff_are_shown() -> None:
     assert lines.index(conv1) < lines.index(conv2)
     assert "2 kept by one side only" in text  # dense vs dense_q: counted, not compared
     assert profile_comparison_table(base, (Job("x", SPEC, JobState.SUCCEEDED), BenchmarkResult())) is None
+
+
+def test_names_from_agents_and_launch_files_cannot_drive_the_terminal() -> None:
+    import io
+
+    hostile = "\x1b]0;pwned\x07\x1b[2Jnano [jetson]"
+    agent = AgentInfo(
+        "a1",
+        hostile,
+        "online",
+        0.0,
+        DeviceCapabilities(device_model=hostile, runtimes=[RuntimeInfo("tflite", True, "2.14")]),
+    )
+    job = Job("j1", JobSpec(hostile, "tflite", SPEC.model, SPEC.dataset), JobState.SUCCEEDED, agent_name=hostile)
+    failed = BenchmarkResult(failure=Failure(FailureKind.CRASH, f"runtime said {hostile}\nsecond line"))
+    out = io.StringIO()
+    console = Console(file=out, width=400, color_system=None)
+
+    for table in (agents_table([agent]), jobs_table([job]), results_table([(job, failed)])):
+        console.print(table)
+
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;pwned\\x07\\x1b[2Jnano [jetson]" in text  # shown, escaped, markup kept as text
+    assert "second line" in text
