@@ -6,6 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgelab.domain import DeviceCapabilities, LatencyStats, RuntimeInfo
+
+# A registered device that can run ONNX Runtime, for tests that speak the agent's RPCs themselves.
+CAPS = DeviceCapabilities(hostname="pi", runtimes=[RuntimeInfo("onnxruntime", True, "1.0")])
+# One plausible end-to-end latency entry, for results built by hand.
+LATENCY = LatencyStats(1, 100, 1.0, 1.0, 0.9, 1.2, 0.05, 1000.0, 1.5, 0.2, 10, 0.1, "end-to-end")
+
 
 def write_linear_onnx(path: Path, length: int = 32, classes: int = 3, seed: int = 0) -> Path:
     """A real ONNX model: flatten (batch, length, 1) -> dense -> softmax, dynamic batch."""

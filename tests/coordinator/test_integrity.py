@@ -38,16 +38,13 @@ from edgelab.domain import (
     FailureKind,
     JobSpec,
     JobState,
-    LatencyStats,
-    RuntimeInfo,
 )
 from edgelab.errors import CoordinatorUnavailable, LeaseLost
+from tests.factories import CAPS, LATENCY
 
 pytestmark = pytest.mark.integration
 
-CAPS = DeviceCapabilities(hostname="pi", runtimes=[RuntimeInfo("onnxruntime", True, "1.0")])
 LEASE_S = 0.5
-LATENCY = LatencyStats(1, 100, 1.0, 1.0, 0.9, 1.2, 0.05, 1000.0, 1.5, 0.2, 10, 0.1, "end-to-end")
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ from agent.loop import Agent, AgentConfig
 from coordinator.client import ControlClient
 from coordinator.server import Coordinator, start_coordinator
 from edgelab.config import Settings
-from edgelab.domain import BenchmarkResult, DeviceCapabilities, JobSpec, JobState, MeasurementSettings, RuntimeInfo
+from edgelab.domain import BenchmarkResult, JobSpec, JobState, MeasurementSettings
 from edgelab.errors import LeaseLost
+from tests.factories import CAPS
 
 pytestmark = pytest.mark.integration
 
-CAPS = DeviceCapabilities(hostname="pi", runtimes=[RuntimeInfo("onnxruntime", True, "1.0")])
 LEASE_S = 1.0
 AGENT_CMD = [sys.executable, "-m", "edgelab", "agent", "run"]
 

@@ -24,11 +24,9 @@ from edgelab.constants import GRPC_MAX_MESSAGE_BYTES
 from edgelab.domain import (
     AccuracyReport,
     BenchmarkResult,
-    DeviceCapabilities,
     FailureKind,
     JobSpec,
     JobState,
-    LatencyStats,
     MeasurementSettings,
     MemoryReport,
     PowerReport,
@@ -41,11 +39,10 @@ from edgelab.errors import EdgeLabError
 from edgelab.rpc import CHANNEL_OPTIONS
 from edgelab.serde import to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
+from tests.factories import CAPS, LATENCY
 
 pytestmark = pytest.mark.integration
 
-CAPS = DeviceCapabilities(hostname="pi", runtimes=[RuntimeInfo("onnxruntime", True, "1.0")])
-LATENCY = LatencyStats(1, 100, 1.0, 1.0, 0.9, 1.2, 0.05, 1000.0, 1.5, 0.2, 10, 0.1, "end-to-end")
 ACCURACY = AccuracyReport(samples=4, accuracy=0.75, num_classes=2, macro_f1=0.7, confusion=[2, 0, 1, 1])
 POWER = PowerReport("rapl", "package-0", 0.05, 20, 3.0, 5.0, 0.4, batch_size=1, window_s=1.0)
 GOOD = BenchmarkResult(load_s=0.1, latency=[LATENCY], accuracy=ACCURACY, power=[POWER], manifest={"agent": "pi"})

@@ -17,12 +17,11 @@ from coordinator.client import ControlClient
 from coordinator.server import Coordinator, start_coordinator
 from edgelab.app.cli import app
 from edgelab.config import ClientTls, Settings
-from edgelab.domain import BenchmarkResult, DeviceCapabilities, FailureKind, JobSpec, JobState, RuntimeInfo
+from edgelab.domain import BenchmarkResult, FailureKind, JobSpec, JobState
 from edgelab.errors import AuthError, ConfigError, CoordinatorUnavailable, EdgeLabError, PermissionDenied
+from tests.factories import CAPS
 
 pytestmark = pytest.mark.integration
-
-CAPS = DeviceCapabilities(hostname="pi", runtimes=[RuntimeInfo("onnxruntime", True, "1.0")])
 
 
 @dataclass

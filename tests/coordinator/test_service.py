@@ -10,10 +10,9 @@ from coordinator.server import Coordinator, start_coordinator
 from edgelab.config import Settings
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, JobSpec, RuntimeInfo
 from edgelab.errors import AuthError, CoordinatorUnavailable, LeaseLost, NotFound
+from tests.factories import CAPS
 
 pytestmark = pytest.mark.integration
-
-CAPS = DeviceCapabilities(hostname="pi", runtimes=[RuntimeInfo("onnxruntime", True, "1.0")])
 
 
 def _uploaded(control: ControlClient, onnx_model: Path, test_set: Path) -> JobSpec:

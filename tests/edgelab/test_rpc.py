@@ -10,14 +10,13 @@ from agent.client import AgentClient
 from coordinator.client import ControlClient
 from coordinator.server import Coordinator
 from edgelab.constants import GRPC_MAX_MESSAGE_BYTES
-from edgelab.domain import DeviceCapabilities, JobSpec, RuntimeInfo
+from edgelab.domain import JobSpec
 from edgelab.errors import EdgeLabError, MessageTooLarge, NotFound
 from edgelab.rpc import client_errors
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
+from tests.factories import CAPS
 
 pytestmark = pytest.mark.integration
-
-CAPS = DeviceCapabilities(hostname="pi", runtimes=[RuntimeInfo("onnxruntime", True, "1.0")])
 
 
 def _still_serving(coordinator: Coordinator) -> None:
