@@ -205,9 +205,10 @@ def test_a_job_on_trtexec_times_scores_profiles_and_caches(fake: FakeTrtexec, tm
     assert profile.ops[0].name == "(Unnamed Layer* 1) [Gemm]" and profile.ops[0].op_type == ""
     assert profile.total_ms == pytest.approx(sum(op.time_ms for op in profile.ops))
     assert sum(op.percent for op in profile.ops) == pytest.approx(100.0)
-    # The fake splits each query's compute time over the layers: the profile sums to about the compute p50.
-    compute_p50 = next(lat.p50_ms for lat in first.latency if lat.scope == COMPUTE_SCOPE and lat.batch_size == 8)
-    assert 0.5 * compute_p50 <= profile.total_ms <= 2.0 * compute_p50
+    # The fake splits each query's compute time over the layers, Gemm weighing 4 to Relu's and Softmax's 1: the
+    # shares are what the file says, whatever this shared machine's timing was (the profile is a separate run).
+    assert profile.total_ms > 0
+    assert [op.percent for op in profile.ops] == pytest.approx([400 / 6, 100 / 6, 100 / 6], rel=1e-3)
 
     (build,) = fake.builds()  # the second job deserialized the cached engine
     assert _flag(build, "--minShapes") == f"ecg:1x{LENGTH}x1"
