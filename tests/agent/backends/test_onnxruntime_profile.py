@@ -20,7 +20,9 @@ LENGTH, CLASSES = 256, 3
 # The profile's kernel times summed, against the timed phase's p50: a generous band. Below 100% because
 # the p50 also holds session.run's own work and the copies between nodes; above it when the profiler's
 # overhead and noise on 2 shared cores inflate the profiled pass. Only a gross error falls outside.
-SUM_VS_P50 = (0.05, 3.0)
+# Wide on purpose: a separate profiled pass on a shared machine is noisy. The band still tells a per-inference
+# mean from the 20 profiled runs summed (20x) or from one node alone (well under 5% here).
+SUM_VS_P50 = (0.05, 8.0)
 
 
 def write_conv1d_onnx(path: Path, length: int = LENGTH, classes: int = CLASSES, seed: int = 0) -> Path:
