@@ -15,6 +15,7 @@ from edgelab.domain import (
     BenchmarkResult,
     Job,
     JobSpec,
+    JobState,
     LateResult,
     TrainingConfig,
     TrainingRun,
@@ -144,6 +145,22 @@ class ControlClient:
             late_results=[from_proto(late, LateResult) for late in response.late_results],
             late_results_omitted=response.late_results_omitted,
         )
+
+    def cancel_job(self, job_id: str) -> JobState:
+        """Cancel a queued or leased job; returns the state it had."""
+        with client_errors(self.address):
+            response = self._stub.CancelJob(
+                control_pb2.CancelJobRequest(operator_token=self._token, job_id=job_id), timeout=self._timeout
+            )
+        return JobState(common_pb2.JobState.Name(response.previous_state).removeprefix("JOB_STATE_").lower())
+
+    def retry_job(self, job_id: str) -> str:
+        """Queue a finished job's spec again on the same target; returns the new job's id."""
+        with client_errors(self.address):
+            response = self._stub.RetryJob(
+                control_pb2.RetryJobRequest(operator_token=self._token, job_id=job_id), timeout=self._timeout
+            )
+        return str(response.job_id)
 
     def list_agents(self) -> list[AgentInfo]:
         """Every registered agent (all pages), oldest registration first."""

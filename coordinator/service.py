@@ -277,6 +277,21 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         return control_pb2.RevokeAgentResponse(requeued_job_ids=requeued, failed_job_ids=failed)
 
     @server_errors
+    def CancelJob(
+        self, request: control_pb2.CancelJobRequest, context: grpc.ServicerContext
+    ) -> control_pb2.CancelJobResponse:
+        self._auth(request.operator_token)
+        previous = self._store.cancel_job(request.job_id)
+        return control_pb2.CancelJobResponse(previous_state=common_pb2.JobState.Value(f"JOB_STATE_{previous.name}"))
+
+    @server_errors
+    def RetryJob(
+        self, request: control_pb2.RetryJobRequest, context: grpc.ServicerContext
+    ) -> control_pb2.RetryJobResponse:
+        self._auth(request.operator_token)
+        return control_pb2.RetryJobResponse(job_id=self._store.retry_job(request.job_id))
+
+    @server_errors
     def StartTraining(
         self, request: control_pb2.StartTrainingRequest, context: grpc.ServicerContext
     ) -> control_pb2.StartTrainingResponse:

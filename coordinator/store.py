@@ -411,6 +411,36 @@ class Store:
             )
         return job_id
 
+    def cancel_job(self, job_id: str) -> JobState:
+        """Cancel a queued or leased job; returns the state it had. A leased job's agent loses its lease
+        (its renewal and its report are refused as for an expired lease); a finished job stays as it is."""
+        with self._tx(durable=True) as db:
+            row = db.execute("SELECT state, lease_agent_id FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"unknown job {job_id!r}")
+            state = JobState(row["state"])
+            if state.finished:
+                raise ValueError(f"job {job_id} already {state.value}: nothing to cancel")
+            db.execute(
+                "UPDATE jobs SET state=?, lease_agent_id=NULL, lease_expires_at=NULL, updated_at=? WHERE job_id=?",
+                (JobState.CANCELLED.value, self._clock(), job_id),
+            )
+            db.execute(
+                "UPDATE agents SET current_job_id='' WHERE agent_id=? AND current_job_id=?",
+                (row["lease_agent_id"], job_id),
+            )
+        return state
+
+    def retry_job(self, job_id: str) -> str:
+        """Queue a finished job's spec again as a new job on the same target (any agent: none); returns its id."""
+        with self._lock:
+            row = self._db.execute("SELECT spec, state, target_agent_id FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        if not JobState(row["state"]).finished:
+            raise ValueError(f"job {job_id} is still {row['state']}: retry it once it finished, or cancel it first")
+        return self.submit_job(from_jsonable(json.loads(row["spec"]), JobSpec), row["target_agent_id"])
+
     def lease_job(self, agent_id: str, backends: list[str]) -> Lease | None:
         """Lease the oldest queued job this agent may run, or None.
 

@@ -24,10 +24,11 @@ class JobState(str, Enum):
     LEASED = "leased"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # by an operator, before it finished: no result
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED)
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
 class FailureKind(str, Enum):

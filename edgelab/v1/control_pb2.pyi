@@ -148,6 +148,34 @@ class LateResult(_message.Message):
     result: _common_pb2.BenchmarkResult
     def __init__(self, attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., received_at: _Optional[float] = ..., result: _Optional[_Union[_common_pb2.BenchmarkResult, _Mapping]] = ...) -> None: ...
 
+class CancelJobRequest(_message.Message):
+    __slots__ = ("operator_token", "job_id")
+    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    operator_token: str
+    job_id: str
+    def __init__(self, operator_token: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class CancelJobResponse(_message.Message):
+    __slots__ = ("previous_state",)
+    PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
+    previous_state: _common_pb2.JobState
+    def __init__(self, previous_state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
+
+class RetryJobRequest(_message.Message):
+    __slots__ = ("operator_token", "job_id")
+    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    operator_token: str
+    job_id: str
+    def __init__(self, operator_token: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class RetryJobResponse(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
 class AgentSummary(_message.Message):
     __slots__ = ("agent_id", "name", "status", "last_seen_at", "capabilities", "current_job_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -40,6 +40,14 @@ class ControlServiceStub:
                 '/edgelab.v1.ControlService/RevokeAgent',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.SerializeToString,
                 response_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString)
+        self.CancelJob = channel.unary_unary(
+                '/edgelab.v1.ControlService/CancelJob',
+                request_serializer=edgelab_dot_v1_dot_control__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.CancelJobResponse.FromString)
+        self.RetryJob = channel.unary_unary(
+                '/edgelab.v1.ControlService/RetryJob',
+                request_serializer=edgelab_dot_v1_dot_control__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=edgelab_dot_v1_dot_control__pb2.RetryJobResponse.FromString)
         self.StartTraining = channel.unary_unary(
                 '/edgelab.v1.ControlService/StartTraining',
                 request_serializer=edgelab_dot_v1_dot_control__pb2.StartTrainingRequest.SerializeToString,
@@ -93,6 +101,20 @@ class ControlServiceServicer:
 
     def RevokeAgent(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Stop a queued or leased job: it is never leased again and a report for it is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryJob(self, request, context):
+        """Queue a finished job's spec again, on the same target, as a new job.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -155,6 +177,16 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.RevokeAgent,
                     request_deserializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.FromString,
                     response_serializer=edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=edgelab_dot_v1_dot_control__pb2.CancelJobRequest.FromString,
+                    response_serializer=edgelab_dot_v1_dot_control__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=edgelab_dot_v1_dot_control__pb2.RetryJobRequest.FromString,
+                    response_serializer=edgelab_dot_v1_dot_control__pb2.RetryJobResponse.SerializeToString,
             ),
             'StartTraining': grpc.unary_unary_rpc_method_handler(
                     servicer.StartTraining,
@@ -334,6 +366,58 @@ class ControlService:
             '/edgelab.v1.ControlService/RevokeAgent',
             edgelab_dot_v1_dot_control__pb2.RevokeAgentRequest.SerializeToString,
             edgelab_dot_v1_dot_control__pb2.RevokeAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgelab.v1.ControlService/CancelJob',
+            edgelab_dot_v1_dot_control__pb2.CancelJobRequest.SerializeToString,
+            edgelab_dot_v1_dot_control__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgelab.v1.ControlService/RetryJob',
+            edgelab_dot_v1_dot_control__pb2.RetryJobRequest.SerializeToString,
+            edgelab_dot_v1_dot_control__pb2.RetryJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
