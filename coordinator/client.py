@@ -20,6 +20,7 @@ from edgelab.domain import (
     TrainingConfig,
     TrainingRun,
 )
+from edgelab.errors import ConfigError
 from edgelab.rpc import client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import common_pb2, control_pb2, control_pb2_grpc
@@ -65,6 +66,9 @@ class ControlClient:
         self.close()
 
     def upload(self, path: Path, *, format: str, metadata: dict[str, str] | None = None) -> ArtifactRef:
+        if not path.is_file():  # inside the request stream gRPC would report it as "Exception iterating requests!"
+            raise ConfigError(f"cannot upload {path}: no such file")
+
         def requests() -> Iterator[control_pb2.UploadArtifactRequest]:
             with path.open("rb") as f:
                 first = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, contr
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
+
+log = logging.getLogger("edgelab.coordinator")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -81,6 +84,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         caps = from_proto(request.capabilities, DeviceCapabilities)
         limits.check_capabilities(caps, request.capabilities)
         agent_id, token = self._store.register_agent(request.name, caps)
+        log.info("agent %s registered: %r on %r", agent_id, request.name, caps.device_model or caps.hostname)
         return agent_pb2.RegisterResponse(
             agent_id=agent_id,
             agent_token=token,
@@ -105,6 +109,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         lease = self._store.lease_job(request.agent_id, backends)
         if lease is None:
             return agent_pb2.LeaseJobResponse(has_job=False)
+        log.info(
+            "job %s (%r) leased to agent %s, attempt %d", lease.job_id, lease.spec.name, request.agent_id, lease.attempt
+        )
         return agent_pb2.LeaseJobResponse(has_job=True, lease=to_proto(lease, agent_pb2.Lease()))
 
     @server_errors
@@ -138,6 +145,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             # without the bulk instead (agent.loop._shrunk), so the job still gets a result.
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"refused, too large to store: {exc}")
         duplicate = self._store.report_result(request.agent_id, request.job_id, request.attempt, result)
+        if not duplicate:
+            outcome = (
+                "succeeded"
+                if result.failure is None
+                else f"failed ({result.failure.kind.value}: {result.failure.message})"
+            )
+            log.info("job %s %s on agent %s", request.job_id, outcome, request.agent_id)
         return agent_pb2.ReportResultResponse(accepted=True, duplicate=duplicate)
 
 
@@ -203,7 +217,11 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
                 a.capabilities.can_run(spec.backend) for a in self._store.list_agents() if a.status != "revoked"
             ):
                 raise NotFound(f"no registered agent can run backend {spec.backend!r}")
-            return control_pb2.SubmitJobsResponse(job_ids=[self._store.submit_job(spec)])
+            job_id = self._store.submit_job(spec)
+            log.info(
+                "job %s (%r, %s %s) queued for any capable agent", job_id, spec.name, spec.backend, spec.precision.value
+            )
+            return control_pb2.SubmitJobsResponse(job_ids=[job_id])
         if request.agent_ids:
             targets = [self._store.get_agent(agent_id) for agent_id in request.agent_ids]
             unable = [a.name for a in targets if not a.capabilities.can_run(spec.backend)]
@@ -222,6 +240,15 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             if not targets:
                 raise NotFound(f"no agent that is online can run backend {spec.backend!r}")
         job_ids = [self._store.submit_job(spec, agent.agent_id) for agent in targets]
+        for job_id, agent in zip(job_ids, targets, strict=True):
+            log.info(
+                "job %s (%r, %s %s) queued for agent %s",
+                job_id,
+                spec.name,
+                spec.backend,
+                spec.precision.value,
+                agent.agent_id,
+            )
         return control_pb2.SubmitJobsResponse(job_ids=job_ids)
 
     @server_errors
@@ -274,6 +301,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     ) -> control_pb2.RevokeAgentResponse:
         self._auth(request.operator_token)
         requeued, failed = self._store.revoke_agent(request.agent_id)
+        log.info("agent %s revoked: %d job(s) requeued, %d failed", request.agent_id, len(requeued), len(failed))
         return control_pb2.RevokeAgentResponse(requeued_job_ids=requeued, failed_job_ids=failed)
 
     @server_errors
@@ -282,14 +310,17 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     ) -> control_pb2.CancelJobResponse:
         self._auth(request.operator_token)
         previous = self._store.cancel_job(request.job_id)
-        return control_pb2.CancelJobResponse(previous_state=common_pb2.JobState.Value(f"JOB_STATE_{previous.name}"))
+        log.info("job %s cancelled (was %s)", request.job_id, previous.value)
+        return control_pb2.CancelJobResponse(previous_state=f"JOB_STATE_{previous.name}")
 
     @server_errors
     def RetryJob(
         self, request: control_pb2.RetryJobRequest, context: grpc.ServicerContext
     ) -> control_pb2.RetryJobResponse:
         self._auth(request.operator_token)
-        return control_pb2.RetryJobResponse(job_id=self._store.retry_job(request.job_id))
+        job_id = self._store.retry_job(request.job_id)
+        log.info("job %s queued again as job %s", request.job_id, job_id)
+        return control_pb2.RetryJobResponse(job_id=job_id)
 
     @server_errors
     def StartTraining(

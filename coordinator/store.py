@@ -594,6 +594,13 @@ class Store:
         ).fetchall()
         for row in expired:
             db.execute("UPDATE agents SET current_job_id='' WHERE agent_id=?", (row["lease_agent_id"],))
+            log.info(
+                "agent %s lost: the lease on job %s (attempt %d) expired; %s",
+                row["lease_agent_id"],
+                row["job_id"],
+                row["attempt"],
+                "the job fails" if row["attempt"] >= MAX_ATTEMPTS else "requeued",
+            )
             if row["attempt"] >= MAX_ATTEMPTS:
                 failure = Failure(FailureKind.TIMEOUT, f"lease expired {row['attempt']} times; agent lost")
                 self._finish(

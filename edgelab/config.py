@@ -19,6 +19,7 @@ from edgelab.errors import ConfigError, MissingExtraError
 ENV_PREFIX = "EDGELAB_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Settings:
     # memory cap of one benchmark (its own cgroup where the agent may make one, else RLIMIT_DATA): past it, out_of_memory
     agent_job_memory_limit_bytes: Optional[int] = field(default=None, metadata={"ge": 1})
     agent_isolate: bool = True  # run each benchmark in a child process (False: in-process)
+    log_level: str = "INFO"  # coordinator log: INFO says each agent and job event, WARNING only problems
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(Settings)
@@ -76,6 +78,8 @@ class Settings:
             value = _coerce(f.name, getattr(self, f.name), hints[f.name])
             _check_bounds(f.name, value, f.metadata)
             object.__setattr__(self, f.name, value)
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"invalid settings: log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         for a, b in (("tls_cert", "tls_key"), ("tls_client_cert", "tls_client_key")):
             if (getattr(self, a) is None) != (getattr(self, b) is None):
                 raise ConfigError(f"{a} and {b} must be given together")

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from edgelab.config import Settings, load_settings
-from edgelab.errors import EdgeLabError
+from edgelab.domain import JobState, Precision
+from edgelab.errors import EdgeLabError, NotFound
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from coordinator.client import ControlClient, JobDetails
     from coordinator.training import TrainedArtifacts
     from edgelab.app.launch import MatrixLaunchFile
-    from edgelab.domain import BenchmarkResult, Job, TrainingRun
+    from edgelab.domain import AgentInfo, BenchmarkResult, Job, TrainingRun
 
 PIPED_WIDTH = 200
+ID_LENGTH = 12  # job and agent ids: uuid4().hex[:12] (coordinator/store.py); shorter is a prefix
+AMBIGUOUS_SHOWN = 10  # candidates an ambiguous prefix lists
+WAIT_POLL_S = 1.0  # how often `--wait` asks the coordinator for the jobs' states
+EXIT_FAILED = 1  # a command that waited saw a job fail or be cancelled
+EXIT_TIMEOUT = 2  # --timeout passed with jobs unfinished
+EXIT_INTERRUPTED = 130  # Ctrl-C while waiting (the jobs keep running)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
 coordinator_app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Launch and inspect benchmark jobs.", no_args_is_help=True)
@@ -50,8 +63,45 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 
 
 def _fail(exc: Exception) -> NoReturn:
-    console.print(f"[red]error:[/] {escape(str(exc))}")
+    from edgelab.app.report import shown
+
+    console.print(f"[red]error:[/] {shown(str(exc))}")
     raise typer.Exit(1)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Expected failures (coordinator unreachable, unknown id, bad file or value) as one red line, no traceback."""
+    try:
+        yield
+    except (EdgeLabError, ValueError, OSError) as exc:
+        _fail(exc)
+
+
+def resolve_id(prefix: str, candidates: dict[str, str], what: str) -> str:
+    """The id that `prefix` names among `candidates` (id -> a label for the error): itself, or the one id it
+    starts; NotFound for none, an error listing them for several."""
+    if prefix in candidates:
+        return prefix
+    matches = [i for i in candidates if prefix and i.startswith(prefix)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"unknown {what} {prefix!r}")
+    listed = ", ".join(f"{i} ({candidates[i]})" for i in matches[:AMBIGUOUS_SHOWN])
+    more = f" and {len(matches) - AMBIGUOUS_SHOWN} more" if len(matches) > AMBIGUOUS_SHOWN else ""
+    raise EdgeLabError(f"{what} id prefix {prefix!r} is ambiguous: {len(matches)} match: {listed}{more}")
+
+
+def _job_id(client: ControlClient, prefix: str) -> str:
+    if len(prefix) >= ID_LENGTH:  # a whole id: GetJob says whether it exists, no listing needed
+        return prefix
+    jobs = client.list_jobs(None)
+    return resolve_id(prefix, {j.job_id: f"{j.spec.name}, {j.state.value}" for j in jobs}, "job")
+
+
+def _agent_id(prefix: str, agents: Sequence[AgentInfo]) -> str:
+    return resolve_id(prefix, {a.agent_id: f"{a.name}, {a.status}" for a in agents}, "agent")
 
 
 def _control(config: Path | None, coordinator: str | None, operator_token: str | None) -> ControlClient:
@@ -167,7 +217,6 @@ def train(
             console.print(f"[bold]{name}[/bold]  {known.description}", highlight=False)
         raise typer.Exit(0 if list_pipelines else 2)
     import socket
-    import time
 
     from coordinator.training import TrainedArtifacts, shutdown_ray, to_train_config, train_with_ray
     from edgelab.app.report import training_table
@@ -193,11 +242,15 @@ def train(
         _fail(exc)
     finished: dict[int, float] = {}
     started = time.time()
-    with console.status(f"training {len(jobs)} run(s) with Ray ..."):
+    with _progress() as progress:
+        task = progress.add_task(f"training {len(jobs)} run(s) with Ray", total=len(jobs))
+
+        def done(index: int, _: object) -> None:
+            finished[index] = time.time()
+            progress.advance(task)
+
         try:
-            outcomes = train_with_ray(
-                jobs, ray_address=settings.ray_address, on_done=lambda i, _: finished.update({i: time.time()})
-            )
+            outcomes = train_with_ray(jobs, ray_address=settings.ray_address, on_done=done)
         except EdgeLabError as exc:
             _fail(exc)
         finally:
@@ -230,6 +283,15 @@ def train(
     console.print(training_table([run for run, _, _ in runs]))
     if any(run.state is TrainingState.FAILED for run, _, _ in runs):
         raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    """A bar with its count and elapsed time (the description says what it counts)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -265,14 +327,27 @@ def coordinator_serve(
     home: HomeOpt = None,
     fleet_token: Annotated[str | None, typer.Option(help="Agents must present it (also EDGELAB_FLEET_TOKEN).")] = None,
     operator_token: OperatorTokenOpt = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="DEBUG, INFO (one line per agent and job event, the default) or WARNING (also EDGELAB_LOG_LEVEL)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve the coordinator's gRPC API until interrupted."""
     from coordinator.server import start_coordinator
 
     settings = _settings(
-        config, host=host, port=port, home=home, fleet_token=fleet_token, operator_token=operator_token
+        config,
+        host=host,
+        port=port,
+        home=home,
+        fleet_token=fleet_token,
+        operator_token=operator_token,
+        log_level=log_level,
     )
+    _setup_logging(settings.log_level)
     try:
         coordinator = start_coordinator(settings)
     except EdgeLabError as exc:
@@ -283,6 +358,14 @@ def coordinator_serve(
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     coordinator.stop()
+
+
+def _setup_logging(level: str) -> None:
+    """EdgeLab's own loggers at `level` on stderr; libraries (grpc, ray, tensorflow) only from WARNING on."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("edgelab").setLevel(level.upper())
 
 
 @app.command(
@@ -299,9 +382,19 @@ def agent_command(ctx: typer.Context) -> None:
         raise typer.Exit(code)
 
 
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="Wait for the jobs with a progress bar; exit 1 if any failed or was cancelled.")
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0, help="With --wait: give up after this many seconds (exit 2); 0: never.")
+]
+
+
 @jobs_app.command("launch")
 def jobs_launch(
     spec_file: Annotated[Path, typer.Argument(help="YAML launch file (see README).")],
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 0.0,
     coordinator: CoordinatorOpt = None,
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
@@ -313,71 +406,180 @@ def jobs_launch(
     from edgelab.app.launch import ArtifactSource, MatrixLaunchFile, load_launch
     from edgelab.domain import ArtifactRef, JobSpec
 
-    try:
+    with _errors():
         launch = load_launch(spec_file)
         if isinstance(launch, MatrixLaunchFile):
-            _launch_matrix(launch, config, coordinator, operator_token)
-            return
-        with _control(config, coordinator, operator_token) as client:
+            if launch.agents:
+                with _control(config, coordinator, operator_token) as client:
+                    agents = client.list_agents()
+                launch.agents = [_agent_id(prefix, agents) for prefix in launch.agents]
+            job_ids = _launch_matrix(launch, config, coordinator, operator_token)
+        else:
+            with _control(config, coordinator, operator_token) as client:
 
-            def resolve(source: ArtifactSource, default_format: str) -> ArtifactRef:
-                if source.path is None:
-                    return ArtifactRef(sha256=source.sha256 or "", format=source.format or default_format)
-                return client.upload(source.path, format=source.format or default_format)
+                def resolve(source: ArtifactSource, default_format: str) -> ArtifactRef:
+                    if source.path is None:
+                        return ArtifactRef(sha256=source.sha256 or "", format=source.format or default_format)
+                    return client.upload(source.path, format=source.format or default_format)
 
-            spec = JobSpec(
-                name=launch.name,
-                backend=launch.backend,
-                model=resolve(launch.model, "onnx"),
-                dataset=resolve(launch.dataset, "npz"),
-                precision=launch.precision,
-                batch_sizes=launch.batch_sizes,
-                measurement=launch.measurement.settings(),
-                pipeline=launch.pipeline,
-                backend_options=launch.backend_options,
-            )
-            job_ids = client.submit(spec, launch.agents, any_agent=launch.any_agent)
-    except (EdgeLabError, ValueError) as exc:
-        _fail(exc)
-    console.print(f"queued {len(job_ids)} job(s): {' '.join(job_ids)}")
+                agents = client.list_agents() if launch.agents else []
+                spec = JobSpec(
+                    name=launch.name,
+                    backend=launch.backend,
+                    model=resolve(launch.model, "onnx"),
+                    dataset=resolve(launch.dataset, "npz"),
+                    precision=launch.precision,
+                    batch_sizes=launch.batch_sizes,
+                    measurement=launch.measurement.settings(),
+                    pipeline=launch.pipeline,
+                    backend_options=launch.backend_options,
+                )
+                targets = [_agent_id(prefix, agents) for prefix in launch.agents]
+                job_ids = client.submit(spec, targets, any_agent=launch.any_agent)
+            console.print(f"queued {len(job_ids)} job(s): {' '.join(job_ids)}")
+    if wait:
+        _wait_and_report(job_ids, timeout, config, coordinator, operator_token)
 
 
 def _launch_matrix(
     launch: MatrixLaunchFile, config: Path | None, coordinator: str | None, operator_token: str | None
-) -> None:
+) -> list[str]:
     from coordinator.matrix import launch_matrix, matrix_table
 
     settings = _settings(config, operator_token=operator_token)
     with _control(config, coordinator, operator_token) as client, console.status(f"building matrix {launch.name} ..."):
         result, jobs = launch_matrix(launch, client, mitdb=settings.mitdb, ray_address=settings.ray_address)
     console.print(matrix_table(result.records, title=f"Matrix {launch.name}", jobs=jobs))
+    job_ids = [job_id for ids in jobs.values() for job_id in ids]
     console.print(
         f"{len(result.records) - len(result.failures)} artifacts, {len(result.failures)} failed, "
-        f"{sum(map(len, jobs.values()))} job(s) queued in {result.seconds:.0f} s; "
+        f"{len(job_ids)} job(s) queued in {result.seconds:.0f} s; "
         f"records in {launch.matrix.out / 'matrix.json'}"
     )
+    return job_ids
+
+
+def _states(jobs: Iterable[Job]) -> str:
+    """ "2 queued, 1 leased, 3 succeeded, 1 failed": the states present, in lifecycle order."""
+    jobs = list(jobs)
+    return ", ".join(f"{n} {state.value}" for state in JobState if (n := sum(j.state is state for j in jobs)))
+
+
+def _wait_for(client: ControlClient, job_ids: Sequence[str], timeout_s: float) -> dict[str, Job]:
+    """Poll the jobs until every one finished (or `timeout_s` passed, 0: never) under a progress bar."""
+    jobs = {job_id: client.get_job(job_id)[0] for job_id in job_ids}
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    with _progress() as progress:
+        task = progress.add_task("waiting", total=len(jobs))
+        while True:
+            done = sum(job.state.finished for job in jobs.values())
+            progress.update(task, completed=done, description=f"jobs: {_states(jobs.values())}")
+            if done == len(jobs) or (deadline is not None and time.monotonic() > deadline):
+                return jobs
+            time.sleep(WAIT_POLL_S)
+            for job_id, job in jobs.items():
+                if not job.state.finished:
+                    jobs[job_id] = client.get_job(job_id)[0]
+
+
+def _wait_and_report(
+    job_ids: Sequence[str], timeout_s: float, config: Path | None, coordinator: str | None, operator_token: str | None
+) -> None:
+    """--wait: the progress bar, then every job's result; exit 1 if any failed or was cancelled, 2 on timeout."""
+    from edgelab.app.report import results_table
+
+    if not job_ids:
+        return
+    try:
+        with _errors(), _control(config, coordinator, operator_token) as client:
+            jobs = _wait_for(client, job_ids, timeout_s)
+            rows = [(job, client.get_job(job.job_id)[1] if job.state.finished else None) for job in jobs.values()]
+    except KeyboardInterrupt:
+        console.print(f"stopped waiting; the {len(job_ids)} job(s) keep running (`edgelab jobs list`)")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    console.print(results_table(rows))
+    unfinished = [job for job in jobs.values() if not job.state.finished]
+    bad = [job for job in jobs.values() if job.state in (JobState.FAILED, JobState.CANCELLED)]
+    console.print(f"{len(jobs)} job(s): {_states(jobs.values())}")
+    if unfinished:
+        console.print(f"[yellow]timed out after {timeout_s:g} s[/]: {len(unfinished)} job(s) still running")
+        raise typer.Exit(EXIT_TIMEOUT)
+    if bad:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @jobs_app.command("list")
 def jobs_list(
+    state: Annotated[list[JobState] | None, typer.Option("--state", "-s", help="Only jobs in this state.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only jobs of this agent (name, id or id prefix).")] = None,
+    backend: Annotated[list[str] | None, typer.Option(help="Only jobs on this backend.")] = None,
+    precision: Annotated[list[Precision] | None, typer.Option(help="Only jobs at this precision.")] = None,
+    matrix: Annotated[str | None, typer.Option(help="Only the jobs of this matrix launch (its name).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many (newest first).")] = 50,
     coordinator: CoordinatorOpt = None,
-    limit: int = 50,
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """List recent jobs."""
+    """List jobs, newest first, with how many of the matching ones are in each state."""
     from edgelab.app.report import jobs_table
 
-    try:
-        with _control(config, coordinator, operator_token) as client:
-            console.print(jobs_table(client.list_jobs(limit)))
-    except EdgeLabError as exc:
-        _fail(exc)
+    with _errors(), _control(config, coordinator, operator_token) as client:
+        jobs = client.list_jobs(None)
+        if agent is not None:
+            names = {a.agent_id for a in client.list_agents() if a.name == agent}
+            agent_ids = names or {_agent_id(agent, client.list_agents())}
+            jobs = [j for j in jobs if j.agent_id in agent_ids]
+    jobs = [
+        j
+        for j in jobs
+        if (not state or j.state in state)
+        and (not backend or j.spec.backend in backend)
+        and (not precision or j.spec.precision in precision)
+        and (matrix is None or j.spec.labels.get("matrix") == matrix)
+    ]
+    console.print(jobs_table(jobs[:limit]))
+    shown_part = f"; showing the newest {limit}" if len(jobs) > limit else ""
+    console.print(f"{len(jobs)} job(s){': ' + _states(jobs) if jobs else ''}{shown_part}")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_ids: Annotated[list[str], typer.Argument(help="Job ids or unique id prefixes.")],
+    coordinator: CoordinatorOpt = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Cancel queued or leased jobs; an agent running one stops at its next lease renewal."""
+    with _errors(), _control(config, coordinator, operator_token) as client:
+        for prefix in job_ids:
+            job_id = _job_id(client, prefix)
+            previous = client.cancel_job(job_id)
+            console.print(f"cancelled job {job_id} (was {previous.value})")
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_ids: Annotated[list[str], typer.Argument(help="Job ids or unique id prefixes of finished jobs.")],
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 0.0,
+    coordinator: CoordinatorOpt = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Queue finished jobs again (same spec, same agent) as new jobs; the old ones keep their results."""
+    new_ids = []
+    with _errors(), _control(config, coordinator, operator_token) as client:
+        for prefix in job_ids:
+            job_id = _job_id(client, prefix)
+            new_ids.append(client.retry_job(job_id))
+            console.print(f"job {job_id} queued again as {new_ids[-1]}")
+    if wait:
+        _wait_and_report(new_ids, timeout, config, coordinator, operator_token)
 
 
 @jobs_app.command("show")
 def jobs_show(
-    job_id: str,
+    job_id: Annotated[str, typer.Argument(help="Job id or unique id prefix.")],
     against: Annotated[
         str | None,
         typer.Argument(
@@ -389,12 +591,9 @@ def jobs_show(
     config: ConfigOpt = None,
 ) -> None:
     """Show one job's result: latency per batch size with CIs, memory, accuracy, provenance, and any late results."""
-    try:
-        with _control(config, coordinator, operator_token) as client:
-            details = client.get_job_details(job_id)
-            other = client.get_job_details(against) if against else None
-    except EdgeLabError as exc:
-        _fail(exc)
+    with _errors(), _control(config, coordinator, operator_token) as client:
+        details = client.get_job_details(_job_id(client, job_id))
+        other = client.get_job_details(_job_id(client, against)) if against else None
     _show_details(details)
     if other is not None:
         from edgelab.app.report import comparison_table, profile_comparison_table
@@ -466,23 +665,21 @@ def agents_list(
     """List registered agents with their status and runtimes."""
     from edgelab.app.report import agents_table
 
-    try:
-        with _control(config, coordinator, operator_token) as client:
-            console.print(agents_table(client.list_agents()))
-    except EdgeLabError as exc:
-        _fail(exc)
+    with _errors(), _control(config, coordinator, operator_token) as client:
+        console.print(agents_table(client.list_agents()))
 
 
 @agents_app.command("revoke")
 def agents_revoke(
-    agent_id: str, coordinator: CoordinatorOpt = None, operator_token: OperatorTokenOpt = None, config: ConfigOpt = None
+    agent_id: Annotated[str, typer.Argument(help="Agent id or unique id prefix.")],
+    coordinator: CoordinatorOpt = None,
+    operator_token: OperatorTokenOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Refuse an agent's credential from now on; its jobs are requeued or failed."""
-    try:
-        with _control(config, coordinator, operator_token) as client:
-            requeued, failed = client.revoke_agent(agent_id)
-    except EdgeLabError as exc:
-        _fail(exc)
+    with _errors(), _control(config, coordinator, operator_token) as client:
+        agent_id = _agent_id(agent_id, client.list_agents())
+        requeued, failed = client.revoke_agent(agent_id)
     console.print(f"revoked agent {agent_id}: {len(requeued)} job(s) requeued, {len(failed)} pinned job(s) failed")
 
 
@@ -496,8 +693,5 @@ def runs_list(
     """List training runs (StartTraining's, the dashboard's, and `edgelab train --coordinator`'s), newest first."""
     from edgelab.app.report import training_table
 
-    try:
-        with _control(config, coordinator, operator_token) as client:
-            console.print(training_table(client.list_training_runs(limit)))
-    except EdgeLabError as exc:
-        _fail(exc)
+    with _errors(), _control(config, coordinator, operator_token) as client:
+        console.print(training_table(client.list_training_runs(limit)))

@@ -8,6 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import MeasurementSettings, Precision
 from edgelab.errors import ConfigError
 
@@ -61,6 +62,8 @@ class LaunchFile(BaseModel):
 
     @model_validator(mode="after")
     def _targets(self) -> LaunchFile:
+        if self.backend not in BACKEND_FORMATS:
+            raise ValueError(f"backend {self.backend!r} is not one of {', '.join(BACKEND_FORMATS)}")
         if self.any_agent and self.agents:
             raise ValueError("any_agent runs one job on whichever agent is free: leave agents empty")
         return self
@@ -69,9 +72,9 @@ class LaunchFile(BaseModel):
     def load(cls, path: Path) -> LaunchFile:
         launch = _validate(cls, _read(path), path)
         # Relative artifact paths are relative to the launch file.
-        for source in (launch.model, launch.dataset):
-            if source.path is not None and not source.path.is_absolute():
-                source.path = path.parent / source.path
+        for key, source in (("model", launch.model), ("dataset", launch.dataset)):
+            if source.path is not None:
+                source.path = _existing(path, f"{key}.path", source.path)
         return launch
 
 
@@ -80,6 +83,14 @@ def _read(path: Path) -> object:
         return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read launch file {path}: {exc}") from exc
+
+
+def _existing(launch: Path, key: str, value: Path) -> Path:
+    """`value` (relative: to the launch file), checked before anything is built, uploaded or queued."""
+    resolved = value if value.is_absolute() else launch.parent / value
+    if not resolved.exists():
+        raise ConfigError(f"{launch}: {key}: no such file or directory: {resolved}")
+    return resolved
 
 
 def _validate(cls: type[_Model], data: object, path: Path) -> _Model:
@@ -142,10 +153,12 @@ class MatrixLaunchFile(BaseModel):
         launch = _validate(cls, _read(path), path)
         m = launch.matrix
         # Relative paths are relative to the launch file.
-        for key in ("data", "savedmodel", "dataset", "train_data", "out"):
+        for key in ("data", "savedmodel", "dataset", "train_data"):
             value = getattr(m, key)
-            if value is not None and not value.is_absolute():
-                setattr(m, key, path.parent / value)
+            if value is not None:
+                setattr(m, key, _existing(path, f"matrix.{key}", value))
+        if not m.out.is_absolute():
+            m.out = path.parent / m.out
         return launch
 
 

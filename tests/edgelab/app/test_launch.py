@@ -13,6 +13,7 @@ def test_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:
         "name: b\nprecision: int8\nbatch_sizes: [1, 8]\nmodel: {path: m.onnx}\ndataset: {sha256: abc}\n"
         "measurement: {min_duration_s: 0.5}\n"
     )
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
 
     launch = LaunchFile.load(spec)
 
@@ -30,6 +31,10 @@ def test_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:
         ("model: {path: m.onnx}\ndataset: {sha256: y}\n", "name"),
         ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nany_agent: true\nagents: [a1]\n", "any_agent"),
         ("name: b\nmodel: {path: m.onnx}\ndataset: {sha256: y}\nbackend_options: {dla_core: [0]}\n", "backend_options"),
+        (
+            "name: b\nbackend: onnx\nmodel: {sha256: x}\ndataset: {sha256: y}\n",
+            "backend 'onnx' is not one of onnxruntime",
+        ),
     ],
 )
 def test_bad_launch_files_name_the_key(tmp_path: Path, body: str, key: str) -> None:
@@ -37,4 +42,12 @@ def test_bad_launch_files_name_the_key(tmp_path: Path, body: str, key: str) -> N
     spec.write_text(body)
 
     with pytest.raises(ConfigError, match=key):
+        LaunchFile.load(spec)
+
+
+def test_a_missing_artifact_path_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    spec = tmp_path / "bench.yaml"
+    spec.write_text("name: b\nmodel: {path: gone.onnx}\ndataset: {sha256: abc}\n")
+
+    with pytest.raises(ConfigError, match=r"model.path: no such file or directory: .*gone.onnx"):
         LaunchFile.load(spec)
