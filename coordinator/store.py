@@ -204,16 +204,27 @@ class Store:
         lease_duration_s: float = LEASE_DURATION_S,
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
         busy_timeout_s: float | None = None,
+        readonly: bool = False,
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """`readonly`: the dashboard's view. SQLite refuses every write (`mode=ro`), so it never takes the
+        write lock, creates tables or migrates; the coordinator keeps the store in WAL mode, where readers
+        never block it. Only the read methods work; a store that does not exist yet is a NotFound."""
         timeout = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
+        if readonly:
+            if not path.is_file():
+                raise NotFound(f"no results store at {path}")
+            uri = f"{path.resolve().as_uri()}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=timeout)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            self._migrate()
         self._lock = threading.Lock()
         self._clock = clock
         self.lease_duration_s = lease_duration_s

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgelab.config import ClientTls, load_settings
+from edgelab.constants import HEARTBEAT_INTERVAL_S
 
 COORDINATOR_ENV = "EDGELAB_DASHBOARD_COORDINATOR"
 
@@ -22,6 +23,8 @@ class DashboardConfig:
     coordinator: str
     operator_token: str | None
     tls: ClientTls | None = None  # from the tls_* settings, as the CLI uses them
+    # The coordinator's: agent status (online, stale, offline) counts missed heartbeats of this interval.
+    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
 
 
 def load_config() -> DashboardConfig:
@@ -31,4 +34,5 @@ def load_config() -> DashboardConfig:
         coordinator=os.environ.get(COORDINATOR_ENV) or settings.address,
         operator_token=settings.operator_token,
         tls=settings.client_tls(),
+        heartbeat_interval_s=settings.heartbeat_interval_s,
     )

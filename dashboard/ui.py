@@ -25,9 +25,10 @@ def config() -> DashboardConfig:
 
 
 @st.cache_resource(show_spinner=False)
-def _open_store(path: str) -> Store:
-    # One connection per dashboard process; Store serialises access with its own lock.
-    return Store(Path(path))
+def _open_store(path: str, heartbeat_interval_s: float) -> Store:
+    # One read-only connection per dashboard process (Store serialises access with its own lock): the
+    # dashboard never writes, locks or migrates the coordinator's store.
+    return Store(Path(path), readonly=True, heartbeat_interval_s=heartbeat_interval_s)
 
 
 def store_or_stop(cfg: DashboardConfig) -> Store:
@@ -38,7 +39,7 @@ def store_or_stop(cfg: DashboardConfig) -> Store:
             "with `edgelab coordinator serve`, then reload this page."
         )
         st.stop()
-    return _open_store(str(cfg.db_path))
+    return _open_store(str(cfg.db_path), cfg.heartbeat_interval_s)
 
 
 def control_client(cfg: DashboardConfig) -> ControlClient:
@@ -52,7 +53,7 @@ def mitdb_footer(pipelines: list[str]) -> None:
 
 
 def store_if_any(cfg: DashboardConfig) -> Store | None:
-    return _open_store(str(cfg.db_path)) if cfg.db_path.is_file() else None
+    return _open_store(str(cfg.db_path), cfg.heartbeat_interval_s) if cfg.db_path.is_file() else None
 
 
 def coordinator_error(cfg: DashboardConfig, exc: EdgeLabError) -> None:

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from edgelab.config import Settings, load_settings
 from edgelab.domain import JobState, Precision
-from edgelab.errors import EdgeLabError, NotFound
+from edgelab.errors import ConfigError, EdgeLabError, NotFound
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -35,6 +35,7 @@ WAIT_POLL_S = 1.0  # how often `--wait` asks the coordinator for the jobs' state
 EXIT_FAILED = 1  # a command that waited saw a job fail or be cancelled
 EXIT_TIMEOUT = 2  # --timeout passed with jobs unfinished
 EXIT_INTERRUPTED = 130  # Ctrl-C while waiting (the jobs keep running)
+DASHBOARD_STOP_GRACE_S = 10.0  # after SIGTERM, the Streamlit server is killed if still running
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 app = typer.Typer(help="EdgeLab: benchmark ML models on a fleet of edge devices.", no_args_is_help=True)
 coordinator_app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
@@ -176,12 +177,49 @@ def dashboard(
     if settings.operator_token:
         env["EDGELAB_OPERATOR_TOKEN"] = settings.operator_token
     app_path = Path(dashboard_package.__file__).parent / "app.py"
+    with _errors():
+        _check_port_free(address, port)
     console.print(
-        f"dashboard on http://{address}:{port}, results store {settings.db_path}, coordinator {env[COORDINATOR_ENV]}"
+        f"dashboard on http://{address}:{port}, results store {settings.db_path} (read-only), "
+        f"coordinator {env[COORDINATOR_ENV]}"
     )
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port)]
     command += ["--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    raise typer.Exit(subprocess.call(command, env=env))
+    # Its own session: Ctrl-C in the terminal reaches only this process, which stops the server once.
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    stopping = threading.Event()
+
+    def stop(signum: int, _: object) -> None:
+        stopping.set()
+        server.send_signal(signal.SIGTERM)
+        killer = threading.Timer(DASHBOARD_STOP_GRACE_S, server.kill)  # a server that ignores SIGTERM
+        killer.daemon = True
+        killer.start()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    code = server.wait()
+    if stopping.is_set():
+        console.print("dashboard stopped")
+        code = 0
+    raise typer.Exit(code)
+
+
+def _check_port_free(address: str, port: int) -> None:
+    """A clear error before anything is printed when the dashboard's port is taken (Streamlit would only
+    say so in its own log, after our address line)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no owner
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve the dashboard on {address}:{port}: {exc.strerror}; "
+                "another dashboard may run there: pick a free port with --port"
+            ) from None
 
 
 @app.command()
