@@ -17,7 +17,7 @@ import pandas as pd
 
 from coordinator.store import StoredResult
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, Job, Precision, TrainingRun
+from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, BenchmarkResult, Job, Precision, TrainingRun
 
 # Backends the lab knows (DESIGN.md); agents may report more, which the pages add.
 KNOWN_BACKENDS = ("onnxruntime", "tflite", "tensorflow", "tensorrt")
@@ -45,6 +45,7 @@ BUDGETS = {
 RESULT_COLUMNS = [
     "job_id",
     "name",
+    "matrix",
     "pipeline",
     "model",
     "model_sha256",
@@ -179,6 +180,7 @@ def results_frame(
         base: dict[str, Any] = {
             "job_id": job.job_id,
             "name": spec.name,
+            "matrix": spec.labels.get("matrix", ""),  # the launch that queued it with others (coordinator.matrix)
             "pipeline": spec.pipeline,
             "model": spec.model.name or spec.model.sha256[:12],
             "model_sha256": spec.model.sha256,
@@ -436,10 +438,21 @@ def uses_mitdb(pipelines: Iterable[str]) -> bool:
 # -- fleet -------------------------------------------------------------------------------
 
 
+def ago(seconds: float) -> str:
+    """ "12 s ago", "5 min ago", "3 h ago", "2 d ago": how long since an agent last spoke."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
 def fleet_frame(
     agents: Sequence[AgentInfo], job_names: dict[str, str] | None = None, now: float | None = None
 ) -> pd.DataFrame:
-    """One row per agent: liveness, device, runtimes it can and cannot run (with the reason), current job."""
+    """One row per agent, narrow enough for a 1280 px screen: liveness, what it runs now, its device,
+    runtimes and power meters, and the agents it shares a host with (their timings disturb each other).
+    The hardware details are in `hardware_frame`, the missing runtimes' reasons in `runtimes_frame`."""
     now = time.time() if now is None else now
     job_names = job_names or {}
     sharing = shared_hosts(agents)
@@ -451,24 +464,36 @@ def fleet_frame(
             {
                 "name": a.name,
                 "status": a.status,
+                "last seen": ago(now - a.last_seen_at),
+                "current job": f"{job_names[current]} ({current})" if current in job_names else current,
                 "device": caps.device_model,
-                # Agents on one host disturb each other's timings: said before the hardware details.
-                "shares host with": ", ".join(sharing[a.agent_id]),
-                "host": caps.hostname,
-                "cpu": caps.cpu_model,
-                "cores": caps.cpu_cores,
-                "memory GiB": round(caps.memory_bytes / 2**30, 1),
-                "os": caps.os,
-                "agent version": caps.agent_version,
                 "runtimes available": ", ".join(f"{r.name} {r.version}".strip() for r in caps.runtimes if r.available),
                 "unavailable": "; ".join(f"{r.name}: {r.reason}" for r in caps.runtimes if not r.available),
-                "power meters": ", ".join(caps.power_meters) or "none",
-                "current job": f"{current} ({job_names[current]})" if current in job_names else current,
-                "last seen s ago": round(max(0.0, now - a.last_seen_at)),
-                "agent id": a.agent_id,
+                "power meters": ", ".join(caps.power_meters) or "none (energy not measured)",
+                "shares host with": ", ".join(sharing[a.agent_id]),
             }
         )
     return pd.DataFrame(rows)
+
+
+def hardware_frame(agents: Sequence[AgentInfo]) -> pd.DataFrame:
+    """One row per agent: the host and its hardware, and the agent's id and version."""
+    rows = [
+        {
+            "name": a.name,
+            "host": a.capabilities.hostname,
+            "cpu": a.capabilities.cpu_model,
+            "cores": a.capabilities.cpu_cores,
+            "memory GiB": round(a.capabilities.memory_bytes / 2**30, 1),
+            "os": a.capabilities.os,
+            "python": a.capabilities.python_version,
+            "agent version": a.capabilities.agent_version,
+            "agent id": a.agent_id,
+        }
+        for a in agents
+    ]
+    columns = ["name", "host", "cpu", "cores", "memory GiB", "os", "python", "agent version", "agent id"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def runtimes_frame(agents: Sequence[AgentInfo]) -> pd.DataFrame:
@@ -699,28 +724,55 @@ def classes_frame(report: AccuracyReport) -> pd.DataFrame:
     )
 
 
+# (label, column, direction): +1 higher is better, -1 lower is better, 0 not ranked.
 COMPARED = [
-    ("backend", "backend"),
-    ("precision", "precision"),
-    ("agent", "agent"),
-    ("device", "device_model"),
-    ("compression", "compression"),
-    ("status", "status"),
-    ("accuracy", "accuracy"),
-    ("macro F1", "macro_f1"),
-    ("p50 ms", "p50_ms"),
-    ("p90 ms", "p90_ms"),
-    ("p99 ms", "p99_ms"),
-    ("throughput/s", "throughput_per_s"),
-    ("load s", "load_s"),
-    ("energy mJ/inf", "energy_per_inference_mj"),
-    ("speed-up vs TF FP32", "speedup_vs_tf_fp32"),
-    ("model size bytes", "model_size_bytes"),
+    ("backend", "backend", 0),
+    ("precision", "precision", 0),
+    ("agent", "agent", 0),
+    ("device", "device_model", 0),
+    ("compression", "compression", 0),
+    ("status", "status", 0),
+    ("accuracy", "accuracy", 1),
+    ("macro F1", "macro_f1", 1),
+    ("p50 ms", "p50_ms", -1),
+    ("p90 ms", "p90_ms", -1),
+    ("p99 ms", "p99_ms", -1),
+    ("throughput/s", "throughput_per_s", 1),
+    ("load s", "load_s", -1),
+    ("energy mJ/inf", "energy_per_inference_mj", -1),
+    ("speed-up vs TF FP32", "speedup_vs_tf_fp32", 1),
+    ("model size bytes", "model_size_bytes", -1),
 ]
+BETTER = "better"
+WORSE = "worse"
+NOT_SIGNIFICANT = "within the p50 CIs"
+RUN_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def comparison_frame(frame: pd.DataFrame, job_a: str, job_b: str, batch_size: int | None = None) -> pd.DataFrame:
-    """Two runs side by side (end-to-end latency at one batch size), with B - A where both are numbers."""
+def _relative(a: pd.Series, b: pd.Series, column: str, direction: int) -> str:
+    """B against A as a relative change with its verdict ("+25.0% worse"); p50s whose CIs overlap are
+    no difference (edgelab.metrics.latency_verdict's rule), whatever their ratio."""
+    va, vb = a[column], b[column]
+    if direction == 0 or _missing(va) or _missing(vb) or va == 0:
+        return ""
+    change = (vb - va) / abs(va)
+    if column == "p50_ms" and not any(_missing(x) for x in (*_p50_ci(a), *_p50_ci(b))):
+        (a_low, a_high), (b_low, b_high) = _p50_ci(a), _p50_ci(b)
+        if a_low <= b_high and b_low <= a_high:
+            return f"{change:+.1%} ({NOT_SIGNIFICANT})"
+    if change == 0:
+        return "+0%"
+    shown = f"{change:+.1%}" if abs(change) >= 0.01 else f"{change:+.2%}"  # +0.02 %, not +0.0 %
+    return f"{shown} {BETTER if change * direction > 0 else WORSE}"
+
+
+def _p50_ci(r: pd.Series) -> tuple[Any, Any]:
+    return r["p50_ci_low_ms"], r["p50_ci_high_ms"]
+
+
+def comparison_frame(frame: pd.DataFrame, job_ids: Sequence[str], batch_size: int | None = None) -> pd.DataFrame:
+    """Runs side by side (end-to-end latency at one batch size), the first one the baseline A: each other
+    run's relative change against it, "better" or "worse" by the metric's direction."""
 
     def pick(job_id: str) -> pd.Series:
         rows = frame[frame["job_id"] == job_id]
@@ -729,20 +781,34 @@ def comparison_frame(frame: pd.DataFrame, job_a: str, job_b: str, batch_size: in
             return e2e[e2e["batch_size"] == batch_size].iloc[0]
         return (e2e if not e2e.empty else rows).iloc[0]
 
-    a, b = pick(job_a), pick(job_b)
+    picked = [pick(job_id) for job_id in job_ids]
+    letters = RUN_LETTERS[: len(job_ids)]
     rows = []
-    for label, column in COMPARED:
-        va, vb = a[column], b[column]
-        numeric = all(pd.api.types.is_number(v) and not isinstance(v, bool) and not pd.isna(v) for v in (va, vb))
-        rows.append(
+    for label, column, direction in COMPARED:
+        row: dict[str, str] = {"metric": label}
+        row.update(
             {
-                "metric": label,
-                f"A: {job_a}": _cell(va),
-                f"B: {job_b}": _cell(vb),
-                "B - A": _cell(vb - va) if numeric else "",
+                f"{letter}: {job_id}": _cell(r[column])
+                for letter, job_id, r in zip(letters, job_ids, picked, strict=True)
             }
         )
+        row.update(
+            {
+                f"{letter} vs A": _relative(picked[0], r, column, direction)
+                for letter, r in zip(letters[1:], picked[1:], strict=True)
+            }
+        )
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def verdict_color(cell: str) -> str:
+    """CSS for a relative-change cell: green when better, red when worse."""
+    if cell.endswith(BETTER):
+        return "color: #2ca02c"
+    if cell.endswith(WORSE):
+        return "color: #d62728"
+    return ""
 
 
 def _cell(value: Any) -> str:
@@ -757,18 +823,77 @@ def _missing(value: Any) -> bool:
     return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
-def manifest_diff(manifest_a: dict[str, str], manifest_b: dict[str, str]) -> pd.DataFrame:
-    keys = sorted(set(manifest_a) | set(manifest_b))
+def manifest_diff(manifests: Sequence[dict[str, str]]) -> pd.DataFrame:
+    """Each run's manifest (A, B, ...) per key, and whether they all agree."""
+    letters = RUN_LETTERS[: len(manifests)]
+    keys = sorted(set().union(*manifests)) if manifests else []
     rows = [
         {
             "key": k,
-            "A": manifest_a.get(k, ""),
-            "B": manifest_b.get(k, ""),
-            "same": manifest_a.get(k) == manifest_b.get(k),
+            **{letter: m.get(k, "") for letter, m in zip(letters, manifests, strict=True)},
+            "same": len({m.get(k) for m in manifests}) == 1,
         }
         for k in keys
     ]
-    return pd.DataFrame(rows, columns=["key", "A", "B", "same"])
+    return pd.DataFrame(rows, columns=["key", *letters, "same"])
+
+
+PROFILE_COLUMNS = ["run", "batch_size", "operator", "op_type", "time_ms", "percent", "profile_total_ms", "source"]
+
+
+def profile_frame(runs: Sequence[tuple[str, BenchmarkResult]]) -> pd.DataFrame:
+    """One row per (run, batch size, operator) of each run's stored per-operator profile (its slowest
+    operators, BenchmarkResult.profiles); runs without a profile add nothing."""
+    rows = [
+        {
+            "run": run,
+            "batch_size": profile.batch_size,
+            "operator": op.name,
+            "op_type": op.op_type,
+            "time_ms": op.time_ms,
+            "percent": op.percent,
+            "profile_total_ms": profile.total_ms,
+            "source": profile.source,
+        }
+        for run, result in runs
+        for profile in result.profiles
+        for op in profile.ops
+    ]
+    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def profile_diff(frame: pd.DataFrame, run_a: str, run_b: str, batch_size: int) -> pd.DataFrame:
+    """Operators both profiles kept (by name) at one batch size: ms each and B / A, most grown first, then
+    the whole profiles' totals. Operators only one side kept (fused or renamed by another build, or outside
+    its top N) are counted in the totals' row, not compared."""
+    at = frame[frame["batch_size"] == batch_size]
+    a = at[at["run"] == run_a].set_index("operator")
+    b = at[at["run"] == run_b].set_index("operator")
+    both = [name for name in a.index if name in b.index]
+    rows = [
+        {
+            "operator": name,
+            "type": a.loc[name, "op_type"],
+            "A ms": a.loc[name, "time_ms"],
+            "B ms": b.loc[name, "time_ms"],
+            "B / A": b.loc[name, "time_ms"] / a.loc[name, "time_ms"] if a.loc[name, "time_ms"] > 0 else float("nan"),
+        }
+        for name in both
+    ]
+    rows.sort(key=lambda r: -r["B / A"] if not pd.isna(r["B / A"]) else 0.0)
+    if not a.empty and not b.empty:
+        total_a, total_b = float(a["profile_total_ms"].iloc[0]), float(b["profile_total_ms"].iloc[0])
+        only = len(set(a.index) ^ set(b.index))
+        rows.append(
+            {
+                "operator": "(all operators" + (f"; {only} kept by one side only)" if only else ")"),
+                "type": "",
+                "A ms": total_a,
+                "B ms": total_b,
+                "B / A": total_b / total_a if total_a > 0 else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["operator", "type", "A ms", "B ms", "B / A"])
 
 
 def to_parquet_bytes(frame: pd.DataFrame) -> bytes:

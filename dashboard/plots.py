@@ -231,6 +231,36 @@ def speedup_bars(frame: pd.DataFrame, colors: dict[str, str] | None = None) -> g
     return figure
 
 
+def operator_profile(profiles: pd.DataFrame, batch_size: int) -> go.Figure:
+    """Each run's slowest operators at one batch size (ms per inference), one bar per run and operator,
+    operators in the first run's order (slowest at the top)."""
+    order = list(dict.fromkeys(profiles.sort_values("time_ms", ascending=False)["operator"]))
+    runs = list(dict.fromkeys(profiles["run"]))
+    figure = go.Figure()
+    for run, group in profiles.groupby("run", sort=False):
+        figure.add_trace(
+            go.Bar(
+                x=group["time_ms"].tolist(),
+                y=group["operator"].tolist(),
+                orientation="h",
+                name=str(run),
+                marker_color=PALETTE[runs.index(run) % len(PALETTE)],
+                customdata=group[["op_type", "percent"]].to_numpy(),
+                hovertemplate="%{y} (%{customdata[0]})<br>%{x:.4f} ms, %{customdata[1]:.1f}% of the profile"
+                f"<extra>{run}</extra>",
+            )
+        )
+    figure.update_layout(
+        title=f"Slowest operators at batch {batch_size} (ms per inference, the runtime's kernel times)",
+        barmode="group",
+        xaxis_title="ms per inference",
+        legend=LEGEND_BELOW,
+        height=max(360, 28 * len(order) * max(1, len(runs)) + 160),
+    )
+    figure.update_yaxes(categoryorder="array", categoryarray=order[::-1])
+    return figure
+
+
 def confusion_heatmap(report: AccuracyReport, title: str = "") -> go.Figure:
     matrix = confusion_frame(report)
     figure = px.imshow(

@@ -18,6 +18,9 @@ MITDB_ATTRIBUTION = (
     "PhysioNet, Circulation 101(23):e215-e220 (2000)."
 )
 CONTROL_TIMEOUT_S = 5.0
+REFRESH_S = 10.0  # auto-refresh period of Results and Fleet
+REFRESH_PARAM = "refresh"  # ?refresh=on turns it on from a link
+_FULL_RUN = "_page_run_in_progress"
 
 
 def config() -> DashboardConfig:
@@ -65,3 +68,29 @@ def coordinator_error(cfg: DashboardConfig, exc: EdgeLabError) -> None:
         )
     else:
         st.error(f"The coordinator at {cfg.coordinator} refused the request: {exc}")
+
+
+def auto_refresh(key: str) -> None:
+    """A sidebar toggle (also ?refresh=on): on, the whole page reruns every REFRESH_S, so running jobs,
+    new results and agents' liveness show up without a reload."""
+    on = st.sidebar.toggle(
+        f"Auto-refresh every {REFRESH_S:.0f} s",
+        value=st.query_params.get(REFRESH_PARAM) == "on",
+        key=key,
+        help="Reruns this page while it is open; filters and selections stay.",
+    )
+    if on:
+        st.query_params[REFRESH_PARAM] = "on"
+        st.session_state[_FULL_RUN] = True
+        _refresh_timer()
+    else:
+        st.query_params.pop(REFRESH_PARAM, None)
+
+
+@st.fragment(run_every=REFRESH_S)
+def _refresh_timer() -> None:
+    # Its first run is part of the page's run; every later one is the timer's: rerun the whole page.
+    if st.session_state.get(_FULL_RUN):
+        st.session_state[_FULL_RUN] = False
+        return
+    st.rerun()

@@ -1,17 +1,19 @@
-"""Fleet: registered agents, their liveness, device, runtimes (and why one is missing), current job."""
+"""Fleet: registered agents, their liveness, what they run now, device, runtimes (and why one is missing),
+power meters; hardware details in a tab. Laid out to be read on a 1280 px screen."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.data import fleet_frame, runtimes_frame
-from dashboard.ui import config, store_or_stop
+from dashboard.data import fleet_frame, hardware_frame, runtimes_frame
+from dashboard.ui import auto_refresh, config, store_or_stop
 
 
 def main() -> None:
     st.title("Fleet")
     cfg = config()
     store = store_or_stop(cfg)
+    auto_refresh("fleet_refresh")
     agents = store.list_agents()
     job_names = {j.job_id: j.spec.name for j in store.list_jobs(limit=500)}
 
@@ -22,9 +24,20 @@ def main() -> None:
         column.metric(status, count)
 
     if agents:
-        st.dataframe(fleet_frame(agents, job_names), hide_index=True)
-        st.subheader("Runtimes per agent")
-        st.dataframe(runtimes_frame(agents), hide_index=True)
+        st.dataframe(
+            fleet_frame(agents, job_names),
+            hide_index=True,
+            column_config={
+                "name": st.column_config.TextColumn(pinned=True),
+                "status": st.column_config.TextColumn(width="small"),
+                "last seen": st.column_config.TextColumn(width="small"),
+            },
+        )
+        runtimes, hardware = st.tabs(["Runtimes per agent", "Hardware"])
+        with runtimes:
+            st.dataframe(runtimes_frame(agents), hide_index=True)
+        with hardware:
+            st.dataframe(hardware_frame(agents), hide_index=True)
     else:
         st.info("No agent has registered with this coordinator yet.")
 
@@ -35,7 +48,10 @@ def main() -> None:
         "Use the coordinator's LAN address if it listens on loopback here, and the fleet token it was started with."
     )
     st.code(f"edgelab agent run --coordinator {cfg.coordinator} --fleet-token TOKEN --name NAME", language="bash")
-    st.caption(f"results store: {cfg.db_path}; agent status: online / stale / offline from missed heartbeats")
+    st.caption(
+        f"results store: {cfg.db_path} (read-only); agent status: online / stale / offline after missed "
+        f"heartbeats (every {cfg.heartbeat_interval_s:g} s)"
+    )
 
 
 main()

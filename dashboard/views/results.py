@@ -1,10 +1,16 @@
-"""Results: filterable table, the plots people ask for, confusion matrices, two runs side by side, export."""
+"""Results: filterable table, the plots people ask for, confusion matrices, runs side by side with their
+operator profiles, export. Query parameters select filters and runs, so a link shows the same view:
+`?backend=tflite&agent=rpi4-lab&matrix=m1&since=2026-12-01&until=2026-12-03&run=3f2a&run=9c1d&refresh=on`."""
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
 
 import pandas as pd
 import streamlit as st
 
+from coordinator.store import StoredResult
 from dashboard import plots
 from dashboard.data import (
     BUDGETS,
@@ -19,32 +25,93 @@ from dashboard.data import (
     leaderboard,
     manifest_diff,
     noise_warnings,
+    profile_diff,
+    profile_frame,
     quality_options,
     results_frame,
     scoring_warnings,
     to_parquet_bytes,
+    verdict_color,
 )
-from dashboard.ui import config, mitdb_footer, store_or_stop
-from edgelab.errors import MissingExtraError
+from dashboard.ui import auto_refresh, config, mitdb_footer, store_or_stop
+from edgelab.domain import Job, JobState
+from edgelab.errors import EdgeLabError, MissingExtraError
+from edgelab.ids import resolve_id
 
+# (column, label, query parameter): the parameter's values select options (an agent by its name too).
 FILTERS = [
-    ("pipeline", "Pipeline"),
-    ("device", "Agent (device)"),
-    ("compression", "Compression"),
-    ("backend", "Backend"),
-    ("precision", "Precision"),
-    ("status", "Status"),
+    ("pipeline", "Pipeline", "pipeline"),
+    ("matrix", "Matrix launch", "matrix"),
+    ("device", "Agent (device)", "agent"),
+    ("compression", "Compression", "compression"),
+    ("backend", "Backend", "backend"),
+    ("precision", "Precision", "precision"),
+    ("status", "Status", "status"),
 ]
+RUN_PARAM = "run"  # ?run=<job id or prefix>, repeated: the runs compared (the first also in the confusion matrix)
+MAX_COMPARED = 8
+NO_MATRIX = "(not from a matrix)"
+
+
+def _linked(options: list[str], param: str, aliases: dict[str, str] | None = None) -> list[str]:
+    """The options the URL's `param` values name (directly or through `aliases`: option -> another name)."""
+    values = set(st.query_params.get_all(param))
+    aliases = aliases or {}
+    return [o for o in options if o in values or aliases.get(o) in values]
+
+
+def _link(param: str, values: Sequence[str], everything: bool = False) -> None:
+    """Write a selection back into the URL (nothing when it is everything, the default)."""
+    if everything or not values:
+        st.query_params.pop(param, None)
+    else:
+        st.query_params[param] = list(values)
 
 
 def _filter(frame: pd.DataFrame) -> pd.DataFrame:
     st.sidebar.header("Filter results")
     keep = pd.Series(True, index=frame.index)
-    for column, label in FILTERS:
+    agent_names = dict(zip(frame["device"], frame["agent"], strict=True))
+    for column, label, param in FILTERS:
         options = sorted(frame[column].dropna().unique().tolist())
-        chosen = st.sidebar.multiselect(label, options, default=options, key=f"filter_{column}")
+        linked = _linked(options, param, agent_names if column == "device" else None)
+        chosen = st.sidebar.multiselect(
+            label,
+            options,
+            default=linked or options,
+            key=f"filter_{column}",
+            format_func=(lambda v: v or NO_MATRIX) if column == "matrix" else str,
+        )
+        _link(param, [agent_names[c] for c in chosen] if column == "device" else chosen, set(chosen) == set(options))
         keep &= frame[column].isin(chosen)
-    return frame[keep]
+    return frame[keep & _date_filter(frame)]
+
+
+def _date_filter(frame: pd.DataFrame) -> pd.Series:
+    """Finished between two days (inclusive), from ?since= and ?until= (YYYY-MM-DD) or the picker."""
+    days = frame["finished_at"].dt.date
+    first: dt.date = days.min()
+    last: dt.date = days.max()
+
+    def linked(param: str, default: dt.date) -> dt.date:
+        try:
+            return min(max(dt.date.fromisoformat(st.query_params.get(param, "")), first), last)
+        except ValueError:
+            return default
+
+    picked = st.sidebar.date_input(
+        "Finished between (UTC days)",
+        value=(linked("since", first), linked("until", last)),
+        min_value=first,
+        max_value=last,
+        key="filter_dates",
+    )
+    # While only the first day of a range is picked, the range runs to the last day.
+    chosen = list(picked) if isinstance(picked, tuple) else [picked]
+    since, until = (chosen + [first, last])[0], (chosen[1:] + [last])[0]
+    _link("since", [since.isoformat()], since == first)
+    _link("until", [until.isoformat()], until == last)
+    return (days >= since) & (days <= until)
 
 
 def _quality(frame: pd.DataFrame) -> tuple[str, str]:
@@ -173,10 +240,104 @@ def _plots(frame: pd.DataFrame, quality: str, label: str, colors: dict[str, str]
     return batch
 
 
+def _linked_runs(ids: list[str], labels: dict[str, str]) -> list[str]:
+    """The runs ?run= names (ids or unique prefixes) among `ids`, in the link's order; others are ignored."""
+    runs = []
+    for value in st.query_params.get_all(RUN_PARAM):
+        try:
+            runs.append(resolve_id(value, {i: labels[i] for i in ids}, "run"))
+        except EdgeLabError:
+            continue
+    return list(dict.fromkeys(runs))
+
+
+def _compare(
+    frame: pd.DataFrame, stored: dict[str, tuple[Job, StoredResult]], labels: dict[str, str], batch: int | None
+) -> list[str]:
+    """Runs side by side, the first as baseline A; returns the chosen job ids."""
+    st.header("Compare runs")
+    ids = list(labels)
+    if len(ids) < 2:
+        st.info("Select at least two runs to compare them.")
+        return ids
+    chosen = st.multiselect(
+        "Runs to compare (the first is the baseline A)",
+        ids,
+        default=_linked_runs(ids, labels) or ids[:2],
+        format_func=labels.__getitem__,
+        max_selections=MAX_COMPARED,
+        key="compare_runs",
+    )
+    _link(RUN_PARAM, chosen)
+    if len(chosen) < 2:
+        st.info("Pick at least two runs to compare.")
+        return chosen
+    compared = comparison_frame(frame, chosen, batch)
+    deltas = [c for c in compared.columns if c.endswith(" vs A")]
+    st.dataframe(compared.style.map(verdict_color, subset=deltas), hide_index=True)
+    st.caption(
+        "Each run against A: relative change, better or worse by the metric (lower latency, energy and size; "
+        "higher accuracy, macro F1, throughput and speed-up). p50s whose 95% CIs overlap are no difference. "
+        "Link to this comparison: copy the page's address."
+    )
+    with st.expander("Provenance (manifest) side by side"):
+        diff = manifest_diff([stored[job_id][1].result.manifest for job_id in chosen])
+        st.dataframe(diff, hide_index=True)
+    return chosen
+
+
+def _profiles(frame: pd.DataFrame, stored: dict[str, tuple[Job, StoredResult]], chosen: list[str]) -> None:
+    """Per-operator profile of the runs that carry one; with two, the per-operator diff."""
+    st.header("Operator profile")
+    run_names = dict(zip(frame["job_id"], frame["run"], strict=True))
+    profiled = [job_id for job_id in run_names if stored[job_id][1].result.profiles]
+    if not profiled:
+        st.info(
+            "No run in this selection carries an operator profile: launch with `backend_options: {profile: 'on'}` "
+            "(ONNX Runtime, TensorRT)."
+        )
+        return
+    picked = st.multiselect(
+        "Profiled runs (two: the second against the first)",
+        profiled,
+        default=[j for j in chosen if j in profiled][:2] or profiled[:1],
+        format_func=run_names.__getitem__,
+        key="profile_runs",
+    )
+    if not picked:
+        return
+    profiles = profile_frame([(run_names[j], stored[j][1].result) for j in picked])
+    sizes = sorted(int(b) for b in profiles["batch_size"].unique())
+    batch = st.selectbox("Batch size of the profile", sizes, key="profile_batch")
+    st.plotly_chart(plots.operator_profile(profiles[profiles["batch_size"] == batch], batch))
+    if len(picked) >= 2:
+        a, b = run_names[picked[0]], run_names[picked[1]]
+        diff = profile_diff(profiles, a, b, batch)
+        st.subheader(f"{b} against {a}")
+        st.dataframe(
+            diff.style.format({"A ms": "{:.4f}", "B ms": "{:.4f}", "B / A": "{:.2f}x"}).map(
+                lambda r: "color: #d62728" if r > 1.1 else "color: #2ca02c" if r < 1 / 1.1 else "", subset=["B / A"]
+            ),
+            hide_index=True,
+        )
+        st.caption(
+            "The runtime's own kernel times per operator (their sum is not the end-to-end latency); operators "
+            "fused or renamed by another build are compared only in the totals' row."
+        )
+
+
 def main() -> None:
     st.title("Results")
     cfg = config()
     store = store_or_stop(cfg)
+    auto_refresh("results_refresh")
+    unfinished = [j for j in store.list_jobs(limit=1000) if not j.state.finished]
+    if unfinished:
+        running = sum(j.state is JobState.LEASED for j in unfinished)
+        st.caption(
+            f"{running} job(s) running, {len(unfinished) - running} queued: their results appear here when they "
+            "finish (turn on auto-refresh in the sidebar)."
+        )
     rows = store.list_results()
     if not rows:
         st.info("No finished job yet: run `edgelab demo`, or launch one on the Launch page.")
@@ -205,10 +366,12 @@ def main() -> None:
         for job_id, (job, result) in stored.items()
         if job_id in set(filtered["job_id"])
     }
+    linked = _linked_runs(list(labels), labels)
     scored = [job_id for job_id in labels if stored[job_id][1].result.accuracy is not None]
     st.header("Confusion matrix")
     if scored:
-        job_id = st.selectbox("Run", scored, format_func=labels.__getitem__, key="confusion_job")
+        first = next((scored.index(j) for j in linked if j in scored), 0)
+        job_id = st.selectbox("Run", scored, index=first, format_func=labels.__getitem__, key="confusion_job")
         report = stored[job_id][1].result.accuracy
         if report is not None:
             st.metric(
@@ -228,18 +391,8 @@ def main() -> None:
     else:
         st.info("No run in this selection was scored on a test set.")
 
-    st.header("Compare two runs")
-    if len(labels) >= 2:
-        ids = list(labels)
-        left, right = st.columns(2)
-        job_a = left.selectbox("Run A", ids, index=0, format_func=labels.__getitem__, key="compare_a")
-        job_b = right.selectbox("Run B", ids, index=1, format_func=labels.__getitem__, key="compare_b")
-        st.dataframe(comparison_frame(filtered, job_a, job_b, batch), hide_index=True)
-        with st.expander("Provenance (manifest) side by side"):
-            diff = manifest_diff(stored[job_a][1].result.manifest, stored[job_b][1].result.manifest)
-            st.dataframe(diff, hide_index=True)
-    else:
-        st.info("Select at least two runs to compare them.")
+    chosen = _compare(filtered, stored, labels, batch)
+    _profiles(filtered, stored, chosen)
 
     mitdb_footer(filtered["pipeline"].tolist())
 

@@ -18,7 +18,8 @@ from rich.console import Console
 
 from edgelab.config import Settings, load_settings
 from edgelab.domain import JobState, Precision
-from edgelab.errors import ConfigError, EdgeLabError, NotFound
+from edgelab.errors import ConfigError, EdgeLabError
+from edgelab.ids import resolve_id
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 PIPED_WIDTH = 200
 ID_LENGTH = 12  # job and agent ids: uuid4().hex[:12] (coordinator/store.py); shorter is a prefix
-AMBIGUOUS_SHOWN = 10  # candidates an ambiguous prefix lists
 WAIT_POLL_S = 1.0  # how often `--wait` asks the coordinator for the jobs' states
 EXIT_FAILED = 1  # a command that waited saw a job fail or be cancelled
 EXIT_TIMEOUT = 2  # --timeout passed with jobs unfinished
@@ -77,21 +77,6 @@ def _errors() -> Iterator[None]:
         yield
     except (EdgeLabError, ValueError, OSError) as exc:
         _fail(exc)
-
-
-def resolve_id(prefix: str, candidates: dict[str, str], what: str) -> str:
-    """The id that `prefix` names among `candidates` (id -> a label for the error): itself, or the one id it
-    starts; NotFound for none, an error listing them for several."""
-    if prefix in candidates:
-        return prefix
-    matches = [i for i in candidates if prefix and i.startswith(prefix)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFound(f"unknown {what} {prefix!r}")
-    listed = ", ".join(f"{i} ({candidates[i]})" for i in matches[:AMBIGUOUS_SHOWN])
-    more = f" and {len(matches) - AMBIGUOUS_SHOWN} more" if len(matches) > AMBIGUOUS_SHOWN else ""
-    raise EdgeLabError(f"{what} id prefix {prefix!r} is ambiguous: {len(matches)} match: {listed}{more}")
 
 
 def _job_id(client: ControlClient, prefix: str) -> str:

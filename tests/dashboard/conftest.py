@@ -2,8 +2,8 @@
 same Raspberry Pi 4 hardware), artifacts with their compression metadata (none, prune:0.5), and
 jobs leased and reported like an agent would, including a failure, a power report, a GPU run with
 end-to-end and compute-only latency, a TensorFlow FP32 baseline, a second run of the same
-configuration (ort-fp32-pi-rerun, unstable at batch 1) and a pruned model scored on a test set without
-class V. Agents on the same hardware share a hostname here (rpi4-lab and rpi4-desk; old-pi and flaky-nano)."""
+configuration (ort-fp32-pi-rerun, unstable at batch 1; both carry ONNX Runtime operator profiles) and a
+pruned model, queued by the matrix launch "prune-sweep", scored on a test set without class V. Agents on the same hardware share a hostname here (rpi4-lab and rpi4-desk; old-pi and flaky-nano)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from edgelab.domain import (
     FailureKind,
     JobSpec,
     LatencyStats,
+    OperatorProfile,
+    OperatorTime,
     PowerReport,
     Precision,
     RuntimeInfo,
@@ -86,6 +88,16 @@ def latency(
         p50_ci_high_ms=p50 * 1.02 if ci else None,
         cv=std_ms / mean_ms if ci else None,
     )
+
+
+def profile(batch: int, times: dict[str, float]) -> OperatorProfile:
+    """An ONNX Runtime profile of these operators (name -> ms per inference), slowest first."""
+    total = sum(times.values())
+    ops = [
+        OperatorTime(name, name.split("_")[0], ms, 100 * ms / total)
+        for name, ms in sorted(times.items(), key=lambda item: -item[1])
+    ]
+    return OperatorProfile(batch, "onnxruntime session profiling", total, len(ops), 50, ops)
 
 
 def accuracy(
@@ -166,9 +178,15 @@ def seed(home: Path) -> Seeded:
     store.add_artifact(testset, {})
 
     def run(
-        name: str, agent: str, backend: str, precision: Precision, model: ArtifactRef, result: BenchmarkResult
+        name: str,
+        agent: str,
+        backend: str,
+        precision: Precision,
+        model: ArtifactRef,
+        result: BenchmarkResult,
+        labels: dict[str, str] | None = None,
     ) -> None:
-        spec = JobSpec(name, backend, model, testset, precision, [1, 8], pipeline=PIPELINE)
+        spec = JobSpec(name, backend, model, testset, precision, [1, 8], pipeline=PIPELINE, labels=labels or {})
         agent_id = seeded.agents[agent]
         job_id = store.submit_job(spec, agent_id)
         lease = store.lease_job(agent_id, [backend])
@@ -188,6 +206,10 @@ def seed(home: Path) -> Seeded:
             latency=[latency(1, 2.0), latency(8, 9.0)],
             accuracy=accuracy(0.9123, [80, 5, 3, 4, 30, 1, 2, 0, 25]),
             power=[PowerReport("ina219", "INA219 5V rail", 0.01, 300, 2.1, 3.4, 12.5)],
+            profiles=[
+                profile(1, {"Conv_0": 0.8, "Gemm_1": 0.4, "Relu_2": 0.1}),
+                profile(8, {"Conv_0": 4.0, "Gemm_1": 2.0, "Relu_2": 0.5}),
+            ],
             manifest={
                 **manifest,
                 "backend": "onnxruntime",
@@ -227,6 +249,8 @@ def seed(home: Path) -> Seeded:
             # the expected throughput.
             latency=[latency(1, 2.6, mean=10.4, std=8.0, throughput=1000 / 2.6 / 10, max_ms=60.0), latency(8, 10.0)],
             accuracy=accuracy(0.9123, [80, 5, 3, 4, 30, 1, 2, 0, 25]),
+            # Conv got slower, Gemm faster; the Relu was fused into the Conv by this build.
+            profiles=[profile(1, {"Conv_0": 1.2, "Gemm_1": 0.3, "Add_3": 0.05})],
             manifest={
                 **manifest,
                 "backend": "onnxruntime",
@@ -253,6 +277,7 @@ def seed(home: Path) -> Seeded:
                 "device_model": "Raspberry Pi 4 Model B Rev 1.4",
             },
         ),
+        labels={"matrix": "prune-sweep", "compression": "prune:0.5"},
     )
     run(
         "trt-fp16-nano",

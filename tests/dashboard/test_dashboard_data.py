@@ -167,11 +167,11 @@ def test_batch_sizes_are_parsed_or_rejected_by_name() -> None:
 def test_comparison_and_parquet_export(store: Store, seeded: Seeded) -> None:
     frame = results_frame(store.list_results())
 
-    compared = comparison_frame(frame, seeded.jobs["ort-fp32-pi"], seeded.jobs["tf-fp32-pi"], batch_size=8)
+    compared = comparison_frame(frame, [seeded.jobs["ort-fp32-pi"], seeded.jobs["tf-fp32-pi"]], batch_size=8)
     restored = pd.read_parquet(io.BytesIO(to_parquet_bytes(frame)))
 
     p50 = compared[compared["metric"] == "p50 ms"].iloc[0].tolist()
-    assert p50[1:] == ["9", "27", "18"]
+    assert p50[1:] == ["9", "27", "+200.0% worse"]
     assert compared[compared["metric"] == "status"].iloc[0].tolist()[3] == ""
     assert restored.shape == frame.shape and list(restored["name"]) == list(frame["name"])
 

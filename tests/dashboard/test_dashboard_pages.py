@@ -169,8 +169,9 @@ def test_results_confusion_matrix_and_comparison(seeded: Seeded) -> None:
     runs = at.selectbox(key="confusion_job")
 
     runs.set_value(seeded.jobs["ort-fp32-pi"])
-    at.selectbox(key="compare_a").set_value(seeded.jobs["ort-fp32-pi"])
-    at.selectbox(key="compare_b").set_value(seeded.jobs["tf-fp32-pi"])
+    at.multiselect(key="compare_runs").set_value(
+        [seeded.jobs["ort-fp32-pi"], seeded.jobs["tf-fp32-pi"], seeded.jobs["ort-prune-desk"]]
+    )
     at.run()
 
     assert not at.exception
@@ -178,13 +179,32 @@ def test_results_confusion_matrix_and_comparison(seeded: Seeded) -> None:
     assert plotly_values(heatmap["data"][0]["z"]) == [80, 5, 3, 4, 30, 1, 2, 0, 25]
     assert {m.label: m.value for m in at.metric}["accuracy"] == "91.23%"
     compare = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    assert list(compare.columns) == [
+        "metric",
+        f"A: {seeded.jobs['ort-fp32-pi']}",
+        f"B: {seeded.jobs['tf-fp32-pi']}",
+        f"C: {seeded.jobs['ort-prune-desk']}",
+        "B vs A",
+        "C vs A",
+    ]
     p50 = compare[compare["metric"] == "p50 ms"].iloc[0]
-    assert (p50.iloc[1], p50.iloc[2], p50.iloc[3]) == ("2", "8", "6")
+    # TF 8 ms against ORT 2 ms (CIs apart): 4x slower; the pruned model 1.5 ms: 25 % faster.
+    assert (p50.iloc[1], p50.iloc[2], p50.iloc[3]) == ("2", "8", "1.5")
+    assert (p50["B vs A"], p50["C vs A"]) == ("+300.0% worse", "-25.0% better")
     accuracy = compare[compare["metric"] == "accuracy"].iloc[0]
-    assert (accuracy.iloc[1], accuracy.iloc[2], accuracy.iloc[3]) == ("0.9123", "0.9125", "0.0002")
+    assert (accuracy["B vs A"], accuracy["C vs A"]) == ("+0.02% better", "+4.1% better")
+    throughput = compare[compare["metric"] == "throughput/s"].iloc[0]
+    assert throughput["B vs A"] == "-75.0% worse"
+    assert compare[compare["metric"] == "backend"].iloc[0]["B vs A"] == ""
     manifest = next(d.value for d in at.dataframe if "same" in d.value.columns)
     backend = manifest[manifest["key"] == "backend"].iloc[0]
-    assert (backend["A"], backend["B"], bool(backend["same"])) == ("onnxruntime", "tensorflow", False)
+    assert (backend["A"], backend["B"], backend["C"], bool(backend["same"])) == (
+        "onnxruntime",
+        "tensorflow",
+        "onnxruntime",
+        False,
+    )
+    assert at.query_params["run"] == [seeded.jobs[n] for n in ("ort-fp32-pi", "tf-fp32-pi", "ort-prune-desk")]
 
 
 def test_results_filter_narrows_table_and_plots(seeded: Seeded) -> None:
@@ -219,6 +239,11 @@ def test_fleet_page_shows_liveness_runtimes_and_register_command(seeded: Seeded)
     assert nano["device"] == "NVIDIA Jetson Nano Developer Kit"
     assert nano["runtimes available"] == "tensorrt 8.2.1, onnxruntime 1.16.3"
     assert nano["unavailable"] == "tflite: tflite_runtime is not installed"
+    assert nano["power meters"] == "jtop"
+    assert nano["current job"] == ""  # its job is queued, not leased
+    assert rows(fleet, name="old-pi")[0]["last seen"] == "1 h ago"
+    assert rows(fleet, name="flaky-nano")[0]["power meters"] == "none (energy not measured)"
+    assert rows(fleet, name="rpi4-lab")[0]["last seen"].endswith(" s ago")
     runtimes = at.dataframe[1].value
     assert rows(runtimes, agent="rpi4-lab", runtime="tensorrt")[0]["reason"] == "no CUDA device"
     assert {m.label: m.value for m in at.metric} == {"agents": "5", "online": "3", "stale": "1", "offline": "1"}
