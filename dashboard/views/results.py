@@ -107,8 +107,9 @@ def _date_filter(frame: pd.DataFrame) -> pd.Series:
         key="filter_dates",
     )
     # While only the first day of a range is picked, the range runs to the last day.
-    chosen = list(picked) if isinstance(picked, tuple) else [picked]
-    since, until = (chosen + [first, last])[0], (chosen[1:] + [last])[0]
+    chosen = [d for d in (picked if isinstance(picked, tuple) else (picked,)) if d is not None]
+    since = chosen[0] if chosen else first
+    until = chosen[1] if len(chosen) > 1 else last
     _link("since", [since.isoformat()], since == first)
     _link("until", [until.isoformat()], until == last)
     return (days >= since) & (days <= until)

@@ -83,7 +83,7 @@ def test_id_prefixes_name_one_job_or_list_the_candidates(
     assert shown_code == 0 and f"job {one} " in shown
     candidates = [j for j in job_ids if j.startswith(digit)]
     assert ambiguous_code == 1 and f"job id prefix '{digit}' is ambiguous: {len(candidates)} match" in ambiguous
-    assert all(j in ambiguous for j in candidates[: AMBIGUOUS_SHOWN])
+    assert all(j in ambiguous for j in candidates[:AMBIGUOUS_SHOWN])
     assert unknown_code == 1 and "unknown job 'zzz'" in unknown
     assert revoke_code == 0 and f"revoked agent {agent_id}: 0 job(s) requeued, 17 pinned job(s) failed" in revoked
 
