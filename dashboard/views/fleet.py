@@ -24,15 +24,8 @@ def main() -> None:
         column.metric(status, count)
 
     if agents:
-        st.dataframe(
-            fleet_frame(agents, job_names),
-            hide_index=True,
-            column_config={
-                "name": st.column_config.TextColumn(pinned=True),
-                "status": st.column_config.TextColumn(width="small"),
-                "last seen": st.column_config.TextColumn(width="small"),
-            },
-        )
+        # A static table wraps its cells: every column stays readable on a 1280 px screen (a data grid cuts them).
+        st.table(fleet_frame(agents, job_names), hide_index=True, border="horizontal")
         runtimes, hardware = st.tabs(["Runtimes per agent", "Hardware"])
         with runtimes:
             st.dataframe(runtimes_frame(agents), hide_index=True)

@@ -21,6 +21,8 @@ from edgelab.config import Settings
 from tests.dashboard.conftest import Seeded
 
 WINDOW = (1400, 2400)
+# The Fleet page must read on a 1280 px screen: its agents table wraps its cells instead of cutting columns.
+FLEET_WINDOW = (1280, 1400)
 # Results is long: the leaderboard, the headline plots and the latency distribution tab fit in 3600 px.
 TALL_WINDOW = (1400, 3600)
 SERVER_START_TIMEOUT_S = 60.0
@@ -73,13 +75,13 @@ def _dark_pixels(png: Path) -> int:
         return sum(count for level, count in enumerate(main.histogram()) if level < 100)
 
 
-def _dump_rendered(binary: str, profile: Path, url: str, last_element: str) -> str:
+def _dump_rendered(binary: str, profile: Path, url: str, last_element: str, window: tuple[int, int]) -> str:
     """The page's DOM once Streamlit drew it (a visit to a cold server may come back empty)."""
     deadline = time.monotonic() + RENDER_TIMEOUT_S
     for attempt in itertools.count():
         # A fresh profile per visit: a reused one came back empty again and again.
         dom = subprocess.run(
-            _chromium(binary, profile / str(attempt), f"--window-size={WINDOW[0]},{WINDOW[1]}", "--dump-dom", url),
+            _chromium(binary, profile / str(attempt), f"--window-size={window[0]},{window[1]}", "--dump-dom", url),
             capture_output=True,
             timeout=CHROMIUM_TIMEOUT_S,
             check=True,
@@ -125,9 +127,11 @@ def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_pa
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "dashboard.log"
-    pages = {"results": url, "fleet": f"{url}/fleet", "launch": f"{url}/launch"}
-    windows = {"results": TALL_WINDOW, "fleet": WINDOW, "launch": WINDOW}
-    last = {"results": "Download CSV", "fleet": "Register a device", "launch": "Expanded matrix"}
+    # Results through a deep link comparing a run with its rerun: both carry operator profiles.
+    ort, rerun = seeded.jobs["ort-fp32-pi"], seeded.jobs["ort-fp32-pi-rerun"]
+    pages = {"results": f"{url}/?run={ort[:6]}&run={rerun[:6]}", "fleet": f"{url}/fleet", "launch": f"{url}/launch"}
+    windows = {"results": TALL_WINDOW, "fleet": FLEET_WINDOW, "launch": WINDOW}
+    last = {"results": "Slowest operators at batch", "fleet": "Register a device", "launch": "Expanded matrix"}
     with log.open("wb") as out:
         server = subprocess.Popen(
             [
@@ -152,7 +156,7 @@ def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_pa
         doms = {}
         for page, address in pages.items():
             _keep_alive(seeded)
-            doms[page] = _dump_rendered(chromium, tmp_path / f"dom-{page}", address, last[page])
+            doms[page] = _dump_rendered(chromium, tmp_path / f"dom-{page}", address, last[page], windows[page])
         for page, address in pages.items():
             _keep_alive(seeded)
             _screenshot(chromium, tmp_path / f"shot-{page}", address, tmp_path / f"{page}.png", windows[page])
@@ -174,8 +178,14 @@ def test_served_dashboard_renders_seeded_data_in_chromium(seeded: Seeded, tmp_pa
     # Noise flagged, the leaderboard and the distribution plot drawn.
     assert "Noisy timings" in results_dom and "shares host raspberry-pi-4-model-b-rev-1.4" in results_dom
     assert "Leaderboard per device" in results_dom and "Latency distribution" in results_dom
+    # The deep link selected both runs: compared, and their operator profiles drawn side by side.
+    assert "Compare runs" in results_dom and "B vs A" in results_dom
+    assert "Slowest operators at batch 1" in results_dom and "Conv_0" in results_dom
     for agent in ("old-pi", "flaky-nano", "jetson-nano-1", "rpi4-lab"):
         assert agent in fleet_dom
+    for column in ("status", "last seen", "current job", "runtimes available", "power meters", "shares host with"):
+        assert f">{column}<" in fleet_dom, column
+    assert "1 h ago" in fleet_dom and "none (energy not measured)" in fleet_dom
     assert "tflite_runtime is not installed" in fleet_dom and "Runtimes per agent" in fleet_dom
     assert f"coordinator {coordinator.address}: 5 agent(s) registered" in launch_dom
     assert "Expanded matrix" in launch_dom and "mitdb-beats-1d-testset.npz (npz" in launch_dom

@@ -226,7 +226,7 @@ def test_fleet_page_shows_liveness_runtimes_and_register_command(seeded: Seeded)
     at.switch_page("views/fleet.py").run()
 
     assert not at.exception
-    fleet = at.dataframe[0].value
+    fleet = at.table[0].value
     status = dict(zip(fleet["name"], fleet["status"], strict=True))
     assert status == {
         "old-pi": "offline",
@@ -244,7 +244,7 @@ def test_fleet_page_shows_liveness_runtimes_and_register_command(seeded: Seeded)
     assert rows(fleet, name="old-pi")[0]["last seen"] == "1 h ago"
     assert rows(fleet, name="flaky-nano")[0]["power meters"] == "none (energy not measured)"
     assert rows(fleet, name="rpi4-lab")[0]["last seen"].endswith(" s ago")
-    runtimes = at.dataframe[1].value
+    runtimes = at.dataframe[0].value
     assert rows(runtimes, agent="rpi4-lab", runtime="tensorrt")[0]["reason"] == "no CUDA device"
     assert {m.label: m.value for m in at.metric} == {"agents": "5", "online": "3", "stale": "1", "offline": "1"}
     assert rows(fleet, name="rpi4-lab")[0]["shares host with"] == "rpi4-desk"
