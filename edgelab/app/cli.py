@@ -426,7 +426,7 @@ def jobs_launch(
 
     A launch file with a `matrix:` section first builds every compression x target artifact
     as Ray tasks, then queues jobs for each, and prints their sizes and host-side accuracy."""
-    from edgelab.app.launch import ArtifactSource, MatrixLaunchFile, load_launch
+    from edgelab.app.launch import DATASET_FORMAT, MODEL_FORMAT, ArtifactSource, MatrixLaunchFile, load_launch
     from edgelab.domain import ArtifactRef, JobSpec
 
     with _errors():
@@ -442,15 +442,15 @@ def jobs_launch(
 
                 def resolve(source: ArtifactSource, default_format: str) -> ArtifactRef:
                     if source.path is None:
-                        return ArtifactRef(sha256=source.sha256 or "", format=source.format or default_format)
-                    return client.upload(source.path, format=source.format or default_format)
+                        return ArtifactRef(sha256=source.sha256 or "", format=source.format_or(default_format))
+                    return client.upload(source.path, format=source.format_or(default_format))
 
                 agents = client.list_agents() if launch.agents else []
                 spec = JobSpec(
                     name=launch.name,
                     backend=launch.backend,
-                    model=resolve(launch.model, "onnx"),
-                    dataset=resolve(launch.dataset, "npz"),
+                    model=resolve(launch.model, MODEL_FORMAT),
+                    dataset=resolve(launch.dataset, DATASET_FORMAT),
                     precision=launch.precision,
                     batch_sizes=launch.batch_sizes,
                     measurement=launch.measurement.settings(),

@@ -13,6 +13,10 @@ from edgelab.domain import MeasurementSettings, Precision
 from edgelab.errors import ConfigError
 
 _Model = TypeVar("_Model", bound=BaseModel)
+# Formats a file name can say, longest first (a SavedModel zip ends in .zip, not .savedmodel.zip).
+KNOWN_FORMATS = sorted({fmt for formats in BACKEND_FORMATS.values() for fmt in formats}, key=len, reverse=True)
+MODEL_FORMAT = "onnx"  # a model whose format nothing says
+DATASET_FORMAT = "npz"
 
 
 class ArtifactSource(BaseModel):
@@ -28,6 +32,13 @@ class ArtifactSource(BaseModel):
         if (self.path is None) == (self.sha256 is None):
             raise ValueError("give exactly one of path or sha256")
         return self
+
+    def format_or(self, default: str) -> str:
+        """The format given, else the one the file's name says (m.tflite: tflite), else `default`."""
+        if self.format:
+            return self.format
+        name = self.path.name if self.path is not None else ""
+        return next((fmt for fmt in KNOWN_FORMATS if name.endswith(f".{fmt}")), default)
 
 
 class Measurement(BaseModel):
@@ -64,6 +75,12 @@ class LaunchFile(BaseModel):
     def _targets(self) -> LaunchFile:
         if self.backend not in BACKEND_FORMATS:
             raise ValueError(f"backend {self.backend!r} is not one of {', '.join(BACKEND_FORMATS)}")
+        loads = BACKEND_FORMATS[self.backend]
+        if self.model.format_or(MODEL_FORMAT) not in loads:
+            raise ValueError(
+                f"backend {self.backend} cannot load a {self.model.format_or(MODEL_FORMAT)} model "
+                f"(it loads {', '.join(loads)}): pick another backend or model"
+            )
         if self.any_agent and self.agents:
             raise ValueError("any_agent runs one job on whichever agent is free: leave agents empty")
         return self

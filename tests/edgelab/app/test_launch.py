@@ -35,6 +35,14 @@ def test_paths_resolve_relative_to_the_file(tmp_path: Path) -> None:
             "name: b\nbackend: onnx\nmodel: {sha256: x}\ndataset: {sha256: y}\n",
             "backend 'onnx' is not one of onnxruntime",
         ),
+        (
+            "name: b\nbackend: tflite\nmodel: {sha256: x}\ndataset: {sha256: y}\n",
+            r"backend tflite cannot load a onnx model \(it loads tflite\)",
+        ),
+        (
+            "name: b\nbackend: onnxruntime\nmodel: {sha256: x, format: tflite}\ndataset: {sha256: y}\n",
+            r"backend onnxruntime cannot load a tflite model \(it loads onnx\)",
+        ),
     ],
 )
 def test_bad_launch_files_name_the_key(tmp_path: Path, body: str, key: str) -> None:
@@ -51,3 +59,14 @@ def test_a_missing_artifact_path_is_refused_before_anything_is_sent(tmp_path: Pa
 
     with pytest.raises(ConfigError, match=r"model.path: no such file or directory: .*gone.onnx"):
         LaunchFile.load(spec)
+
+
+def test_a_model_file_says_its_format_by_its_name(tmp_path: Path) -> None:
+    (tmp_path / "m.tflite").write_bytes(b"tfl3")
+    spec = tmp_path / "bench.yaml"
+    spec.write_text("name: b\nbackend: tflite\nmodel: {path: m.tflite}\ndataset: {sha256: abc}\n")
+
+    launch = LaunchFile.load(spec)
+
+    assert launch.model.format_or("onnx") == "tflite"
+    assert launch.dataset.format_or("npz") == "npz"
