@@ -181,6 +181,9 @@ def test_launch_files_with_and_without_a_matrix(tmp_path: Path) -> None:
     matrix.write_text("name: m\nmatrix: {savedmodel: sm, dataset: d.npz, targets: [onnx]}\n")
     both = tmp_path / "both.yaml"
     both.write_text("name: b\nmatrix: {pipeline: mitdb-beats-1d, savedmodel: sm}\n")
+    (tmp_path / "m.onnx").write_bytes(b"onnx")  # paths must exist: checked before anything is built
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "d.npz").write_bytes(b"npz")
 
     assert isinstance(load_launch(single), LaunchFile)
     loaded = load_launch(matrix)
