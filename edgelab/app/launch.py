@@ -114,7 +114,10 @@ def _validate(cls: type[_Model], data: object, path: Path) -> _Model:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
         raise ConfigError(f"{path}: {problems}") from exc
 
 
