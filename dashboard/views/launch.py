@@ -22,11 +22,12 @@ from dashboard.data import (
     progress_frame,
 )
 from dashboard.ui import config, control_client, coordinator_error, mitdb_footer, store_if_any
-from edgelab.domain import AgentInfo, ArtifactRef, JobSpec, MeasurementSettings, Precision
+from edgelab.domain import AgentInfo, ArtifactRef, JobSpec, JobState, MeasurementSettings, Precision
 from edgelab.errors import EdgeLabError
 
 PROGRESS_REFRESH_S = 2.0
 LAUNCHED_KEY = "launched_job_ids"
+LAUNCHED_PARAM = "launched"  # ?launched=<job id>&launched=...: the progress section after a reload
 SHA256_HEX = 64
 
 
@@ -142,7 +143,7 @@ def _progress(cfg: DashboardConfig, job_ids: list[str]) -> None:
         st.warning(f"progress unavailable: {exc}")
         return
     done = sum(j.state.finished for j in jobs)
-    failed = [(job, result) for job, result in details if job.state.value == "failed"]
+    failed = [(job, result) for job, result in details if job.state in (JobState.FAILED, JobState.CANCELLED)]
     st.progress(done / len(jobs), text=f"{done}/{len(jobs)} finished ({len(failed)} failed); refreshed every 2 s")
     st.dataframe(progress_frame(jobs), hide_index=True)
     if done < len(jobs):
@@ -155,6 +156,8 @@ def _progress(cfg: DashboardConfig, job_ids: list[str]) -> None:
         + (
             f"{result.failure.kind.value}: {result.failure.message}"
             if result and result.failure
+            else "cancelled"
+            if job.state is JobState.CANCELLED
             else "no reason recorded"
         )
         for job, result in failed
@@ -230,9 +233,11 @@ def main() -> None:
             st.error(f"Launch failed: {exc}")
         else:
             st.session_state[LAUNCHED_KEY] = st.session_state.get(LAUNCHED_KEY, []) + job_ids
+            st.query_params[LAUNCHED_PARAM] = st.session_state[LAUNCHED_KEY]
             st.success(f"queued {len(job_ids)} job(s): {' '.join(job_ids)}")
 
-    launched: list[str] = st.session_state.get(LAUNCHED_KEY, [])
+    # The address keeps them: a reload (a new session) still follows the jobs launched here.
+    launched: list[str] = st.session_state.get(LAUNCHED_KEY) or st.query_params.get_all(LAUNCHED_PARAM)
     if launched:
         st.subheader("Progress of the jobs launched here")
         _progress(cfg, launched)

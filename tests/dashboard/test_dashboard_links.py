@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from coordinator.client import ControlClient
+from coordinator.server import Coordinator
 from coordinator.store import Store
+from dashboard.config import COORDINATOR_ENV
 from dashboard.data import ago, fleet_frame
 from edgelab.config import Settings
 from edgelab.domain import AgentInfo, BenchmarkResult, JobSpec
 from tests.dashboard.conftest import Seeded, latency, plotly_values, rows
-from tests.factories import CAPS
+from tests.factories import CAPS, write_linear_onnx, write_test_set
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 DAY_S = 86400.0
@@ -174,3 +177,32 @@ def test_fleet_rows_say_how_long_ago_and_what_runs_now() -> None:
         "2 d ago",
     ]
     assert rows(fleet_frame([agent], now=1000.0), name="pi")[0]["current job"] == "j1"
+
+
+@pytest.mark.integration
+def test_launch_progress_survives_a_reload_and_counts_a_cancelled_job(
+    coordinator: Coordinator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prepare: a job that succeeded and one an operator cancelled, named by the address alone (a new session)
+    store = coordinator.store
+    agent_id, _ = store.register_agent("box-1", CAPS)
+    with ControlClient(coordinator.address) as client:
+        model = client.upload(write_linear_onnx(tmp_path / "m.onnx"), format="onnx")
+        dataset = client.upload(write_test_set(tmp_path / "t.npz"), format="npz")
+    done = store.submit_job(JobSpec("bench-ok", "onnxruntime", model, dataset), agent_id)
+    lease = store.lease_job(agent_id, ["onnxruntime"])
+    assert lease is not None
+    store.report_result(agent_id, done, lease.attempt, BenchmarkResult(latency=[latency(1, 1.0)]))
+    cancelled = store.submit_job(JobSpec("bench-stopped", "onnxruntime", model, dataset), agent_id)
+    store.cancel_job(cancelled)
+    monkeypatch.setenv("EDGELAB_HOME", str(tmp_path / "coordinator"))
+    monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
+    at = _app(launched=[done, cancelled]).run()
+
+    # execute
+    at.switch_page("views/launch.py").run()
+
+    # assert
+    assert not at.exception
+    (banner,) = [e.value for e in at.error if "launched job(s) finished" in e.value]
+    assert "All 2 launched job(s) finished; 1 failed" in banner and "bench-stopped on box-1: cancelled" in banner
