@@ -221,7 +221,9 @@ def train(
         Path, typer.Option(help="Where to write the ONNX model and test set (one subfolder per run when several).")
     ] = Path("artifacts"),
     epochs: Annotated[int, typer.Option(min=1)] = 3,
-    split: str = "inter-patient",
+    split: Annotated[
+        str, typer.Option(help="inter-patient (DS1/DS2, honest) or random (leaks patients).")
+    ] = "inter-patient",
     seeds: Annotated[
         str, typer.Option("--seeds", "--seed", help="Comma-separated: one run per pipeline x seed.")
     ] = "0",
@@ -308,13 +310,12 @@ def train(
         raise typer.Exit(1)
 
 
-def _progress() -> Progress:
-    """A bar with its count and elapsed time (the description says what it counts)."""
+def _progress(counted: bool = True) -> Progress:
+    """A bar with its count (`counted`; else a pulse) and the elapsed time; the description says what it counts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
+    count = (MofNCompleteColumn(),) if counted else ()
+    return Progress(TextColumn("{task.description}"), BarColumn(), *count, TimeElapsedColumn(), console=console)
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -470,7 +471,10 @@ def _launch_matrix(
     from coordinator.matrix import launch_matrix, matrix_table
 
     settings = _settings(config, operator_token=operator_token)
-    with _control(config, coordinator, operator_token) as client, console.status(f"building matrix {launch.name} ..."):
+    cells = len(launch.matrix.compressions) * len(launch.matrix.targets)
+    # Ray builds the cells in parallel and reports them all at once: an elapsed-time bar, not a count.
+    with _control(config, coordinator, operator_token) as client, _progress(counted=False) as progress:
+        progress.add_task(f"building matrix {launch.name}: {cells} artifact(s), then uploading and queuing", total=None)
         result, jobs = launch_matrix(launch, client, mitdb=settings.mitdb, ray_address=settings.ray_address)
     console.print(matrix_table(result.records, title=f"Matrix {launch.name}", jobs=jobs))
     job_ids = [job_id for ids in jobs.values() for job_id in ids]
