@@ -68,6 +68,7 @@ class Authenticator(grpc.ServerInterceptor):  # type: ignore[misc]
         self._store = store
         self._fleet_token = fleet_token
         self._operator_token = operator_token
+        self._guarded: dict[str, Any] = {}  # method path -> its handler behind the check
 
     def authenticate(self, method: str, metadata: Mapping[str, str]) -> str | None:
         """Check `method`'s credentials in `metadata`; the agent id for agent calls, None for the others."""
@@ -97,18 +98,17 @@ class Authenticator(grpc.ServerInterceptor):  # type: ignore[misc]
         handler = continuation(details)
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED
             return None
-        metadata = {key: value for key, value in details.invocation_metadata or () if isinstance(value, str)}
-        kind = f"{'stream' if handler.request_streaming else 'unary'}_{'stream' if handler.response_streaming else 'unary'}"
-        guarded = self._guard(getattr(handler, kind), details.method, metadata, handler.response_streaming)
-        make = getattr(grpc, f"{kind}_rpc_method_handler")
-        return make(
-            guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-        )
+        guarded = self._guarded.get(details.method)
+        if guarded is None:  # built once per method: the credentials are read from each call's context
+            guarded = self._guarded[details.method] = self._guard(handler, details.method)
+        return guarded
 
-    def _guard(
-        self, behaviour: Callable[..., Any], method: str, metadata: Mapping[str, str], response_streaming: bool
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def _guard(self, handler: Any, method: str) -> Any:
+        kind = f"{'stream' if handler.request_streaming else 'unary'}_{'stream' if handler.response_streaming else 'unary'}"
+        behaviour: Callable[..., Any] = getattr(handler, kind)
+
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
             try:
                 agent_id = self.authenticate(method, metadata)
             except AuthError as exc:
@@ -118,9 +118,12 @@ class Authenticator(grpc.ServerInterceptor):  # type: ignore[misc]
             if agent_id is not None:
                 call.run(_AGENT_ID.set, agent_id)
             result = call.run(behaviour, request, context)
-            return _steps_in(call, result) if response_streaming else result
+            return _steps_in(call, result) if handler.response_streaming else result
 
-        return guarded
+        make = getattr(grpc, f"{kind}_rpc_method_handler")
+        return make(
+            guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
 
 def _steps_in(call: contextvars.Context, responses: Iterator[Any]) -> Iterator[Any]:
