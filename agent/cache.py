@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from edgelab.domain import ArtifactRef
-from edgelab.errors import ArtifactCorrupt
+from edgelab.errors import ArtifactCorrupt, OutOfRange
 
 log = logging.getLogger("edgelab.agent")
 
@@ -130,6 +130,12 @@ class ArtifactCache:
                 if retry == CHUNK_RETRIES:
                     raise
                 log.warning("%s; fetching again from byte %d", exc, offset)
+            except OutOfRange as exc:  # a partial file longer than the artifact is no prefix of it: start over
+                if retry == CHUNK_RETRIES:
+                    raise
+                log.warning("%s; downloading again from byte 0", exc)
+                partial.unlink()
+                digest, offset = hashlib.sha256(), 0
         if digest.hexdigest() != ref.sha256:
             partial.unlink(missing_ok=True)
             raise ArtifactCorrupt(

@@ -11,7 +11,7 @@ import grpc
 from edgelab.config import ClientTls
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, Lease
 from edgelab.errors import ArtifactCorrupt, CoordinatorUnavailable
-from edgelab.rpc import client_errors, open_channel
+from edgelab.rpc import AGENT_ID_KEY, AGENT_TOKEN_KEY, FLEET_TOKEN_KEY, Metadata, client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
@@ -44,37 +44,37 @@ class AgentClient:
         self._channel.close()
 
     @property
-    def _creds(self) -> dict[str, str]:
+    def _creds(self) -> Metadata:
+        """The call metadata that authenticates every call after Register."""
         if self.registration is None:
             raise RuntimeError("register first")
-        return {"agent_id": self.registration.agent_id, "agent_token": self.registration.agent_token}
+        return ((AGENT_ID_KEY, self.registration.agent_id), (AGENT_TOKEN_KEY, self.registration.agent_token))
 
     def register(self, name: str, capabilities: DeviceCapabilities, fleet_token: str | None) -> Registration:
         request = agent_pb2.RegisterRequest(
-            name=name,
-            fleet_token=fleet_token or "",
-            capabilities=to_proto(capabilities, common_pb2.DeviceCapabilities()),
+            name=name, capabilities=to_proto(capabilities, common_pb2.DeviceCapabilities())
         )
+        metadata = ((FLEET_TOKEN_KEY, fleet_token),) if fleet_token else ()
         with client_errors(self.address):
-            r = self._stub.Register(request, timeout=self._timeout)
+            r = self._stub.Register(request, timeout=self._timeout, metadata=metadata)
         self.registration = Registration(r.agent_id, r.agent_token, r.heartbeat_interval_s, r.lease_duration_s)
         return self.registration
 
     def heartbeat(self, current_job_id: str = "") -> None:
         with client_errors(self.address):
             self._stub.Heartbeat(
-                agent_pb2.HeartbeatRequest(current_job_id=current_job_id, **self._creds), timeout=self._timeout
+                agent_pb2.HeartbeatRequest(current_job_id=current_job_id), timeout=self._timeout, metadata=self._creds
             )
 
     def lease(self) -> Lease | None:
         with client_errors(self.address):
-            r = self._stub.LeaseJob(agent_pb2.LeaseJobRequest(**self._creds), timeout=self._timeout)
+            r = self._stub.LeaseJob(agent_pb2.LeaseJobRequest(), timeout=self._timeout, metadata=self._creds)
         return from_proto(r.lease, Lease) if r.has_job else None
 
     def renew(self, job_id: str, attempt: int) -> float:
         with client_errors(self.address):
             r = self._stub.RenewLease(
-                agent_pb2.RenewLeaseRequest(job_id=job_id, attempt=attempt, **self._creds), timeout=self._timeout
+                agent_pb2.RenewLeaseRequest(job_id=job_id, attempt=attempt), timeout=self._timeout, metadata=self._creds
             )
         return float(r.expires_in_s)
 
@@ -84,10 +84,10 @@ class AgentClient:
         A damaged or misplaced chunk raises ArtifactCorrupt and a stream that ends early raises
         CoordinatorUnavailable; in both cases what was yielded is good and the caller resumes there.
         """
-        request = agent_pb2.FetchArtifactRequest(sha256=sha256, offset=offset, **self._creds)
+        request = agent_pb2.FetchArtifactRequest(sha256=sha256, offset=offset)
         total = None
         with client_errors(self.address):
-            call = self._stub.FetchArtifact(request, timeout=None)
+            call = self._stub.FetchArtifact(request, timeout=None, metadata=self._creds)
             try:
                 for chunk in call:
                     if chunk.offset != offset:
@@ -109,7 +109,7 @@ class AgentClient:
     def report(self, job_id: str, attempt: int, result: BenchmarkResult) -> bool:
         """Returns True when the coordinator already had this report (idempotent retry)."""
         request = agent_pb2.ReportResultRequest(
-            job_id=job_id, attempt=attempt, result=to_proto(result, common_pb2.BenchmarkResult()), **self._creds
+            job_id=job_id, attempt=attempt, result=to_proto(result, common_pb2.BenchmarkResult())
         )
         with client_errors(self.address):
-            return bool(self._stub.ReportResult(request, timeout=self._timeout).duplicate)
+            return bool(self._stub.ReportResult(request, timeout=self._timeout, metadata=self._creds).duplicate)

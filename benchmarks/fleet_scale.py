@@ -40,7 +40,7 @@ import psutil
 from coordinator.client import ControlClient
 from edgelab.domain import ArtifactRef, BenchmarkResult, DeviceCapabilities, JobSpec, LatencyStats, RuntimeInfo
 from edgelab.errors import CoordinatorUnavailable
-from edgelab.rpc import open_aio_channel
+from edgelab.rpc import AGENT_ID_KEY, AGENT_TOKEN_KEY, FLEET_TOKEN_KEY, Metadata, open_aio_channel
 from edgelab.serde import to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
@@ -128,13 +128,14 @@ class SimAgent:
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.name = f"sim-{index:04d}"
         self.stats = stats
-        self.creds: dict[str, str] = {}
+        self.creds: Metadata = ()  # call metadata: the agent id and token Register returned
         self.heartbeat_s = 5.0
 
     async def register(self) -> None:
-        request = agent_pb2.RegisterRequest(name=self.name, fleet_token=FLEET_TOKEN, capabilities=CAPS)
-        response = await self.stats.timed("Register", self.stub.Register(request, timeout=60))
-        self.creds = {"agent_id": response.agent_id, "agent_token": response.agent_token}
+        request = agent_pb2.RegisterRequest(name=self.name, capabilities=CAPS)
+        call = self.stub.Register(request, timeout=60, metadata=((FLEET_TOKEN_KEY, FLEET_TOKEN),))
+        response = await self.stats.timed("Register", call)
+        self.creds = ((AGENT_ID_KEY, response.agent_id), (AGENT_TOKEN_KEY, response.agent_token))
         self.heartbeat_s = response.heartbeat_interval_s
 
     async def heartbeats(self, stop: asyncio.Event) -> None:
@@ -143,22 +144,21 @@ class SimAgent:
                 await asyncio.wait_for(stop.wait(), self.heartbeat_s)
             except asyncio.TimeoutError:
                 await self.stats.timed(
-                    "Heartbeat", self.stub.Heartbeat(agent_pb2.HeartbeatRequest(**self.creds), timeout=60)
+                    "Heartbeat", self.stub.Heartbeat(agent_pb2.HeartbeatRequest(), timeout=60, metadata=self.creds)
                 )
 
     async def work(self, stop: asyncio.Event, total_jobs: int, poll_s: float) -> None:
         while not stop.is_set():
             leased = await self.stats.timed(
-                "LeaseJob", self.stub.LeaseJob(agent_pb2.LeaseJobRequest(**self.creds), timeout=60)
+                "LeaseJob", self.stub.LeaseJob(agent_pb2.LeaseJobRequest(), timeout=60, metadata=self.creds)
             )
             if not leased.has_job:
                 await asyncio.sleep(poll_s)
                 continue
             lease = leased.lease
-            report = agent_pb2.ReportResultRequest(
-                job_id=lease.job_id, attempt=lease.attempt, result=RESULT, **self.creds
-            )
-            response = await self.stats.timed("ReportResult", self.stub.ReportResult(report, timeout=60))
+            report = agent_pb2.ReportResultRequest(job_id=lease.job_id, attempt=lease.attempt, result=RESULT)
+            call = self.stub.ReportResult(report, timeout=60, metadata=self.creds)
+            response = await self.stats.timed("ReportResult", call)
             assert response.accepted and not response.duplicate
             self.stats.jobs_done += 1
             self.stats.last_report = time.perf_counter()
@@ -170,9 +170,8 @@ class SimAgent:
         start = time.perf_counter()
         whole = hashlib.sha256()
         size = 0
-        async for chunk in self.stub.FetchArtifact(
-            agent_pb2.FetchArtifactRequest(sha256=ref.sha256, offset=0, **self.creds)
-        ):
+        request = agent_pb2.FetchArtifactRequest(sha256=ref.sha256, offset=0)
+        async for chunk in self.stub.FetchArtifact(request, metadata=self.creds):
             if chunk.offset != size or hashlib.sha256(chunk.data).hexdigest() != chunk.sha256:
                 raise RuntimeError(f"{self.name}: damaged chunk at byte {chunk.offset}")
             whole.update(chunk.data)

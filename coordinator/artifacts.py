@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgelab.constants import ARTIFACT_CHUNK_BYTES
 from edgelab.domain import ArtifactRef
-from edgelab.errors import NotFound
+from edgelab.errors import InvalidArgument, NotFound, OutOfRange
 
 
 class ArtifactStore:
@@ -49,11 +49,16 @@ class ArtifactStore:
             )
 
     def read_chunks(self, sha256: str, offset: int = 0) -> Iterator[tuple[int, bytes, int]]:
-        """Yield (offset, data, total_size) from `offset` on."""
+        """Yield (offset, data, total_size) from `offset` on: nothing at `offset` == total_size, InvalidArgument
+        for a negative offset and OutOfRange for one past the end (checked before anything is read)."""
         path = self.path(sha256)
         if not path.is_file():
             raise NotFound(f"artifact {sha256} is not in the store")
         total = path.stat().st_size
+        if offset < 0:
+            raise InvalidArgument(f"offset: {offset} is negative")
+        if offset > total:
+            raise OutOfRange(f"offset: {offset} is past the end of artifact {sha256[:12]} ({total} bytes)")
         with path.open("rb") as f:
             f.seek(offset)
             while chunk := f.read(ARTIFACT_CHUNK_BYTES):

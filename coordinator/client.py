@@ -21,7 +21,7 @@ from edgelab.domain import (
     TrainingRun,
 )
 from edgelab.errors import ConfigError
-from edgelab.rpc import client_errors, open_channel
+from edgelab.rpc import OPERATOR_TOKEN_KEY, Metadata, client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import common_pb2, control_pb2, control_pb2_grpc
 
@@ -51,7 +51,8 @@ class ControlClient:
         tls: ClientTls | None = None,
     ) -> None:
         self.address = address
-        self._token = operator_token or ""
+        # Call metadata on every call (the token never travels in a message).
+        self._metadata: Metadata = ((OPERATOR_TOKEN_KEY, operator_token),) if operator_token else ()
         self._timeout = timeout_s
         self._channel = open_channel(address, tls)
         self._stub = control_pb2_grpc.ControlServiceStub(self._channel)
@@ -76,11 +77,7 @@ class ControlClient:
                     data = f.read(ARTIFACT_CHUNK_BYTES)
                     if first:
                         yield control_pb2.UploadArtifactRequest(
-                            operator_token=self._token,
-                            name=path.name,
-                            format=format,
-                            data=data,
-                            metadata=metadata or {},
+                            name=path.name, format=format, data=data, metadata=metadata or {}
                         )
                         first = False
                     elif data:
@@ -89,19 +86,18 @@ class ControlClient:
                         return
 
         with client_errors(self.address):
-            response = self._stub.UploadArtifact(requests(), timeout=None)
+            response = self._stub.UploadArtifact(requests(), timeout=None, metadata=self._metadata)
         return from_proto(response.artifact, ArtifactRef)
 
     def submit(self, spec: JobSpec, agent_ids: list[str] | None = None, *, any_agent: bool = False) -> list[str]:
         """One job per agent in `agent_ids` (empty: every capable agent), or one for any capable agent."""
         request = control_pb2.SubmitJobsRequest(
-            operator_token=self._token,
             spec=to_proto(spec, common_pb2.JobSpec()),
             agent_ids=agent_ids or [],
             any_agent=any_agent,
         )
         with client_errors(self.address):
-            return list(self._stub.SubmitJobs(request, timeout=self._timeout).job_ids)
+            return list(self._stub.SubmitJobs(request, timeout=self._timeout, metadata=self._metadata).job_ids)
 
     def _pages(
         self, call: Callable[..., Any], request: Callable[[int, str], Any], items: str, limit: int | None
@@ -112,7 +108,7 @@ class ControlClient:
         while limit is None or len(out) < limit:
             size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(out))
             with client_errors(self.address):
-                response = call(request(size, token), timeout=self._timeout)
+                response = call(request(size, token), timeout=self._timeout, metadata=self._metadata)
             out += getattr(response, items)
             token = response.next_page_token
             if not token:
@@ -123,9 +119,7 @@ class ControlClient:
         """The newest `limit` jobs (None: all of them), newest first."""
         messages = self._pages(
             self._stub.ListJobs,
-            lambda size, token: control_pb2.ListJobsRequest(
-                operator_token=self._token, page_size=size, page_token=token
-            ),
+            lambda size, token: control_pb2.ListJobsRequest(page_size=size, page_token=token),
             "jobs",
             limit,
         )
@@ -138,7 +132,7 @@ class ControlClient:
     def get_job_details(self, job_id: str) -> JobDetails:
         with client_errors(self.address):
             response = self._stub.GetJob(
-                control_pb2.GetJobRequest(operator_token=self._token, job_id=job_id), timeout=self._timeout
+                control_pb2.GetJobRequest(job_id=job_id), timeout=self._timeout, metadata=self._metadata
             )
         return JobDetails(
             job=from_proto(response.job, Job),
@@ -154,7 +148,7 @@ class ControlClient:
         """Cancel a queued or leased job; returns the state it had."""
         with client_errors(self.address):
             response = self._stub.CancelJob(
-                control_pb2.CancelJobRequest(operator_token=self._token, job_id=job_id), timeout=self._timeout
+                control_pb2.CancelJobRequest(job_id=job_id), timeout=self._timeout, metadata=self._metadata
             )
         return JobState(common_pb2.JobState.Name(response.previous_state).removeprefix("JOB_STATE_").lower())
 
@@ -162,7 +156,7 @@ class ControlClient:
         """Queue a finished job's spec again on the same target; returns the new job's id."""
         with client_errors(self.address):
             response = self._stub.RetryJob(
-                control_pb2.RetryJobRequest(operator_token=self._token, job_id=job_id), timeout=self._timeout
+                control_pb2.RetryJobRequest(job_id=job_id), timeout=self._timeout, metadata=self._metadata
             )
         return str(response.job_id)
 
@@ -170,9 +164,7 @@ class ControlClient:
         """Every registered agent (all pages), oldest registration first."""
         messages = self._pages(
             self._stub.ListAgents,
-            lambda size, token: control_pb2.ListAgentsRequest(
-                operator_token=self._token, page_size=size, page_token=token
-            ),
+            lambda size, token: control_pb2.ListAgentsRequest(page_size=size, page_token=token),
             "agents",
             None,
         )
@@ -182,36 +174,31 @@ class ControlClient:
         """Refuse the agent's credential from now on; returns (requeued job ids, failed job ids)."""
         with client_errors(self.address):
             response = self._stub.RevokeAgent(
-                control_pb2.RevokeAgentRequest(operator_token=self._token, agent_id=agent_id), timeout=self._timeout
+                control_pb2.RevokeAgentRequest(agent_id=agent_id), timeout=self._timeout, metadata=self._metadata
             )
         return list(response.requeued_job_ids), list(response.failed_job_ids)
 
     def start_training(self, pipelines: list[str], config: TrainingConfig, seeds: list[int] | None = None) -> list[str]:
         """Queue one run per pipeline x seed (none: `config.seed`) on the coordinator; returns their run ids."""
         request = control_pb2.StartTrainingRequest(
-            operator_token=self._token,
             pipelines=pipelines,
             seeds=seeds or [],
             config=to_proto(config, control_pb2.TrainingConfig()),
         )
         with client_errors(self.address):
-            return list(self._stub.StartTraining(request, timeout=self._timeout).run_ids)
+            return list(self._stub.StartTraining(request, timeout=self._timeout, metadata=self._metadata).run_ids)
 
     def record_training_run(self, run: TrainingRun) -> str:
         """Store a finished run trained elsewhere (its artifacts uploaded first); returns its run id."""
-        request = control_pb2.RecordTrainingRunRequest(
-            operator_token=self._token, run=to_proto(run, control_pb2.TrainingRun())
-        )
+        request = control_pb2.RecordTrainingRunRequest(run=to_proto(run, control_pb2.TrainingRun()))
         with client_errors(self.address):
-            return str(self._stub.RecordTrainingRun(request, timeout=self._timeout).run_id)
+            return str(self._stub.RecordTrainingRun(request, timeout=self._timeout, metadata=self._metadata).run_id)
 
     def list_training_runs(self, limit: int | None = 500) -> list[TrainingRun]:
         """The newest `limit` runs (None: all of them), newest first."""
         messages = self._pages(
             self._stub.ListTrainingRuns,
-            lambda size, token: control_pb2.ListTrainingRunsRequest(
-                operator_token=self._token, page_size=size, page_token=token
-            ),
+            lambda size, token: control_pb2.ListTrainingRunsRequest(page_size=size, page_token=token),
             "runs",
             limit,
         )
@@ -220,6 +207,6 @@ class ControlClient:
     def get_training_run(self, run_id: str) -> TrainingRun:
         with client_errors(self.address):
             response = self._stub.GetTrainingRun(
-                control_pb2.GetTrainingRunRequest(operator_token=self._token, run_id=run_id), timeout=self._timeout
+                control_pb2.GetTrainingRunRequest(run_id=run_id), timeout=self._timeout, metadata=self._metadata
             )
         return from_proto(response.run, TrainingRun)

@@ -19,6 +19,7 @@ Two kinds of check, each naming the offending field (`result.latency[2].mean_ms`
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import Message
@@ -41,7 +42,13 @@ from edgelab.domain import (
 KIB = 1 << 10
 MIB = 1 << 20
 
-MAX_NAME_CHARS = 256  # agent, job, artifact, pipeline and class names, backends, formats, map keys
+MAX_NAME_CHARS = 256  # artifact, pipeline and class names, backends, formats, map keys, job ids
+# Agent and job names, shown in `edgelab agents list` / `jobs list` and the dashboard: short and printable.
+MAX_DISPLAY_NAME_CHARS = 128
+DISPLAY_NAME_CATEGORIES = ("L", "M", "N", "P", "S", "Zs")  # letters, marks, digits, punctuation, symbols, spaces
+DISPLAY_NAME_RULE = (
+    "names are letters, marks, digits, punctuation, symbols and spaces (no control, format or line-break characters)"
+)
 MAX_TEXT_CHARS = 64 * KIB  # one map value, a failure message, a training error or note
 MAX_DETAIL_CHARS = 512 * KIB  # a failure's traceback or runtime log
 MAX_MAP_ENTRIES = 256  # labels, backend options, manifest, artifact metadata, rails
@@ -85,6 +92,27 @@ def _text(path: str, value: str, limit: int = MAX_NAME_CHARS, *, required: bool 
         raise TooLarge(f"{path}: {len(value)} characters, at most {limit}")
 
 
+def _display_name(path: str, value: str, *, required: bool) -> None:
+    if required and not value:
+        raise Invalid(f"{path}: required")
+    if len(value) > MAX_DISPLAY_NAME_CHARS:
+        raise TooLarge(f"{path}: {len(value)} characters, at most {MAX_DISPLAY_NAME_CHARS}")
+    for i, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category not in DISPLAY_NAME_CATEGORIES and category[0] not in DISPLAY_NAME_CATEGORIES:
+            raise Invalid(f"{path}: character {i} is U+{ord(char):04X} (category {category}): {DISPLAY_NAME_RULE}")
+
+
+def sha256_hex(path: str, value: str, *, required: bool = True) -> str:
+    """`value` as the lower-case hex digest EdgeLab stores and compares ("" when not required and empty);
+    Invalid unless it is 64 hex digits, in either case."""
+    if not value and not required:
+        return ""
+    if len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise Invalid(f"{path}: {value[:80]!r} is not a sha256 digest (64 hex digits)")
+    return value.lower()
+
+
 def _number(path: str, value: float, *, low: float = 0.0, high: float = math.inf) -> None:
     if not math.isfinite(value):
         raise Invalid(f"{path}: {value} is not a finite number")
@@ -119,7 +147,11 @@ def _record(path: str, message: Message, limit: int) -> None:
 
 
 def check_agent_name(name: str) -> None:
-    _text("name", name, required=True)
+    _display_name("name", name, required=True)
+
+
+def check_job_id(path: str, job_id: str) -> None:
+    _text(path, job_id)
 
 
 def check_capabilities(caps: DeviceCapabilities, message: Message) -> None:
@@ -248,7 +280,7 @@ def _power(path: str, report: PowerReport) -> None:
 
 
 def check_spec(spec: JobSpec, message: Message, path: str = "spec") -> None:
-    _text(f"{path}.name", spec.name)
+    _display_name(f"{path}.name", spec.name, required=False)
     _text(f"{path}.backend", spec.backend, required=True)
     _text(f"{path}.pipeline", spec.pipeline)
     _items(f"{path}.batch_sizes", spec.batch_sizes, MAX_BATCH_SIZES)
@@ -263,7 +295,7 @@ def check_spec(spec: JobSpec, message: Message, path: str = "spec") -> None:
     _number(f"{mpath}.power_sample_period_s", m.power_sample_period_s, low=1e-6, high=3600.0)
     _text(f"{mpath}.power_meter", m.power_meter)
     for name, ref in (("model", spec.model), ("dataset", spec.dataset)):
-        _text(f"{path}.{name}.sha256", ref.sha256, 64, required=True)
+        sha256_hex(f"{path}.{name}.sha256", ref.sha256)
         _text(f"{path}.{name}.name", ref.name)
         _text(f"{path}.{name}.format", ref.format)
     _string_map(f"{path}.labels", spec.labels, 4 * KIB)
@@ -314,7 +346,7 @@ def check_training_run(run: TrainingRun, message: Message, path: str = "run") ->
         _number(f"{path}.{field}", getattr(run, field), high=1e11)
     _config(f"{path}.config", run.config)
     for field in ("model_sha256", "dataset_sha256", "savedmodel_sha256"):
-        _text(f"{path}.{field}", getattr(run, field), 64)
+        sha256_hex(f"{path}.{field}", getattr(run, field), required=False)
     if run.summary is not None:
         _summary(f"{path}.summary", run.summary)
     _record(path, message, MAX_TRAINING_RUN_BYTES)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import grpc
 
 from coordinator.artifacts import ArtifactStore
+from coordinator.auth import Authenticator, is_loopback
 from coordinator.service import AgentServicer, ControlServicer
 from coordinator.store import Store
 from coordinator.training import TrainingRunner
@@ -55,8 +56,28 @@ class Coordinator:
         self.server.wait_for_termination()
 
 
+def check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond loopback without both tokens: anyone on the network could otherwise upload,
+    queue jobs, revoke agents, start training or register as an agent."""
+    missing = [name for name in ("operator_token", "fleet_token") if not getattr(settings, name)]
+    if is_loopback(settings.host) or not missing:
+        return
+    flags = " and ".join(f"--{name.replace('_', '-')}" for name in missing)
+    env = " and ".join(f"EDGELAB_{name.upper()}" for name in missing)
+    raise ConfigError(
+        f"refusing to listen on {settings.address} without {' and '.join(missing)}: anyone who can reach it could "
+        f"upload models, queue jobs, revoke agents or register as an agent. Set {flags} (or {env}, or "
+        f"{' and '.join(missing)} in the settings file given by --config / EDGELAB_CONFIG), "
+        "or listen on 127.0.0.1"
+    )
+
+
 def start_coordinator(settings: Settings, *, max_workers: int = 32, busy_timeout_s: float | None = None) -> Coordinator:
-    """`busy_timeout_s`: how long a store transaction waits for SQLite's write lock (None: the store's default)."""
+    """`busy_timeout_s`: how long a store transaction waits for SQLite's write lock (None: the store's default).
+
+    Every call is authenticated from its metadata by `coordinator.auth.Authenticator` before its handler runs;
+    a non-loopback `settings.host` needs both tokens (`check_exposure`)."""
+    check_exposure(settings)
     store = Store(
         settings.db_path,
         lease_duration_s=settings.lease_duration_s,
@@ -67,14 +88,13 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32, busy_timeout
     executor = futures.ThreadPoolExecutor(max_workers=max_workers)
     # gRPC sets SO_REUSEPORT by default: a second coordinator on a taken port would start, say "listening",
     # and split the fleet between two stores. Without it the second bind fails and says so.
-    server = grpc.server(executor, options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])
-    agent_servicer = AgentServicer(
-        store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s
-    )
+    authenticator = Authenticator(store, fleet_token=settings.fleet_token, operator_token=settings.operator_token)
+    server = grpc.server(executor, interceptors=[authenticator], options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])
+    agent_servicer = AgentServicer(store, artifacts, heartbeat_interval_s=settings.heartbeat_interval_s)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
     training = TrainingRunner(store, artifacts, ray_address=settings.ray_address)
     control_pb2_grpc.add_ControlServiceServicer_to_server(
-        ControlServicer(store, artifacts, settings.operator_token, training=training, data_dir=settings.mitdb), server
+        ControlServicer(store, artifacts, training=training, data_dir=settings.mitdb), server
     )
     tls = settings.server_tls()
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -15,10 +14,11 @@ from google.protobuf.message import Message
 
 from coordinator import limits
 from coordinator.artifacts import ArtifactStore
+from coordinator.auth import authenticated_agent_id
 from coordinator.store import PageKey, Store, decode_page_token, encode_page_token
 from coordinator.training import QueuedRun, TrainingRunner, to_train_config
 from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, TrainingConfig, TrainingRun
-from edgelab.errors import AuthError, NotFound
+from edgelab.errors import NotFound
 from edgelab.rpc import server_errors
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
@@ -30,11 +30,6 @@ log = logging.getLogger("edgelab.coordinator")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-
-
-def _check_token(expected: str | None, given: str, what: str) -> None:
-    if expected is not None and not secrets.compare_digest(expected.encode(), given.encode()):
-        raise AuthError(f"bad {what} token")
 
 
 def _page_size(page_size: int, legacy_limit: int = 0) -> int:
@@ -66,20 +61,16 @@ def _page(
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(
-        self, store: Store, artifacts: ArtifactStore, fleet_token: str | None, *, heartbeat_interval_s: float
-    ) -> None:
+    """Agent calls; `coordinator.auth.Authenticator` has checked the fleet token (Register) or the agent's
+    credentials (the rest) before any of these runs."""
+
+    def __init__(self, store: Store, artifacts: ArtifactStore, *, heartbeat_interval_s: float) -> None:
         self._store = store
         self._heartbeat_interval_s = heartbeat_interval_s
         self._artifacts = artifacts
-        self._fleet_token = fleet_token
-
-    def _auth(self, agent_id: str, token: str) -> None:
-        self._store.authenticate_agent(agent_id, token)
 
     @server_errors
     def Register(self, request: agent_pb2.RegisterRequest, context: grpc.ServicerContext) -> agent_pb2.RegisterResponse:
-        _check_token(self._fleet_token, request.fleet_token, "fleet")
         limits.check_agent_name(request.name)
         caps = from_proto(request.capabilities, DeviceCapabilities)
         limits.check_capabilities(caps, request.capabilities)
@@ -96,21 +87,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def Heartbeat(
         self, request: agent_pb2.HeartbeatRequest, context: grpc.ServicerContext
     ) -> agent_pb2.HeartbeatResponse:
-        self._auth(request.agent_id, request.agent_token)
-        self._store.heartbeat(request.agent_id, request.current_job_id)
+        limits.check_job_id("current_job_id", request.current_job_id)
+        self._store.heartbeat(authenticated_agent_id(), request.current_job_id)
         return agent_pb2.HeartbeatResponse()
 
     @server_errors
     def LeaseJob(self, request: agent_pb2.LeaseJobRequest, context: grpc.ServicerContext) -> agent_pb2.LeaseJobResponse:
-        self._auth(request.agent_id, request.agent_token)
-        agent = self._store.get_agent(request.agent_id)
-        self._store.heartbeat(request.agent_id, agent.current_job_id)
+        agent = self._store.get_agent(authenticated_agent_id())
+        self._store.heartbeat(agent.agent_id, agent.current_job_id)
         backends = [r.name for r in agent.capabilities.runtimes if r.available]
-        lease = self._store.lease_job(request.agent_id, backends)
+        lease = self._store.lease_job(agent.agent_id, backends)
         if lease is None:
             return agent_pb2.LeaseJobResponse(has_job=False)
         log.info(
-            "job %s (%r) leased to agent %s, attempt %d", lease.job_id, lease.spec.name, request.agent_id, lease.attempt
+            "job %s (%r) leased to agent %s, attempt %d", lease.job_id, lease.spec.name, agent.agent_id, lease.attempt
         )
         return agent_pb2.LeaseJobResponse(has_job=True, lease=to_proto(lease, agent_pb2.Lease()))
 
@@ -118,17 +108,16 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def RenewLease(
         self, request: agent_pb2.RenewLeaseRequest, context: grpc.ServicerContext
     ) -> agent_pb2.RenewLeaseResponse:
-        self._auth(request.agent_id, request.agent_token)
-        expires = self._store.renew_lease(request.agent_id, request.job_id, request.attempt)
+        expires = self._store.renew_lease(authenticated_agent_id(), request.job_id, request.attempt)
         return agent_pb2.RenewLeaseResponse(expires_in_s=expires)
 
     @server_errors
     def FetchArtifact(
         self, request: agent_pb2.FetchArtifactRequest, context: grpc.ServicerContext
     ) -> Iterator[agent_pb2.ArtifactChunk]:
-        self._auth(request.agent_id, request.agent_token)
-        self._store.get_artifact(request.sha256)
-        for offset, data, total in self._artifacts.read_chunks(request.sha256, request.offset):
+        sha256 = limits.sha256_hex("sha256", request.sha256)
+        self._store.get_artifact(sha256)
+        for offset, data, total in self._artifacts.read_chunks(sha256, request.offset):
             digest = hashlib.sha256(data).hexdigest()
             yield agent_pb2.ArtifactChunk(offset=offset, data=data, total_size=total, sha256=digest)
 
@@ -136,7 +125,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def ReportResult(
         self, request: agent_pb2.ReportResultRequest, context: grpc.ServicerContext
     ) -> agent_pb2.ReportResultResponse:
-        self._auth(request.agent_id, request.agent_token)
+        agent_id = authenticated_agent_id()
         result = from_proto(request.result, BenchmarkResult)
         try:
             limits.check_result(result, request.result)
@@ -144,14 +133,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             # RESOURCE_EXHAUSTED, as for a message over the gRPC limit: the agent reports the verdict
             # without the bulk instead (agent.loop._shrunk), so the job still gets a result.
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"refused, too large to store: {exc}")
-        duplicate = self._store.report_result(request.agent_id, request.job_id, request.attempt, result)
+        duplicate = self._store.report_result(agent_id, request.job_id, request.attempt, result)
         if not duplicate:
             outcome = (
                 "succeeded"
                 if result.failure is None
                 else f"failed ({result.failure.kind.value}: {result.failure.message})"
             )
-            log.info("job %s %s on agent %s", request.job_id, outcome, request.agent_id)
+            log.info("job %s %s on agent %s", request.job_id, outcome, agent_id)
         return agent_pb2.ReportResultResponse(accepted=True, duplicate=duplicate)
 
 
@@ -164,23 +153,20 @@ def training_run_to_proto(run: TrainingRun) -> control_pb2.TrainingRun:
 
 
 class ControlServicer(control_pb2_grpc.ControlServiceServicer):
+    """Operator calls; `coordinator.auth.Authenticator` has checked the operator token before any of these runs."""
+
     def __init__(
         self,
         store: Store,
         artifacts: ArtifactStore,
-        operator_token: str | None,
         *,
         training: TrainingRunner,
         data_dir: Path,
     ) -> None:
         self._store = store
         self._artifacts = artifacts
-        self._operator_token = operator_token
         self._training = training
         self._data_dir = data_dir
-
-    def _auth(self, token: str) -> None:
-        _check_token(self._operator_token, token, "operator")
 
     @server_errors
     def UploadArtifact(
@@ -189,7 +175,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         first = next(request_iterator, None)
         if first is None:
             raise ValueError("empty upload")
-        self._auth(first.operator_token)
         if not first.name or not first.format:
             raise ValueError("the first upload message must carry name and format")
         limits.check_artifact_upload(first.name, first.format, first.metadata)
@@ -207,9 +192,10 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def SubmitJobs(
         self, request: control_pb2.SubmitJobsRequest, context: grpc.ServicerContext
     ) -> control_pb2.SubmitJobsResponse:
-        self._auth(request.operator_token)
         spec = from_proto(request.spec, JobSpec)
         limits.check_spec(spec, request.spec)
+        for name, ref in (("model", spec.model), ("dataset", spec.dataset)):
+            ref.sha256 = limits.sha256_hex(f"spec.{name}.sha256", ref.sha256)  # either case in, lower case stored
         if request.any_agent:
             if request.agent_ids:
                 raise ValueError("give agent ids or any_agent, not both")
@@ -255,7 +241,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def ListJobs(
         self, request: control_pb2.ListJobsRequest, context: grpc.ServicerContext
     ) -> control_pb2.ListJobsResponse:
-        self._auth(request.operator_token)
         size = _page_size(request.page_size, request.limit)
         after = decode_page_token("jobs", request.page_token)
         jobs, token = _page(self._store.jobs_page(size + 1, after), size, "jobs", job_to_proto)
@@ -263,7 +248,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     @server_errors
     def GetJob(self, request: control_pb2.GetJobRequest, context: grpc.ServicerContext) -> control_pb2.GetJobResponse:
-        self._auth(request.operator_token)
         self._store.expire_leases()
         job = self._store.get_job(request.job_id)
         stored = self._store.latest_result(request.job_id)
@@ -288,7 +272,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def ListAgents(
         self, request: control_pb2.ListAgentsRequest, context: grpc.ServicerContext
     ) -> control_pb2.ListAgentsResponse:
-        self._auth(request.operator_token)
         size = _page_size(request.page_size)
         after = decode_page_token("agents", request.page_token)
         rows = self._store.agents_page(size + 1, after)
@@ -299,7 +282,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def RevokeAgent(
         self, request: control_pb2.RevokeAgentRequest, context: grpc.ServicerContext
     ) -> control_pb2.RevokeAgentResponse:
-        self._auth(request.operator_token)
         requeued, failed = self._store.revoke_agent(request.agent_id)
         log.info("agent %s revoked: %d job(s) requeued, %d failed", request.agent_id, len(requeued), len(failed))
         return control_pb2.RevokeAgentResponse(requeued_job_ids=requeued, failed_job_ids=failed)
@@ -308,7 +290,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def CancelJob(
         self, request: control_pb2.CancelJobRequest, context: grpc.ServicerContext
     ) -> control_pb2.CancelJobResponse:
-        self._auth(request.operator_token)
         previous = self._store.cancel_job(request.job_id)
         log.info("job %s cancelled (was %s)", request.job_id, previous.value)
         return control_pb2.CancelJobResponse(previous_state=f"JOB_STATE_{previous.name}")
@@ -317,7 +298,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def RetryJob(
         self, request: control_pb2.RetryJobRequest, context: grpc.ServicerContext
     ) -> control_pb2.RetryJobResponse:
-        self._auth(request.operator_token)
         job_id = self._store.retry_job(request.job_id)
         log.info("job %s queued again as job %s", request.job_id, job_id)
         return control_pb2.RetryJobResponse(job_id=job_id)
@@ -328,7 +308,6 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     ) -> control_pb2.StartTrainingResponse:
         from pipelines.registry import check_known
 
-        self._auth(request.operator_token)
         if not request.pipelines:
             raise ValueError("name at least one pipeline to train")
         check_known(request.pipelines)
@@ -352,18 +331,18 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def RecordTrainingRun(
         self, request: control_pb2.RecordTrainingRunRequest, context: grpc.ServicerContext
     ) -> control_pb2.RecordTrainingRunResponse:
-        self._auth(request.operator_token)
         run = from_proto(request.run, TrainingRun)
         if not run.pipeline:
             raise ValueError("a training run needs its pipeline name")
         limits.check_training_run(run, request.run)
+        for field in ("model_sha256", "dataset_sha256", "savedmodel_sha256"):
+            setattr(run, field, limits.sha256_hex(f"run.{field}", getattr(run, field), required=False))
         return control_pb2.RecordTrainingRunResponse(run_id=self._store.record_training_run(run))
 
     @server_errors
     def ListTrainingRuns(
         self, request: control_pb2.ListTrainingRunsRequest, context: grpc.ServicerContext
     ) -> control_pb2.ListTrainingRunsResponse:
-        self._auth(request.operator_token)
         size = _page_size(request.page_size, request.limit)
         after = decode_page_token("training-runs", request.page_token)
         rows = self._store.training_runs_page(size + 1, after)
@@ -374,6 +353,5 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def GetTrainingRun(
         self, request: control_pb2.GetTrainingRunRequest, context: grpc.ServicerContext
     ) -> control_pb2.GetTrainingRunResponse:
-        self._auth(request.operator_token)
         run = self._store.get_training_run(request.run_id)
         return control_pb2.GetTrainingRunResponse(run=training_run_to_proto(run))

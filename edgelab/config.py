@@ -51,8 +51,10 @@ class Settings:
     home: Path = field(default_factory=default_home)  # data dir: SQLite store, artifacts, agent cache
     host: str = "127.0.0.1"
     port: int = field(default=DEFAULT_PORT, metadata={"ge": 0, "le": 65535})
-    fleet_token: Optional[str] = None  # agents must present it to register; None: open
-    operator_token: Optional[str] = None  # CLI/dashboard must present it; None: open
+    # Agents must present it to register / the CLI and dashboard on every call; None: open, which only a
+    # coordinator on loopback may be (coordinator.server.check_exposure).
+    fleet_token: Optional[str] = None
+    operator_token: Optional[str] = None
     mitdb: Path = field(default_factory=default_mitdb)  # MIT-BIH records (WFDB)
     ray_address: Optional[str] = None  # Ray cluster address; None: local Ray
     lease_duration_s: float = field(default=LEASE_DURATION_S, metadata={"gt": 0})  # unrenewed this long: expired
@@ -83,6 +85,11 @@ class Settings:
         for a, b in (("tls_cert", "tls_key"), ("tls_client_cert", "tls_client_key")):
             if (getattr(self, a) is None) != (getattr(self, b) is None):
                 raise ConfigError(f"{a} and {b} must be given together")
+        for name in ("fleet_token", "operator_token"):
+            token = getattr(self, name)
+            if token is not None and not all("!" <= c <= "~" for c in token):
+                # They travel as gRPC call metadata: printable ASCII, and spaces at either end would not survive.
+                raise ConfigError(f"invalid settings: {name}: only visible ASCII characters, no spaces")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("tls_client_ca (mTLS) needs tls_cert and tls_key")
         for name in ("tls_cert", "tls_key", "tls_client_ca", "tls_ca", "tls_client_cert", "tls_client_key"):

@@ -70,7 +70,7 @@ class DeviceCapabilities:
 
 @dataclass
 class MeasurementSettings:
-    """Timing rules (DESIGN.md section 3): warm-up discarded, then at least
+    """Timing rules: warm-up discarded, then at least
     `min_iterations` AND at least `min_duration_s`, capped by `max_duration_s`."""
 
     warmup_iterations: int = 10

@@ -15,6 +15,10 @@ class InvalidArgument(ConfigError):
     """The other side refused a request's content (gRPC INVALID_ARGUMENT); the message names the field."""
 
 
+class OutOfRange(InvalidArgument):
+    """A position past the end of what exists, e.g. an artifact offset beyond its size (gRPC OUT_OF_RANGE)."""
+
+
 class MissingExtraError(EdgeLabError, ImportError):
     """An optional dependency is not installed."""
 

@@ -1,8 +1,9 @@
-"""gRPC edge conventions in one place: channel options and error <-> status-code mapping.
+"""gRPC edge conventions in one place: channel options, credential metadata and error <-> status-code mapping.
 
 Servicers raise EdgeLab errors and `server_errors` turns them into status codes; clients
 wrap calls in `client_errors`, which turns status codes back into EdgeLab errors, so
-callers never see `grpc.RpcError`.
+callers never see `grpc.RpcError`. Credentials travel as call metadata under the keys below,
+never in a message (the coordinator's `coordinator.auth` checks them before any handler runs).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import functools
 import inspect
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, NoReturn, Tuple, TypeVar
 
 import grpc
 
@@ -27,8 +28,16 @@ from edgelab.errors import (
     LeaseLost,
     MessageTooLarge,
     NotFound,
+    OutOfRange,
     PermissionDenied,
 )
+
+# Call metadata that carries credentials (gRPC metadata keys are lower case; values printable ASCII).
+OPERATOR_TOKEN_KEY = "edgelab-operator-token"  # every ControlService call
+FLEET_TOKEN_KEY = "edgelab-fleet-token"  # AgentService.Register
+AGENT_ID_KEY = "edgelab-agent-id"  # every other AgentService call, with AGENT_TOKEN_KEY
+AGENT_TOKEN_KEY = "edgelab-agent-token"
+Metadata = Tuple[Tuple[str, str], ...]  # typing's: evaluated at import, on Python 3.8 too
 
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
@@ -44,6 +53,7 @@ _TO_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (AuthError, grpc.StatusCode.UNAUTHENTICATED),
     (NotFound, grpc.StatusCode.NOT_FOUND),
+    (OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
     (LeaseLost, grpc.StatusCode.FAILED_PRECONDITION),
     (ArtifactCorrupt, grpc.StatusCode.DATA_LOSS),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -61,12 +71,14 @@ _FROM_STATUS: dict[grpc.StatusCode, type[EdgeLabError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: CoordinatorUnavailable,
     grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLarge,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
 
 
-def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+def abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+    """End the call with the status code of `exc` (an EdgeLab error, ValueError or KeyError); re-raise anything else."""
     # A KeyError out of message decoding is a value the contract does not know (e.g. an enum number).
     message = f"invalid or unknown value: {exc.args[0]}" if isinstance(exc, KeyError) and exc.args else str(exc)
     for cls, code in _TO_STATUS:
@@ -84,7 +96,7 @@ def server_errors(method: F) -> F:
             try:
                 yield from method(self, request, context)
             except (EdgeLabError, ValueError, KeyError) as exc:
-                _abort(context, exc)
+                abort(context, exc)
 
         return stream  # type: ignore[return-value]
 
@@ -93,7 +105,7 @@ def server_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except (EdgeLabError, ValueError, KeyError) as exc:
-            _abort(context, exc)
+            abort(context, exc)
 
     return unary  # type: ignore[return-value]
 

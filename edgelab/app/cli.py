@@ -349,7 +349,9 @@ def coordinator_serve(
     host: Annotated[str | None, typer.Option(help="Listen address (also EDGELAB_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (also EDGELAB_PORT; default 50051).")] = None,
     home: HomeOpt = None,
-    fleet_token: Annotated[str | None, typer.Option(help="Agents must present it (also EDGELAB_FLEET_TOKEN).")] = None,
+    fleet_token: Annotated[
+        str | None, typer.Option(help="Agents must present it (also EDGELAB_FLEET_TOKEN); needed beyond loopback.")
+    ] = None,
     operator_token: OperatorTokenOpt = None,
     log_level: Annotated[
         str | None,
@@ -359,7 +361,7 @@ def coordinator_serve(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the coordinator's gRPC API until interrupted."""
+    """Serve the coordinator's gRPC API until interrupted (beyond loopback: with an operator and a fleet token)."""
     from coordinator.server import start_coordinator
 
     settings = _settings(

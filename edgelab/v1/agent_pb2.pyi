@@ -7,14 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("name", "fleet_token", "capabilities")
+    __slots__ = ("name", "capabilities")
     NAME_FIELD_NUMBER: _ClassVar[int]
-    FLEET_TOKEN_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     name: str
-    fleet_token: str
     capabilities: _common_pb2.DeviceCapabilities
-    def __init__(self, name: _Optional[str] = ..., fleet_token: _Optional[str] = ..., capabilities: _Optional[_Union[_common_pb2.DeviceCapabilities, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., capabilities: _Optional[_Union[_common_pb2.DeviceCapabilities, _Mapping]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("agent_id", "agent_token", "heartbeat_interval_s", "lease_duration_s")
@@ -29,26 +27,18 @@ class RegisterResponse(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., lease_duration_s: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("agent_id", "agent_token", "current_job_id")
-    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
-    AGENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("current_job_id",)
     CURRENT_JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    agent_id: str
-    agent_token: str
     current_job_id: str
-    def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ..., current_job_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, current_job_id: _Optional[str] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class LeaseJobRequest(_message.Message):
-    __slots__ = ("agent_id", "agent_token")
-    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
-    AGENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    agent_id: str
-    agent_token: str
-    def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ...) -> None: ...
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class Lease(_message.Message):
     __slots__ = ("job_id", "attempt", "expires_in_s", "spec")
@@ -71,16 +61,12 @@ class LeaseJobResponse(_message.Message):
     def __init__(self, has_job: _Optional[bool] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
-    __slots__ = ("agent_id", "agent_token", "job_id", "attempt")
-    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
-    AGENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("job_id", "attempt")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
-    agent_id: str
-    agent_token: str
     job_id: str
     attempt: int
-    def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class RenewLeaseResponse(_message.Message):
     __slots__ = ("expires_in_s",)
@@ -89,16 +75,12 @@ class RenewLeaseResponse(_message.Message):
     def __init__(self, expires_in_s: _Optional[float] = ...) -> None: ...
 
 class FetchArtifactRequest(_message.Message):
-    __slots__ = ("agent_id", "agent_token", "sha256", "offset")
-    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
-    AGENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("sha256", "offset")
     SHA256_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
-    agent_id: str
-    agent_token: str
     sha256: str
     offset: int
-    def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+    def __init__(self, sha256: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ArtifactChunk(_message.Message):
     __slots__ = ("offset", "data", "total_size", "sha256")
@@ -113,18 +95,14 @@ class ArtifactChunk(_message.Message):
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ..., total_size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ReportResultRequest(_message.Message):
-    __slots__ = ("agent_id", "agent_token", "job_id", "attempt", "result")
-    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
-    AGENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("job_id", "attempt", "result")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
-    agent_id: str
-    agent_token: str
     job_id: str
     attempt: int
     result: _common_pb2.BenchmarkResult
-    def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result: _Optional[_Union[_common_pb2.BenchmarkResult, _Mapping]] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result: _Optional[_Union[_common_pb2.BenchmarkResult, _Mapping]] = ...) -> None: ...
 
 class ReportResultResponse(_message.Message):
     __slots__ = ("accepted", "duplicate")

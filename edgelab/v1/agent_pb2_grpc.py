@@ -46,40 +46,53 @@ class AgentServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Register(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """INVALID_ARGUMENT: name or capabilities out of bounds.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Heartbeat(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Marks the agent as seen (online); it does NOT renew a lease: only RenewLease does.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LeaseJob(self, request, context):
         """One job at a time: an agent that already holds a lease gets that same lease back (same attempt).
+        has_job = false: nothing this agent can run is queued now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RenewLease(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Extends the lease by lease_duration_s from now. NOT_FOUND: unknown job; FAILED_PRECONDITION: this agent
+        no longer holds that attempt (it expired and was re-leased, the job was closed): stop the job.
+        A lease that is not renewed within lease_duration_s expires and the job is re-leased with attempt + 1;
+        after 3 expired leases the job fails as a timeout.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FetchArtifact(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streams the artifact in chunks of at most 1 MiB from `offset`. NOT_FOUND: no such artifact;
+        INVALID_ARGUMENT: not a sha256 digest, or a negative offset; OUT_OF_RANGE: offset past the end
+        (offset == total size streams nothing).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReportResult(self, request, context):
-        """FAILED_PRECONDITION: the lease is lost (a report for a job the coordinator closed as a timeout is
-        still kept, as a late result beside that verdict, and the message says so); INVALID_ARGUMENT: an
-        impossible value, the message starts with the field's path; RESOURCE_EXHAUSTED: too large to store.
+        """A refused report is a status code, never an OK reply: NOT_FOUND: unknown job; FAILED_PRECONDITION: the
+        lease is lost, or this attempt was already reported with a different result (a report for a job the
+        coordinator closed as a timeout is still kept, as a late result beside that verdict, and the message
+        says so); INVALID_ARGUMENT: an impossible value, the message starts with the field's path;
+        RESOURCE_EXHAUSTED: too large to store (a list or text beyond its bound, or a result over 1 MiB
+        serialized): report the verdict without the bulk (latency, profiles, failure detail) instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

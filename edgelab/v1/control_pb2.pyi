@@ -22,7 +22,7 @@ TRAINING_STATE_SUCCEEDED: TrainingState
 TRAINING_STATE_FAILED: TrainingState
 
 class UploadArtifactRequest(_message.Message):
-    __slots__ = ("operator_token", "name", "format", "data", "metadata")
+    __slots__ = ("name", "format", "data", "metadata")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -30,17 +30,15 @@ class UploadArtifactRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     name: str
     format: str
     data: bytes
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, operator_token: _Optional[str] = ..., name: _Optional[str] = ..., format: _Optional[str] = ..., data: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., format: _Optional[str] = ..., data: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UploadArtifactResponse(_message.Message):
     __slots__ = ("artifact",)
@@ -49,16 +47,14 @@ class UploadArtifactResponse(_message.Message):
     def __init__(self, artifact: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
-    __slots__ = ("operator_token", "spec", "agent_ids", "any_agent")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("spec", "agent_ids", "any_agent")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     AGENT_IDS_FIELD_NUMBER: _ClassVar[int]
     ANY_AGENT_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     spec: _common_pb2.JobSpec
     agent_ids: _containers.RepeatedScalarFieldContainer[str]
     any_agent: bool
-    def __init__(self, operator_token: _Optional[str] = ..., spec: _Optional[_Union[_common_pb2.JobSpec, _Mapping]] = ..., agent_ids: _Optional[_Iterable[str]] = ..., any_agent: _Optional[bool] = ...) -> None: ...
+    def __init__(self, spec: _Optional[_Union[_common_pb2.JobSpec, _Mapping]] = ..., agent_ids: _Optional[_Iterable[str]] = ..., any_agent: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobsResponse(_message.Message):
     __slots__ = ("job_ids",)
@@ -87,16 +83,14 @@ class JobSummary(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., agent_id: _Optional[str] = ..., agent_name: _Optional[str] = ..., attempt: _Optional[int] = ..., spec: _Optional[_Union[_common_pb2.JobSpec, _Mapping]] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("operator_token", "limit", "page_size", "page_token")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("limit", "page_size", "page_token")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     limit: int
     page_size: int
     page_token: str
-    def __init__(self, operator_token: _Optional[str] = ..., limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -107,12 +101,10 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[JobSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
-    __slots__ = ("operator_token", "job_id")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("job_id",)
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     job_id: str
-    def __init__(self, operator_token: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobResponse(_message.Message):
     __slots__ = ("job", "has_result", "result", "result_written_by", "result_attempt", "result_agent_id", "result_created_at", "late_results", "late_results_omitted")
@@ -149,12 +141,10 @@ class LateResult(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., received_at: _Optional[float] = ..., result: _Optional[_Union[_common_pb2.BenchmarkResult, _Mapping]] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
-    __slots__ = ("operator_token", "job_id")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("job_id",)
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     job_id: str
-    def __init__(self, operator_token: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class CancelJobResponse(_message.Message):
     __slots__ = ("previous_state",)
@@ -163,12 +153,10 @@ class CancelJobResponse(_message.Message):
     def __init__(self, previous_state: _Optional[_Union[_common_pb2.JobState, str]] = ...) -> None: ...
 
 class RetryJobRequest(_message.Message):
-    __slots__ = ("operator_token", "job_id")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("job_id",)
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     job_id: str
-    def __init__(self, operator_token: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class RetryJobResponse(_message.Message):
     __slots__ = ("job_id",)
@@ -193,14 +181,12 @@ class AgentSummary(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., last_seen_at: _Optional[float] = ..., capabilities: _Optional[_Union[_common_pb2.DeviceCapabilities, _Mapping]] = ..., current_job_id: _Optional[str] = ...) -> None: ...
 
 class ListAgentsRequest(_message.Message):
-    __slots__ = ("operator_token", "page_size", "page_token")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("page_size", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     page_size: int
     page_token: str
-    def __init__(self, operator_token: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListAgentsResponse(_message.Message):
     __slots__ = ("agents", "next_page_token")
@@ -211,12 +197,10 @@ class ListAgentsResponse(_message.Message):
     def __init__(self, agents: _Optional[_Iterable[_Union[AgentSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RevokeAgentRequest(_message.Message):
-    __slots__ = ("operator_token", "agent_id")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("agent_id",)
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     agent_id: str
-    def __init__(self, operator_token: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
 
 class RevokeAgentResponse(_message.Message):
     __slots__ = ("requeued_job_ids", "failed_job_ids")
@@ -297,16 +281,14 @@ class TrainingRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., state: _Optional[_Union[TrainingState, str]] = ..., origin: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TrainingSummary, _Mapping]] = ..., model_sha256: _Optional[str] = ..., dataset_sha256: _Optional[str] = ..., savedmodel_sha256: _Optional[str] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
-    __slots__ = ("operator_token", "pipelines", "seeds", "config")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("pipelines", "seeds", "config")
     PIPELINES_FIELD_NUMBER: _ClassVar[int]
     SEEDS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     pipelines: _containers.RepeatedScalarFieldContainer[str]
     seeds: _containers.RepeatedScalarFieldContainer[int]
     config: TrainingConfig
-    def __init__(self, operator_token: _Optional[str] = ..., pipelines: _Optional[_Iterable[str]] = ..., seeds: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ...) -> None: ...
+    def __init__(self, pipelines: _Optional[_Iterable[str]] = ..., seeds: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ...) -> None: ...
 
 class StartTrainingResponse(_message.Message):
     __slots__ = ("run_ids",)
@@ -315,12 +297,10 @@ class StartTrainingResponse(_message.Message):
     def __init__(self, run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecordTrainingRunRequest(_message.Message):
-    __slots__ = ("operator_token", "run")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("run",)
     RUN_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     run: TrainingRun
-    def __init__(self, operator_token: _Optional[str] = ..., run: _Optional[_Union[TrainingRun, _Mapping]] = ...) -> None: ...
+    def __init__(self, run: _Optional[_Union[TrainingRun, _Mapping]] = ...) -> None: ...
 
 class RecordTrainingRunResponse(_message.Message):
     __slots__ = ("run_id",)
@@ -329,16 +309,14 @@ class RecordTrainingRunResponse(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class ListTrainingRunsRequest(_message.Message):
-    __slots__ = ("operator_token", "limit", "page_size", "page_token")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("limit", "page_size", "page_token")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     limit: int
     page_size: int
     page_token: str
-    def __init__(self, operator_token: _Optional[str] = ..., limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListTrainingRunsResponse(_message.Message):
     __slots__ = ("runs", "next_page_token")
@@ -349,12 +327,10 @@ class ListTrainingRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[TrainingRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetTrainingRunRequest(_message.Message):
-    __slots__ = ("operator_token", "run_id")
-    OPERATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("run_id",)
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    operator_token: str
     run_id: str
-    def __init__(self, operator_token: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class GetTrainingRunResponse(_message.Message):
     __slots__ = ("run",)

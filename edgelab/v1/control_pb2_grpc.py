@@ -70,13 +70,19 @@ class ControlServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def UploadArtifact(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
+        """A client stream of chunks (each message well under 8 MiB; the CLI sends 1 MiB): the first message
+        carries name, format and metadata. INVALID_ARGUMENT: an empty stream, no name or format, metadata over
+        256 entries or 256 KiB.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SubmitJobs(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """NOT_FOUND: an unknown artifact or agent id, or no agent able to take the job (see agent_ids);
+        INVALID_ARGUMENT: a spec out of bounds, agent_ids together with any_agent, or named agents that are
+        revoked or cannot run the backend.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -88,7 +94,8 @@ class ControlServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """NOT_FOUND: unknown job.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -100,20 +107,23 @@ class ControlServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RevokeAgent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """NOT_FOUND: unknown agent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelJob(self, request, context):
-        """Stop a queued or leased job: it is never leased again and a report for it is refused.
+        """Stop a queued or leased job: it is never leased again, its agent loses the lease (FAILED_PRECONDITION
+        on its next RenewLease or ReportResult). NOT_FOUND: unknown job; INVALID_ARGUMENT: already finished.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RetryJob(self, request, context):
-        """Queue a finished job's spec again, on the same target, as a new job.
+        """Queue a finished job's spec again, on the same target, as a new job. NOT_FOUND: unknown job;
+        INVALID_ARGUMENT: the job is still queued or leased.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,6 +131,7 @@ class ControlServiceServicer:
 
     def StartTraining(self, request, context):
         """Train pipelines x seeds on the coordinator (its MIT-BIH dir, Ray tasks in parallel) in the background.
+        INVALID_ARGUMENT: unknown pipeline, bad config, over 256 runs; NOT_FOUND: the coordinator has no data dir.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +139,7 @@ class ControlServiceServicer:
 
     def RecordTrainingRun(self, request, context):
         """Store a run trained elsewhere (`edgelab train --coordinator`) after its artifacts were uploaded.
+        NOT_FOUND: an artifact it names was not uploaded; INVALID_ARGUMENT: not a finished run, or out of bounds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,7 +152,8 @@ class ControlServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """NOT_FOUND: unknown run.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

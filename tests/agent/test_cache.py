@@ -1,3 +1,4 @@
+import functools
 import hashlib
 import os
 from collections.abc import Iterator
@@ -9,8 +10,12 @@ import agent.cache
 from agent.backends import engine_cache
 from agent.backends.engine_cache import CacheKey
 from agent.cache import RUNNING_SUFFIX, ArtifactCache
+from agent.client import AgentClient
+from coordinator.client import ControlClient
+from coordinator.server import Coordinator
 from edgelab.domain import ArtifactRef
 from edgelab.errors import ArtifactCorrupt
+from tests.factories import CAPS
 
 PAYLOAD = b"model-bytes-" * 1000
 REF = ArtifactRef(hashlib.sha256(PAYLOAD).hexdigest(), len(PAYLOAD), "onnx", "m.onnx")
@@ -44,6 +49,23 @@ def test_interrupted_download_resumes_from_the_partial_file(tmp_path: Path) -> N
     path = cache.ensure(REF, _fetcher(PAYLOAD, offsets))
 
     assert offsets == [5000] and path.read_bytes() == PAYLOAD
+
+
+@pytest.mark.integration
+def test_a_partial_file_longer_than_the_artifact_is_downloaded_again_from_the_start(
+    tmp_path: Path, coordinator: Coordinator
+) -> None:
+    artifact = tmp_path / "m.onnx"
+    artifact.write_bytes(PAYLOAD)
+    ref = ControlClient(coordinator.address).upload(artifact, format="onnx")
+    agent = AgentClient(coordinator.address)
+    agent.register("pi", CAPS, None)
+    cache = ArtifactCache(tmp_path / "cache")
+    cache.path(ref.sha256).with_suffix(".partial").write_bytes(PAYLOAD + b"junk")  # the coordinator: OUT_OF_RANGE
+
+    path = cache.ensure(ref, functools.partial(agent.fetch, ref.sha256))
+
+    assert path.read_bytes() == PAYLOAD and not path.with_suffix(".partial").exists()
 
 
 def test_corrupt_bytes_are_detected_and_not_cached(tmp_path: Path) -> None:

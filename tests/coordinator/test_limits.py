@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,8 +36,8 @@ from edgelab.domain import (
     TrainingRun,
     TrainingState,
 )
-from edgelab.errors import EdgeLabError
-from edgelab.rpc import CHANNEL_OPTIONS
+from edgelab.errors import EdgeLabError, InvalidArgument
+from edgelab.rpc import AGENT_ID_KEY, AGENT_TOKEN_KEY, CHANNEL_OPTIONS
 from edgelab.serde import to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
 from tests.factories import CAPS, LATENCY
@@ -78,13 +79,10 @@ def leased(coordinator: Coordinator, onnx_model: Path, test_set: Path) -> Iterat
 def _report(agent: AgentClient, job_id: str, attempt: int, result: BenchmarkResult) -> None:
     assert agent.registration is not None
     request = agent_pb2.ReportResultRequest(
-        agent_id=agent.registration.agent_id,
-        agent_token=agent.registration.agent_token,
-        job_id=job_id,
-        attempt=attempt,
-        result=to_proto(result, common_pb2.BenchmarkResult()),
+        job_id=job_id, attempt=attempt, result=to_proto(result, common_pb2.BenchmarkResult())
     )
-    agent_pb2_grpc.AgentServiceStub(_channel(agent.address)).ReportResult(request, timeout=30)
+    creds = ((AGENT_ID_KEY, agent.registration.agent_id), (AGENT_TOKEN_KEY, agent.registration.agent_token))
+    agent_pb2_grpc.AgentServiceStub(_channel(agent.address)).ReportResult(request, timeout=30, metadata=creds)
 
 
 def _latency(**changes: float) -> BenchmarkResult:
@@ -219,7 +217,7 @@ def test_agent_names_and_capabilities_are_bounded_and_the_agent_list_stays_reada
 ) -> None:
     huge = AgentClient(coordinator.address)
     for _ in range(2):  # before: both accepted, then ListAgents / `agents list` failed for good
-        with pytest.raises(EdgeLabError, match=r"^name: 4718592 characters, at most 256"):
+        with pytest.raises(EdgeLabError, match=r"^name: 4718592 characters, at most 128"):
             huge.register("n" * (9 << 19), CAPS, None)
     bloated = dataclasses.replace(CAPS, runtimes=[RuntimeInfo(f"rt{i}", False, reason="r" * 4000) for i in range(20)])
     with pytest.raises(EdgeLabError, match=r"^capabilities: 0\.08 MiB serialized"):
@@ -227,6 +225,33 @@ def test_agent_names_and_capabilities_are_bounded_and_the_agent_list_stays_reada
 
     agents = CliRunner().invoke(app, ["agents", "list", "--coordinator", coordinator.address])
     assert agents.exit_code == 0, agents.output
+
+
+@pytest.mark.parametrize(
+    ("name", "position"),
+    [
+        ("pi\x1b]0;pwned\x07", "character 2 is U+001B (category Cc)"),
+        ("pi\u202eevil", "character 2 is U+202E (category Cf)"),
+    ],
+)
+def test_agent_and_job_names_with_control_or_format_characters_are_refused_naming_the_rule(
+    coordinator: Coordinator, onnx_model: Path, test_set: Path, name: str, position: str
+) -> None:
+    control = ControlClient(coordinator.address)
+    agent = AgentClient(coordinator.address)
+    spec = JobSpec(
+        name, "onnxruntime", control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
+    )
+
+    with pytest.raises(InvalidArgument, match=rf"^name: {re.escape(position)}: names are letters, marks, digits"):
+        agent.register(name, CAPS, None)
+    agent.register("Jetson Orin (lab 2) — ü #1", CAPS, None)  # printable Unicode is fine
+    with pytest.raises(InvalidArgument, match=rf"^spec\.name: {re.escape(position)}"):
+        control.submit(spec, any_agent=True)
+    with pytest.raises(InvalidArgument, match=r"^spec\.name: 129 characters, at most 128"):
+        control.submit(dataclasses.replace(spec, name="j" * 129), any_agent=True)
+
+    assert [a.name for a in control.list_agents()] == ["Jetson Orin (lab 2) — ü #1"] and control.list_jobs() == []
 
 
 def test_list_agents_is_paged_by_count_and_by_size(coordinator: Coordinator) -> None:

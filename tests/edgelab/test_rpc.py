@@ -11,7 +11,7 @@ from coordinator.client import ControlClient
 from coordinator.server import Coordinator
 from edgelab.constants import GRPC_MAX_MESSAGE_BYTES
 from edgelab.domain import JobSpec
-from edgelab.errors import EdgeLabError, MessageTooLarge, NotFound
+from edgelab.errors import EdgeLabError, InvalidArgument, MessageTooLarge, NotFound, OutOfRange
 from edgelab.rpc import client_errors
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2, control_pb2, control_pb2_grpc
 from tests.factories import CAPS
@@ -73,8 +73,26 @@ def test_out_of_range_enum_and_invalid_spec_are_invalid_arguments(
         assert message in refused.value.details()  # type: ignore[attr-defined]
     with pytest.raises(NotFound, match="can run backend 'tvm'"):
         control.submit(JobSpec("t", "tvm", spec.model, spec.dataset))
-    with pytest.raises(NotFound, match="unknown artifact"):
+    with pytest.raises(InvalidArgument, match=r"^sha256: '\.\./\.\./etc/passwd' is not a sha256 digest"):
         agent = AgentClient(coordinator.address)
         agent.register("pi-2", CAPS, None)
         b"".join(agent.fetch("../../etc/passwd", 0))
+    _still_serving(coordinator)
+
+
+def test_fetch_offsets_outside_the_artifact_are_refused_by_name_and_hex_case_does_not_matter(
+    coordinator: Coordinator, onnx_model: Path
+) -> None:
+    ref = ControlClient(coordinator.address).upload(onnx_model, format="onnx")
+    agent = AgentClient(coordinator.address)
+    agent.register("pi", CAPS, None)
+
+    with pytest.raises(InvalidArgument, match=r"^offset: -1 is negative"):
+        b"".join(agent.fetch(ref.sha256, -1))
+    for past_end in (ref.size_bytes + 1, 2**62):  # 2**62: before, UNKNOWN "[Errno 22] Invalid argument" from seek
+        with pytest.raises(OutOfRange, match=f"^offset: {past_end} is past the end .*{ref.size_bytes} bytes"):
+            b"".join(agent.fetch(ref.sha256, past_end))
+
+    assert b"".join(agent.fetch(ref.sha256, ref.size_bytes)) == b""  # a finished download resumes to nothing
+    assert b"".join(agent.fetch(ref.sha256.upper(), 0)) == onnx_model.read_bytes()
     _still_serving(coordinator)

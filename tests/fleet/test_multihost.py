@@ -21,7 +21,7 @@ import pytest
 
 from coordinator.client import ControlClient
 from edgelab.domain import ArtifactRef, BenchmarkResult, Job, JobSpec, JobState, MeasurementSettings
-from edgelab.errors import CoordinatorUnavailable
+from edgelab.errors import AuthError, CoordinatorUnavailable
 from tests.netns import Network, unavailable_reason
 
 pytestmark = pytest.mark.integration
@@ -34,6 +34,10 @@ EDGELAB = [sys.executable, "-m", "edgelab"]
 START_TIMEOUT_S = 120.0  # interpreter + runtime imports of four processes on a shared 2-core machine
 JOB_TIMEOUT_S = 120.0
 RETRY_BACKOFF = "; retrying in "  # Agent._retry: "<why the call failed>; retrying in 0.5s"
+# The coordinator listens beyond loopback, so it needs both tokens (coordinator.server.check_exposure); they go
+# through the environment, as on a real fleet, to keep them off the command line.
+FLEET_TOKEN = "multihost-fleet"
+OPERATOR_TOKEN = "multihost-operator"
 
 
 class Fleet:
@@ -43,12 +47,19 @@ class Fleet:
         self.net = net
         self.tmp_path = tmp_path
         self.address = f"{net.hosts['coord'].address}:{PORT}"
-        self.control = net.remote("operator", functools.partial(ControlClient, timeout_s=10.0), self.address)
+        operator = functools.partial(ControlClient, operator_token=OPERATOR_TOKEN, timeout_s=10.0)
+        self.control = net.remote("operator", operator, self.address)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._killed: set[subprocess.Popen[bytes]] = set()
 
     def start_coordinator(self, lease_s: float = LEASE_S) -> None:
-        env = {**os.environ, "EDGELAB_LEASE_DURATION_S": str(lease_s), "EDGELAB_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S)}
+        env = {
+            **os.environ,
+            "EDGELAB_LEASE_DURATION_S": str(lease_s),
+            "EDGELAB_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
+            "EDGELAB_FLEET_TOKEN": FLEET_TOKEN,
+            "EDGELAB_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        }
         host = self.net.hosts["coord"].address
         home = self.tmp_path / "coord"
         self._start(
@@ -63,7 +74,10 @@ class Fleet:
         """Start agents on their hosts; returns their agent ids by name once all registered."""
         for name in names:
             self._start(
-                name, name, ["agent", "run", "-c", self.address, "--name", name, "--home", str(self.tmp_path / name)]
+                name,
+                name,
+                ["agent", "run", "-c", self.address, "--name", name, "--home", str(self.tmp_path / name)],
+                {**os.environ, "EDGELAB_FLEET_TOKEN": FLEET_TOKEN},
             )
         self.wait(lambda: set(names) <= set(self.agent_ids()), START_TIMEOUT_S, f"agents {names} to register")
         return self.agent_ids()
@@ -162,6 +176,9 @@ def test_three_agents_on_three_hosts_share_jobs_submitted_for_any_agent(
     assert all(result is not None and result.latency and result.accuracy for _, result in jobs)
     agent_addresses = {fleet.net.hosts[name].address for name in AGENTS}
     assert agent_addresses <= fleet.connected_peers()  # the agents dialled across the bridge from their own addresses
+    anonymous = functools.partial(ControlClient, timeout_s=10.0)  # another host, without the operator token
+    with fleet.net.remote("operator", anonymous, fleet.address) as stranger, pytest.raises(AuthError, match="missing"):
+        stranger.call("list_agents")
 
 
 @pytest.mark.slow  # ~30 s: the cut lasts until the agent gives up on its pending call (~20 s)
