@@ -104,7 +104,9 @@ def test_every_rpc_without_valid_credentials_is_refused_before_its_handler_runs(
             refused[method.name] = (error.code(), error.details())
 
     every_rpc = sum(len(service.methods) for _, service in SERVICES)
-    assert len(refused) == every_rpc >= 18 and {code for code, _ in refused.values()} == {grpc.StatusCode.UNAUTHENTICATED}
+    assert len(refused) == every_rpc >= 18 and {code for code, _ in refused.values()} == {
+        grpc.StatusCode.UNAUTHENTICATED
+    }
     expected = "missing" if credentials == "none" else "bad|unknown agent"
     assert all(any(word in details for word in expected.split("|")) for _, details in refused.values()), refused
     assert reached == []  # no handler ran
