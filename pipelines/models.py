@@ -10,18 +10,25 @@ INPUT_NAME = "ecg"
 """Name of every model's input, so exported SavedModel/ONNX/TFLite artifacts agree on it."""
 
 
-def build_cnn_1d(input_length: int, num_classes: int, *, width: int = 16, dropout: float = 0.2) -> Any:
-    """A small 1D CNN for single-beat windows (~34k parameters at width 16).
+def build_cnn_1d(
+    input_length: int, num_classes: int, *, extra_features: int = 0, width: int = 16, dropout: float = 0.2
+) -> Any:
+    """A small 1D CNN for single-beat windows (~34k parameters at width 16), optionally with per-beat features.
 
     Four Conv1D+BatchNorm+ReLU blocks (max-pooled in between) then global average pooling:
     small enough to train in seconds per epoch on two CPU cores and to fit a microcontroller,
     and built only from ops every runtime (ONNX, TFLite INT8, TensorRT) supports.
-    Returns a `keras.Model` with input "ecg" of shape (input_length, 1) and softmax output.
+    Returns a `keras.Model` with input "ecg" of shape (input_length + extra_features, 1) and softmax output.
+
+    With `extra_features` (e.g. the 7 RR features), the last `extra_features` values of the input
+    are not waveform: the graph splits them off with two Cropping1D slices, the waveform goes
+    through the CNN, the features through a small dense layer, and both meet before the classifier.
+    One input tensor keeps the artifact contract every backend and the shipped test set assume.
     """
     keras = require("keras")
     layers = keras.layers
-    inputs = keras.Input(shape=(input_length, 1), name=INPUT_NAME)
-    x = inputs
+    inputs = keras.Input(shape=(input_length + extra_features, 1), name=INPUT_NAME)
+    x = layers.Cropping1D((0, extra_features), name="waveform")(inputs) if extra_features else inputs
     for i, (filters, kernel) in enumerate(((width, 7), (2 * width, 5), (4 * width, 5), (4 * width, 5))):
         x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
@@ -29,6 +36,11 @@ def build_cnn_1d(input_length: int, num_classes: int, *, width: int = 16, dropou
         if i < 3:
             x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
     x = layers.GlobalAveragePooling1D(name="gap")(x)
+    if extra_features:
+        f = layers.Cropping1D((input_length, 0), name="features")(inputs)
+        f = layers.Dense(width, activation="relu", name="features_dense")(layers.Flatten(name="features_flat")(f))
+        x = layers.Concatenate(name="merge")([x, f])
+        x = layers.Dense(2 * width, activation="relu", name="merged_dense")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn_1d")
