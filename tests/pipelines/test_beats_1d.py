@@ -98,7 +98,7 @@ def test_pipeline_reports_a_real_run(trained: TrainOutput) -> None:
     assert trained.class_names == ("N", "S", "V", "F", "Q")
     assert trained.train_beats > 1900
     assert trained.test_beats > 2200
-    assert 20_000 <= trained.params <= 60_000
+    assert 5_000 <= trained.params <= 20_000  # width 8: about 9k
     assert trained.train_seconds > 0
     assert set(trained.per_class_recall) == set(trained.class_names)
     assert math.isnan(trained.per_class_recall["F"])  # record 100 has no fusion beat
