@@ -50,7 +50,7 @@ JOB_TIMEOUT_S = 1800.0
 
 @dataclass
 class DemoOptions:
-    epochs: int = 6  # the epochs mitdb-beats-1d was tuned with on validation; its best validation epoch is kept
+    epochs: int = 6  # the epochs mitdb-beats-1d was configured with on its validation patients
     split: str = "inter-patient"
     records: tuple[str, ...] | None = None
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])

@@ -71,3 +71,23 @@ def test_selection_score_is_the_mean_ec57_se_and_ppv_of_n_sveb_veb() -> None:
 
     # assert: N Se 0.8, +P 8/9; SVEB Se 1, +P 0.5; VEB Se 0.5, +P 1
     assert score == pytest.approx(np.mean([0.8, 8 / 9, 1.0, 0.5, 0.5, 1.0]))
+
+
+def test_validation_monitor_scores_every_epoch_and_keeps_the_last() -> None:
+    # prepare: a tiny model on random beats of the five AAMI classes
+    keras = pytest.importorskip("keras", reason="needs pip install 'edgelab[train]'")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((200, 8)).astype(np.float32), rng.integers(0, 5, 200)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(5, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    notes: list[str] = []
+    monitor = validation.validation_monitor(x[:50], y[:50], mitdb.AAMI_CLASSES, notes)
+
+    # execute
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[monitor])
+
+    # assert
+    (note,) = notes
+    scores = note.split("per epoch: ")[1].split(";")[0].split(", ")
+    assert len(scores) == 3 and all(0.0 <= float(s) <= 1.0 for s in scores)
+    assert note.endswith("last epoch kept")
