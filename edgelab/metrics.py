@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,6 +43,85 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
         classes=classes,
         confusion=[int(v) for v in confusion.ravel()],
     )
+
+
+EC57_CLASSES: tuple[tuple[str, str], ...] = (("N", "N"), ("S", "SVEB"), ("V", "VEB"), ("F", "F"), ("Q", "Q"))
+"""(AAMI class letter in a model's class names, the name EC57 statistics go by)."""
+
+EC57_NOT_FALSE_POSITIVES: dict[str, tuple[str, ...]] = {"V": ("F", "Q"), "S": ("Q",)}
+"""Reference beats of these classes labelled V (resp. S) are not counted against VEB (SVEB) +P.
+
+ANSI/AAMI EC57 gross beat-by-beat statistics, as PhysioNet's reference comparator bxb implements
+them (wfdb app/bxb.c, G. Moody: VFP = Nv + Sv, SFP = Ns + Vs + Fs): a fusion of ventricular and
+normal beat (F) or an unclassifiable beat (Q) labelled VEB is not a VEB false positive, and a Q
+beat labelled SVEB is not an SVEB false positive. Sensitivities count every missed beat of the
+class. N, F and Q have no EC57 rule; their Se and +P are the plain row and column ratios, as de
+Chazal et al. 2004 report them."""
+
+
+@dataclass(frozen=True)
+class Ec57Figures:
+    """Beat counts behind one class's sensitivity (Se) and positive predictivity (+P)."""
+
+    name: str
+    tp: int
+    fn: int
+    fp: int
+
+    @property
+    def se(self) -> float:
+        """TP / (TP + FN); NaN when the class has no reference beat."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else math.nan
+
+    @property
+    def ppv(self) -> float:
+        """TP / (TP + FP); NaN when nothing was labelled as the class."""
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else math.nan
+
+
+def ec57_figures(confusion: Sequence[Sequence[int]] | np.ndarray, class_names: Sequence[str]) -> list[Ec57Figures]:
+    """Se and +P of N, SVEB, VEB, F and Q from a confusion matrix (rows: reference, columns: predicted).
+
+    `class_names` must hold the AAMI letters N, S, V, F, Q (in any order); the EC57 rules of
+    EC57_NOT_FALSE_POSITIVES apply to SVEB and VEB. ValueError otherwise.
+    """
+    matrix = np.asarray(confusion, dtype=np.int64)
+    names = list(class_names)
+    missing = [letter for letter, _ in EC57_CLASSES if letter not in names]
+    if missing or matrix.shape != (len(names), len(names)):
+        raise ValueError(
+            f"EC57 needs a square confusion over the AAMI classes N, S, V, F, Q; got classes {names} "
+            f"and a {matrix.shape} matrix"
+        )
+    figures: list[Ec57Figures] = []
+    for letter, name in EC57_CLASSES:
+        i = names.index(letter)
+        excluded = [names.index(c) for c in EC57_NOT_FALSE_POSITIVES.get(letter, ())]
+        tp = int(matrix[i, i])
+        fp = int(matrix[:, i].sum()) - tp - int(sum(matrix[j, i] for j in excluded))
+        figures.append(Ec57Figures(name, tp=tp, fn=int(matrix[i].sum()) - tp, fp=fp))
+    return figures
+
+
+DE_CHAZAL_2004_LABEL = (
+    "de Chazal et al. 2004 (published: linear discriminants, MIT-BIH DS1 train / DS2 test, EC57 gross)"
+)
+DE_CHAZAL_2004: dict[str, tuple[float, float]] = {"N": (0.869, 0.992), "SVEB": (0.759, 0.385), "VEB": (0.777, 0.819)}
+"""(Se, +P) per class of de Chazal, O'Dwyer & Reilly, IEEE TBME 51(7) 2004, the inter-patient baseline
+(DS1/DS2 as mitdb.DS1/DS2, paced records excluded). SVEB and VEB as in its abstract; N from its
+gross results table."""
+
+
+def summed_confusion(per_record: Mapping[str, Sequence[int]], exclude: Sequence[str] = ()) -> list[list[int]]:
+    """The sum of row-major (flat, square) confusion matrices keyed by record, leaving out `exclude`, as rows."""
+    kept = [np.asarray(m, dtype=np.int64) for record, m in per_record.items() if record not in exclude]
+    if not kept:
+        raise ValueError(f"no confusion matrix left after excluding {', '.join(exclude) or 'nothing'}")
+    total = np.sum(kept, axis=0)
+    n = math.isqrt(total.size)
+    if n * n != total.size:
+        raise ValueError(f"a confusion matrix of {total.size} values is not square")
+    return [[int(v) for v in row] for row in total.reshape(n, n)]
 
 
 def latency_verdict(baseline: LatencyStats, candidate: LatencyStats) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
@@ -74,6 +74,8 @@ class TrainOutput:
     """Keras on the test set: per-class precision/recall/F1 and the confusion matrix (rows = true class)."""
     seed: int = 0
     epochs: int = 0
+    record_confusions: dict[str, list[int]] = field(default_factory=dict)
+    """Keras on the test set, per record: row-major confusion matrices (e.g. EC57 figures without record 232)."""
 
     @property
     def per_class_recall(self) -> dict[str, float]:

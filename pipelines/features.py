@@ -1,4 +1,5 @@
-"""Features computed from ECG windows before a model sees them: time-frequency moments, CWT scalograms, beat images.
+"""Features computed from ECG windows before a model sees them: time-frequency moments, CWT scalograms, beat images,
+RR intervals.
 
 Every function takes a batch and `fs` explicitly and returns float32 arrays shaped for Keras
 (trailing channel axis), so the shipped test set is exactly what the exported model consumes.
@@ -25,6 +26,19 @@ SCALOGRAM_BAND_HZ = (1.0, 45.0)
 SCALOGRAM_SCALES = 48
 SCALOGRAM_TIME_BINS = 60
 SCALOGRAM_WAVELET = "morl"
+
+RR_LOCAL_BEATS = 10
+"""The local rhythm: mean of the last 10 RR intervals (de Chazal 2004 averages about 10 beats)."""
+RR_AVERAGE_S = 300.0
+"""The patient's own rhythm: mean RR over the trailing 5 minutes (de Chazal 2004: a 5-minute window, centred)."""
+RR_FEATURES: tuple[str, ...] = ("pre", "post", "local", "average", "pre/average", "post/average", "local/average")
+RR_SECONDS_CENTRE = 0.8
+"""Scaling of RR features into model inputs: (seconds - 0.8) / 0.25 and (ratio - 1) / 0.25, clipped to
++-RR_INPUT_CLIP. DS1's RR intervals have median 0.74 s and 1st-99th percentiles 0.37-1.34 s, and its
+ratios 0.5-1.5: scaled, both span about -2..+4, the range of the z-scored waveform they share one input
+tensor (and one INT8 quantization scale) with, so neither is crushed to a few quantization steps."""
+RR_SCALE = 0.25
+RR_INPUT_CLIP = 8.0
 
 BEAT_IMAGE_SIDE = 36
 BEAT_IMAGE_HALF_S = 1.8
@@ -130,6 +144,47 @@ def beat_images(
     keep &= (positions >= 0) & (positions <= x.size - 1)
     images = np.where(keep, values, 0.0).reshape(-1, BEAT_IMAGE_SIDE, BEAT_IMAGE_SIDE)
     return np.repeat(images[..., None].astype(np.float32), channels, axis=-1)
+
+
+def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArray[np.float64]:
+    """RR-interval features per beat, computed as a streaming device could: (n_beats,) -> (n_beats, 7).
+
+    Columns (RR_FEATURES), in seconds then as ratios: pre-RR (from the previous beat), post-RR (to
+    the next beat: one beat of delay), local mean of the last RR_LOCAL_BEATS pre-RR intervals, the
+    patient's average pre-RR over the trailing RR_AVERAGE_S, then pre, post and local divided by
+    that average, which is what makes a premature beat look premature across patients with
+    different heart rates. Beat i uses beats 0..i+1 only. The first beat has no previous one
+    (its pre-RR is its post-RR), the last none after it (its post-RR is its pre-RR); with fewer
+    than two beats every interval is taken as RR_SECONDS_CENTRE.
+    """
+    t = np.asarray(r_peaks, dtype=np.float64) / fs
+    n = t.size
+    if n and np.any(np.diff(t) <= 0):
+        raise ValueError("r_peaks must be strictly increasing sample indices")
+    if n < 2:
+        rr = np.full(n, RR_SECONDS_CENTRE)
+        return np.stack([rr, rr, rr, rr, rr / rr, rr / rr, rr / rr], axis=1) if n else np.zeros((0, 7))
+    gaps = np.diff(t)
+    pre = np.concatenate([gaps[:1], gaps])
+    post = np.concatenate([gaps, gaps[-1:]])
+    total = np.concatenate([[0.0], np.cumsum(pre)])  # total[j] = sum of pre[:j]
+    i = np.arange(n)
+    local_start = np.maximum(0, i - RR_LOCAL_BEATS + 1)
+    local = (total[i + 1] - total[local_start]) / (i + 1 - local_start)
+    average_start = np.searchsorted(t, t - RR_AVERAGE_S, side="right")  # beats within the trailing window
+    average = (total[i + 1] - total[average_start]) / (i + 1 - average_start)
+    return np.stack([pre, post, local, average, pre / average, post / average, local / average], axis=1)
+
+
+def rr_inputs(rr: NDArray[np.floating]) -> NDArray[np.float32]:
+    """`rr_features` scaled into model inputs (see RR_SECONDS_CENTRE): a fixed affine map, no fitted statistics."""
+    rr = np.asarray(rr, dtype=np.float64)
+    seconds = (rr[:, :4] - RR_SECONDS_CENTRE) / RR_SCALE
+    ratios = (rr[:, 4:] - 1.0) / RR_SCALE
+    scaled: NDArray[np.float32] = np.clip(
+        np.concatenate([seconds, ratios], axis=1), -RR_INPUT_CLIP, RR_INPUT_CLIP
+    ).astype(np.float32)
+    return scaled
 
 
 RHYTHM_FS = 100

@@ -140,6 +140,7 @@ def fit_and_export(
     validation: Inputs | None = None,
     callbacks: Sequence[Any] = (),
     fitted: Any = None,
+    test_records: NDArray[np.str_] | None = None,
 ) -> TrainOutput:
     """Compile (Adam, optionally cosine-decayed, gradients optionally clipped per weight), fit (with
     capped balanced class weights unless the config turns them off), then SavedModel -> ONNX, verify
@@ -147,7 +148,8 @@ def fit_and_export(
 
     `fitted`, when given, is a model wrapping `model` (random augmentation in front) that is
     trained instead; `model` shares its weights and is what gets evaluated and exported, so no
-    random op (which ONNX cannot express) reaches the artifact.
+    random op (which ONNX cannot express) reaches the artifact. `test_records` (the record of each
+    test example) adds a confusion matrix per record, so figures without a record can be computed.
     """
     keras = require("keras")
     out_dir = Path(out_dir)
@@ -177,6 +179,14 @@ def fit_and_export(
 
     y_pred = np.argmax(model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0), axis=1).astype(np.int64)
     evaluation = accuracy_report(test.y, y_pred, class_names)
+    record_confusions = (
+        {}
+        if test_records is None
+        else {
+            str(r): accuracy_report(test.y[test_records == r], y_pred[test_records == r], class_names).confusion
+            for r in np.unique(test_records)
+        }
+    )
     savedmodel_path = export_savedmodel(model, out_dir / "savedmodel")
     onnx_path = savedmodel_to_onnx(savedmodel_path, out_dir / "model.onnx")
     verify_idx = np.linspace(0, len(test.y) - 1, min(VERIFY_BATCH, len(test.y))).astype(np.int64)
@@ -202,4 +212,5 @@ def fit_and_export(
         evaluation=evaluation,
         seed=config.seed,
         epochs=config.epochs,
+        record_confusions=record_confusions,
     )

@@ -124,6 +124,8 @@ def load_beats(
     before_s: float = 0.25,
     after_s: float = 0.45,
     fs: int = MIT_BIH_FS,
+    rr: bool = False,
+    streaming: bool = False,
 ) -> BeatDataset:
     """Cut one window around every annotated beat of each record, labelled with its AAMI class.
 
@@ -131,7 +133,15 @@ def load_beats(
     high-pass to remove baseline wander, and a z-score, so amplitude differences between
     patients and electrodes do not become features. Beats whose window runs off the signal are
     dropped. Windows are cut with one fancy-indexing gather per record, not a loop per beat.
+
+    `rr` appends the scaled RR features of each beat (features.rr_features over all annotated
+    beats of the record, then features.rr_inputs) after its window samples: x becomes
+    (n, window + 7, 1), one input tensor a model splits in-graph. `streaming` preprocesses as a
+    device reading the signal as it comes would (`streaming_normalise`) instead of with
+    whole-record filtering and statistics.
     """
+    from pipelines.features import RR_FEATURES, rr_features, rr_inputs
+
     data_dir = Path(data_dir)
     before, after = round(before_s * fs), round(after_s * fs)
     if before < 0 or after <= 0:
@@ -142,16 +152,19 @@ def load_beats(
     names: list[NDArray[np.str_]] = []
     for name in records:
         signal = _read_lead(data_dir / name, fs)
-        signal = _zscore(_remove_baseline(signal, fs))
+        signal = streaming_normalise(signal, fs) if streaming else _zscore(_remove_baseline(signal, fs))
         samples, labels = _read_beats(data_dir / name)
         keep = (samples - before >= 0) & (samples + after <= len(signal))
         idx = samples[keep, None] + offsets[None, :]
-        xs.append(signal[idx].astype(np.float32)[..., None])
+        windows = signal[idx].astype(np.float32)
+        if rr:
+            windows = np.concatenate([windows, rr_inputs(rr_features(samples, fs))[keep]], axis=1)
+        xs.append(windows[..., None])
         ys.append(labels[keep])
         names.append(np.full(int(keep.sum()), name))
     if not xs:
         return BeatDataset(
-            x=np.zeros((0, before + after, 1), np.float32),
+            x=np.zeros((0, before + after + (len(RR_FEATURES) if rr else 0), 1), np.float32),
             y=np.zeros(0, np.int64),
             record=np.zeros(0, np.str_),
             fs=fs,
@@ -236,6 +249,35 @@ def _zscore(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Zero mean, unit variance: removes per-patient and per-electrode gain differences."""
     std = float(x.std())
     return (x - float(x.mean())) / (std if std > 0 else 1.0)
+
+
+STREAMING_STATS_S = 60.0
+"""Trailing window of the streaming z-score: a minute of signal holds ~70 beats, enough for stable
+statistics, and follows gain changes (electrode moves) within a minute."""
+
+
+def streaming_normalise(x: NDArray[np.float64], fs: int) -> NDArray[np.float64]:
+    """The causal counterpart of `_zscore(_remove_baseline(x))`: what a device streaming samples can compute.
+
+    The same 0.5 Hz Butterworth high-pass run forward only (sosfilt: no look-ahead; its phase lag is
+    a few milliseconds at QRS frequencies), then each sample standardised with the mean and standard
+    deviation of the STREAMING_STATS_S before it (itself included; fewer at the start of the record).
+    The offline version filters forward and backward and uses the whole record's statistics, which
+    a device only has once the recording is over.
+    """
+    signal = require("scipy.signal")
+    y = np.asarray(signal.sosfilt(_baseline_filter(fs), x), dtype=np.float64)
+    span = max(1, round(STREAMING_STATS_S * fs))
+    sums = np.concatenate([[0.0], np.cumsum(y)])
+    squares = np.concatenate([[0.0], np.cumsum(y * y)])
+    end = np.arange(1, y.size + 1)
+    start = np.maximum(0, end - span)
+    count = end - start
+    mean = (sums[end] - sums[start]) / count
+    var = np.maximum((squares[end] - squares[start]) / count - mean * mean, 0.0)
+    std = np.sqrt(var)
+    out: NDArray[np.float64] = (y - mean) / np.where(std > 1e-6, std, 1.0)
+    return out
 
 
 AF_RECORDS: tuple[str, ...] = ("201", "202", "203", "210", "219", "221", "222")

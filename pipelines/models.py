@@ -10,18 +10,33 @@ INPUT_NAME = "ecg"
 """Name of every model's input, so exported SavedModel/ONNX/TFLite artifacts agree on it."""
 
 
-def build_cnn_1d(input_length: int, num_classes: int, *, width: int = 16, dropout: float = 0.2) -> Any:
-    """A small 1D CNN for single-beat windows (~34k parameters at width 16).
+def build_cnn_1d(
+    input_length: int,
+    num_classes: int,
+    *,
+    extra_features: int = 0,
+    width: int = 16,
+    dropout: float = 0.2,
+    waveform_dropout: float = 0.0,
+) -> Any:
+    """A small 1D CNN for single-beat windows (~34k parameters at width 16), optionally with per-beat features.
 
     Four Conv1D+BatchNorm+ReLU blocks (max-pooled in between) then global average pooling:
     small enough to train in seconds per epoch on two CPU cores and to fit a microcontroller,
     and built only from ops every runtime (ONNX, TFLite INT8, TensorRT) supports.
-    Returns a `keras.Model` with input "ecg" of shape (input_length, 1) and softmax output.
+    Returns a `keras.Model` with input "ecg" of shape (input_length + extra_features, 1) and softmax output.
+
+    With `extra_features` (e.g. the 7 RR features), the last `extra_features` values of the input
+    are not waveform: the graph splits them off with two Cropping1D slices, the waveform goes
+    through the CNN, the features through a small dense layer, and both meet before the classifier.
+    One input tensor keeps the artifact contract every backend and the shipped test set assume.
+    `waveform_dropout` drops CNN features in training, so the classifier cannot lean on the
+    morphology of the few training patients alone.
     """
     keras = require("keras")
     layers = keras.layers
-    inputs = keras.Input(shape=(input_length, 1), name=INPUT_NAME)
-    x = inputs
+    inputs = keras.Input(shape=(input_length + extra_features, 1), name=INPUT_NAME)
+    x = layers.Cropping1D((0, extra_features), name="waveform")(inputs) if extra_features else inputs
     for i, (filters, kernel) in enumerate(((width, 7), (2 * width, 5), (4 * width, 5), (4 * width, 5))):
         x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
@@ -29,9 +44,48 @@ def build_cnn_1d(input_length: int, num_classes: int, *, width: int = 16, dropou
         if i < 3:
             x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
     x = layers.GlobalAveragePooling1D(name="gap")(x)
+    if waveform_dropout:
+        x = layers.Dropout(waveform_dropout, name="waveform_dropout")(x)
+    if extra_features:
+        f = layers.Cropping1D((input_length, 0), name="features")(inputs)
+        f = layers.Dense(width, activation="relu", name="features_dense")(layers.Flatten(name="features_flat")(f))
+        x = layers.Concatenate(name="merge")([x, f])
+        x = layers.Dense(2 * width, activation="relu", name="merged_dense")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn_1d")
+
+
+def with_waveform_augmentation(
+    model: Any, window: int, *, seed: int, scale: float = 0.3, offset: float = 0.3, noise: float = 0.05
+) -> Any:
+    """`model` behind random per-beat gain (1 +- scale), baseline offset (+- offset) and white noise (sd `noise`)
+    on the first `window` input values (the waveform; RR features after them pass unchanged), in training only.
+
+    Amplitude and baseline differ between patients and electrodes more than between beat classes
+    of one patient; randomising them keeps a model trained on few patients from keying on them.
+    Returns the wrapper to train (harness `fitted`); `model` shares its weights and is exported alone.
+    """
+    keras = require("keras")
+
+    class WaveformAugmentation(keras.layers.Layer):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__(name="waveform_augmentation")
+            self.seeds = keras.random.SeedGenerator(seed)
+
+        def call(self, x: Any, training: bool | None = None) -> Any:
+            if not training:
+                return x
+            ops, random = keras.ops, keras.random
+            batch = ops.shape(x)[0]
+            wave, rest = x[:, :window], x[:, window:]
+            gain = random.uniform((batch, 1, 1), 1.0 - scale, 1.0 + scale, seed=self.seeds)
+            shift = random.uniform((batch, 1, 1), -offset, offset, seed=self.seeds)
+            jitter = random.normal(ops.shape(wave), stddev=noise, seed=self.seeds)
+            return ops.concatenate([wave * gain + shift + jitter, rest], axis=1)
+
+    inputs = keras.Input(shape=model.input_shape[1:], name=INPUT_NAME)
+    return keras.Model(inputs, model(WaveformAugmentation()(inputs)), name=f"{model.name}_augmented")
 
 
 def build_bilstm(

@@ -14,6 +14,7 @@ from pipelines.rhythm import RhythmPipeline
 
 PIPELINES: dict[str, Pipeline] = {
     "mitdb-beats-1d": BeatCnn1dPipeline(),
+    "mitdb-beats-1d-streaming": BeatCnn1dPipeline(streaming=True),
     "mitdb-af-bilstm": AfPipeline("bilstm"),
     "mitdb-af-squeezenet": AfPipeline("squeezenet"),
     "mitdb-beats-image": BeatImagePipeline(),

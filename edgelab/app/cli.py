@@ -101,7 +101,7 @@ def _control(config: Path | None, coordinator: str | None, operator_token: str |
 def demo(
     data: Annotated[Path | None, typer.Option(help="MIT-BIH directory (default ../shared/data/mitdb).")] = None,
     home: HomeOpt = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = 6,
     split: Annotated[
         str, typer.Option(help="inter-patient (DS1/DS2, honest) or random (leaks patients).")
     ] = "inter-patient",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 
 from rich.console import Group
@@ -10,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgelab.domain import AgentInfo, BenchmarkResult, Job, LatencyStats, MemoryReport, OperatorProfile, TrainingRun
-from edgelab.metrics import FASTER, SLOWER, latency_verdict
+from edgelab.metrics import FASTER, SLOWER, Ec57Figures, latency_verdict
 
 
 def shown(value: str) -> str:
@@ -223,6 +224,39 @@ def accuracy_table(result: BenchmarkResult) -> Group:
     for name, row in zip(names, report.confusion_matrix(), strict=True):
         confusion.add_row(name, *map(str, row))
     return Group(per_class, confusion)
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1%}"
+
+
+def ec57_table(
+    rows: Sequence[tuple[str, Sequence[Ec57Figures]]],
+    title: str,
+    published: Sequence[tuple[str, dict[str, tuple[float, float]]]] = (),
+) -> Table:
+    """EC57 Se and +P per class (N, SVEB, VEB, F, Q), one row per run, then published rows as (label, {class: (Se, +P)}).
+
+    A figure at or above every published row's is bold green; "-" where a class has no beat (Se)
+    or no prediction (+P), or a published row gives no figure.
+    """
+    names = [f.name for f in rows[0][1]] if rows else ["N", "SVEB", "VEB", "F", "Q"]
+    table = Table(title=title, title_justify="left")
+    table.add_column("run")
+    for name in names:
+        table.add_column(f"{name} Se", justify="right")
+        table.add_column(f"{name} +P", justify="right")
+    for label, figures in rows:
+        cells: list[str] = []
+        for f in figures:
+            for i, value in enumerate((f.se, f.ppv)):
+                bars = [ref[f.name][i] for _, ref in published if f.name in ref]
+                beats = bool(bars) and not math.isnan(value) and all(value >= bar for bar in bars)
+                cells.append(f"[bold green]{_percent(value)}[/]" if beats else _percent(value))
+        table.add_row(shown(label), *cells)
+    for label, ref in published:
+        table.add_row(shown(label), *(_percent(ref[name][i]) if name in ref else "-" for name in names for i in (0, 1)))
+    return table
 
 
 def jobs_table(jobs: Sequence[Job]) -> Table:

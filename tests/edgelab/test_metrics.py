@@ -1,8 +1,20 @@
+import math
+
 import numpy as np
 import pytest
 
 from edgelab.domain import LatencyStats
-from edgelab.metrics import accuracy_report
+from edgelab.metrics import accuracy_report, ec57_figures, summed_confusion
+
+AAMI = ["N", "S", "V", "F", "Q"]
+# rows: reference N, S, V, F, Q; columns: predicted N, S, V, F, Q
+CONFUSION = [
+    [900, 30, 20, 40, 10],
+    [5, 60, 3, 2, 0],
+    [4, 1, 80, 5, 0],
+    [6, 2, 9, 3, 0],
+    [1, 4, 7, 0, 2],
+]
 
 
 def test_per_class_metrics_from_known_confusion() -> None:
@@ -22,6 +34,88 @@ def test_per_class_metrics_from_known_confusion() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="labels"):
         accuracy_report(np.zeros(3, int), np.zeros(2, int), ["a"])
+
+
+def test_ec57_figures_from_a_hand_computed_confusion() -> None:
+    # execute
+    figures = {f.name: f for f in ec57_figures(CONFUSION, AAMI)}
+
+    # assert: N, F and Q are plain row / column ratios
+    assert list(figures) == ["N", "SVEB", "VEB", "F", "Q"]
+    assert (figures["N"].tp, figures["N"].fn, figures["N"].fp) == (900, 100, 16)
+    assert figures["N"].se == pytest.approx(0.9) and figures["N"].ppv == pytest.approx(900 / 916)
+    assert (figures["F"].tp, figures["F"].fn, figures["F"].fp) == (3, 17, 47)
+    assert (figures["Q"].tp, figures["Q"].fn, figures["Q"].fp) == (2, 12, 10)
+    # SVEB: every missed S beat counts; predicted S from N, V and F are false positives, from Q not (bxb: SFP = Ns + Vs + Fs)
+    assert (figures["SVEB"].tp, figures["SVEB"].fn, figures["SVEB"].fp) == (60, 10, 30 + 1 + 2)
+    assert figures["SVEB"].se == pytest.approx(60 / 70) and figures["SVEB"].ppv == pytest.approx(60 / 93)
+
+
+def test_ec57_does_not_count_fusion_or_unknown_beats_labelled_veb_against_veb_ppv() -> None:
+    # prepare: the same matrix with every F and Q beat labelled V
+    all_v = [row[:] for row in CONFUSION]
+    for row in (3, 4):
+        all_v[row] = [0, 0, sum(CONFUSION[row]), 0, 0]
+
+    # execute
+    before = {f.name: f for f in ec57_figures(CONFUSION, AAMI)}["VEB"]
+    after = {f.name: f for f in ec57_figures(all_v, AAMI)}["VEB"]
+
+    # assert: VFP = Nv + Sv only; the F and Q beats called V change neither +P nor Se
+    assert (before.tp, before.fn, before.fp) == (80, 10, 20 + 3)
+    assert (after.tp, after.fn, after.fp) == (80, 10, 23)
+    assert after.ppv == pytest.approx(80 / 103)
+
+
+def test_ec57_finds_the_classes_by_name_and_refuses_other_class_sets() -> None:
+    # prepare: the same beats with the classes listed in another order
+    order = [2, 0, 4, 1, 3]
+    names = [AAMI[i] for i in order]
+    shuffled = [[CONFUSION[r][c] for c in order] for r in order]
+
+    # execute
+    figures = ec57_figures(shuffled, names)
+
+    # assert
+    assert figures == ec57_figures(CONFUSION, AAMI)
+    with pytest.raises(ValueError, match="AAMI classes"):
+        ec57_figures([[1, 0], [0, 1]], ["N", "AF"])
+    with pytest.raises(ValueError, match="AAMI classes"):
+        ec57_figures([[1, 0], [0, 1]], AAMI)
+
+
+def test_sveb_without_one_record_sums_the_other_records_confusions() -> None:
+    # prepare: record 232 holds most SVEB beats, all labelled S; record 100 has few, mostly missed
+    n = len(AAMI)
+    rec_232 = [[0] * n for _ in range(n)]
+    rec_232[0][0], rec_232[1][1], rec_232[0][1] = 300, 90, 10
+    rec_100 = [[0] * n for _ in range(n)]
+    rec_100[0][0], rec_100[1][0], rec_100[1][1] = 500, 8, 2
+    per_record = {"232": [v for row in rec_232 for v in row], "100": [v for row in rec_100 for v in row]}
+
+    # execute
+    everything = {f.name: f for f in ec57_figures(summed_confusion(per_record), AAMI)}["SVEB"]
+    without = {f.name: f for f in ec57_figures(summed_confusion(per_record, exclude=["232"]), AAMI)}["SVEB"]
+
+    # assert
+    assert everything.se == pytest.approx(92 / 100) and everything.ppv == pytest.approx(92 / 102)
+    assert without.se == pytest.approx(2 / 10) and without.ppv == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no confusion matrix left"):
+        summed_confusion(per_record, exclude=["232", "100"])
+
+
+def test_ec57_figures_are_nan_without_reference_beats_or_predictions() -> None:
+    # prepare: no Q beat and nothing labelled F
+    n = len(AAMI)
+    matrix = [[0] * n for _ in range(n)]
+    matrix[0][0], matrix[3][0] = 10, 2
+
+    # execute
+    figures = {f.name: f for f in ec57_figures(matrix, AAMI)}
+
+    # assert
+    assert math.isnan(figures["Q"].se) and math.isnan(figures["Q"].ppv)
+    assert figures["F"].se == 0.0 and math.isnan(figures["F"].ppv)
 
 
 def _stats(median_ms: float, n: int, seed: int) -> LatencyStats:

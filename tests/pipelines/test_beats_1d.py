@@ -11,6 +11,7 @@ import pytest
 from edgelab.errors import ConfigError
 from pipelines.base import TrainConfig, TrainOutput
 from pipelines.beats_1d import load_split
+from pipelines.features import RR_FEATURES
 from pipelines.registry import get_pipeline
 from pipelines.training import DATASET_KEYS
 
@@ -58,6 +59,21 @@ def test_load_split_with_one_record_splits_its_beats(mitdb_dir: Path) -> None:
     assert any("random" in note for note in notes)
 
 
+def test_the_streaming_pipeline_preprocesses_causally(mitdb_dir: Path) -> None:
+    # prepare
+    config = TrainConfig(data_dir=mitdb_dir, records=("100", "119"))
+
+    # execute
+    offline, _, _ = load_split(config, [])
+    streamed, _, _ = load_split(config, [], streaming=True)
+
+    # assert: the same beats and RR features, other waveform values
+    assert get_pipeline("mitdb-beats-1d-streaming").name == "mitdb-beats-1d-streaming"
+    assert streamed.x.shape == offline.x.shape
+    np.testing.assert_array_equal(streamed.x[:, -len(RR_FEATURES) :], offline.x[:, -len(RR_FEATURES) :])
+    assert not np.allclose(streamed.x[:, : -len(RR_FEATURES)], offline.x[:, : -len(RR_FEATURES)])
+
+
 def test_load_split_rejects_unknown_records(mitdb_dir: Path) -> None:
     # execute / assert
     with pytest.raises(ConfigError, match=r"^records: 999"):
@@ -82,11 +98,31 @@ def test_pipeline_reports_a_real_run(trained: TrainOutput) -> None:
     assert trained.class_names == ("N", "S", "V", "F", "Q")
     assert trained.train_beats > 1900
     assert trained.test_beats > 2200
-    assert 20_000 <= trained.params <= 60_000
+    assert 5_000 <= trained.params <= 20_000  # width 8: about 9k
     assert trained.train_seconds > 0
     assert set(trained.per_class_recall) == set(trained.class_names)
     assert math.isnan(trained.per_class_recall["F"])  # record 100 has no fusion beat
     assert trained.savedmodel_path.joinpath("saved_model.pb").is_file()
+    assert list(trained.record_confusions) == ["100"]
+    assert sum(trained.record_confusions["100"]) == trained.test_beats
+    assert any("no validation set" in note for note in trained.notes)  # one training record
+
+
+@pytest.mark.integration
+def test_pipeline_model_reads_the_rr_features_from_its_one_input(trained: TrainOutput) -> None:
+    # prepare: the same beats with their RR features set to those of a very premature beat
+    import onnxruntime as ort
+
+    x_test = np.load(trained.dataset_path)["x_test"][:64]
+    premature = x_test.copy()
+    premature[:, -len(RR_FEATURES) :, 0] = np.array([-1.6, 0.8, 0.0, 0.0, -2.0, 1.0, 0.0], np.float32)
+    session = ort.InferenceSession(str(trained.onnx_path), providers=["CPUExecutionProvider"])
+
+    # execute
+    before, after = (session.run(None, {"ecg": x})[0] for x in (x_test, premature))
+
+    # assert
+    assert np.abs(after - before).max() > 1e-3
 
 
 @pytest.mark.integration
@@ -104,7 +140,7 @@ def test_pipeline_onnx_matches_keras_with_a_dynamic_batch(trained: TrainOutput) 
     # assert
     assert trained.onnx_max_abs_diff < 1e-4
     assert model_input.name == "ecg"
-    assert model_input.shape == ["batch", 252, 1]
+    assert model_input.shape == ["batch", 252 + len(RR_FEATURES), 1]  # beat window, then its RR features
     assert [o.shape for o in outputs] == [(1, 5), (7, 5)]
     np.testing.assert_allclose(outputs[1].sum(axis=1), 1.0, rtol=1e-5)  # softmax rows
 
@@ -117,12 +153,12 @@ def test_pipeline_ships_test_and_calibration_sets(trained: TrainOutput) -> None:
 
     # assert
     assert sorted(arrays) == sorted(DATASET_KEYS)
-    assert arrays["x_test"].shape == (trained.test_beats, 252, 1)
+    assert arrays["x_test"].shape == (trained.test_beats, 252 + len(RR_FEATURES), 1)
     assert arrays["x_test"].dtype == np.float32
     assert arrays["y_test"].shape == (trained.test_beats,)
     assert arrays["y_test"].dtype == np.int64
     assert tuple(arrays["class_names"]) == trained.class_names
-    assert arrays["x_calib"].shape == (128, 252, 1)
+    assert arrays["x_calib"].shape == (128, 252 + len(RR_FEATURES), 1)
     assert arrays["x_calib"].dtype == np.float32
     # calibration beats come from the training side (record 119), never from the test set
     test_rows = {row.tobytes() for row in arrays["x_test"]}

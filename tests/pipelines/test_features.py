@@ -109,3 +109,84 @@ def test_beat_images_reject_unsorted_peaks() -> None:
     # execute / assert
     with pytest.raises(ValueError, match="strictly increasing"):
         features.beat_images(np.zeros(1000), [500, 400], FS)
+
+
+def _irregular_peaks(n: int, seed: int) -> np.ndarray:
+    """R peaks with RR intervals of 0.5-1.2 s, a premature beat now and then."""
+    rr = np.random.default_rng(seed).uniform(0.5, 1.2, n)
+    return np.cumsum(np.round(rr * FS)).astype(np.int64)
+
+
+def test_rr_features_of_beat_i_never_use_beats_after_i_plus_one() -> None:
+    # prepare: 600 beats (about 8 minutes, longer than the 5-minute average)
+    peaks = _irregular_peaks(600, seed=4)
+    full = features.rr_features(peaks, FS)
+
+    # execute / assert: the record cut right after beat i + 1 gives beat i the same features
+    for i in (0, 1, 5, 9, 10, 11, 250, 400, 598):
+        truncated = features.rr_features(peaks[: i + 2], FS)
+        np.testing.assert_allclose(truncated[i], full[i], rtol=1e-12)
+    # and changing every beat after i + 1 changes nothing up to i
+    changed = peaks.copy()
+    changed[302:] += 50
+    np.testing.assert_allclose(features.rr_features(changed, FS)[:301], full[:301], rtol=1e-12)
+
+
+def test_rr_features_are_the_intervals_and_their_ratios_to_the_patients_average() -> None:
+    # prepare: a steady 0.75 s rhythm with one premature beat (0.45 s) followed by a compensatory pause
+    rr = np.full(40, 0.75)
+    rr[20], rr[21] = 0.45, 1.05
+    peaks = np.round(np.cumsum(rr) * FS).astype(np.int64)
+
+    # execute
+    rr_feats = features.rr_features(peaks, FS)
+
+    # assert
+    assert rr_feats.shape == (40, len(features.RR_FEATURES))
+    pre, post, local, average, pre_n, post_n, local_n = rr_feats.T
+    np.testing.assert_allclose(pre[20], 0.45, atol=1 / FS)  # beat 20 is the premature one
+    np.testing.assert_allclose(pre[21], 1.05, atol=1 / FS)
+    np.testing.assert_allclose(post[19], 0.45, atol=1 / FS)
+    np.testing.assert_allclose(local[30], np.mean(np.diff(peaks)[20:30]) / FS, rtol=1e-9)  # last 10 intervals
+    np.testing.assert_allclose(pre_n, pre / average)
+    np.testing.assert_allclose(post_n, post / average)
+    np.testing.assert_allclose(local_n, local / average)
+    assert pre_n[20] < 0.65 and abs(pre_n[10] - 1.0) < 0.01  # premature beat stands out; steady ones are ~1
+    # a patient with the same rhythm at half the heart rate has the same ratios
+    slow = features.rr_features(peaks * 2, FS)
+    np.testing.assert_allclose(slow[:, 4:], rr_feats[:, 4:], rtol=1e-9)
+    np.testing.assert_allclose(slow[:, :4], 2 * rr_feats[:, :4], rtol=1e-9)
+
+
+def test_rr_average_covers_the_trailing_five_minutes_only() -> None:
+    # prepare: 6 minutes at 1.0 s, then 6 minutes at 0.5 s
+    peaks = np.round(np.cumsum(np.r_[np.full(360, 1.0), np.full(720, 0.5)]) * FS).astype(np.int64)
+
+    # execute
+    average = features.rr_features(peaks, FS)[:, 3]
+
+    # assert: at the end only the 0.5 s rhythm is inside the window
+    np.testing.assert_allclose(average[-1], 0.5, atol=1e-3)
+    np.testing.assert_allclose(average[359], 1.0, atol=1e-3)
+
+
+def test_rr_inputs_are_scaled_to_the_waveform_range_and_clipped() -> None:
+    # prepare: typical and extreme features (a 10 s pause)
+    rr = np.array([[0.8, 0.8, 0.8, 0.8, 1.0, 1.0, 1.0], [10.0, 0.4, 1.0, 0.8, 12.5, 0.5, 1.25]])
+
+    # execute
+    inputs = features.rr_inputs(rr)
+
+    # assert
+    assert inputs.dtype == np.float32
+    np.testing.assert_allclose(inputs[0], 0.0)
+    assert inputs[1, 0] == features.RR_INPUT_CLIP and inputs[1, 4] == features.RR_INPUT_CLIP
+    np.testing.assert_allclose(inputs[1, [1, 5, 6]], [-1.6, -2.0, 1.0], rtol=1e-6)
+
+
+def test_rr_features_of_short_or_unsorted_peak_lists() -> None:
+    # execute / assert
+    assert features.rr_features(np.array([], np.int64), FS).shape == (0, 7)
+    np.testing.assert_allclose(features.rr_features(np.array([100]), FS)[0, 4:], 1.0)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        features.rr_features(np.array([100, 50]), FS)

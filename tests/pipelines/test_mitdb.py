@@ -167,3 +167,55 @@ def test_stratified_sample_keeps_proportions(mitdb_dir: Path) -> None:
     assert abs(len(small) - 500) <= len(dataset.class_names)
     share = small.class_counts() / len(small)
     np.testing.assert_allclose(share, dataset.class_counts() / len(dataset), atol=0.01)
+
+
+def test_load_beats_appends_the_rr_features_of_each_beat(mitdb_dir: Path) -> None:
+    # prepare
+    from pipelines import features
+
+    plain = mitdb.load_beats(mitdb_dir, ["100"])
+    samples, _ = mitdb._read_beats(mitdb_dir / "100")
+    expected = features.rr_inputs(features.rr_features(samples, 360))
+
+    # execute
+    with_rr = mitdb.load_beats(mitdb_dir, ["100"], rr=True)
+
+    # assert: the same windows, then the 7 scaled RR features of the same beats
+    assert with_rr.x.shape == (len(plain), BEFORE + AFTER + len(features.RR_FEATURES), 1)
+    np.testing.assert_array_equal(with_rr.x[:, : BEFORE + AFTER], plain.x)
+    kept = (samples >= BEFORE) & (samples + AFTER <= RECORD_LENGTH)
+    np.testing.assert_array_equal(with_rr.x[:, BEFORE + AFTER :, 0], expected[kept])
+    np.testing.assert_array_equal(with_rr.y, plain.y)
+
+
+def test_streaming_normalisation_is_causal_and_close_to_the_offline_one(mitdb_dir: Path) -> None:
+    # prepare: two minutes of record 100
+    signal = mitdb._read_lead(mitdb_dir / "100", 360)[: 120 * 360]
+    altered = signal.copy()
+    altered[60 * 360 :] *= 3.0  # everything after one minute changes
+
+    # execute
+    streamed = mitdb.streaming_normalise(signal, 360)
+    streamed_altered = mitdb.streaming_normalise(altered, 360)
+    offline = mitdb._zscore(mitdb._remove_baseline(signal, 360))
+
+    # assert: no sample depends on a later one
+    np.testing.assert_array_equal(streamed[: 60 * 360], streamed_altered[: 60 * 360])
+    assert not np.allclose(streamed[60 * 360 :], streamed_altered[60 * 360 :])
+    # once a minute of history is in, the running statistics agree with the whole record's
+    later = slice(60 * 360, None)
+    assert abs(float(streamed[later].mean())) < 0.2
+    assert 0.8 < float(streamed[later].std()) < 1.25
+    assert np.corrcoef(streamed[later], offline[later])[0, 1] > 0.95
+
+
+def test_load_beats_streaming_keeps_the_beats_and_the_r_peak(mitdb_dir: Path) -> None:
+    # execute
+    offline = mitdb.load_beats(mitdb_dir, ["100"])
+    streamed = mitdb.load_beats(mitdb_dir, ["100"], streaming=True)
+
+    # assert
+    assert streamed.x.shape == offline.x.shape
+    np.testing.assert_array_equal(streamed.y, offline.y)
+    peaks = np.argmax(np.abs(streamed.x[..., 0]), axis=1)
+    assert np.mean(np.abs(peaks - BEFORE) <= 10) > 0.95

@@ -37,6 +37,8 @@ def test_demo_trains_dispatches_and_stores_a_real_result(mitdb_dir: Path, tmp_pa
     assert max(accuracies) - min(accuracies) < 1e-3  # one FP32 model, three runtimes: the same predictions
     text = console.export_text()
     assert "EdgeLab demo" in text and "Confusion matrix" in text and "tflite-int8" in text
+    assert "EC57 gross Se / +P per class" in text and "SVEB +P" in text
+    assert "tflite int8 (on device)" in text and "de Chazal et al. 2004 (published" in text
     assert "pip install 'edgelab[jetson]'" in text  # why power was not measured, markup escaped
     job_ids = [job.job_id for job, _ in rows]
     stored = sqlite3.connect(settings.db_path).execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from edgelab.app.report import agents_table, jobs_table, results_table
+from edgelab.app.report import agents_table, ec57_table, jobs_table, results_table
 from edgelab.domain import (
     AgentInfo,
     ArtifactRef,
@@ -19,6 +19,7 @@ from edgelab.domain import (
     PowerReport,
     RuntimeInfo,
 )
+from edgelab.metrics import Ec57Figures
 
 SPEC = JobSpec("beats", "tensorrt", ArtifactRef("a" * 64, format="onnx"), ArtifactRef("b" * 64, format="npz"))
 
@@ -179,3 +180,29 @@ def test_names_from_agents_and_launch_files_cannot_drive_the_terminal() -> None:
     assert "\x1b" not in text and "\x07" not in text
     assert "\\x1b]0;pwned\\x07\\x1b[2Jnano [jetson]" in text  # shown, escaped, markup kept as text
     assert "second line" in text
+
+
+def test_ec57_table_shows_se_and_ppv_per_class_and_the_published_row_labelled() -> None:
+    # prepare: SVEB above the published figures, VEB +P below, no Q beat
+    figures = [
+        Ec57Figures("N", tp=900, fn=100, fp=5),
+        Ec57Figures("SVEB", tp=80, fn=20, fp=100),
+        Ec57Figures("VEB", tp=90, fn=10, fp=90),
+        Ec57Figures("F", tp=0, fn=10, fp=0),
+        Ec57Figures("Q", tp=0, fn=0, fp=0),
+    ]
+    published = [("published row (method, data, split)", {"SVEB": (0.759, 0.385), "VEB": (0.777, 0.819)})]
+    console = Console(record=True, width=250)
+
+    # execute
+    console.print(ec57_table([("onnxruntime fp32 (on device)", figures)], "EC57 on DS2", published))
+    text = console.export_text()
+
+    # assert
+    assert "SVEB Se" in text and "VEB +P" in text and "Q +P" in text
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["onnxruntime fp32 (on device)"] == [
+        *("90.0%", "99.4%", "80.0%", "44.4%", "90.0%", "50.0%", "0.0%", "-", "-", "-")
+    ]
+    assert rows["published row (method, data, split)"] == ["-", "-", "75.9%", "38.5%", "77.7%", "81.9%", *["-"] * 4]
