@@ -8,8 +8,11 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator.artifacts import ArtifactStore
+from coordinator.dispatch import JobBell
+from coordinator.guards import DecodeGuard, StreamGuard
 from coordinator.service import AgentServicer, ControlServicer
 from coordinator.store import Store
 from coordinator.training import TrainingRunner
@@ -19,6 +22,16 @@ from edgelab.rpc import CHANNEL_OPTIONS, server_credentials
 from edgelab.v1 import agent_pb2_grpc, control_pb2_grpc
 
 log = logging.getLogger("edgelab.coordinator")
+
+QUEUED_CALLS = 1024  # calls that may wait for a free thread
+MAX_LONG_POLLS = 2048  # LeaseJob calls waiting for a job at once (one per idle agent); beyond it, agents poll
+# Transport bounds on top of StreamGuard's: streams one connection may multiplex (a stalled client
+# cannot open many per connection), and connections with no call for this long are closed (an
+# agent's connection always has one, its heartbeats or its long-poll; clients reconnect by themselves).
+SERVER_OPTIONS = [
+    ("grpc.max_concurrent_streams", 100),
+    ("grpc.max_connection_idle_ms", 120_000),
+]
 
 
 @dataclass
@@ -34,6 +47,9 @@ class Coordinator:
     training: TrainingRunner
     _sweeper: threading.Thread | None = None
     _executor: futures.ThreadPoolExecutor | None = None
+    stream_guard: StreamGuard | None = None
+    bell: JobBell | None = None  # wakes long-polling leases; `bell.waiting` counts them
+    _health: health.HealthServicer | None = None
 
     @property
     def address(self) -> str:
@@ -43,9 +59,13 @@ class Coordinator:
         """Shut down in order: no new RPCs, in-flight handlers and the lease sweeper finished, training
         stopped, and only then the store closed (nothing can touch a closed store)."""
         self._sweeper_stop.set()
+        if self._health is not None:
+            self._health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self.stream_guard is not None:
+            self.stream_guard.close()
         if self._sweeper is not None:
             self._sweeper.join()
         self.training.stop()
@@ -55,23 +75,47 @@ class Coordinator:
         self.server.wait_for_termination()
 
 
-def start_coordinator(settings: Settings, *, max_workers: int = 32, busy_timeout_s: float | None = None) -> Coordinator:
-    """`busy_timeout_s`: how long a store transaction waits for SQLite's write lock (None: the store's default)."""
+def start_coordinator(
+    settings: Settings,
+    *,
+    max_workers: int = 32,
+    busy_timeout_s: float | None = None,
+    max_long_polls: int = MAX_LONG_POLLS,
+    stream_guard: StreamGuard | None = None,
+) -> Coordinator:
+    """`busy_timeout_s`: how long a store transaction waits for SQLite's write lock (None: the store's default).
+
+    `max_workers` threads serve the short calls; the pool holds as many again as calls may wait (long-polls,
+    uploads), so waiting calls can never take the threads the short ones need. `stream_guard`: the upload
+    bounds (default: guards.MAX_STREAMS, MAX_STREAMS_PER_PEER, STREAM_IDLE_S)."""
+    bell = JobBell(max_waiters=max_long_polls)
     store = Store(
         settings.db_path,
         lease_duration_s=settings.lease_duration_s,
         heartbeat_interval_s=settings.heartbeat_interval_s,
         busy_timeout_s=busy_timeout_s,
+        on_job_queued=bell.ring,
     )
     artifacts = ArtifactStore(settings.artifacts_dir)
-    executor = futures.ThreadPoolExecutor(max_workers=max_workers)
+    streams = stream_guard or StreamGuard()
+    workers = max_workers + streams.max_streams + max_long_polls
+    executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
     # gRPC sets SO_REUSEPORT by default: a second coordinator on a taken port would start, say "listening",
     # and split the fleet between two stores. Without it the second bind fails and says so.
-    server = grpc.server(executor, options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])
+    server = grpc.server(
+        executor,
+        interceptors=[DecodeGuard(), streams],
+        options=[*CHANNEL_OPTIONS, *SERVER_OPTIONS, ("grpc.so_reuseport", 0)],
+        # A flood beyond this many calls in progress or queued is refused at once (RESOURCE_EXHAUSTED,
+        # which clients read as "busy, retry") instead of queueing without bound.
+        maximum_concurrent_rpcs=workers + QUEUED_CALLS,
+    )
     agent_servicer = AgentServicer(
-        store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s
+        store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s, bell=bell
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
+    health_servicer = health.HealthServicer()  # grpc.health.v1: SERVING while the coordinator runs
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     training = TrainingRunner(store, artifacts, ray_address=settings.ray_address)
     control_pb2_grpc.add_ControlServiceServicer_to_server(
         ControlServicer(store, artifacts, settings.operator_token, training=training, data_dir=settings.mitdb), server
@@ -88,17 +132,21 @@ def start_coordinator(settings: Settings, *, max_workers: int = 32, busy_timeout
         reason = "address in use or not local"
     if port == 0:
         executor.shutdown(wait=False)
+        streams.close()
         training.stop()
         store.close()
         raise ConfigError(f"cannot listen on {settings.address}: {reason}")
     store.grant_restart_grace()
     store.fail_interrupted_training_runs()  # their Ray tasks died with the previous process
     server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     stop = threading.Event()
     # Expired leases are also swept lazily on every lease call; this catches a fleet that went quiet.
     sweeper = threading.Thread(target=_sweep_leases, args=(store, stop), daemon=True, name="lease-sweeper")
     sweeper.start()
-    return Coordinator(server, store, artifacts, settings.host, port, stop, training, sweeper, executor)
+    return Coordinator(
+        server, store, artifacts, settings.host, port, stop, training, sweeper, executor, streams, bell, health_servicer
+    )
 
 
 def _sweep_leases(store: Store, stop: threading.Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -14,9 +15,11 @@ from google.protobuf.message import Message
 
 from coordinator import limits
 from coordinator.artifacts import ArtifactStore
+from coordinator.dispatch import JobBell
 from coordinator.store import PageKey, Store, decode_page_token, encode_page_token
 from coordinator.training import QueuedRun, TrainingRunner, to_train_config
-from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, TrainingConfig, TrainingRun
+from edgelab.constants import MAX_LEASE_WAIT_S
+from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, Lease, TrainingConfig, TrainingRun
 from edgelab.errors import AuthError, NotFound
 from edgelab.rpc import server_errors
 from edgelab.serde import from_proto, to_proto
@@ -64,8 +67,17 @@ def _page(
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(
-        self, store: Store, artifacts: ArtifactStore, fleet_token: str | None, *, heartbeat_interval_s: float
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        fleet_token: str | None,
+        *,
+        heartbeat_interval_s: float,
+        bell: JobBell | None = None,
     ) -> None:
+        """`bell`: what wakes long-polling leases; the store must ring it (`Store(on_job_queued=bell.ring)`).
+        Without one, a long-poll answers at once."""
+        self._bell = bell or JobBell(max_waiters=0)
         self._store = store
         self._heartbeat_interval_s = heartbeat_interval_s
         self._artifacts = artifacts
@@ -102,10 +114,33 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         agent = self._store.get_agent(request.agent_id)
         self._store.heartbeat(request.agent_id, agent.current_job_id)
         backends = [r.name for r in agent.capabilities.runtimes if r.available]
-        lease = self._store.lease_job(request.agent_id, backends)
+        if request.wait_s > 0:
+            lease = self._long_poll(request.agent_id, backends, request.wait_s, context)
+        else:
+            lease = self._store.lease_job(request.agent_id, backends)
         if lease is None:
             return agent_pb2.LeaseJobResponse(has_job=False)
         return agent_pb2.LeaseJobResponse(has_job=True, lease=to_proto(lease, agent_pb2.Lease()))
+
+    def _long_poll(
+        self, agent_id: str, backends: list[str], wait_s: float, context: grpc.ServicerContext
+    ) -> Lease | None:
+        """Lease, or wait until a job for this agent is queued (at most `wait_s`, MAX_LEASE_WAIT_S and the
+        call's own deadline less a margin, so the agent gets an answer rather than DEADLINE_EXCEEDED)."""
+        wait_s = min(wait_s, MAX_LEASE_WAIT_S, context.time_remaining() - 1.0)
+        deadline = time.monotonic() + wait_s
+        with self._bell.listen(agent_id, backends) as rung:
+            lease = self._store.lease_job(agent_id, backends)
+            if rung is None:  # too many calls wait already: answer now, the agent polls
+                return lease
+            context.add_callback(rung.set)  # a cancelled call stops waiting
+            while lease is None and context.is_active():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not rung.wait(remaining):
+                    break
+                rung.clear()
+                lease = self._store.lease_job(agent_id, backends)
+        return lease
 
     @server_errors
     def RenewLease(

@@ -16,7 +16,7 @@ _sym_db = _symbol_database.Default()
 from edgelab.v1 import common_pb2 as edgelab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gelab/v1/agent.proto\x12\nedgelab.v1\x1a\x17\x65\x64gelab/v1/common.proto\"j\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x66leet_token\x18\x02 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1e.edgelab.v1.DeviceCapabilities\"q\n\x10RegisterResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\x01\x12\x18\n\x10lease_duration_s\x18\x04 \x01(\x01\"Q\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63urrent_job_id\x18\x03 \x01(\t\"\x13\n\x11HeartbeatResponse\"8\n\x0fLeaseJobRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\"a\n\x05Lease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0c\x65xpires_in_s\x18\x03 \x01(\x01\x12!\n\x04spec\x18\x04 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\"E\n\x10LeaseJobResponse\x12\x0f\n\x07has_job\x18\x01 \x01(\x08\x12 \n\x05lease\x18\x02 \x01(\x0b\x32\x11.edgelab.v1.Lease\"[\n\x11RenewLeaseRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"*\n\x12RenewLeaseResponse\x12\x14\n\x0c\x65xpires_in_s\x18\x01 \x01(\x01\"]\n\x14\x46\x65tchArtifactRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x03\"Q\n\rArtifactChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\x8a\x01\n\x13ReportResultRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12+\n\x06result\x18\x05 \x01(\x0b\x32\x1b.edgelab.v1.BenchmarkResult\";\n\x14ReportResultResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x32\xd6\x03\n\x0c\x41gentService\x12\x45\n\x08Register\x12\x1b.edgelab.v1.RegisterRequest\x1a\x1c.edgelab.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.edgelab.v1.HeartbeatRequest\x1a\x1d.edgelab.v1.HeartbeatResponse\x12\x45\n\x08LeaseJob\x12\x1b.edgelab.v1.LeaseJobRequest\x1a\x1c.edgelab.v1.LeaseJobResponse\x12K\n\nRenewLease\x12\x1d.edgelab.v1.RenewLeaseRequest\x1a\x1e.edgelab.v1.RenewLeaseResponse\x12N\n\rFetchArtifact\x12 .edgelab.v1.FetchArtifactRequest\x1a\x19.edgelab.v1.ArtifactChunk0\x01\x12Q\n\x0cReportResult\x12\x1f.edgelab.v1.ReportResultRequest\x1a .edgelab.v1.ReportResultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gelab/v1/agent.proto\x12\nedgelab.v1\x1a\x17\x65\x64gelab/v1/common.proto\"j\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x66leet_token\x18\x02 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1e.edgelab.v1.DeviceCapabilities\"q\n\x10RegisterResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\x01\x12\x18\n\x10lease_duration_s\x18\x04 \x01(\x01\"Q\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63urrent_job_id\x18\x03 \x01(\t\"\x13\n\x11HeartbeatResponse\"H\n\x0fLeaseJobRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x0e\n\x06wait_s\x18\x03 \x01(\x01\"a\n\x05Lease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0c\x65xpires_in_s\x18\x03 \x01(\x01\x12!\n\x04spec\x18\x04 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\"E\n\x10LeaseJobResponse\x12\x0f\n\x07has_job\x18\x01 \x01(\x08\x12 \n\x05lease\x18\x02 \x01(\x0b\x32\x11.edgelab.v1.Lease\"[\n\x11RenewLeaseRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"*\n\x12RenewLeaseResponse\x12\x14\n\x0c\x65xpires_in_s\x18\x01 \x01(\x01\"]\n\x14\x46\x65tchArtifactRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x03\"Q\n\rArtifactChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\x8a\x01\n\x13ReportResultRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12+\n\x06result\x18\x05 \x01(\x0b\x32\x1b.edgelab.v1.BenchmarkResult\";\n\x14ReportResultResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x32\xd6\x03\n\x0c\x41gentService\x12\x45\n\x08Register\x12\x1b.edgelab.v1.RegisterRequest\x1a\x1c.edgelab.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.edgelab.v1.HeartbeatRequest\x1a\x1d.edgelab.v1.HeartbeatResponse\x12\x45\n\x08LeaseJob\x12\x1b.edgelab.v1.LeaseJobRequest\x1a\x1c.edgelab.v1.LeaseJobResponse\x12K\n\nRenewLease\x12\x1d.edgelab.v1.RenewLeaseRequest\x1a\x1e.edgelab.v1.RenewLeaseResponse\x12N\n\rFetchArtifact\x12 .edgelab.v1.FetchArtifactRequest\x1a\x19.edgelab.v1.ArtifactChunk0\x01\x12Q\n\x0cReportResult\x12\x1f.edgelab.v1.ReportResultRequest\x1a .edgelab.v1.ReportResultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEATRESPONSE']._serialized_start=369
   _globals['_HEARTBEATRESPONSE']._serialized_end=388
   _globals['_LEASEJOBREQUEST']._serialized_start=390
-  _globals['_LEASEJOBREQUEST']._serialized_end=446
-  _globals['_LEASE']._serialized_start=448
-  _globals['_LEASE']._serialized_end=545
-  _globals['_LEASEJOBRESPONSE']._serialized_start=547
-  _globals['_LEASEJOBRESPONSE']._serialized_end=616
-  _globals['_RENEWLEASEREQUEST']._serialized_start=618
-  _globals['_RENEWLEASEREQUEST']._serialized_end=709
-  _globals['_RENEWLEASERESPONSE']._serialized_start=711
-  _globals['_RENEWLEASERESPONSE']._serialized_end=753
-  _globals['_FETCHARTIFACTREQUEST']._serialized_start=755
-  _globals['_FETCHARTIFACTREQUEST']._serialized_end=848
-  _globals['_ARTIFACTCHUNK']._serialized_start=850
-  _globals['_ARTIFACTCHUNK']._serialized_end=931
-  _globals['_REPORTRESULTREQUEST']._serialized_start=934
-  _globals['_REPORTRESULTREQUEST']._serialized_end=1072
-  _globals['_REPORTRESULTRESPONSE']._serialized_start=1074
-  _globals['_REPORTRESULTRESPONSE']._serialized_end=1133
-  _globals['_AGENTSERVICE']._serialized_start=1136
-  _globals['_AGENTSERVICE']._serialized_end=1606
+  _globals['_LEASEJOBREQUEST']._serialized_end=462
+  _globals['_LEASE']._serialized_start=464
+  _globals['_LEASE']._serialized_end=561
+  _globals['_LEASEJOBRESPONSE']._serialized_start=563
+  _globals['_LEASEJOBRESPONSE']._serialized_end=632
+  _globals['_RENEWLEASEREQUEST']._serialized_start=634
+  _globals['_RENEWLEASEREQUEST']._serialized_end=725
+  _globals['_RENEWLEASERESPONSE']._serialized_start=727
+  _globals['_RENEWLEASERESPONSE']._serialized_end=769
+  _globals['_FETCHARTIFACTREQUEST']._serialized_start=771
+  _globals['_FETCHARTIFACTREQUEST']._serialized_end=864
+  _globals['_ARTIFACTCHUNK']._serialized_start=866
+  _globals['_ARTIFACTCHUNK']._serialized_end=947
+  _globals['_REPORTRESULTREQUEST']._serialized_start=950
+  _globals['_REPORTRESULTREQUEST']._serialized_end=1088
+  _globals['_REPORTRESULTRESPONSE']._serialized_start=1090
+  _globals['_REPORTRESULTRESPONSE']._serialized_end=1149
+  _globals['_AGENTSERVICE']._serialized_start=1152
+  _globals['_AGENTSERVICE']._serialized_end=1622
 # @@protoc_insertion_point(module_scope)

@@ -43,12 +43,14 @@ class HeartbeatResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class LeaseJobRequest(_message.Message):
-    __slots__ = ("agent_id", "agent_token")
+    __slots__ = ("agent_id", "agent_token", "wait_s")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     agent_token: str
-    def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ...) -> None: ...
+    wait_s: float
+    def __init__(self, agent_id: _Optional[str] = ..., agent_token: _Optional[str] = ..., wait_s: _Optional[float] = ...) -> None: ...
 
 class Lease(_message.Message):
     __slots__ = ("job_id", "attempt", "expires_in_s", "spec")
