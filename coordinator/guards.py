@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -114,6 +115,43 @@ class StreamGuard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is unty
     def open_streams(self) -> int:
         with self._lock:
             return sum(self._open.values())
+
+
+class CallSlots(grpc.ServerInterceptor):  # type: ignore[misc]
+    """At most `slots` unary calls run at once; the others wait for a slot in arrival order.
+
+    The server's pool has a thread per waiting call (long-polls, uploads) on top of the short calls',
+    so a burst could otherwise run hundreds of handlers at once, all contending for the GIL and the
+    store's lock: the pool then spends its time handing the lock around. A call that waits (a
+    long-poll) gives its slot back while it waits (`released`).
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._slots = threading.Semaphore(slots)
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        self._slots.release()
+        try:
+            yield
+        finally:
+            self._slots.acquire()
+
+    def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # streams wait on the network: StreamGuard bounds them instead
+        behaviour = handler.unary_unary
+
+        def in_slot(request: Any, context: grpc.ServicerContext) -> Any:
+            with self._slots:
+                return behaviour(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            in_slot, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
 
 class _Undecodable:

@@ -12,7 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from coordinator.artifacts import ArtifactStore
 from coordinator.dispatch import JobBell
-from coordinator.guards import DecodeGuard, StreamGuard
+from coordinator.guards import CallSlots, DecodeGuard, StreamGuard
 from coordinator.service import AgentServicer, ControlServicer
 from coordinator.store import Store
 from coordinator.training import TrainingRunner
@@ -25,13 +25,12 @@ log = logging.getLogger("edgelab.coordinator")
 
 QUEUED_CALLS = 1024  # calls that may wait for a free thread
 MAX_LONG_POLLS = 2048  # LeaseJob calls waiting for a job at once (one per idle agent); beyond it, agents poll
-# Transport bounds on top of StreamGuard's: streams one connection may multiplex (a stalled client
-# cannot open many per connection), and connections with no call for this long are closed (an
-# agent's connection always has one, its heartbeats or its long-poll; clients reconnect by themselves).
-SERVER_OPTIONS = [
-    ("grpc.max_concurrent_streams", 100),
-    ("grpc.max_connection_idle_ms", 120_000),
-]
+# Connections with no call for this long are closed (an agent's connection always has one, its
+# heartbeats or its long-poll; clients reconnect by themselves), so idle connections do not pile up.
+# No `grpc.max_concurrent_streams`: a process whose channels share one connection (grpcio shares
+# them between equal channels) gets streams over the bound refused (REFUSED_STREAM) under load;
+# what one client may hold open is bounded per peer host by StreamGuard instead.
+SERVER_OPTIONS = [("grpc.max_connection_idle_ms", 120_000)]
 
 
 @dataclass
@@ -85,8 +84,8 @@ def start_coordinator(
 ) -> Coordinator:
     """`busy_timeout_s`: how long a store transaction waits for SQLite's write lock (None: the store's default).
 
-    `max_workers` threads serve the short calls; the pool holds as many again as calls may wait (long-polls,
-    uploads), so waiting calls can never take the threads the short ones need. `stream_guard`: the upload
+    At most `max_workers` unary calls run at once (CallSlots); the pool holds a thread more for each call
+    that may wait (long-polls, uploads), so waiting calls can never take the threads the short ones need. `stream_guard`: the upload
     bounds (default: guards.MAX_STREAMS, MAX_STREAMS_PER_PEER, STREAM_IDLE_S)."""
     bell = JobBell(max_waiters=max_long_polls)
     store = Store(
@@ -98,20 +97,26 @@ def start_coordinator(
     )
     artifacts = ArtifactStore(settings.artifacts_dir)
     streams = stream_guard or StreamGuard()
+    slots = CallSlots(max_workers)
     workers = max_workers + streams.max_streams + max_long_polls
     executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc")
     # gRPC sets SO_REUSEPORT by default: a second coordinator on a taken port would start, say "listening",
     # and split the fleet between two stores. Without it the second bind fails and says so.
     server = grpc.server(
         executor,
-        interceptors=[DecodeGuard(), streams],
+        interceptors=[DecodeGuard(), streams, slots],
         options=[*CHANNEL_OPTIONS, *SERVER_OPTIONS, ("grpc.so_reuseport", 0)],
         # A flood beyond this many calls in progress or queued is refused at once (RESOURCE_EXHAUSTED,
         # which clients read as "busy, retry") instead of queueing without bound.
         maximum_concurrent_rpcs=workers + QUEUED_CALLS,
     )
     agent_servicer = AgentServicer(
-        store, artifacts, settings.fleet_token, heartbeat_interval_s=settings.heartbeat_interval_s, bell=bell
+        store,
+        artifacts,
+        settings.fleet_token,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        bell=bell,
+        slots=slots,
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_servicer, server)
     health_servicer = health.HealthServicer()  # grpc.health.v1: SERVING while the coordinator runs

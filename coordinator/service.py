@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from google.protobuf.message import Message
 from coordinator import limits
 from coordinator.artifacts import ArtifactStore
 from coordinator.dispatch import JobBell
+from coordinator.guards import CallSlots
 from coordinator.store import PageKey, Store, decode_page_token, encode_page_token
 from coordinator.training import QueuedRun, TrainingRunner, to_train_config
 from edgelab.constants import MAX_LEASE_WAIT_S
@@ -74,10 +76,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         *,
         heartbeat_interval_s: float,
         bell: JobBell | None = None,
+        slots: CallSlots | None = None,
     ) -> None:
         """`bell`: what wakes long-polling leases; the store must ring it (`Store(on_job_queued=bell.ring)`).
-        Without one, a long-poll answers at once."""
+        Without one, a long-poll answers at once. `slots`: given back while a long-poll waits."""
         self._bell = bell or JobBell(max_waiters=0)
+        self._slots = slots
+        self._backends: dict[str, list[str]] = {}  # agent id -> the runtimes it can run
         self._store = store
         self._heartbeat_interval_s = heartbeat_interval_s
         self._artifacts = artifacts
@@ -111,9 +116,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     @server_errors
     def LeaseJob(self, request: agent_pb2.LeaseJobRequest, context: grpc.ServicerContext) -> agent_pb2.LeaseJobResponse:
         self._auth(request.agent_id, request.agent_token)
-        agent = self._store.get_agent(request.agent_id)
-        self._store.heartbeat(request.agent_id, agent.current_job_id)
-        backends = [r.name for r in agent.capabilities.runtimes if r.available]
+        backends = self._backends.get(request.agent_id)
+        if backends is None:  # an agent's capabilities are fixed at registration (a new one gets a new id)
+            agent = self._store.get_agent(request.agent_id)
+            backends = self._backends[request.agent_id] = [r.name for r in agent.capabilities.runtimes if r.available]
         if request.wait_s > 0:
             lease = self._long_poll(request.agent_id, backends, request.wait_s, context)
         else:
@@ -136,7 +142,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             context.add_callback(rung.set)  # a cancelled call stops waiting
             while lease is None and context.is_active():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not rung.wait(remaining):
+                with self._slots.released() if self._slots is not None else nullcontext():
+                    woken = remaining > 0 and rung.wait(remaining)
+                if not woken:
                     break
                 rung.clear()
                 lease = self._store.lease_job(agent_id, backends)

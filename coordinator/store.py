@@ -226,6 +226,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL" if wal else "PRAGMA synchronous=FULL")
         self._wal_path: Path | None = path.with_name(path.name + "-wal") if wal else None
         self._sync_lock = threading.Lock()
+        # agent id -> (token hash, revoked), as stored; only this store writes either (a second coordinator
+        # on the same file is refused at bind), so the copy cannot go stale.
+        self._credentials: dict[str, tuple[str, bool]] = {}
         self._committed = 0  # commits so far, and how many of them a WAL fsync is known to cover
         self._synced = 0
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -310,15 +313,20 @@ class Store:
         return agent_id, token
 
     def authenticate_agent(self, agent_id: str, token: str) -> None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT token_sha256, revoked_at FROM agents WHERE agent_id=?", (agent_id,)
-            ).fetchone()
-        if row is None:
-            raise AuthError(f"unknown agent {agent_id!r}: register first")
-        if not secrets.compare_digest(row["token_sha256"], _hash_token(token)):
+        # Every agent call starts here: known credentials are checked from memory, without the lock.
+        known = self._credentials.get(agent_id)
+        if known is None:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT token_sha256, revoked_at FROM agents WHERE agent_id=?", (agent_id,)
+                ).fetchone()
+            if row is None:
+                raise AuthError(f"unknown agent {agent_id!r}: register first")
+            known = self._credentials[agent_id] = (row["token_sha256"], row["revoked_at"] is not None)
+        token_sha256, revoked = known
+        if not secrets.compare_digest(token_sha256, _hash_token(token)):
             raise AuthError(f"bad credential for agent {agent_id!r}")
-        if row["revoked_at"] is not None:
+        if revoked:
             raise PermissionDenied(f"agent {agent_id!r} was revoked by an operator")
 
     def revoke_agent(self, agent_id: str) -> tuple[list[str], list[str]]:
@@ -335,6 +343,7 @@ class Store:
                 "UPDATE agents SET revoked_at=COALESCE(revoked_at, ?), current_job_id='' WHERE agent_id=?",
                 (now, agent_id),
             )
+            self._credentials.pop(agent_id, None)  # read again, revoked, on its next call
             rows = db.execute(
                 "SELECT job_id, backend FROM jobs WHERE state=? AND lease_agent_id=? AND target_agent_id IS NULL",
                 (JobState.LEASED.value, agent_id),
@@ -453,6 +462,9 @@ class Store:
         """
         now = self._clock()
         with self._tx() as db:
+            db.execute(
+                "UPDATE agents SET last_seen_at=? WHERE agent_id=?", (now, agent_id)
+            )  # a lease call is a sign of life
             self._expire_leases(db, now)
             held = db.execute(
                 "SELECT * FROM jobs WHERE state=? AND lease_agent_id=? ORDER BY updated_at LIMIT 1",
