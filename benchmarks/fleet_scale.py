@@ -51,7 +51,7 @@ from coordinator.client import ControlClient
 from edgelab.constants import HEARTBEAT_INTERVAL_S, LEASE_WAIT_S
 from edgelab.domain import ArtifactRef, BenchmarkResult, DeviceCapabilities, JobSpec, LatencyStats, RuntimeInfo
 from edgelab.errors import CoordinatorUnavailable
-from edgelab.rpc import open_aio_channel
+from edgelab.rpc import CHANNEL_OPTIONS
 from edgelab.serde import to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
@@ -77,16 +77,21 @@ class Stats:
     jobs_done: int = 0
     last_report: float = 0.0
     leased_at: dict[str, float] = field(default_factory=dict)  # job id -> when its agent got the lease
+    answered: int = 0  # calls that came back, long-polls that waited included
 
     async def timed(self, name: str, call: Any, *, keep: Any = None) -> Any:
         """Await `call`, counting its errors; its latency is kept unless `keep(response)` says no."""
         start = time.perf_counter()
         try:
             response = await call
-        except Exception:
+        except Exception as exc:
+            self.answered += 1
             self.errors[name] += 1
             self.latency_s[name].append(time.perf_counter() - start)
+            if sum(self.errors.values()) <= 5:
+                print(f"{name} failed: {exc!r}"[:500], file=sys.stderr)
             raise
+        self.answered += 1
         if keep is None or keep(response):
             self.latency_s[name].append(time.perf_counter() - start)
         return response
@@ -139,7 +144,10 @@ class RssSampler(threading.Thread):
 
 class SimAgent:
     def __init__(self, address: str, index: int, stats: Stats) -> None:
-        self.channel = open_aio_channel(address)
+        # Its own connection, as a device has: equal channels in one process would share one.
+        self.channel = grpc.aio.insecure_channel(
+            address, options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+        )
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.name = f"sim-{index:04d}"
         self.stats = stats
@@ -302,15 +310,14 @@ async def _idle_fleet(
 ) -> dict[str, float]:
     """Every job done and every agent idle: what the idle fleet costs, and how fast a new job starts."""
     await asyncio.sleep(min(args.poll_s, 1.0))  # every agent back to waiting (or polling)
-    calls = sum(len(v) for v in stats.latency_s.values()) + sum(stats.errors.values())
+    calls = stats.answered
     cpu = coordinator.cpu_times()
     start = time.perf_counter()
     await asyncio.sleep(args.idle_s)
     elapsed = time.perf_counter() - start
     cpu_end = coordinator.cpu_times()
     busy_s = (cpu_end.user - cpu.user) + (cpu_end.system - cpu.system)
-    # Calls that came back in the window (long-polls that waited are not in latency_s: count them apart).
-    answered = sum(len(v) for v in stats.latency_s.values()) + sum(stats.errors.values()) - calls
+    answered = stats.answered - calls
 
     starts = []
     for agent in random.sample(agents, min(args.probe_jobs, len(agents))):
