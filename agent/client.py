@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from edgelab.errors import ArtifactCorrupt, CoordinatorUnavailable
 from edgelab.rpc import AGENT_ID_KEY, AGENT_TOKEN_KEY, FLEET_TOKEN_KEY, Metadata, client_errors, open_channel
 from edgelab.serde import from_proto, to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+
+CANCEL_CHECK_S = 0.25  # how often a waiting lease call looks at its cancel event
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,20 @@ class AgentClient:
                 agent_pb2.HeartbeatRequest(current_job_id=current_job_id), timeout=self._timeout, metadata=self._creds
             )
 
-    def lease(self) -> Lease | None:
+    def lease(self, wait_s: float = 0.0, cancel: threading.Event | None = None) -> Lease | None:
+        """A job, or None. `wait_s` > 0: a long-poll, answered as soon as a job is queued for this agent
+        (None after `wait_s`, or at once from a coordinator that does not wait); `cancel` set: give up, None."""
+        request = agent_pb2.LeaseJobRequest(wait_s=wait_s)
         with client_errors(self.address):
-            r = self._stub.LeaseJob(agent_pb2.LeaseJobRequest(), timeout=self._timeout, metadata=self._creds)
+            call = self._stub.LeaseJob.future(request, timeout=self._timeout + wait_s, metadata=self._creds)
+            while True:
+                try:
+                    r = call.result(timeout=CANCEL_CHECK_S)
+                    break
+                except grpc.FutureTimeoutError:
+                    if cancel is not None and cancel.is_set():
+                        call.cancel()
+                        return None
         return from_proto(r.lease, Lease) if r.has_job else None
 
     def renew(self, job_id: str, attempt: int) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from agent.isolation import BenchmarkFn, Cancelled, run_isolated
 from agent.probe import probe_capabilities
 from agent.runner import run_benchmark
 from edgelab.config import ClientTls
+from edgelab.constants import LEASE_WAIT_S
 from edgelab.domain import ArtifactRef, BenchmarkResult, Failure, FailureKind, Lease
 from edgelab.errors import (
     ArtifactCorrupt,
@@ -51,7 +53,8 @@ class AgentConfig:
     name: str
     home: Path
     fleet_token: str | None = None
-    poll_interval_s: float = POLL_INTERVAL_S
+    poll_interval_s: float = POLL_INTERVAL_S  # between lease calls that come back empty at once
+    lease_wait_s: float = LEASE_WAIT_S  # long-poll: how long one lease call may wait for a job (0: poll)
     tls: ClientTls | None = None
     cache_max_bytes: int | None = None  # None: unbounded
     job_timeout_s: float = 3600.0  # wall-clock limit of one benchmark (isolated runs only)
@@ -80,9 +83,12 @@ class Agent:
         heartbeat.start()
         try:
             while not self.stop.is_set() and (max_jobs is None or self.jobs_done < max_jobs):
-                lease = self._retry(self.client.lease)
+                asked = time.monotonic()
+                lease = self._retry(lambda: self.client.lease(self.config.lease_wait_s, cancel=self.stop))
                 if lease is None:
-                    self.stop.wait(self.config.poll_interval_s)
+                    # A long-poll that waited asks again at once; one answered at once (an older coordinator,
+                    # or one with too many waiting calls) is followed by the poll interval, as before.
+                    self.stop.wait(self.config.poll_interval_s - (time.monotonic() - asked))
                     continue
                 self._serve(lease)
                 self.jobs_done += 1

@@ -1,20 +1,28 @@
 """Fleet scale: a real coordinator process on loopback and hundreds of simulated agents.
 
-    nice -n 10 .venv/bin/python benchmarks/fleet_scale.py                    # 200 agents, 100 MB to 20 agents
+    nice -n 10 .venv/bin/python benchmarks/fleet_scale.py                    # 1,000 agents, 5 s jobs
+    nice -n 10 .venv/bin/python benchmarks/fleet_scale.py --job-s 0 --agents 200 --heartbeat-s 1  # saturation
     .venv/bin/python benchmarks/fleet_scale.py --agents 10 --jobs-per-agent 2 --fanout-agents 2 --fanout-mb 2
 
-1. Starts `edgelab coordinator serve` as its own process (fleet token on, short heartbeat), so its
-   CPU and memory are its own and its RSS can be read.
+1. Starts `edgelab coordinator serve` as its own process (fleet token on, the product's 5 s heartbeat
+   unless told otherwise), so its CPU and memory are its own and can be read.
 2. Simulated agents are grpc.aio clients in this process, one channel (one TCP connection) each,
-   speaking the real AgentService: register with the fleet token, heartbeat on the coordinator's
-   interval, lease, and report a small result; jobs are queued fleet-wide up front, so jobs/s
-   is the coordinator's lease + report rate under `--agents` concurrent pollers.
-3. Fan-out: uploads one `--fanout-mb` artifact and `--fanout-agents` agents fetch it at once
+   speaking the real AgentService: they register (spread over `--ramp-s`, as a fleet comes up), heartbeat
+   on the coordinator's interval, lease (a long-poll of `--lease-wait-s`, or polls every `--poll-s` with
+   `--lease-wait-s 0`), hold each job for `--job-s` (x0.5-1.5 at random, the device's work) and report a
+   small result. Jobs are queued fleet-wide up front. `--job-s 0` is a closed loop: the coordinator's
+   saturation rate, where per-RPC latency is queueing and says little.
+3. Idle fleet: with every job done and every agent idle, the coordinator's CPU over `--idle-s`, and the
+   job-start latency of `--probe-jobs` jobs submitted one at a time to idle agents (submit sent -> the
+   agent holds the lease).
+4. Fan-out: uploads one `--fanout-mb` artifact and `--fanout-agents` agents fetch it at once
    over the chunked stream, each verifying every chunk's sha256 and the whole file's, as the
    agent does; prints the aggregate MB/s.
+5. Bad input: `--bad-requests` undecodable Register calls, and the coordinator's RSS before and after.
 
-Prints p50/p99 latency per RPC type, jobs/s and the coordinator's RSS (peak of samples taken
-every 0.2 s, and at the end). Every loop is bounded by `--deadline-s`; everything stays on 127.0.0.1.
+Prints p50/p99 latency per RPC type (a long-poll's wait is not latency: LeaseJob counts the calls that
+found a job queued, and every poll), jobs/s and the coordinator's RSS (peak of samples taken every 0.2 s,
+and at the end). Every loop is bounded by `--deadline-s`; everything stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -35,12 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psutil
 
 from coordinator.client import ControlClient
+from edgelab.constants import HEARTBEAT_INTERVAL_S, LEASE_WAIT_S
 from edgelab.domain import ArtifactRef, BenchmarkResult, DeviceCapabilities, JobSpec, LatencyStats, RuntimeInfo
 from edgelab.errors import CoordinatorUnavailable
-from edgelab.rpc import AGENT_ID_KEY, AGENT_TOKEN_KEY, FLEET_TOKEN_KEY, Metadata, open_aio_channel
+from edgelab.rpc import AGENT_ID_KEY, AGENT_TOKEN_KEY, CHANNEL_OPTIONS, FLEET_TOKEN_KEY, Metadata
 from edgelab.serde import to_proto
 from edgelab.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
@@ -65,16 +76,25 @@ class Stats:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     jobs_done: int = 0
     last_report: float = 0.0
+    leased_at: dict[str, float] = field(default_factory=dict)  # job id -> when its agent got the lease
+    answered: int = 0  # calls that came back, long-polls that waited included
 
-    async def timed(self, name: str, call: Any) -> Any:
+    async def timed(self, name: str, call: Any, *, keep: Any = None) -> Any:
+        """Await `call`, counting its errors; its latency is kept unless `keep(response)` says no."""
         start = time.perf_counter()
         try:
-            return await call
-        except Exception:
+            response = await call
+        except Exception as exc:
+            self.answered += 1
             self.errors[name] += 1
-            raise
-        finally:
             self.latency_s[name].append(time.perf_counter() - start)
+            if sum(self.errors.values()) <= 5:
+                print(f"{name} failed: {exc!r}"[:500], file=sys.stderr)
+            raise
+        self.answered += 1
+        if keep is None or keep(response):
+            self.latency_s[name].append(time.perf_counter() - start)
+        return response
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -124,38 +144,54 @@ class RssSampler(threading.Thread):
 
 class SimAgent:
     def __init__(self, address: str, index: int, stats: Stats) -> None:
-        self.channel = open_aio_channel(address)
+        # Its own connection, as a device has: equal channels in one process would share one.
+        self.channel = grpc.aio.insecure_channel(
+            address, options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+        )
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.name = f"sim-{index:04d}"
         self.stats = stats
         self.creds: Metadata = ()  # call metadata: the agent id and token Register returned
-        self.heartbeat_s = 5.0
+        self.agent_id = ""
+        self.heartbeat_s = HEARTBEAT_INTERVAL_S
 
-    async def register(self) -> None:
+    async def register(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         request = agent_pb2.RegisterRequest(name=self.name, capabilities=CAPS)
         call = self.stub.Register(request, timeout=60, metadata=((FLEET_TOKEN_KEY, FLEET_TOKEN),))
         response = await self.stats.timed("Register", call)
+        self.agent_id = response.agent_id
         self.creds = ((AGENT_ID_KEY, response.agent_id), (AGENT_TOKEN_KEY, response.agent_token))
         self.heartbeat_s = response.heartbeat_interval_s
 
-    async def heartbeats(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), self.heartbeat_s)
-            except asyncio.TimeoutError:
-                await self.stats.timed(
-                    "Heartbeat", self.stub.Heartbeat(agent_pb2.HeartbeatRequest(), timeout=60, metadata=self.creds)
-                )
+    async def heartbeats(self) -> None:
+        await asyncio.sleep(random.uniform(0, self.heartbeat_s))  # agents do not beat in step
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await self.stats.timed(
+                "Heartbeat", self.stub.Heartbeat(agent_pb2.HeartbeatRequest(), timeout=60, metadata=self.creds)
+            )
 
-    async def work(self, stop: asyncio.Event, total_jobs: int, poll_s: float) -> None:
-        while not stop.is_set():
+    async def work(self, drained: asyncio.Event, total_jobs: int, args: argparse.Namespace) -> None:
+        """Lease, hold the job for the device's time, report; until cancelled."""
+        await asyncio.sleep(random.uniform(0, args.job_s))  # a fleet's jobs do not end in step
+        while True:
+            request = agent_pb2.LeaseJobRequest()
+            if args.lease_wait_s:  # unset otherwise, so this also runs against a coordinator without the field
+                request.wait_s = args.lease_wait_s
+            asked = time.perf_counter()
             leased = await self.stats.timed(
-                "LeaseJob", self.stub.LeaseJob(agent_pb2.LeaseJobRequest(), timeout=60, metadata=self.creds)
+                "LeaseJob",
+                self.stub.LeaseJob(request, timeout=args.lease_wait_s + 60, metadata=self.creds),
+                # A long-poll's wait is not latency: keep the calls that found a job queued, and every poll.
+                keep=lambda r: not drained.is_set() and (r.has_job or not args.lease_wait_s),
             )
             if not leased.has_job:
-                await asyncio.sleep(poll_s)
+                await asyncio.sleep(max(0.0, args.poll_s - (time.perf_counter() - asked)))
                 continue
             lease = leased.lease
+            self.stats.leased_at[lease.job_id] = time.perf_counter()
+            await asyncio.sleep(args.job_s * random.uniform(0.5, 1.5))
             report = agent_pb2.ReportResultRequest(job_id=lease.job_id, attempt=lease.attempt, result=RESULT)
             call = self.stub.ReportResult(report, timeout=60, metadata=self.creds)
             response = await self.stats.timed("ReportResult", call)
@@ -163,7 +199,7 @@ class SimAgent:
             self.stats.jobs_done += 1
             self.stats.last_report = time.perf_counter()
             if self.stats.jobs_done >= total_jobs:
-                stop.set()
+                drained.set()
 
     async def fetch(self, ref: ArtifactRef) -> int:
         """Download the whole artifact verifying every chunk and the file, as the agent does; returns bytes."""
@@ -182,6 +218,18 @@ class SimAgent:
         return size
 
 
+def _rpc_figures(stats: Stats) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "calls": len(v),
+            "p50_ms": 1e3 * _percentile(v, 0.50),
+            "p99_ms": 1e3 * _percentile(v, 0.99),
+            "errors": stats.errors.get(name, 0),
+        }
+        for name, v in sorted(stats.latency_s.items())
+    }
+
+
 def _artifact(path: Path, size: int) -> Path:
     with path.open("wb") as f:
         for _ in range(size >> 20):
@@ -190,11 +238,13 @@ def _artifact(path: Path, size: int) -> Path:
     return path
 
 
-async def run_fleet(args: argparse.Namespace, address: str, control: ControlClient, home: Path) -> dict[str, Any]:
+async def run_fleet(
+    args: argparse.Namespace, address: str, control: ControlClient, home: Path, coordinator: psutil.Process
+) -> dict[str, Any]:
     stats = Stats()
     agents = [SimAgent(address, i, stats) for i in range(args.agents)]
     t_register = time.perf_counter()
-    await asyncio.gather(*(a.register() for a in agents))
+    await asyncio.gather(*(a.register(args.ramp_s * i / args.agents) for i, a in enumerate(agents)))
     register_s = time.perf_counter() - t_register
 
     model = control.upload(_artifact(home / "model.onnx", 4096), format="onnx")
@@ -202,17 +252,23 @@ async def run_fleet(args: argparse.Namespace, address: str, control: ControlClie
     spec = JobSpec("scale", "onnxruntime", model, dataset)
     job_ids = [job for _ in range(args.jobs_per_agent) for job in control.submit(spec)]  # one per agent per round
 
-    stop = asyncio.Event()
+    drained = asyncio.Event()
     t0 = time.perf_counter()
-    workers = [asyncio.create_task(a.work(stop, len(job_ids), args.poll_s)) for a in agents]
-    beats = [asyncio.create_task(a.heartbeats(stop)) for a in agents]
+    tasks = [asyncio.create_task(a.work(drained, len(job_ids), args)) for a in agents]
+    tasks += [asyncio.create_task(a.heartbeats()) for a in agents]
     try:
-        await asyncio.wait_for(stop.wait(), args.deadline_s)
-    except asyncio.TimeoutError:
-        stop.set()
-    await asyncio.gather(*workers, *beats, return_exceptions=True)
-    jobs_s = stats.jobs_done / max(stats.last_report - t0, 1e-9)
-
+        try:
+            await asyncio.wait_for(drained.wait(), args.deadline_s)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"{stats.jobs_done}/{len(job_ids)} jobs done after {args.deadline_s} s") from None
+        jobs_done = stats.jobs_done
+        jobs_s = jobs_done / max(stats.last_report - t0, 1e-9)
+        rpc = _rpc_figures(stats)  # before the idle fleet's probes add their calls
+        idle = await _idle_fleet(args, agents, control, spec, stats, coordinator)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     fanout: dict[str, float] = {}
     if args.fanout_agents:
         big = _artifact(home / "big.bin", args.fanout_mb << 20)
@@ -231,32 +287,93 @@ async def run_fleet(args: argparse.Namespace, address: str, control: ControlClie
             "aggregate_mb_s": sum(sizes) / 1e6 / fan_s,
             "upload_mb_s": ref.size_bytes / 1e6 / upload_s,
         }
+        rpc.update((k, v) for k, v in _rpc_figures(stats).items() if k.startswith("FetchArtifact"))
     await asyncio.gather(*(a.channel.close() for a in agents))
     return {
         "agents": args.agents,
         "registered_s": register_s,
         "jobs": len(job_ids),
-        "jobs_done": stats.jobs_done,
+        "jobs_done": jobs_done,
         "jobs_per_s": jobs_s,
-        "rpc": {
-            name: {
-                "calls": len(v),
-                "p50_ms": 1e3 * _percentile(v, 0.50),
-                "p99_ms": 1e3 * _percentile(v, 0.99),
-                "errors": stats.errors.get(name, 0),
-            }
-            for name, v in sorted(stats.latency_s.items())
-        },
+        "idle": idle,
+        "rpc": rpc,
         "fanout": fanout,
     }
 
 
+async def _idle_fleet(
+    args: argparse.Namespace,
+    agents: list[SimAgent],
+    control: ControlClient,
+    spec: JobSpec,
+    stats: Stats,
+    coordinator: psutil.Process,
+) -> dict[str, float]:
+    """Every job done and every agent idle: what the idle fleet costs, and how fast a new job starts."""
+    await asyncio.sleep(min(args.poll_s, 1.0))  # every agent back to waiting (or polling)
+    calls = stats.answered
+    cpu = coordinator.cpu_times()
+    start = time.perf_counter()
+    await asyncio.sleep(args.idle_s)
+    elapsed = time.perf_counter() - start
+    cpu_end = coordinator.cpu_times()
+    busy_s = (cpu_end.user - cpu.user) + (cpu_end.system - cpu.system)
+    answered = stats.answered - calls
+
+    starts = []
+    for agent in random.sample(agents, min(args.probe_jobs, len(agents))):
+        sent = time.perf_counter()
+        [job_id] = await asyncio.to_thread(control.submit, spec, [agent.agent_id])
+        while job_id not in stats.leased_at:
+            if time.perf_counter() - sent > args.deadline_s:
+                raise RuntimeError(f"job {job_id} did not start within {args.deadline_s} s")
+            await asyncio.sleep(0.001)
+        starts.append(stats.leased_at[job_id] - sent)
+        await asyncio.sleep(0.05)
+    return {
+        "cpu_percent": 100 * busy_s / elapsed,
+        "rpc_per_s": answered / elapsed,
+        "job_start_p50_ms": 1e3 * _percentile(starts, 0.5) if starts else 0.0,
+        "job_start_max_ms": 1e3 * max(starts) if starts else 0.0,
+        "probes": len(starts),
+    }
+
+
+def bad_requests(address: str, n: int, rss: RssSampler) -> dict[str, Any]:
+    """`n` Register calls whose bytes do not decode, with the fleet token (so they pass authentication and
+    reach decoding); the coordinator's RSS before and after."""
+    garbage = b"\x0a\xff\xff\xff\xff\x0f" + b"x" * 100  # a length-delimited field longer than the message
+    codes: set[str] = set()
+    before = rss.current()
+    with grpc.insecure_channel(address) as channel:
+        register = channel.unary_unary("/edgelab.v1.AgentService/Register")
+        for _ in range(n):
+            try:
+                register(garbage, timeout=10, metadata=((FLEET_TOKEN_KEY, FLEET_TOKEN),))
+            except grpc.RpcError as exc:
+                codes.add(exc.code().name if isinstance(exc, grpc.Call) else "?")
+    time.sleep(0.5)
+    return {"requests": n, "rss_before_mb": before / 1e6, "rss_after_mb": rss.current() / 1e6, "codes": sorted(codes)}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--jobs-per-agent", type=int, default=5)
-    parser.add_argument("--heartbeat-s", type=float, default=1.0, help="heartbeat interval the coordinator hands out")
-    parser.add_argument("--poll-s", type=float, default=0.5, help="an idle agent's lease poll interval")
+    parser.add_argument(
+        "--job-s", type=float, default=5.0, help="a job's time on the device (x0.5-1.5); 0: closed loop"
+    )
+    parser.add_argument(
+        "--heartbeat-s", type=float, default=HEARTBEAT_INTERVAL_S, help="interval the coordinator hands out"
+    )
+    parser.add_argument("--lease-wait-s", type=float, default=LEASE_WAIT_S, help="lease long-poll; 0: poll")
+    parser.add_argument(
+        "--poll-s", type=float, default=1.0, help="pause after a lease call that came back empty at once"
+    )
+    parser.add_argument("--ramp-s", type=float, default=5.0, help="agents register spread over this long")
+    parser.add_argument("--idle-s", type=float, default=5.0, help="idle-fleet window for the coordinator's CPU")
+    parser.add_argument("--probe-jobs", type=int, default=20, help="jobs submitted one by one to idle agents")
+    parser.add_argument("--bad-requests", type=int, default=0, help="undecodable requests, RSS before/after")
     parser.add_argument("--fanout-agents", type=int, default=20)
     parser.add_argument("--fanout-mb", type=int, default=100)
     parser.add_argument("--deadline-s", type=float, default=300.0, help="bound on each phase")
@@ -273,7 +390,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rss_idle = rss.current()
         try:
             with ControlClient(address) as control:
-                figures = asyncio.run(run_fleet(args, address, control, home))
+                figures = asyncio.run(run_fleet(args, address, control, home, psutil.Process(process.pid)))
+            figures["bad_requests"] = bad_requests(address, args.bad_requests, rss) if args.bad_requests else {}
             rss_end = rss.current()
             figures["coordinator_rss_mb"] = {
                 "idle": rss_idle / 1e6,
@@ -298,8 +416,20 @@ def _table(f: dict[str, Any]) -> str:
         f"{name:<28}{r['calls']:>8}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8}"
         for name, r in f["rpc"].items()
     ]
+    idle = f["idle"]
+    lines.append(
+        f"idle fleet: coordinator CPU {idle['cpu_percent']:.1f}% of one core, {idle['rpc_per_s']:.0f} RPC/s answered;"
+        f" job start on an idle agent p50 {idle['job_start_p50_ms']:.1f} ms, max {idle['job_start_max_ms']:.1f} ms"
+        f" ({idle['probes']} jobs)"
+    )
     rss = f["coordinator_rss_mb"]
     lines.append(f"coordinator RSS: idle {rss['idle']:.1f} MB, peak {rss['peak']:.1f} MB, end {rss['end']:.1f} MB")
+    if f["bad_requests"]:
+        bad = f["bad_requests"]
+        lines.append(
+            f"{bad['requests']} undecodable requests ({', '.join(bad['codes'])}): coordinator RSS"
+            f" {bad['rss_before_mb']:.1f} -> {bad['rss_after_mb']:.1f} MB"
+        )
     if f["fanout"]:
         fan = f["fanout"]
         lines.append(

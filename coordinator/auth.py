@@ -30,6 +30,7 @@ from edgelab.v1 import agent_pb2, control_pb2
 AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["ControlService"].full_name
 REGISTER = f"/{AGENT_SERVICE}/Register"
+HEALTH_SERVICE = "grpc.health.v1.Health"  # open: load balancers and probes carry no credentials
 
 _AGENT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("edgelab_authenticated_agent_id")
 
@@ -73,6 +74,8 @@ class Authenticator(grpc.ServerInterceptor):  # type: ignore[misc]
     def authenticate(self, method: str, metadata: Mapping[str, str]) -> str | None:
         """Check `method`'s credentials in `metadata`; the agent id for agent calls, None for the others."""
         service = method.lstrip("/").partition("/")[0]
+        if service == HEALTH_SERVICE:
+            return None
         if service == CONTROL_SERVICE:
             hint = "edgelab: --operator-token or EDGELAB_OPERATOR_TOKEN"
             _require_token(metadata, OPERATOR_TOKEN_KEY, self._operator_token, "operator", hint)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,9 +17,12 @@ from google.protobuf.message import Message
 from coordinator import limits
 from coordinator.artifacts import ArtifactStore
 from coordinator.auth import authenticated_agent_id
+from coordinator.dispatch import JobBell
+from coordinator.guards import CallSlots
 from coordinator.store import PageKey, Store, decode_page_token, encode_page_token
 from coordinator.training import QueuedRun, TrainingRunner, to_train_config
-from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, TrainingConfig, TrainingRun
+from edgelab.constants import MAX_LEASE_WAIT_S
+from edgelab.domain import BenchmarkResult, DeviceCapabilities, Job, JobSpec, Lease, TrainingConfig, TrainingRun
 from edgelab.errors import NotFound
 from edgelab.rpc import server_errors
 from edgelab.serde import from_proto, to_proto
@@ -64,7 +69,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     """Agent calls; `coordinator.auth.Authenticator` has checked the fleet token (Register) or the agent's
     credentials (the rest) before any of these runs."""
 
-    def __init__(self, store: Store, artifacts: ArtifactStore, *, heartbeat_interval_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        *,
+        heartbeat_interval_s: float,
+        bell: JobBell | None = None,
+        slots: CallSlots | None = None,
+    ) -> None:
+        """`bell`: what wakes long-polling leases; the store must ring it (`Store(on_job_queued=bell.ring)`).
+        Without one, a long-poll answers at once. `slots`: given back while a long-poll waits."""
+        self._bell = bell or JobBell(max_waiters=0)
+        self._slots = slots
+        self._backends: dict[str, list[str]] = {}  # agent id -> the runtimes it can run
         self._store = store
         self._heartbeat_interval_s = heartbeat_interval_s
         self._artifacts = artifacts
@@ -93,16 +111,41 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     @server_errors
     def LeaseJob(self, request: agent_pb2.LeaseJobRequest, context: grpc.ServicerContext) -> agent_pb2.LeaseJobResponse:
-        agent = self._store.get_agent(authenticated_agent_id())
-        self._store.heartbeat(agent.agent_id, agent.current_job_id)
-        backends = [r.name for r in agent.capabilities.runtimes if r.available]
-        lease = self._store.lease_job(agent.agent_id, backends)
+        agent_id = authenticated_agent_id()
+        backends = self._backends.get(agent_id)
+        if backends is None:  # an agent's capabilities are fixed at registration (a new one gets a new id)
+            agent = self._store.get_agent(agent_id)
+            backends = self._backends[agent_id] = [r.name for r in agent.capabilities.runtimes if r.available]
+        if request.wait_s > 0:
+            lease = self._long_poll(agent_id, backends, request.wait_s, context)
+        else:
+            lease = self._store.lease_job(agent_id, backends)
         if lease is None:
             return agent_pb2.LeaseJobResponse(has_job=False)
-        log.info(
-            "job %s (%r) leased to agent %s, attempt %d", lease.job_id, lease.spec.name, agent.agent_id, lease.attempt
-        )
+        log.info("job %s (%r) leased to agent %s, attempt %d", lease.job_id, lease.spec.name, agent_id, lease.attempt)
         return agent_pb2.LeaseJobResponse(has_job=True, lease=to_proto(lease, agent_pb2.Lease()))
+
+    def _long_poll(
+        self, agent_id: str, backends: list[str], wait_s: float, context: grpc.ServicerContext
+    ) -> Lease | None:
+        """Lease, or wait until a job for this agent is queued (at most `wait_s`, MAX_LEASE_WAIT_S and the
+        call's own deadline less a margin, so the agent gets an answer rather than DEADLINE_EXCEEDED)."""
+        wait_s = min(wait_s, MAX_LEASE_WAIT_S, context.time_remaining() - 1.0)
+        deadline = time.monotonic() + wait_s
+        with self._bell.listen(agent_id, backends) as rung:
+            lease = self._store.lease_job(agent_id, backends)
+            if rung is None:  # too many calls wait already: answer now, the agent polls
+                return lease
+            context.add_callback(rung.set)  # a cancelled call stops waiting
+            while lease is None and context.is_active():
+                remaining = deadline - time.monotonic()
+                with self._slots.released() if self._slots is not None else nullcontext():
+                    woken = remaining > 0 and rung.wait(remaining)
+                if not woken:
+                    break
+                rung.clear()
+                lease = self._store.lease_job(agent_id, backends)
+        return lease
 
     @server_errors
     def RenewLease(

@@ -11,8 +11,11 @@ that attempt (`leases` keeps every attempt's holder). A report that reaches a jo
 already closed is kept in `late_results`, beside the coordinator's verdict, never instead of it.
 
 Durability: commits that acknowledge something to a caller (a report, a submitted job, a
-registration, an upload, a recorded run) are synced (`synchronous=FULL`) before the answer
-leaves; heartbeats, leases and renewals, which the fleet repeats anyway, stay `NORMAL`.
+registration, an upload, a recorded run) reach the disk before the answer leaves; heartbeats,
+leases and renewals, which the fleet repeats anyway, stay with WAL's `NORMAL` sync (durable at
+the next sync or checkpoint). The sync is a group commit: an acknowledging transaction commits
+like any other, then, outside the store's lock, waits for one fsync of the WAL that covers it,
+so a slow disk neither holds up the calls that need no sync nor costs one sync per report.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +95,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+-- What every LeaseJob looks up, so its cost does not grow with the queue or the fleet: the lease an
+-- agent holds, the leases that expired, the oldest queued job for this agent or for any agent.
+CREATE INDEX IF NOT EXISTS jobs_lease_agent ON jobs(lease_agent_id, state);
+CREATE INDEX IF NOT EXISTS jobs_lease_expiry ON jobs(state, lease_expires_at);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, target_agent_id, backend, created_at);
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL REFERENCES jobs(job_id),
     attempt INTEGER NOT NULL,
@@ -205,10 +214,14 @@ class Store:
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
         busy_timeout_s: float | None = None,
         readonly: bool = False,
+        on_job_queued: Callable[[str | None, str], None] | None = None,
     ) -> None:
         """`readonly`: the dashboard's view. SQLite refuses every write (`mode=ro`), so it never takes the
         write lock, creates tables or migrates; the coordinator keeps the store in WAL mode, where readers
-        never block it. Only the read methods work; a store that does not exist yet is a NotFound."""
+        never block it. Only the read methods work; a store that does not exist yet is a NotFound.
+
+        `on_job_queued(target_agent_id, backend)` is called whenever a job becomes leasable (submitted
+        or requeued), inside the store's lock: it must be quick and must not call the store."""
         timeout = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         if readonly:
             if not path.is_file():
@@ -219,9 +232,18 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
         self._db.row_factory = sqlite3.Row
+        self._wal_path: Path | None = None
+        self._sync_lock = threading.Lock()
+        # agent id -> (token hash, revoked), as stored; only this store writes either (a second coordinator
+        # on the same file is refused at bind), so the copy cannot go stale.
+        self._credentials: dict[str, tuple[str, bool]] = {}
+        self._committed = 0  # commits so far, and how many of them a WAL fsync is known to cover
+        self._synced = 0
         if not readonly:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            wal = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+            # Without WAL (a file system that cannot share memory) every commit is synced instead.
+            self._db.execute("PRAGMA synchronous=NORMAL" if wal else "PRAGMA synchronous=FULL")
+            self._wal_path = path.with_name(path.name + "-wal") if wal else None
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._migrate()
@@ -230,6 +252,7 @@ class Store:
         self.lease_duration_s = lease_duration_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.path = path
+        self._on_job_queued = on_job_queued or (lambda target, backend: None)
 
     def _migrate(self) -> None:
         """Bring a store written by an older coordinator up to this schema."""
@@ -255,23 +278,38 @@ class Store:
         synced commit or checkpoint). Any failure, the COMMIT's own included, rolls back, so the
         shared connection never stays inside a transaction."""
         with self._lock:
-            if durable:
-                self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        try:
-                            self._db.execute("ROLLBACK")
-                        except sqlite3.Error:
-                            log.exception("ROLLBACK failed after an error in a store transaction")
-                    raise
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.exception("ROLLBACK failed after an error in a store transaction")
+                raise
+            self._committed += 1
+            ticket = self._committed
+        if durable:
+            self._sync_wal(ticket)
+
+    def _sync_wal(self, ticket: int) -> None:
+        """Return once the commit numbered `ticket` is on disk. COMMIT has written its frames to the WAL
+        file; one fsync of that file makes them and every commit before it durable, so callers queued
+        here while a sync runs are usually covered by the next one, not one each."""
+        if self._wal_path is None:
+            return  # synchronous=FULL synced it at COMMIT
+        with self._sync_lock:
+            if self._synced >= ticket:
+                return
+            covered = self._committed  # every commit counted so far has written its frames
+            fd = os.open(self._wal_path, os.O_RDONLY)
+            try:
+                getattr(os, "fdatasync", os.fsync)(fd)  # fdatasync, as SQLite uses; macOS has only fsync
             finally:
-                if durable:
-                    self._db.execute("PRAGMA synchronous=NORMAL")
+                os.close(fd)
+            self._synced = covered
 
     # -- agents -------------------------------------------------------------------------
 
@@ -288,15 +326,20 @@ class Store:
         return agent_id, token
 
     def authenticate_agent(self, agent_id: str, token: str) -> None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT token_sha256, revoked_at FROM agents WHERE agent_id=?", (agent_id,)
-            ).fetchone()
-        if row is None:
-            raise AuthError(f"unknown agent {agent_id!r}: register first")
-        if not secrets.compare_digest(row["token_sha256"], _hash_token(token)):
+        # Every agent call starts here: known credentials are checked from memory, without the lock.
+        known = self._credentials.get(agent_id)
+        if known is None:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT token_sha256, revoked_at FROM agents WHERE agent_id=?", (agent_id,)
+                ).fetchone()
+            if row is None:
+                raise AuthError(f"unknown agent {agent_id!r}: register first")
+            known = self._credentials[agent_id] = (row["token_sha256"], row["revoked_at"] is not None)
+        token_sha256, revoked = known
+        if not secrets.compare_digest(token_sha256, _hash_token(token)):
             raise AuthError(f"bad credential for agent {agent_id!r}")
-        if row["revoked_at"] is not None:
+        if revoked:
             raise PermissionDenied(f"agent {agent_id!r} was revoked by an operator")
 
     def revoke_agent(self, agent_id: str) -> tuple[list[str], list[str]]:
@@ -313,18 +356,18 @@ class Store:
                 "UPDATE agents SET revoked_at=COALESCE(revoked_at, ?), current_job_id='' WHERE agent_id=?",
                 (now, agent_id),
             )
-            requeued = [
-                r["job_id"]
-                for r in db.execute(
-                    "SELECT job_id FROM jobs WHERE state=? AND lease_agent_id=? AND target_agent_id IS NULL",
-                    (JobState.LEASED.value, agent_id),
-                )
-            ]
-            for job_id in requeued:
+            self._credentials.pop(agent_id, None)  # read again, revoked, on its next call
+            rows = db.execute(
+                "SELECT job_id, backend FROM jobs WHERE state=? AND lease_agent_id=? AND target_agent_id IS NULL",
+                (JobState.LEASED.value, agent_id),
+            ).fetchall()
+            requeued = [r["job_id"] for r in rows]
+            for row in rows:
                 db.execute(
                     "UPDATE jobs SET state=?, lease_agent_id=NULL, lease_expires_at=NULL, updated_at=? WHERE job_id=?",
-                    (JobState.QUEUED.value, now, job_id),
+                    (JobState.QUEUED.value, now, row["job_id"]),
                 )
+                self._on_job_queued(None, row["backend"])
             pinned = db.execute(
                 "SELECT job_id, attempt FROM jobs WHERE target_agent_id=? AND state IN (?, ?)",
                 (agent_id, JobState.QUEUED.value, JobState.LEASED.value),
@@ -420,6 +463,7 @@ class Store:
                     now,
                 ),
             )
+            self._on_job_queued(target_agent_id, spec.backend)
         return job_id
 
     def cancel_job(self, job_id: str) -> JobState:
@@ -461,6 +505,9 @@ class Store:
         """
         now = self._clock()
         with self._tx() as db:
+            db.execute(
+                "UPDATE agents SET last_seen_at=? WHERE agent_id=?", (now, agent_id)
+            )  # a lease call is a sign of life
             self._expire_leases(db, now)
             held = db.execute(
                 "SELECT * FROM jobs WHERE state=? AND lease_agent_id=? ORDER BY updated_at LIMIT 1",
@@ -472,13 +519,20 @@ class Store:
             if not backends:
                 return None
             marks = ",".join("?" * len(backends))
-            row = db.execute(
-                f"SELECT * FROM jobs WHERE state=? AND backend IN ({marks})"
-                " AND (target_agent_id IS NULL OR target_agent_id=?) ORDER BY created_at LIMIT 1",
-                (JobState.QUEUED.value, *backends, agent_id),
-            ).fetchone()
-            if row is None:
+            # The oldest of: the oldest job pinned to this agent, the oldest job for any agent (one index
+            # lookup each; an OR of both would walk the whole queue).
+            candidates = [
+                db.execute(
+                    f"SELECT * FROM jobs WHERE state=? AND target_agent_id {target} AND backend IN ({marks})"
+                    " ORDER BY created_at LIMIT 1",
+                    (JobState.QUEUED.value, *args, *backends),
+                ).fetchone()
+                for target, args in (("=?", (agent_id,)), ("IS NULL", ()))
+            ]
+            found = [r for r in candidates if r is not None]
+            if not found:
                 return None
+            row = min(found, key=lambda r: r["created_at"])
             attempt = row["attempt"] + 1
             db.execute(
                 "UPDATE jobs SET state=?, attempt=?, lease_agent_id=?, lease_expires_at=?, updated_at=? WHERE job_id=?",
@@ -600,7 +654,8 @@ class Store:
 
     def _expire_leases(self, db: sqlite3.Connection, now: float) -> None:
         expired = db.execute(
-            "SELECT job_id, attempt, lease_agent_id FROM jobs WHERE state=? AND lease_expires_at < ?",
+            "SELECT job_id, attempt, lease_agent_id, backend, target_agent_id FROM jobs"
+            " WHERE state=? AND lease_expires_at < ?",
             (JobState.LEASED.value, now),
         ).fetchall()
         for row in expired:
@@ -628,6 +683,7 @@ class Store:
                     "UPDATE jobs SET state=?, lease_agent_id=NULL, lease_expires_at=NULL, updated_at=? WHERE job_id=?",
                     (JobState.QUEUED.value, now, row["job_id"]),
                 )
+                self._on_job_queued(row["target_agent_id"], row["backend"])
 
     def _finish(
         self,

@@ -8,6 +8,10 @@ STALE_AFTER_HEARTBEATS = 3
 OFFLINE_AFTER_HEARTBEATS = 12
 
 LEASE_DURATION_S = 60.0
+# LeaseJob long-poll: how long an idle agent asks the coordinator to hold its lease call, and the most
+# the coordinator holds one (a job queued for the agent answers it at once).
+LEASE_WAIT_S = 20.0
+MAX_LEASE_WAIT_S = 60.0
 # A job whose lease expired this many times is failed with a timeout instead of re-queued.
 MAX_ATTEMPTS = 3
 

@@ -49,6 +49,9 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
+# What grpcio's server answers (RESOURCE_EXHAUSTED) when its `maximum_concurrent_rpcs` is reached.
+SERVER_BUSY = "Concurrent RPC limit exceeded!"
+
 _TO_STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (AuthError, grpc.StatusCode.UNAUTHENTICATED),
@@ -119,6 +122,8 @@ def client_errors(target: str) -> Iterator[None]:
         code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
         details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
         cls = _FROM_STATUS.get(code, EdgeLabError)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and details == SERVER_BUSY:
+            cls = CoordinatorUnavailable  # the server's concurrent-call bound, not a message too large: retry
         if cls is CoordinatorUnavailable:
             raise CoordinatorUnavailable(f"coordinator at {target} unreachable: {details}") from exc
         if cls is MessageTooLarge:

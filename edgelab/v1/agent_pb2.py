@@ -16,7 +16,7 @@ _sym_db = _symbol_database.Default()
 from edgelab.v1 import common_pb2 as edgelab_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gelab/v1/agent.proto\x12\nedgelab.v1\x1a\x17\x65\x64gelab/v1/common.proto\"h\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1e.edgelab.v1.DeviceCapabilitiesJ\x04\x08\x02\x10\x03R\x0b\x66leet_token\"q\n\x10RegisterResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\x01\x12\x18\n\x10lease_duration_s\x18\x04 \x01(\x01\"M\n\x10HeartbeatRequest\x12\x16\n\x0e\x63urrent_job_id\x18\x03 \x01(\tJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"\x13\n\x11HeartbeatResponse\"4\n\x0fLeaseJobRequestJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"a\n\x05Lease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0c\x65xpires_in_s\x18\x03 \x01(\x01\x12!\n\x04spec\x18\x04 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\"E\n\x10LeaseJobResponse\x12\x0f\n\x07has_job\x18\x01 \x01(\x08\x12 \n\x05lease\x18\x02 \x01(\x0b\x32\x11.edgelab.v1.Lease\"W\n\x11RenewLeaseRequest\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"*\n\x12RenewLeaseResponse\x12\x14\n\x0c\x65xpires_in_s\x18\x01 \x01(\x01\"Y\n\x14\x46\x65tchArtifactRequest\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x03J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"Q\n\rArtifactChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\x86\x01\n\x13ReportResultRequest\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12+\n\x06result\x18\x05 \x01(\x0b\x32\x1b.edgelab.v1.BenchmarkResultJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\";\n\x14ReportResultResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x32\xd6\x03\n\x0c\x41gentService\x12\x45\n\x08Register\x12\x1b.edgelab.v1.RegisterRequest\x1a\x1c.edgelab.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.edgelab.v1.HeartbeatRequest\x1a\x1d.edgelab.v1.HeartbeatResponse\x12\x45\n\x08LeaseJob\x12\x1b.edgelab.v1.LeaseJobRequest\x1a\x1c.edgelab.v1.LeaseJobResponse\x12K\n\nRenewLease\x12\x1d.edgelab.v1.RenewLeaseRequest\x1a\x1e.edgelab.v1.RenewLeaseResponse\x12N\n\rFetchArtifact\x12 .edgelab.v1.FetchArtifactRequest\x1a\x19.edgelab.v1.ArtifactChunk0\x01\x12Q\n\x0cReportResult\x12\x1f.edgelab.v1.ReportResultRequest\x1a .edgelab.v1.ReportResultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gelab/v1/agent.proto\x12\nedgelab.v1\x1a\x17\x65\x64gelab/v1/common.proto\"h\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1e.edgelab.v1.DeviceCapabilitiesJ\x04\x08\x02\x10\x03R\x0b\x66leet_token\"q\n\x10RegisterResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x02 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\x01\x12\x18\n\x10lease_duration_s\x18\x04 \x01(\x01\"M\n\x10HeartbeatRequest\x12\x16\n\x0e\x63urrent_job_id\x18\x03 \x01(\tJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"\x13\n\x11HeartbeatResponse\"D\n\x0fLeaseJobRequest\x12\x0e\n\x06wait_s\x18\x03 \x01(\x01J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"a\n\x05Lease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0c\x65xpires_in_s\x18\x03 \x01(\x01\x12!\n\x04spec\x18\x04 \x01(\x0b\x32\x13.edgelab.v1.JobSpec\"E\n\x10LeaseJobResponse\x12\x0f\n\x07has_job\x18\x01 \x01(\x08\x12 \n\x05lease\x18\x02 \x01(\x0b\x32\x11.edgelab.v1.Lease\"W\n\x11RenewLeaseRequest\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"*\n\x12RenewLeaseResponse\x12\x14\n\x0c\x65xpires_in_s\x18\x01 \x01(\x01\"Y\n\x14\x46\x65tchArtifactRequest\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x03J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\"Q\n\rArtifactChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\x86\x01\n\x13ReportResultRequest\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12+\n\x06result\x18\x05 \x01(\x0b\x32\x1b.edgelab.v1.BenchmarkResultJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x08\x61gent_idR\x0b\x61gent_token\";\n\x14ReportResultResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x32\xd6\x03\n\x0c\x41gentService\x12\x45\n\x08Register\x12\x1b.edgelab.v1.RegisterRequest\x1a\x1c.edgelab.v1.RegisterResponse\x12H\n\tHeartbeat\x12\x1c.edgelab.v1.HeartbeatRequest\x1a\x1d.edgelab.v1.HeartbeatResponse\x12\x45\n\x08LeaseJob\x12\x1b.edgelab.v1.LeaseJobRequest\x1a\x1c.edgelab.v1.LeaseJobResponse\x12K\n\nRenewLease\x12\x1d.edgelab.v1.RenewLeaseRequest\x1a\x1e.edgelab.v1.RenewLeaseResponse\x12N\n\rFetchArtifact\x12 .edgelab.v1.FetchArtifactRequest\x1a\x19.edgelab.v1.ArtifactChunk0\x01\x12Q\n\x0cReportResult\x12\x1f.edgelab.v1.ReportResultRequest\x1a .edgelab.v1.ReportResultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEATRESPONSE']._serialized_start=363
   _globals['_HEARTBEATRESPONSE']._serialized_end=382
   _globals['_LEASEJOBREQUEST']._serialized_start=384
-  _globals['_LEASEJOBREQUEST']._serialized_end=436
-  _globals['_LEASE']._serialized_start=438
-  _globals['_LEASE']._serialized_end=535
-  _globals['_LEASEJOBRESPONSE']._serialized_start=537
-  _globals['_LEASEJOBRESPONSE']._serialized_end=606
-  _globals['_RENEWLEASEREQUEST']._serialized_start=608
-  _globals['_RENEWLEASEREQUEST']._serialized_end=695
-  _globals['_RENEWLEASERESPONSE']._serialized_start=697
-  _globals['_RENEWLEASERESPONSE']._serialized_end=739
-  _globals['_FETCHARTIFACTREQUEST']._serialized_start=741
-  _globals['_FETCHARTIFACTREQUEST']._serialized_end=830
-  _globals['_ARTIFACTCHUNK']._serialized_start=832
-  _globals['_ARTIFACTCHUNK']._serialized_end=913
-  _globals['_REPORTRESULTREQUEST']._serialized_start=916
-  _globals['_REPORTRESULTREQUEST']._serialized_end=1050
-  _globals['_REPORTRESULTRESPONSE']._serialized_start=1052
-  _globals['_REPORTRESULTRESPONSE']._serialized_end=1111
-  _globals['_AGENTSERVICE']._serialized_start=1114
-  _globals['_AGENTSERVICE']._serialized_end=1584
+  _globals['_LEASEJOBREQUEST']._serialized_end=452
+  _globals['_LEASE']._serialized_start=454
+  _globals['_LEASE']._serialized_end=551
+  _globals['_LEASEJOBRESPONSE']._serialized_start=553
+  _globals['_LEASEJOBRESPONSE']._serialized_end=622
+  _globals['_RENEWLEASEREQUEST']._serialized_start=624
+  _globals['_RENEWLEASEREQUEST']._serialized_end=711
+  _globals['_RENEWLEASERESPONSE']._serialized_start=713
+  _globals['_RENEWLEASERESPONSE']._serialized_end=755
+  _globals['_FETCHARTIFACTREQUEST']._serialized_start=757
+  _globals['_FETCHARTIFACTREQUEST']._serialized_end=846
+  _globals['_ARTIFACTCHUNK']._serialized_start=848
+  _globals['_ARTIFACTCHUNK']._serialized_end=929
+  _globals['_REPORTRESULTREQUEST']._serialized_start=932
+  _globals['_REPORTRESULTREQUEST']._serialized_end=1066
+  _globals['_REPORTRESULTRESPONSE']._serialized_start=1068
+  _globals['_REPORTRESULTRESPONSE']._serialized_end=1127
+  _globals['_AGENTSERVICE']._serialized_start=1130
+  _globals['_AGENTSERVICE']._serialized_end=1600
 # @@protoc_insertion_point(module_scope)

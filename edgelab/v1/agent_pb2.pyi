@@ -37,8 +37,10 @@ class HeartbeatResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class LeaseJobRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("wait_s",)
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    wait_s: float
+    def __init__(self, wait_s: _Optional[float] = ...) -> None: ...
 
 class Lease(_message.Message):
     __slots__ = ("job_id", "attempt", "expires_in_s", "spec")

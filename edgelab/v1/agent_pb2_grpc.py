@@ -61,7 +61,11 @@ class AgentServiceServicer:
 
     def LeaseJob(self, request, context):
         """One job at a time: an agent that already holds a lease gets that same lease back (same attempt).
-        has_job = false: nothing this agent can run is queued now.
+        has_job = false: nothing this agent can run is queued now (at once, or at the end of the wait below).
+        A long-poll when `wait_s` > 0: with nothing to lease, the call waits up to `wait_s` (the coordinator
+        caps it at 60 s and at the call's deadline) and returns as soon as a job is queued for this agent;
+        `has_job=false` at the end of the wait. The coordinator may answer at once when too many calls are
+        already waiting: an agent then sleeps its poll interval before asking again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

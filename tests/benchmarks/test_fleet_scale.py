@@ -1,6 +1,7 @@
 """The fleet-scale benchmark at toy size, so the script cannot rot: it must finish every job without errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,14 +10,17 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_scale.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "fleet_scale.py"
 
 
 def test_fleet_scale_runs_small() -> None:
-    args = ["--agents", "10", "--jobs-per-agent", "2", "--fanout-agents", "3", "--fanout-mb", "3", "--json"]
+    args = ["--agents", "10", "--jobs-per-agent", "2", "--job-s", "0.05", "--ramp-s", "0.2", "--idle-s", "0.5"]
+    args += ["--probe-jobs", "2", "--bad-requests", "50", "--fanout-agents", "3", "--fanout-mb", "3", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's packages, also from a worktree
 
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--deadline-s", "60"], capture_output=True, text=True, timeout=180
+        [sys.executable, str(SCRIPT), *args, "--deadline-s", "60"], capture_output=True, text=True, timeout=180, env=env
     )
 
     assert done.returncode == 0, done.stderr
@@ -24,5 +28,7 @@ def test_fleet_scale_runs_small() -> None:
     assert figures["jobs_done"] == figures["jobs"] == 20 and figures["jobs_per_s"] > 0
     assert {"Register", "LeaseJob", "ReportResult", "FetchArtifact (whole stream)"} <= set(figures["rpc"])
     assert all(r["errors"] == 0 and r["p99_ms"] >= r["p50_ms"] > 0 for r in figures["rpc"].values())
+    assert figures["idle"]["probes"] == 2 and figures["idle"]["job_start_max_ms"] > 0
+    assert figures["bad_requests"]["codes"] == ["INVALID_ARGUMENT"]
     assert figures["fanout"]["agents"] == 3 and figures["fanout"]["aggregate_mb_s"] > 0
     assert figures["coordinator_rss_mb"]["peak"] > 0

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from typer.testing import CliRunner
 
 from coordinator.auth import authenticated_agent_id, is_loopback
@@ -113,6 +114,12 @@ def test_every_rpc_without_valid_credentials_is_refused_before_its_handler_runs(
     assert (
         guarded.store.list_agents() == [] and guarded.store.list_jobs() == [] and guarded.store.list_artifacts() == []
     )
+
+
+def test_the_health_check_needs_no_credentials_while_the_services_do(guarded: Coordinator) -> None:
+    with grpc.insecure_channel(guarded.address) as channel:
+        check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert check.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_valid_credentials_reach_the_handlers(guarded: Coordinator, reached: list[str]) -> None:

@@ -6,6 +6,7 @@ that never stays inside a failed transaction, and a shutdown in order."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import socket
@@ -297,23 +298,29 @@ def test_an_acknowledged_report_is_synced_to_disk_before_the_answer(
     assert after_report > before_report, "the acknowledged report was not synced before the answer"
 
 
-def test_acknowledging_commits_run_with_synchronous_full_and_the_rest_with_normal(tmp_path: Path) -> None:
-    """The same, read from SQLite's own statement trace (runs where strace does not)."""
+def test_acknowledging_commits_sync_the_wal_and_the_rest_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, without strace: every fsync the store asks for, by the file it syncs."""
+    synced: list[str] = []
+    fdatasync = os.fdatasync
+
+    def watched(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", watched)
     store = Store(tmp_path / "s.sqlite")
     agent_id, _ = store.register_agent("pi", CAPS)
-    statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
+    synced.clear()
 
     store.heartbeat(agent_id)
-    heartbeat = list(statements)
-    statements.clear()
+    heartbeat = list(synced)
     store.add_training_runs([])  # an acknowledging write (empty, but still a transaction)
-    acknowledging = list(statements)
     store.close()
 
-    assert "PRAGMA synchronous=FULL" not in heartbeat
-    assert acknowledging[:2] == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"]
-    assert acknowledging[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+    assert heartbeat == []
+    assert synced == [str(tmp_path / "s.sqlite-wal")]
 
 
 # -- 10. the sweeper and the shared connection under faults -------------------------------------
