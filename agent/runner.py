@@ -251,7 +251,7 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         with rss.phase() as inference_peak:
             _timed_phases(engine, test.x, spec, sampler, notes, latency, power, spread)
         state_after = snapshot()
-        accelerator = _accelerator_memory(engine)  # while the engine still holds its memory
+        accelerator = _accelerator_memory(engine, backend.name)  # while the engine still holds its memory
         profiles = _profiles(engine, test.x, spec.batch_sizes, notes, backend.name)
 
         with _stage(FailureKind.CRASH, "accuracy on the test set"):
@@ -324,16 +324,14 @@ def _timed_phases(
                 power.append(replace(report, batch_size=batch_size, window_s=first.timed_duration_s))
 
 
-def _accelerator_memory(engine: Engine) -> list[AcceleratorMemory]:
+def _accelerator_memory(engine: Engine, backend: str) -> list[AcceleratorMemory]:
     """The engine's own accelerator-memory figures and the process's (NVML / jtop) where it runs on a GPU."""
     figures: list[AcceleratorMemory] = []
     if isinstance(engine, AcceleratorMemoryEngine):
         try:
             figures.extend(engine.accelerator_memory())
         except Exception as exc:  # the timed figures stand without it
-            figures.append(
-                unavailable(type(engine).__name__, "the engine's device memory", f"{type(exc).__name__}: {exc}")
-            )
+            figures.append(unavailable(backend, "the engine's device memory", f"{type(exc).__name__}: {exc}"))
     figures.extend(process_accelerator_memory(engine.device))
     return figures
 
