@@ -5,7 +5,7 @@
 
 The agent reads each phase's peak RSS one of two ways (agent.memory.PeakRss): where the kernel lets a
 process reset its own high-water mark, VmHWM is reset before the phase and read after it (nothing runs
-during it); elsewhere a thread samples VmRSS every RSS_SAMPLE_PERIOD_S beside the timed loop. For each
+during it); elsewhere a thread samples the RSS (statm) every RSS_SAMPLE_PERIOD_S beside the timed loop. For each
 way, timed phases with the reading on and off alternate in one process, the order swapped every round so
 drift and thermal state hit both alike. Printed per backend and batch size: the median p50 with the
 reading on and off, and the median over rounds of the paired ratio on / off; beside them an A/A control
@@ -57,7 +57,7 @@ def readers() -> dict[str, PeakRss | None]:
     sampling = PeakRss()
     sampling.exact = False  # the fallback path, as on kernels without a writable /proc/self/clear_refs
     if sampling.available:
-        found[f"VmRSS thread every {RSS_SAMPLE_PERIOD_S * 1e3:g} ms"] = sampling
+        found[f"RSS thread every {RSS_SAMPLE_PERIOD_S * 1e3:g} ms"] = sampling
     return found
 
 

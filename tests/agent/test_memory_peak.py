@@ -83,3 +83,20 @@ def test_without_a_resettable_high_water_mark_a_thread_samples_rss(tmp_path: Pat
     with gone.phase() as nothing:
         pass
     assert not gone.available and nothing[0] == 0 and gone.method.startswith("not available")
+
+
+def test_the_sampling_thread_reads_statm_where_there_is_one(tmp_path: Path) -> None:
+    import resource
+
+    proc = tmp_path / "proc"
+    (proc / "self" / "clear_refs").mkdir(parents=True)
+    (proc / "self" / "status").write_text("Name:\tx\nVmHWM:\t  900000 kB\nVmRSS:\t  100000 kB\n")
+    statm = proc / "self" / "statm"
+    page = resource.getpagesize()
+    statm.write_text(f"5000000 {100000 * 1024 // page} 300 1 0 2000 0\n")
+    rss = PeakRss(proc)
+
+    with rss.phase() as peak:
+        statm.write_text(f"5000000 {180000 * 1024 // page} 300 1 0 2000 0\n")  # status still says 100000 kB
+
+    assert peak[0] == 80000 * 1024
