@@ -31,7 +31,8 @@ import os
 import re
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -546,52 +547,47 @@ class TensorRTEngine:
             cuda.Context.pop()
 
     def operator_profile(self, batch: np.ndarray) -> OperatorProfile | None:
-        """Per-layer mean times on `batch` from an `IProfiler`, in a second execution context after the timed
-        phase (the timed context never profiles: it perturbs timing); None unless the job asked (profile: on).
+        """Per-layer mean times on `batch` from an `IProfiler`, attached once every timed phase is over (it perturbs
+        timing); None unless the job asked (profile: on).
 
-        The profiled context has `enqueue_emits_profile` off, so `execute_async_v3` only records the layers'
-        CUDA events and `report_to_profiler()`, called after the stream synchronized, hands each layer's time
-        to the profiler (the pattern trtexec uses). The first run is a warm-up, left out of the figures.
+        The profiler goes on the engine's own execution context (a second context would need the optimization
+        profile this one holds) with `enqueue_emits_profile` off: each launch only records the layers' CUDA
+        events, and `report_to_profiler()`, called once the stream synchronized, hands that launch's layer times
+        over (the pattern trtexec uses). The first run is a warm-up, left out of the figures. Launches after this
+        (scoring the test set) still record the events, unreported.
         """
         if not self._layer_profile:
             return None
         if self._closed:
             raise RuntimeError("the TensorRT engine is closed")
         rows = self._check(batch)
-        cuda = self._cuda
-        self._cuda_context.push()
-        try:
-            context = self._engine.create_execution_context()
-            try:
-                if self._dynamic and not context.set_input_shape(self._input, (rows, *self.input_shape[1:])):
-                    raise ValueError(f"TensorRT refused batch {rows}: {self._runtime.logger_tail()}")
-                for name, allocation in self._device.items():  # the timed context is idle: its buffers serve
-                    context.set_tensor_address(name, int(allocation))
-                timer = layer_timer(self._trt)
-                context.profiler = timer
-                context.enqueue_emits_profile = False
-                host_in = self._host_in[:rows]
-                np.copyto(host_in, batch, casting="same_kind")
-                cuda.memcpy_htod_async(self._device[self._input], host_in, self._stream)
-                runs, deadline = 0, time.perf_counter() + PROFILE_MAX_S
-                for i in range(PROFILE_RUNS + 1):
-                    if not context.execute_async_v3(self._stream.handle):
-                        raise RuntimeError(f"TensorRT could not run the profiled batch: {self._runtime.logger_tail()}")
-                    self._stream.synchronize()
-                    if not context.report_to_profiler():
-                        raise RuntimeError(f"TensorRT reported no layer times: {self._runtime.logger_tail()}")
-                    if i == 0:
-                        timer.total_ms.clear()  # the warm-up run
-                        continue
-                    runs += 1
-                    if time.perf_counter() > deadline:
-                        break
-            finally:
-                del context
-        finally:
-            cuda.Context.pop()
+        timer = layer_timer(self._trt)
+        with self._current():
+            self._context.profiler = timer
+            self._context.enqueue_emits_profile = False
+        runs, deadline = 0, time.perf_counter() + PROFILE_MAX_S
+        for i in range(PROFILE_RUNS + 1):
+            self.infer(batch)  # returns once the stream synchronized
+            with self._current():
+                if not self._context.report_to_profiler():
+                    raise RuntimeError(f"TensorRT reported no layer times: {self._runtime.logger_tail()}")
+            if i == 0:
+                timer.total_ms.clear()  # the warm-up run
+                continue
+            runs += 1
+            if time.perf_counter() > deadline:
+                break
         mean_ms = {name: ("", total / runs) for name, total in timer.total_ms.items()}
         return top_operators(mean_ms, batch_size=rows, source=PROFILE_SOURCE, iterations=runs)
+
+    @contextmanager
+    def _current(self) -> Iterator[None]:
+        """The engine's CUDA context current in this thread for the block."""
+        self._cuda_context.push()
+        try:
+            yield
+        finally:
+            self._cuda.Context.pop()
 
     def accelerator_memory(self) -> list[AcceleratorMemory]:
         """The device memory an execution context needs, as the engine states it: `device_memory_size_v2`
@@ -760,7 +756,7 @@ class TensorRTBackend:
             "workspace_mb": key_parts["workspace_mb"],
             "precision_route": self._precision_route(api, request.precision, recipe),
             "operator_profile": (
-                f"{PROFILE_SOURCE}: per-layer mean time in a second execution context after the timed phase, "
+                f"{PROFILE_SOURCE}: per-layer mean time after the timed phases, "
                 f"{PROFILE_RUNS} runs after a warm-up run (at most {PROFILE_MAX_S:g} s)"
                 if options.profile
                 else "off: backend_options profile: on asks for one (a separate profiled pass)"

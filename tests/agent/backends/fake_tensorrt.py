@@ -643,7 +643,6 @@ class _Engine:
         self.dtypes = {t[0]: DataType(t[-1]) for t in (*plan["inputs"], *plan["outputs"])}
         self._names = [*self.inputs, *self.outputs]
         self.layers: list[str] = list(plan["layers"])
-        self.contexts_created = 0
 
     @property
     def device_memory_size(self) -> int:
@@ -671,7 +670,6 @@ class _Engine:
 
     def create_execution_context(self) -> _ExecutionContext:
         self.gpu.require_context("createExecutionContext")
-        self.contexts_created += 1
         context: _ExecutionContext = self.gpu.classes["IExecutionContext"](self)
         return context
 
@@ -698,6 +696,7 @@ class _ExecutionContext:
 
     def report_to_profiler(self) -> bool:
         """Hand the last launch's layer times to the profiler; only once that launch ran (stream synchronized)."""
+        self._engine.gpu.require_context("reportToProfiler")
         if self._profiler is None:
             return False
         if self._layer_ms is None:

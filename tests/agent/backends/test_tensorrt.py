@@ -702,7 +702,7 @@ def _profiled_spec(**options: str) -> JobSpec:
     )
 
 
-def test_the_iprofiler_profile_comes_from_a_second_context_after_the_timed_phase(
+def test_the_iprofiler_profile_comes_after_the_timed_phases_in_the_real_call_order(
     versioned: FakeGpu, tmp_path: Path
 ) -> None:
     model = write_linear_onnx(tmp_path / "m.onnx")
