@@ -202,7 +202,9 @@ def own_process_group() -> None:
 # -- peak resident memory per phase --------------------------------------------------------------
 
 _STATUS_KIB = re.compile(r"^(VmRSS|VmHWM):\s+(\d+) kB$", re.M)
-RSS_SAMPLE_PERIOD_S = 0.005
+# 20 ms, not 5: on two cores busy with a runtime's threads, a 5 ms wake-up moved the p50 of ~1 ms inferences
+# by 3-4% (benchmarks/measurement_overhead.py); a peak this thread misses is one shorter than 20 ms.
+RSS_SAMPLE_PERIOD_S = 0.02
 
 
 def _status(proc: Path = PROC) -> dict[str, int] | None:
@@ -240,7 +242,7 @@ class PeakRss:
 
     Where the kernel lets a process reset its own high-water mark (/proc/self/clear_refs), each phase
     reads VmHWM after resetting it at the start: exact, and nothing runs beside the benchmark. Elsewhere
-    a thread samples VmRSS every RSS_SAMPLE_PERIOD_S during the phase (a peak shorter than that can be
+    a thread samples the RSS every RSS_SAMPLE_PERIOD_S during the phase (a peak shorter than that can be
     missed; the thread wakes beside the timed loop, which the method names). Without /proc, no figures.
     """
 

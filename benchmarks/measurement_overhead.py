@@ -1,6 +1,7 @@
 """Measurement overhead (issue 17): does reading peak memory move the latency it sits beside? Target: p50 within 2%.
 
     python benchmarks/measurement_overhead.py                        # MIT-BIH 1D CNN, ONNX Runtime and LiteRT
+    PYTHONPATH=. python benchmarks/measurement_overhead.py           # from a worktree whose venv holds another checkout
     python benchmarks/measurement_overhead.py --rounds 30 --iterations 3000
 
 The agent reads each phase's peak RSS one of two ways (agent.memory.PeakRss): where the kernel lets a
