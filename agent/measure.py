@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from edgelab.constants import MIN_SAMPLES_P90, MIN_SAMPLES_P95, MIN_SAMPLES_P99
-from edgelab.domain import LatencyStats, MeasurementSettings
+from edgelab.domain import LatencyStats, MeasurementSettings, RepetitionSpread
 
 Clock = Callable[[], int]  # typing's, not collections.abc's: evaluated at import, on Python 3.8 too
 
@@ -27,10 +28,13 @@ CI_LEVEL = 0.95
 
 @dataclass
 class TimedRun:
-    """One timed phase: the end-to-end figure and, for engines that time the device, compute-only."""
+    """One timed phase: the end-to-end figure and, for engines that time the device, compute-only, with the
+    per-iteration latencies (ms) behind each, so that repetitions can be pooled (`pool_repetitions`)."""
 
     end_to_end: LatencyStats
     compute: LatencyStats | None = None
+    end_to_end_ms: np.ndarray | None = None
+    compute_ms: np.ndarray | None = None
 
 
 def measure_latency(
@@ -89,10 +93,68 @@ def measure_latency(
             scope=what,
         )
 
+    end_to_end_ms = np.asarray(samples, dtype=np.float64) / 1e6
+    compute_ms = np.asarray(device, dtype=np.float64) if device_ms is not None else None
     return TimedRun(
-        end_to_end=stats(np.asarray(samples, dtype=np.float64) / 1e6, scope),
-        compute=stats(np.asarray(device, dtype=np.float64), compute_scope) if device_ms is not None else None,
+        end_to_end=stats(end_to_end_ms, scope),
+        compute=stats(compute_ms, compute_scope) if compute_ms is not None else None,
+        end_to_end_ms=end_to_end_ms,
+        compute_ms=compute_ms,
     )
+
+
+def pool_repetitions(runs: Sequence[TimedRun]) -> tuple[TimedRun, list[RepetitionSpread]]:
+    """R timed phases of one batch size (each after its own warm-up) as one TimedRun over all their samples,
+    and per timing scope the spread of the repetitions' p50s; one run comes back as is, with no spread.
+
+    The pooled figures count every timed iteration: first_inference_ms is the first repetition's (the only
+    cold one), warm-up and timed durations add up. Its CI treats all samples as independent; the spread is
+    what shows run-to-run variation beyond that (p50s further apart than the pooled CI is wide).
+    """
+    if not runs:
+        raise ValueError("no repetitions to pool")
+    if len(runs) == 1:
+        return runs[0], []
+
+    def pooled(stats: list[LatencyStats], arrays: list[np.ndarray | None]) -> LatencyStats:
+        if any(a is None for a in arrays):
+            raise ValueError("a repetition kept no per-iteration latencies to pool")
+        return latency_stats(
+            np.concatenate([a for a in arrays if a is not None]),
+            batch_size=stats[0].batch_size,
+            timed_duration_s=sum(s.timed_duration_s for s in stats),
+            first_inference_ms=stats[0].first_inference_ms,
+            warmup_s=sum(s.warmup_s for s in stats),
+            warmup_iterations=sum(s.warmup_iterations for s in stats),
+            scope=stats[0].scope,
+        )
+
+    def spread(stats: list[LatencyStats]) -> RepetitionSpread:
+        p50s = np.asarray([s.p50_ms for s in stats], dtype=np.float64)
+        return RepetitionSpread(
+            batch_size=stats[0].batch_size,
+            scope=stats[0].scope,
+            p50_ms=[float(p) for p in p50s],
+            mean_ms=float(p50s.mean()),
+            sd_ms=float(p50s.std(ddof=1)),
+            min_ms=float(p50s.min()),
+            max_ms=float(p50s.max()),
+        )
+
+    end_to_end = [r.end_to_end for r in runs]
+    run = TimedRun(
+        end_to_end=pooled(end_to_end, [r.end_to_end_ms for r in runs]),
+        end_to_end_ms=np.concatenate([r.end_to_end_ms for r in runs if r.end_to_end_ms is not None]),
+    )
+    spreads = [spread(end_to_end)]
+    computes = [r.compute for r in runs if r.compute is not None]
+    if computes:
+        if len(computes) != len(runs):
+            raise ValueError("only some repetitions timed the device compute")
+        run.compute = pooled(computes, [r.compute_ms for r in runs])
+        run.compute_ms = np.concatenate([r.compute_ms for r in runs if r.compute_ms is not None])
+        spreads.append(spread(computes))
+    return run, spreads
 
 
 def latency_stats(

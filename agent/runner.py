@@ -24,12 +24,14 @@ import edgelab
 from agent.backends import BACKENDS, Backend, BuildRequest, DeviceTimedEngine, Engine, SelfTimedEngine
 from agent.backends.base import CPU_DEVICE, GPU_DEVICE
 from agent.device_state import snapshot, state_manifest
-from agent.measure import TimedRun, measure_latency
+from agent.gpu_memory import process_accelerator_memory, unavailable
+from agent.measure import TimedRun, measure_latency, pool_repetitions
 from agent.memory import PeakRss
 from agent.power import NONE_METER, POWER_METERS, PowerMeter, PowerSampler, select_meter
 from agent.probe import device_model
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import (
+    AcceleratorMemory,
     BenchmarkResult,
     Failure,
     FailureKind,
@@ -39,6 +41,7 @@ from edgelab.domain import (
     MemoryReport,
     OperatorProfile,
     PowerReport,
+    RepetitionSpread,
 )
 from edgelab.errors import BackendUnavailable, EdgeLabError
 from edgelab.metrics import accuracy_report
@@ -90,6 +93,14 @@ class ProfilingEngine(Protocol):
     (ONNX Runtime: a second, profiled session; trtexec: its separate --exportProfile run)."""
 
     def operator_profile(self, batch: np.ndarray) -> OperatorProfile | None: ...
+
+
+@runtime_checkable
+class AcceleratorMemoryEngine(Protocol):
+    """An engine whose runtime says how much accelerator memory it holds (TensorRT: the device memory an
+    execution context needs), each figure saying what it includes."""
+
+    def accelerator_memory(self) -> list[AcceleratorMemory]: ...
 
 
 @dataclass
@@ -236,9 +247,11 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
         _check_shape(engine, test.x.shape[1:])
         latency: list[LatencyStats] = []
         power: list[PowerReport] = []
+        spread: list[RepetitionSpread] = []
         with rss.phase() as inference_peak:
-            _timed_phases(engine, test.x, spec, sampler, notes, latency, power)
+            _timed_phases(engine, test.x, spec, sampler, notes, latency, power, spread)
         state_after = snapshot()
+        accelerator = _accelerator_memory(engine, backend.name)  # while the engine still holds its memory
         profiles = _profiles(engine, test.x, spec.batch_sizes, notes, backend.name)
 
         with _stage(FailureKind.CRASH, "accuracy on the test set"):
@@ -259,8 +272,10 @@ def _run(spec: JobSpec, model_path: Path, dataset_path: Path, cache_dir: Path | 
                 inference_peak_bytes=inference_peak[0],
                 model_file_bytes=_file_size(model_path),
                 method=rss.method,
+                accelerator=accelerator,
             ),
             profiles=profiles,
+            repetitions=spread,
             manifest={
                 **manifest(spec, backend, info.version, engine.details),
                 **state_manifest(state_before, state_after),
@@ -281,18 +296,44 @@ def _timed_phases(
     notes: dict[str, str],
     latency: list[LatencyStats],
     power: list[PowerReport],
+    spread: list[RepetitionSpread],
 ) -> None:
-    """One timed phase per batch size (with its power window), appending to `latency` and `power`."""
+    """Per batch size, `repetitions` timed phases (each with its own warm-up), pooled into `latency`, their
+    spread into `spread`; power over the first repetition's timed phase (one idle baseline, one window)."""
+    repetitions = spec.measurement.repetitions
+    if repetitions > 1 and sampler is not None:
+        notes["power_window"] = f"the first of {repetitions} repetitions' timed phase, per batch size"
     for batch_size in spec.batch_sizes:
         batch = _timing_batch(x, batch_size)
         window = _idle_then_window(sampler, spec.measurement.power_idle_s, notes, batch_size)
-        with _stage(FailureKind.CRASH, f"inference at batch {batch_size}"):
-            run = _time(engine, batch, spec.measurement, window or nullcontext)
+        runs: list[TimedRun] = []
+        for repetition in range(repetitions):
+            what = f"inference at batch {batch_size}" + (f", repetition {repetition + 1}" if repetitions > 1 else "")
+            with _stage(FailureKind.CRASH, what):
+                runs.append(
+                    _time(engine, batch, spec.measurement, (window if repetition == 0 else None) or nullcontext)
+                )
+        with _stage(FailureKind.CRASH, f"pooling the repetitions at batch {batch_size}"):
+            run, spreads = pool_repetitions(runs)
         latency.extend(s for s in (run.end_to_end, run.compute) if s is not None)
+        spread.extend(spreads)
         if sampler is not None and window is not None:
-            report = _power_report(sampler, run.end_to_end.samples * batch_size, notes)
+            first = runs[0].end_to_end
+            report = _power_report(sampler, first.samples * batch_size, notes)
             if report is not None:
-                power.append(replace(report, batch_size=batch_size, window_s=run.end_to_end.timed_duration_s))
+                power.append(replace(report, batch_size=batch_size, window_s=first.timed_duration_s))
+
+
+def _accelerator_memory(engine: Engine, backend: str) -> list[AcceleratorMemory]:
+    """The engine's own accelerator-memory figures and the process's (NVML / jtop) where it runs on a GPU."""
+    figures: list[AcceleratorMemory] = []
+    if isinstance(engine, AcceleratorMemoryEngine):
+        try:
+            figures.extend(engine.accelerator_memory())
+        except Exception as exc:  # the timed figures stand without it
+            figures.append(unavailable(backend, "the engine's device memory", f"{type(exc).__name__}: {exc}"))
+    figures.extend(process_accelerator_memory(engine.device))
+    return figures
 
 
 def _profiles(
@@ -303,7 +344,8 @@ def _profiles(
     A profile that fails is noted (`operator_profile_error`), not fatal: the timed figures stand without it.
     """
     if not isinstance(engine, ProfilingEngine):
-        notes["operator_profile"] = f"not available: the {backend} backend gives no per-operator profile"
+        if "operator_profile" not in engine.details:  # an engine that says why (tflite) is left to say it
+            notes["operator_profile"] = f"not available: the {backend} backend gives no per-operator profile"
         return []
     profiles: list[OperatorProfile] = []
     for batch_size in batch_sizes:

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 
 from edgelab.constants import GRPC_MAX_MESSAGE_BYTES
 from edgelab.domain import (
+    AcceleratorMemory,
     AccuracyReport,
     BenchmarkResult,
     DeviceCapabilities,
@@ -34,6 +35,7 @@ from edgelab.domain import (
     MemoryReport,
     OperatorProfile,
     PowerReport,
+    RepetitionSpread,
     TrainingConfig,
     TrainingRun,
     TrainingSummary,
@@ -61,6 +63,8 @@ MAX_SECONDS = 7 * 24 * 3600.0  # any duration a spec asks for or a report gives
 MAX_MEMORY_BYTES = 1 << 50  # a resident set or a model file (1 PiB)
 MAX_PROFILE_OPS = 20  # operators kept per profile (the slowest): agents send no more
 MAX_OP_NAME_CHARS = 256  # an operator's name (TensorRT fuses layers into long names: agents cut them)
+MAX_REPETITIONS = 100  # timed phases per batch size a job may ask for (each one at least min_duration_s)
+MAX_ACCELERATOR_FIGURES = 16  # GPU / accelerator memory figures per result (agents send one per source)
 
 MAX_SPEC_BYTES = 256 * KIB
 MAX_RESULT_BYTES = 1 * MIB
@@ -187,6 +191,9 @@ def check_result(result: BenchmarkResult, message: Message, path: str = "result"
     _items(f"{path}.profiles", result.profiles, MAX_BATCH_SIZES)
     for i, profile in enumerate(result.profiles):
         _profile(f"{path}.profiles[{i}]", profile)
+    _items(f"{path}.repetitions", result.repetitions, 2 * MAX_BATCH_SIZES)  # per batch size and timing scope
+    for i, spread in enumerate(result.repetitions):
+        _spread(f"{path}.repetitions[{i}]", spread)
     if result.failure is not None:
         _text(f"{path}.failure.message", result.failure.message, MAX_TEXT_CHARS)
         _text(f"{path}.failure.detail", result.failure.detail, MAX_DETAIL_CHARS)
@@ -221,6 +228,27 @@ def _memory(path: str, report: MemoryReport) -> None:
     for field in ("baseline_rss_bytes", "load_peak_bytes", "inference_peak_bytes", "model_file_bytes"):
         _count(f"{path}.{field}", getattr(report, field), high=MAX_MEMORY_BYTES)
     _text(f"{path}.method", report.method, 4 * KIB)
+    _items(f"{path}.accelerator", report.accelerator, MAX_ACCELERATOR_FIGURES)
+    for i, figure in enumerate(report.accelerator):
+        _accelerator(f"{path}.accelerator[{i}]", figure)
+
+
+def _accelerator(path: str, figure: AcceleratorMemory) -> None:
+    _text(f"{path}.source", figure.source, required=True)
+    _text(f"{path}.what", figure.what, 4 * KIB)
+    _text(f"{path}.note", figure.note, 4 * KIB)
+    if figure.size_bytes is not None:
+        _count(f"{path}.size_bytes", figure.size_bytes, high=MAX_MEMORY_BYTES)
+
+
+def _spread(path: str, spread: RepetitionSpread) -> None:
+    _count(f"{path}.batch_size", spread.batch_size, low=1, high=MAX_BATCH_SIZE)
+    _text(f"{path}.scope", spread.scope, 4 * KIB)
+    _items(f"{path}.p50_ms", spread.p50_ms, MAX_REPETITIONS)
+    for field in ("mean_ms", "sd_ms", "min_ms", "max_ms"):
+        _number(f"{path}.{field}", getattr(spread, field), high=MAX_SECONDS * 1e3)
+    for i, p50 in enumerate(spread.p50_ms):
+        _number(f"{path}.p50_ms[{i}]", p50, high=MAX_SECONDS * 1e3)
 
 
 def _profile(path: str, profile: OperatorProfile) -> None:
@@ -290,6 +318,7 @@ def check_spec(spec: JobSpec, message: Message, path: str = "spec") -> None:
     _count(f"{mpath}.warmup_iterations", m.warmup_iterations, high=(1 << 31) - 1)
     _count(f"{mpath}.min_iterations", m.min_iterations, low=1, high=(1 << 31) - 1)
     _count(f"{mpath}.num_threads", m.num_threads, high=4096)
+    _count(f"{mpath}.repetitions", m.repetitions, low=1, high=MAX_REPETITIONS)
     for field in ("warmup_duration_s", "min_duration_s", "max_duration_s", "power_idle_s"):
         _number(f"{mpath}.{field}", getattr(m, field), high=MAX_SECONDS)
     _number(f"{mpath}.power_sample_period_s", m.power_sample_period_s, low=1e-6, high=3600.0)

@@ -82,10 +82,15 @@ class MeasurementSettings:
     power_meter: str = ""  # "": the best meter the device has; "none": no power measurement
     power_sample_period_s: float = 0.05
     power_idle_s: float = 1.0  # idle baseline, measured just before each timed window
+    # The warm-up and timed phase run this many times per batch size, each after a fresh warm-up; the latency
+    # figures pool every repetition's samples and `BenchmarkResult.repetitions` holds the spread across them.
+    repetitions: int = 1
 
     def __post_init__(self) -> None:
         if self.min_iterations < 1 or self.warmup_iterations < 0:
             raise ValueError("min_iterations must be >= 1 and warmup_iterations >= 0")
+        if self.repetitions < 1:
+            raise ValueError(f"repetitions must be >= 1, got {self.repetitions}")
         if self.min_duration_s < 0 or self.max_duration_s < self.min_duration_s:
             raise ValueError("need 0 <= min_duration_s <= max_duration_s")
         if self.power_sample_period_s <= 0 or self.power_idle_s < 0:
@@ -184,6 +189,30 @@ class PowerReport:
 
 
 @dataclass
+class RepetitionSpread:
+    """Run-to-run variation at one batch size and timing scope (`MeasurementSettings.repetitions` > 1): the
+    p50 of each repetition (a fresh warm-up, then a full timed phase), in run order, and their summary."""
+
+    batch_size: int
+    scope: str
+    p50_ms: List[float] = field(default_factory=list)  # one per repetition
+    mean_ms: float = 0.0  # of those p50s
+    sd_ms: float = 0.0  # their sample standard deviation (n - 1)
+    min_ms: float = 0.0
+    max_ms: float = 0.0
+
+
+@dataclass
+class AcceleratorMemory:
+    """One figure of GPU / accelerator memory, or the reason it could not be read (`size_bytes` unset, never 0)."""
+
+    source: str  # where it comes from: "nvml", "tensorrt", "jtop"
+    what: str  # what the figure includes, e.g. "GPU memory NVML attributes to the benchmark process"
+    size_bytes: Optional[int] = None
+    note: str = ""  # how and when it was read, or why it is absent
+
+
+@dataclass
 class MemoryReport:
     """Peak resident memory (RSS) of the process that ran the benchmark, above its own baseline.
 
@@ -192,6 +221,8 @@ class MemoryReport:
     nor GPU memory. `baseline_rss_bytes` is the RSS just before the build (interpreter, runtime imports,
     the test set); the peaks are the high-water marks of the build and of the timed phases (first
     inference, warm-up and timed iterations of every batch size), each minus that baseline.
+    GPU / accelerator memory, where the engine runs on one, is in `accelerator`, each figure saying what
+    it includes.
     """
 
     baseline_rss_bytes: int
@@ -199,6 +230,7 @@ class MemoryReport:
     inference_peak_bytes: int
     model_file_bytes: int = 0
     method: str = ""  # how the peaks were read, e.g. "VmHWM, reset per phase by /proc/self/clear_refs"
+    accelerator: List[AcceleratorMemory] = field(default_factory=list)  # empty for CPU engines and old results
 
 
 @dataclass
@@ -246,6 +278,8 @@ class BenchmarkResult:
     memory: Optional[MemoryReport] = None  # unset on failures and on results stored before it was reported
     # Per batch size, where the runtime gives one and the job asked; empty on results stored before them.
     profiles: List[OperatorProfile] = field(default_factory=list)
+    # Per batch size and timing scope when the job asked for repetitions > 1; empty otherwise and on old results.
+    repetitions: List[RepetitionSpread] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -111,3 +111,101 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def onnx_with_large_constant(src: Path, dst: Path, mib: int) -> Path:
+    """`src` (an ONNX classifier, batch first) plus `output + table[i]` with a `mib` MiB table and i = batch - batch
+    computed from the input's shape at run time, so ONNX Runtime cannot fold the table away: it stays resident."""
+    import gc
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    (out,) = graph.output
+    classes = out.type.tensor_type.shape.dim[-1].dim_value
+    rows = mib * (1 << 20) // (4 * classes)
+    table = onnx.TensorProto(name="table", data_type=TensorProto.FLOAT, dims=[rows, classes])
+    table.raw_data = np.full((rows, classes), 1e-3, np.float32).tobytes()  # not zeros: every page is written
+    graph.initializer.extend([table, helper.make_tensor("zero_axis", TensorProto.INT64, [1], [0])])
+    graph.node.extend(
+        [
+            helper.make_node("Shape", [graph.input[0].name], ["input_shape"]),
+            helper.make_node("Gather", ["input_shape", "zero_axis"], ["batch_dim"], axis=0),
+            helper.make_node("Sub", ["batch_dim", "batch_dim"], ["row"]),
+            helper.make_node("Gather", ["table", "row"], ["offset"], axis=0),
+            helper.make_node("Add", [out.name, "offset"], ["shifted"]),
+        ]
+    )
+    shifted = helper.make_tensor_value_info("shifted", TensorProto.FLOAT, None)
+    shifted.type.tensor_type.CopyFrom(out.type.tensor_type)
+    graph.output.remove(out)
+    graph.output.append(shifted)
+    onnx.save(model, str(dst))
+    del model, table
+    gc.collect()
+    return dst
+
+
+def tflite_with_large_constant(src: Path, dst: Path, mib: int, *, read_all: bool) -> Path:
+    """`src` (a float .tflite classifier) plus a `mib` MiB constant table added to its output: SUM over the
+    whole table (every page read by each inference) when `read_all`, else GATHER of row 0 (one page read).
+
+    Edited in the flatbuffer with LiteRT's own schema bindings (TensorFlow's converter takes a minute).
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(src.read_bytes()), 0)
+    graph = model.subgraphs[0]
+    (output,) = graph.outputs
+    classes = int(graph.tensors[output].shape[-1])
+    rows = mib * (1 << 20) // (4 * classes)
+
+    def constant(array: np.ndarray, name: str, dtype: int) -> int:
+        buffer = schema.BufferT()
+        buffer.data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+        model.buffers.append(buffer)
+        return tensor(list(array.shape), name, dtype, len(model.buffers) - 1)
+
+    def tensor(shape: list[int], name: str, dtype: int = schema.TensorType.FLOAT32, buffer: int = 0) -> int:
+        made = schema.TensorT()
+        made.shape, made.name, made.type, made.buffer = shape, name, dtype, buffer
+        graph.tensors.append(made)
+        return len(graph.tensors) - 1
+
+    def opcode(builtin: int) -> int:
+        code = schema.OperatorCodeT()
+        code.builtinCode, code.deprecatedBuiltinCode = builtin, min(builtin, 127)
+        model.operatorCodes.append(code)
+        return len(model.operatorCodes) - 1
+
+    def operator(builtin: int, inputs: list[int], outputs: list[int], kind: int = 0, options: object = None) -> None:
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = opcode(builtin), inputs, outputs
+        op.builtinOptionsType, op.builtinOptions = kind, options
+        graph.operators.append(op)
+
+    table = constant(np.full((rows, classes), 1e-3, np.float32), "table", schema.TensorType.FLOAT32)
+    offset = tensor([1, classes], "offset")
+    if read_all:
+        axis = constant(np.zeros(1, np.int32), "axis", schema.TensorType.INT32)
+        reducer = schema.ReducerOptionsT()
+        reducer.keepDims = True
+        operator(schema.BuiltinOperator.SUM, [table, axis], [offset], schema.BuiltinOptions.ReducerOptions, reducer)
+    else:
+        index = constant(np.zeros(1, np.int32), "row", schema.TensorType.INT32)
+        operator(schema.BuiltinOperator.GATHER, [table, index], [offset], schema.BuiltinOptions.GatherOptions,
+                 schema.GatherOptionsT())  # fmt: skip
+    shifted = tensor(list(graph.tensors[output].shape), "shifted")
+    graph.tensors[shifted].shapeSignature = graph.tensors[output].shapeSignature
+    operator(
+        schema.BuiltinOperator.ADD, [output, offset], [shifted], schema.BuiltinOptions.AddOptions, schema.AddOptionsT()
+    )
+    graph.outputs = [shifted]
+    model.signatureDefs = []  # they name the old output; the backend reads the subgraph's inputs/outputs
+    builder = flatbuffers.Builder(rows * classes * 4 + (1 << 20))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    dst.write_bytes(builder.Output())
+    return dst

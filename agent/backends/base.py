@@ -120,6 +120,15 @@ class BackendOptions:
             raise ValueError(f"{self.backend} option {key} must be >= {minimum}, got {value}")
         return value
 
+    def switch(self, key: str, default: bool) -> bool:
+        """An on/off option (on, off, true, false, 1, 0; any case)."""
+        if key not in self.options:
+            return default
+        value = self.options[key].strip().lower()
+        if value not in ("on", "off", "true", "false", "1", "0"):
+            raise ValueError(f"{self.backend} option {key}={self.options[key]!r}: use on or off")
+        return value in ("on", "true", "1")
+
 
 PROFILE_TOP_OPS = 20  # the door's bound (coordinator.limits.MAX_PROFILE_OPS)
 OP_NAME_CHARS = 200

@@ -138,10 +138,7 @@ class OnnxRuntimeBackend:
 
     def load(self, model_path: Path, request: BuildRequest) -> Engine:
         ort = _ort()
-        known = BackendOptions(self.name, request.options, OPTIONS)
-        profile = known.options.get("profile", "off").strip().lower()
-        if profile not in ("on", "off", "true", "false", "1", "0"):
-            raise ValueError(f"onnxruntime option profile={known.options['profile']!r}: use on or off")
+        profile = BackendOptions(self.name, request.options, OPTIONS).switch("profile", False)
 
         def session_options() -> Any:
             options = ort.SessionOptions()
@@ -183,7 +180,7 @@ class OnnxRuntimeBackend:
             model_path = quantized
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
         profiled = None
-        if profile in ("on", "true", "1"):
+        if profile:
             built = model_path
 
             def profiled(scratch: Path) -> Any:

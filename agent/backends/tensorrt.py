@@ -31,7 +31,8 @@ import os
 import re
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -39,19 +40,26 @@ from typing import Any, Callable
 import numpy as np
 
 from agent.backends import engine_cache
-from agent.backends.base import GPU_DEVICE, BackendOptions, BuildRequest
+from agent.backends.base import GPU_DEVICE, BackendOptions, BuildRequest, top_operators
 from agent.backends.engine_cache import CacheKey
 from agent.backends.qdq import describe_quantization, is_qdq, quantization_parts, quantize_int8
 from agent.cache import durable_replace
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import Precision, RuntimeInfo
+from edgelab.domain import AcceleratorMemory, OperatorProfile, Precision, RuntimeInfo
 from edgelab.errors import BackendUnavailable, MissingExtraError
 
 NAME = "tensorrt"
 SCOPE = "end-to-end: H2D copy + GPU compute + D2H copy (pycuda stream, synchronized)"
 COMPUTE_SCOPE = "compute-only: GPU execution between CUDA events"
 DEFAULT_WORKSPACE_MB = 1024
-OPTIONS = ("dla_core", "workspace_mb")  # what BuildRequest.options may hold for this backend
+OPTIONS = ("dla_core", "workspace_mb", "profile")  # what BuildRequest.options may hold for this backend
+PROFILE_SOURCE = "TensorRT IProfiler"
+PROFILE_RUNS = 20  # profiled inferences after one warm-up run left out of the figures...
+PROFILE_MAX_S = 5.0  # ...or fewer when they take longer than this
+DEVICE_MEMORY_WHAT = (
+    "device memory one execution context of this engine needs (activations and scratch at the largest batch "
+    "of its optimization profile; not the weights, the CUDA context nor the I/O buffers)"
+)
 LOG_LINES_KEPT = 50
 OLDEST = (8, 5)  # the name-based I/O API this backend runs on
 
@@ -391,11 +399,30 @@ def prepare_model(
 class BuildOptions:
     dla_core: int | None = None
     workspace_mb: int = DEFAULT_WORKSPACE_MB
+    profile: bool = False  # a per-layer profile after the timed phase (changes nothing in the engine)
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> BuildOptions:
-        number = BackendOptions(NAME, options, OPTIONS).number
-        return cls(number("dla_core", 0), number("workspace_mb", 1, DEFAULT_WORKSPACE_MB))
+        known = BackendOptions(NAME, options, OPTIONS)
+        return cls(
+            known.number("dla_core", 0),
+            known.number("workspace_mb", 1, DEFAULT_WORKSPACE_MB),
+            known.switch("profile", False),
+        )
+
+
+def layer_timer(trt: Any) -> Any:
+    """An `IProfiler` summing each layer's reported ms (`report_layer_time`) over the runs it is told of."""
+
+    class LayerTimes(trt.IProfiler):  # type: ignore[misc]
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)  # the bindings need the base initialised explicitly
+            self.total_ms: dict[str, float] = {}
+
+        def report_layer_time(self, layer_name: str, ms: float) -> None:
+            self.total_ms[layer_name] = self.total_ms.get(layer_name, 0.0) + float(ms)
+
+    return LayerTimes()
 
 
 def batch_profile(batch_sizes: list[int]) -> tuple[int, int, int]:
@@ -423,8 +450,18 @@ class TensorRTEngine:
     device = GPU_DEVICE  # DLA layers too: nvml/jtop, not RAPL
 
     def __init__(
-        self, trt: Any, cuda: Any, cuda_context: Any, runtime: Any, engine: Any, max_batch: int, details: dict[str, str]
+        self,
+        trt: Any,
+        cuda: Any,
+        cuda_context: Any,
+        runtime: Any,
+        engine: Any,
+        max_batch: int,
+        details: dict[str, str],
+        layer_profile: bool = False,
     ) -> None:
+        self._trt = trt
+        self._layer_profile = layer_profile
         self._cuda = cuda
         self._cuda_context = cuda_context
         self._runtime = runtime  # TensorRT wants the runtime (and its logger) to outlive the engine
@@ -508,6 +545,56 @@ class TensorRTEngine:
             return host_out.copy()  # the pinned buffer is reused by the next call
         finally:
             cuda.Context.pop()
+
+    def operator_profile(self, batch: np.ndarray) -> OperatorProfile | None:
+        """Per-layer mean times on `batch` from an `IProfiler`, attached once every timed phase is over (it perturbs
+        timing); None unless the job asked (profile: on).
+
+        The profiler goes on the engine's own execution context (a second context would need the optimization
+        profile this one holds) with `enqueue_emits_profile` off: each launch only records the layers' CUDA
+        events, and `report_to_profiler()`, called once the stream synchronized, hands that launch's layer times
+        over (the pattern trtexec uses). The first run is a warm-up, left out of the figures. Launches after this
+        (scoring the test set) still record the events, unreported.
+        """
+        if not self._layer_profile:
+            return None
+        if self._closed:
+            raise RuntimeError("the TensorRT engine is closed")
+        rows = self._check(batch)
+        timer = layer_timer(self._trt)
+        with self._current():
+            self._context.profiler = timer
+            self._context.enqueue_emits_profile = False
+        runs, deadline = 0, time.perf_counter() + PROFILE_MAX_S
+        for i in range(PROFILE_RUNS + 1):
+            self.infer(batch)  # returns once the stream synchronized
+            with self._current():
+                if not self._context.report_to_profiler():
+                    raise RuntimeError(f"TensorRT reported no layer times: {self._runtime.logger_tail()}")
+            if i == 0:
+                timer.total_ms.clear()  # the warm-up run
+                continue
+            runs += 1
+            if time.perf_counter() > deadline:
+                break
+        mean_ms = {name: ("", total / runs) for name, total in timer.total_ms.items()}
+        return top_operators(mean_ms, batch_size=rows, source=PROFILE_SOURCE, iterations=runs)
+
+    @contextmanager
+    def _current(self) -> Iterator[None]:
+        """The engine's CUDA context current in this thread for the block."""
+        self._cuda_context.push()
+        try:
+            yield
+        finally:
+            self._cuda.Context.pop()
+
+    def accelerator_memory(self) -> list[AcceleratorMemory]:
+        """The device memory an execution context needs, as the engine states it: `device_memory_size_v2`
+        from TensorRT 10.1 (the only one in 11), `device_memory_size` before."""
+        name = "device_memory_size_v2" if hasattr(self._engine, "device_memory_size_v2") else "device_memory_size"
+        size = int(getattr(self._engine, name))
+        return [AcceleratorMemory("tensorrt", DEVICE_MEMORY_WHAT, size, f"ICudaEngine.{name}")]
 
     def close(self) -> None:
         if self._closed:
@@ -623,7 +710,7 @@ class TensorRTBackend:
         try:
             runtime = _Runtime(trt, options.dla_core)
             engine, details = self._engine(trt, api, runtime, model_path, request, options, profile, gpu, recipe)
-            loaded = TensorRTEngine(trt, cuda, context, runtime, engine, profile[2], details)
+            loaded = TensorRTEngine(trt, cuda, context, runtime, engine, profile[2], details, options.profile)
         except BaseException:
             cuda.Context.pop()
             context.detach()
@@ -668,6 +755,12 @@ class TensorRTBackend:
             "dla_core": key_parts["dla_core"],
             "workspace_mb": key_parts["workspace_mb"],
             "precision_route": self._precision_route(api, request.precision, recipe),
+            "operator_profile": (
+                f"{PROFILE_SOURCE}: per-layer mean time after the timed phases, "
+                f"{PROFILE_RUNS} runs after a warm-up run (at most {PROFILE_MAX_S:g} s)"
+                if options.profile
+                else "off: backend_options profile: on asks for one (a separate profiled pass)"
+            ),
             **key.details("off"),
         }
         if engine_path is not None and engine_cache.lookup(engine_path):

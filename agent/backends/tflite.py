@@ -104,6 +104,19 @@ def _dequantize(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return np.asarray((y.astype(np.float32) - zero_point) * scale, dtype=np.float32)
 
 
+def operator_profile_note(interpreter_type: Any, runtime: str) -> str:
+    """Why a TFLite result carries no per-operator profile: LiteRT's, tflite_runtime's and tf.lite's Python
+    Interpreter expose no op profiler (per-op timing lives in the C++ benchmark_model tool's
+    --enable_op_profiling); should an interpreter grow a profiling method, the note names it instead."""
+    found = sorted(name for name in dir(interpreter_type) if "profil" in name.lower())
+    if found:
+        return f"not collected: {runtime}'s Interpreter offers {', '.join(found)}, which this backend does not read yet"
+    return (
+        f"not available: the Python Interpreter of {runtime} exposes no per-operator profiler "
+        "(TFLite's op profiling is in the C++ benchmark_model tool, --enable_op_profiling)"
+    )
+
+
 NO_INTERPRETER = (
     "no TFLite interpreter (ai-edge-litert, tflite_runtime or tensorflow): pip install 'edgelab[tflite]' "
     "(LiteRT; tflite-runtime on Python 3.8 and armv7l)"
@@ -152,6 +165,7 @@ class TfliteBackend:
                 "xnnpack": "default delegate" if xnnpack else "off",
                 "tflite_io_dtype": input_dtype.name,
                 "num_threads": str(request.num_threads or "default"),
+                "operator_profile": operator_profile_note(interpreter_type, runtime),
             },
         )
         return engine

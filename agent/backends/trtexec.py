@@ -420,9 +420,12 @@ def timed_run(
         warm_count, warm_s = int(said.group(1)), float(said.group(2)) / 1e3
     timed_s = (float(timed[-1]["endD2hMs"]) - float(timed[0]["startH2dMs"])) / 1e3  # trtexec's benchTime
 
-    def stats(key: str, what: str) -> Any:
+    latency_ms = np.asarray([float(q["latencyMs"]) for q in timed], dtype=np.float64)
+    compute_ms = np.asarray([float(q["computeMs"]) for q in timed], dtype=np.float64)
+
+    def stats(latencies_ms: np.ndarray, what: str) -> Any:
         return latency_stats(
-            np.asarray([float(q[key]) for q in timed], dtype=np.float64),
+            latencies_ms,
             batch_size=batch_size,
             timed_duration_s=timed_s,
             first_inference_ms=first_ms,
@@ -431,7 +434,12 @@ def timed_run(
             scope=what,
         )
 
-    return TimedRun(end_to_end=stats("latencyMs", scope), compute=stats("computeMs", compute_scope))
+    return TimedRun(
+        end_to_end=stats(latency_ms, scope),
+        compute=stats(compute_ms, compute_scope),
+        end_to_end_ms=latency_ms,
+        compute_ms=compute_ms,
+    )
 
 
 def operator_profile(entries: Sequence[dict[str, Any]], batch_size: int, top: int = PROFILE_TOP_OPS) -> OperatorProfile:
@@ -478,15 +486,13 @@ class TrtexecOptions:
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> TrtexecOptions:
-        number = BackendOptions(NAME, options, OPTIONS).number
-        profile = options.get("layer_profile", "on").strip().lower()
-        if profile not in ("on", "off", "true", "false", "1", "0"):
-            raise ValueError(f"trtexec option layer_profile={options['layer_profile']!r}: use on or off")
+        known = BackendOptions(NAME, options, OPTIONS)
+        number = known.number
         return cls(
             dla_core=number("dla_core", 0, None),
             workspace_mb=number("workspace_mb", 1, DEFAULT_WORKSPACE_MB),
             scoring_batch=number("scoring_batch", 0, DEFAULT_SCORING_BATCH),
-            layer_profile=profile in ("on", "true", "1"),
+            layer_profile=known.switch("layer_profile", True),
             build_timeout_s=number("build_timeout_s", 1, DEFAULT_BUILD_TIMEOUT_S, float),
         )
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from coordinator.limits import MAX_REPETITIONS
 from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import MeasurementSettings, Precision
 from edgelab.errors import ConfigError
@@ -52,6 +53,9 @@ class Measurement(BaseModel):
     power_meter: str = Field("", description='"" picks the best meter on each device; "none" turns power off')
     power_sample_period_s: float = Field(0.05, gt=0)
     power_idle_s: float = Field(1.0, ge=0)
+    repetitions: int = Field(
+        1, ge=1, le=MAX_REPETITIONS, description="warm-up + timed phase per batch size, for run-to-run spread"
+    )
 
     def settings(self) -> MeasurementSettings:
         return MeasurementSettings(**self.model_dump())

@@ -10,7 +10,16 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from edgelab.domain import AgentInfo, BenchmarkResult, Job, LatencyStats, MemoryReport, OperatorProfile, TrainingRun
+from edgelab.domain import (
+    AgentInfo,
+    BenchmarkResult,
+    Job,
+    LatencyStats,
+    MemoryReport,
+    OperatorProfile,
+    RepetitionSpread,
+    TrainingRun,
+)
 from edgelab.metrics import FASTER, SLOWER, Ec57Figures, latency_verdict
 
 
@@ -45,7 +54,20 @@ def memory_line(memory: MemoryReport | None) -> str:
         f" build {_mib(memory.load_peak_bytes)} MiB, inference {_mib(memory.inference_peak_bytes)} MiB"
         f" (first inference, warm-up and timed phases); model file {_mib(memory.model_file_bytes)} MiB;"
         f" RSS: heap, runtime arenas, mapped files, not GPU memory; {memory.method}"
+    ) + "".join(
+        f"\n  {shown(figure.source)}: "
+        + (f"{_mib(figure.size_bytes)} MiB, " if figure.size_bytes is not None else "")
+        + f"{shown(figure.what)} ({shown(figure.note)})"
+        for figure in memory.accelerator
     )
+
+
+def _spread(spread: RepetitionSpread | None) -> str:
+    """Run-to-run variation of p50 across repetitions: how many, min-max, and sd relative to their mean."""
+    if spread is None:
+        return ""
+    sd = f", sd {spread.sd_ms / spread.mean_ms:.1%}" if spread.mean_ms > 0 else ""
+    return f"{len(spread.p50_ms)}x {spread.min_ms:.3f}-{spread.max_ms:.3f}{sd}"
 
 
 def _timing(scope: str) -> str:
@@ -56,8 +78,11 @@ def _timing(scope: str) -> str:
 def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str = "Results") -> Table:
     """One row per (job, batch size, timing scope); failures show their class and message, never zeros."""
     table = Table(title=title, title_justify="left")
+    # Shown only when some result repeated its timed phases: p50 of each repetition, min-max and relative sd.
+    repeated = any(result is not None and result.repetitions for _, result in rows)
     columns = (
         *("job", "agent", "backend", "prec", "batch", "timing", "samples", "p50 ms", "p50 95% CI", "CV"),
+        *(("p50 across reps",) if repeated else ()),
         *("p90 ms", "p99 ms", "thru/s", "W", "mJ/inf", "load s", "peak MiB", "accuracy"),
     )
     for column in columns:
@@ -74,6 +99,7 @@ def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str
             continue
         accuracy = f"{result.accuracy.accuracy:.2%}" if result.accuracy else "n/a"
         power = {p.batch_size: p for p in result.power}
+        spreads = {(r.batch_size, r.scope): r for r in result.repetitions}
         for i, lat in enumerate(result.latency):
             timing = _timing(lat.scope)
             watts = power.get(lat.batch_size) if timing == "e2e" else None
@@ -85,6 +111,7 @@ def results_table(rows: Sequence[tuple[Job, BenchmarkResult | None]], title: str
                 _ms(lat.p50_ms),
                 _ci(lat.p50_ci_low_ms, lat.p50_ci_high_ms),
                 "" if lat.cv is None else f"{lat.cv:.1%}",
+                *((_spread(spreads.get((lat.batch_size, lat.scope))),) if repeated else ()),
                 _ms(lat.p90_ms),
                 _ms(lat.p99_ms),
                 f"{lat.throughput_per_s:,.0f}",

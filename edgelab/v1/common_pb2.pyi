@@ -93,7 +93,7 @@ class DeviceCapabilities(_message.Message):
     def __init__(self, hostname: _Optional[str] = ..., device_model: _Optional[str] = ..., cpu_model: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., os: _Optional[str] = ..., python_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., runtimes: _Optional[_Iterable[_Union[RuntimeInfo, _Mapping]]] = ..., power_meters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MeasurementSettings(_message.Message):
-    __slots__ = ("warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s", "max_duration_s", "num_threads", "power_meter", "power_sample_period_s", "power_idle_s")
+    __slots__ = ("warmup_iterations", "warmup_duration_s", "min_iterations", "min_duration_s", "max_duration_s", "num_threads", "power_meter", "power_sample_period_s", "power_idle_s", "repetitions")
     WARMUP_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     WARMUP_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     MIN_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class MeasurementSettings(_message.Message):
     POWER_METER_FIELD_NUMBER: _ClassVar[int]
     POWER_SAMPLE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     POWER_IDLE_S_FIELD_NUMBER: _ClassVar[int]
+    REPETITIONS_FIELD_NUMBER: _ClassVar[int]
     warmup_iterations: int
     warmup_duration_s: float
     min_iterations: int
@@ -112,7 +113,8 @@ class MeasurementSettings(_message.Message):
     power_meter: str
     power_sample_period_s: float
     power_idle_s: float
-    def __init__(self, warmup_iterations: _Optional[int] = ..., warmup_duration_s: _Optional[float] = ..., min_iterations: _Optional[int] = ..., min_duration_s: _Optional[float] = ..., max_duration_s: _Optional[float] = ..., num_threads: _Optional[int] = ..., power_meter: _Optional[str] = ..., power_sample_period_s: _Optional[float] = ..., power_idle_s: _Optional[float] = ...) -> None: ...
+    repetitions: int
+    def __init__(self, warmup_iterations: _Optional[int] = ..., warmup_duration_s: _Optional[float] = ..., min_iterations: _Optional[int] = ..., min_duration_s: _Optional[float] = ..., max_duration_s: _Optional[float] = ..., num_threads: _Optional[int] = ..., power_meter: _Optional[str] = ..., power_sample_period_s: _Optional[float] = ..., power_idle_s: _Optional[float] = ..., repetitions: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
     __slots__ = ("name", "backend", "precision", "batch_sizes", "measurement", "model", "dataset", "pipeline", "labels", "backend_options")
@@ -273,19 +275,51 @@ class PowerReport(_message.Message):
     rail_mean_w: _containers.ScalarMap[str, float]
     def __init__(self, meter: _Optional[str] = ..., sensor: _Optional[str] = ..., sample_period_s: _Optional[float] = ..., samples: _Optional[int] = ..., idle_w: _Optional[float] = ..., mean_w: _Optional[float] = ..., energy_per_inference_mj: _Optional[float] = ..., batch_size: _Optional[int] = ..., window_s: _Optional[float] = ..., rail_mean_w: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
+class RepetitionSpread(_message.Message):
+    __slots__ = ("batch_size", "scope", "p50_ms", "mean_ms", "sd_ms", "min_ms", "max_ms")
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_MS_FIELD_NUMBER: _ClassVar[int]
+    SD_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    batch_size: int
+    scope: str
+    p50_ms: _containers.RepeatedScalarFieldContainer[float]
+    mean_ms: float
+    sd_ms: float
+    min_ms: float
+    max_ms: float
+    def __init__(self, batch_size: _Optional[int] = ..., scope: _Optional[str] = ..., p50_ms: _Optional[_Iterable[float]] = ..., mean_ms: _Optional[float] = ..., sd_ms: _Optional[float] = ..., min_ms: _Optional[float] = ..., max_ms: _Optional[float] = ...) -> None: ...
+
+class AcceleratorMemory(_message.Message):
+    __slots__ = ("source", "what", "size_bytes", "note")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    what: str
+    size_bytes: int
+    note: str
+    def __init__(self, source: _Optional[str] = ..., what: _Optional[str] = ..., size_bytes: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
 class MemoryReport(_message.Message):
-    __slots__ = ("baseline_rss_bytes", "load_peak_bytes", "inference_peak_bytes", "model_file_bytes", "method")
+    __slots__ = ("baseline_rss_bytes", "load_peak_bytes", "inference_peak_bytes", "model_file_bytes", "method", "accelerator")
     BASELINE_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     LOAD_PEAK_BYTES_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_PEAK_BYTES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
     baseline_rss_bytes: int
     load_peak_bytes: int
     inference_peak_bytes: int
     model_file_bytes: int
     method: str
-    def __init__(self, baseline_rss_bytes: _Optional[int] = ..., load_peak_bytes: _Optional[int] = ..., inference_peak_bytes: _Optional[int] = ..., model_file_bytes: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...
+    accelerator: _containers.RepeatedCompositeFieldContainer[AcceleratorMemory]
+    def __init__(self, baseline_rss_bytes: _Optional[int] = ..., load_peak_bytes: _Optional[int] = ..., inference_peak_bytes: _Optional[int] = ..., model_file_bytes: _Optional[int] = ..., method: _Optional[str] = ..., accelerator: _Optional[_Iterable[_Union[AcceleratorMemory, _Mapping]]] = ...) -> None: ...
 
 class OperatorTime(_message.Message):
     __slots__ = ("name", "op_type", "time_ms", "percent")
@@ -326,7 +360,7 @@ class Failure(_message.Message):
     def __init__(self, kind: _Optional[_Union[FailureKind, str]] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class BenchmarkResult(_message.Message):
-    __slots__ = ("load_s", "latency", "accuracy", "power", "manifest", "failure", "memory", "profiles")
+    __slots__ = ("load_s", "latency", "accuracy", "power", "manifest", "failure", "memory", "profiles", "repetitions")
     class ManifestEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -342,6 +376,7 @@ class BenchmarkResult(_message.Message):
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     PROFILES_FIELD_NUMBER: _ClassVar[int]
+    REPETITIONS_FIELD_NUMBER: _ClassVar[int]
     load_s: float
     latency: _containers.RepeatedCompositeFieldContainer[LatencyStats]
     accuracy: AccuracyReport
@@ -350,4 +385,5 @@ class BenchmarkResult(_message.Message):
     failure: Failure
     memory: MemoryReport
     profiles: _containers.RepeatedCompositeFieldContainer[OperatorProfile]
-    def __init__(self, load_s: _Optional[float] = ..., latency: _Optional[_Iterable[_Union[LatencyStats, _Mapping]]] = ..., accuracy: _Optional[_Union[AccuracyReport, _Mapping]] = ..., power: _Optional[_Iterable[_Union[PowerReport, _Mapping]]] = ..., manifest: _Optional[_Mapping[str, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., memory: _Optional[_Union[MemoryReport, _Mapping]] = ..., profiles: _Optional[_Iterable[_Union[OperatorProfile, _Mapping]]] = ...) -> None: ...
+    repetitions: _containers.RepeatedCompositeFieldContainer[RepetitionSpread]
+    def __init__(self, load_s: _Optional[float] = ..., latency: _Optional[_Iterable[_Union[LatencyStats, _Mapping]]] = ..., accuracy: _Optional[_Union[AccuracyReport, _Mapping]] = ..., power: _Optional[_Iterable[_Union[PowerReport, _Mapping]]] = ..., manifest: _Optional[_Mapping[str, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., memory: _Optional[_Union[MemoryReport, _Mapping]] = ..., profiles: _Optional[_Iterable[_Union[OperatorProfile, _Mapping]]] = ..., repetitions: _Optional[_Iterable[_Union[RepetitionSpread, _Mapping]]] = ...) -> None: ...

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from agent.measure import latency_stats, measure_latency
+from agent.measure import latency_stats, measure_latency, pool_repetitions
 from edgelab.domain import MeasurementSettings
 
 
@@ -210,3 +210,44 @@ def test_latency_stats_carry_cis_and_cv_only_when_the_samples_allow() -> None:
 _STATS_ARGS = dict(
     batch_size=1, timed_duration_s=1.0, first_inference_ms=1.0, warmup_s=0.1, warmup_iterations=1, scope="s"
 )
+
+
+def test_repetitions_pool_every_sample_and_report_the_spread_of_their_p50s() -> None:
+    settings = MeasurementSettings(warmup_iterations=2, warmup_duration_s=0, min_iterations=100, min_duration_s=0)
+    runs = []
+    for step_ms, device_ms in ((1.0, 0.5), (1.5, 0.75), (2.0, 1.0)):  # each repetition on a slower "device"
+        clock = FakeClock(step_ns=int(step_ms * 1e6))
+        runs.append(
+            measure_latency(
+                clock.infer,
+                batch_size=4,
+                settings=settings,
+                scope="e2e",
+                clock=clock,
+                device_ms=lambda ms=device_ms: ms,  # type: ignore[misc]
+                compute_scope="compute",
+            )
+        )
+
+    pooled, spreads = pool_repetitions(runs)
+
+    assert pooled.end_to_end.samples == 300 and pooled.compute is not None and pooled.compute.samples == 300
+    assert pooled.end_to_end.p50_ms == pytest.approx(1.5)
+    assert pooled.end_to_end.timed_duration_s == pytest.approx(0.1 + 0.15 + 0.2)
+    assert pooled.end_to_end.warmup_iterations == 6
+    assert pooled.end_to_end.first_inference_ms == pytest.approx(1.0)  # the first repetition's: the cold one
+    assert pooled.end_to_end.throughput_per_s == pytest.approx(4 * 300 / 0.45)
+    e2e, compute = spreads
+    assert (e2e.scope, e2e.batch_size, e2e.p50_ms) == ("e2e", 4, pytest.approx([1.0, 1.5, 2.0]))
+    assert (e2e.mean_ms, e2e.sd_ms, e2e.min_ms, e2e.max_ms) == pytest.approx((1.5, 0.5, 1.0, 2.0))
+    assert compute.scope == "compute" and compute.p50_ms == pytest.approx([0.5, 0.75, 1.0])
+
+
+def test_one_repetition_comes_back_as_is_without_a_spread() -> None:
+    clock = FakeClock(step_ns=1_000_000)
+    settings = MeasurementSettings(warmup_iterations=0, warmup_duration_s=0, min_iterations=10, min_duration_s=0)
+    run = measure_latency(clock.infer, batch_size=1, settings=settings, scope="s", clock=clock)
+
+    assert pool_repetitions([run]) == (run, [])
+    with pytest.raises(ValueError, match="no repetitions"):
+        pool_repetitions([])

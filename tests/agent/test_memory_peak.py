@@ -3,7 +3,6 @@ against a small one, and the two ways the agent reads a phase's peak."""
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 import numpy as np
@@ -12,44 +11,13 @@ import pytest
 from agent.memory import PeakRss
 from agent.runner import run_benchmark
 from edgelab.domain import ArtifactRef, JobSpec, MeasurementSettings
-from tests.factories import write_linear_onnx, write_test_set
+from tests.factories import onnx_with_large_constant, write_linear_onnx, write_test_set
 
 MIB = 1 << 20
 BIG_MIB = 200
 FAST = MeasurementSettings(
     warmup_iterations=2, warmup_duration_s=0, min_iterations=20, min_duration_s=0, power_meter="none"
 )
-
-
-def _write_model_with_a_large_constant(path: Path, length: int = 32, classes: int = 3) -> Path:
-    """The linear classifier plus `logits + table[i]` with a BIG_MIB MiB table and i = batch - batch, computed
-    from the input's shape at run time, so ONNX Runtime cannot fold the table away: it stays resident."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    small = onnx.load(write_linear_onnx(path, length, classes))
-    rows = BIG_MIB * MIB // (4 * classes)
-    table = onnx.TensorProto(name="table", data_type=TensorProto.FLOAT, dims=[rows, classes])
-    table.raw_data = np.full((rows, classes), 1e-3, np.float32).tobytes()  # not zeros: every page is written
-    graph = small.graph
-    graph.initializer.append(table)
-    graph.initializer.append(helper.make_tensor("zero_axis", TensorProto.INT64, [1], [0]))
-    softmax = graph.node[-1]
-    graph.node.remove(softmax)
-    graph.node.extend(
-        [
-            helper.make_node("Shape", ["ecg"], ["ecg_shape"]),
-            helper.make_node("Gather", ["ecg_shape", "zero_axis"], ["batch_dim"], axis=0),
-            helper.make_node("Sub", ["batch_dim", "batch_dim"], ["row"]),
-            helper.make_node("Gather", ["table", "row"], ["offset"], axis=0),
-            helper.make_node("Add", ["logits", "offset"], ["shifted"]),
-            helper.make_node("Softmax", ["shifted"], ["probs"], axis=1),
-        ]
-    )
-    onnx.save(small, path)
-    del small, table
-    gc.collect()
-    return path
 
 
 def _spec() -> JobSpec:
@@ -67,7 +35,7 @@ def test_peak_memory_rises_with_a_model_holding_a_large_constant(tmp_path: Path)
     pytest.importorskip("onnxruntime")
     data = write_test_set(tmp_path / "data.npz")
     small_path = write_linear_onnx(tmp_path / "small.onnx")
-    big_path = _write_model_with_a_large_constant(tmp_path / "big.onnx")
+    big_path = onnx_with_large_constant(small_path, tmp_path / "big.onnx", BIG_MIB)
 
     small = run_benchmark(_spec(), small_path, data)
     big = run_benchmark(_spec(), big_path, data)
@@ -115,3 +83,20 @@ def test_without_a_resettable_high_water_mark_a_thread_samples_rss(tmp_path: Pat
     with gone.phase() as nothing:
         pass
     assert not gone.available and nothing[0] == 0 and gone.method.startswith("not available")
+
+
+def test_the_sampling_thread_reads_statm_where_there_is_one(tmp_path: Path) -> None:
+    import resource
+
+    proc = tmp_path / "proc"
+    (proc / "self" / "clear_refs").mkdir(parents=True)
+    (proc / "self" / "status").write_text("Name:\tx\nVmHWM:\t  900000 kB\nVmRSS:\t  100000 kB\n")
+    statm = proc / "self" / "statm"
+    page = resource.getpagesize()
+    statm.write_text(f"5000000 {100000 * 1024 // page} 300 1 0 2000 0\n")
+    rss = PeakRss(proc)
+
+    with rss.phase() as peak:
+        statm.write_text(f"5000000 {180000 * 1024 // page} 300 1 0 2000 0\n")  # status still says 100000 kB
+
+    assert peak[0] == 80000 * 1024

@@ -117,3 +117,38 @@ def test_operator_profiles_round_trip_and_results_without_them_still_load() -> N
     loaded = serde.from_jsonable(old, BenchmarkResult)
     assert loaded.profiles == []
     assert serde.from_proto(serde.to_proto(loaded, common_pb2.BenchmarkResult()), BenchmarkResult) == loaded
+
+
+def test_repetitions_and_accelerator_memory_round_trip_and_older_messages_still_load() -> None:
+    from edgelab.domain import AcceleratorMemory, MeasurementSettings, MemoryReport, RepetitionSpread
+
+    spread = RepetitionSpread(8, "end-to-end", [0.9, 1.1, 1.0], mean_ms=1.0, sd_ms=0.1, min_ms=0.9, max_ms=1.1)
+    memory = MemoryReport(
+        50 << 20,
+        210 << 20,
+        205 << 20,
+        accelerator=[
+            AcceleratorMemory("tensorrt", "activations", 3 << 20, "ICudaEngine.device_memory_size_v2"),
+            AcceleratorMemory("nvml", "process", None, "not available: NVML lists no compute process"),
+        ],
+    )
+    result = BenchmarkResult(load_s=0.5, latency=[_latency(2.5)], memory=memory, repetitions=[spread])
+    spec = JobSpec(
+        "r", "onnxruntime", ArtifactRef("a" * 64), ArtifactRef("b" * 64), measurement=MeasurementSettings(repetitions=5)
+    )
+
+    for value, message in ((result, common_pb2.BenchmarkResult()), (spec, common_pb2.JobSpec())):
+        assert serde.from_proto(serde.to_proto(value, message), type(value)) == value
+        assert serde.from_jsonable(serde.to_jsonable(value), type(value)) == value
+
+    # Specs and results from before these fields: one repetition, no spread, no accelerator figures.
+    old_spec = serde.to_jsonable(spec)
+    del old_spec["measurement"]["repetitions"]
+    assert serde.from_jsonable(old_spec, JobSpec).measurement.repetitions == 1
+    unset = serde.to_proto(spec, common_pb2.JobSpec())
+    unset.measurement.ClearField("repetitions")
+    assert serde.from_proto(unset, JobSpec).measurement.repetitions == 1
+    old = serde.to_jsonable(result)
+    del old["repetitions"], old["memory"]["accelerator"]
+    loaded = serde.from_jsonable(old, BenchmarkResult)
+    assert loaded.repetitions == [] and loaded.memory is not None and loaded.memory.accelerator == []

@@ -4,19 +4,23 @@
 that release has (see `Features`), and a name the release lacks raises AttributeError on the
 module, the class and the instance, like the real bindings (`hasattr` is False for it):
 
-| version | name-based I/O | EXPLICIT_BATCH           | BuilderFlag.FP16/INT8, int8_calibrator | platform_has_fast_* |
-|---------|----------------|--------------------------|----------------------------------------|---------------------|
-| 8.2     | no (bindings)  | needed by the ONNX parser | yes                                    | yes                 |
-| 8.5/8.6 | yes            | needed by the ONNX parser | yes                                    | yes                 |
-| 10.x    | yes            | ignored                  | yes (weak typing)                      | yes (deprecated)    |
-| 11.x    | yes            | gone                     | removed: strongly typed only           | removed             |
+| version | name-based I/O | EXPLICIT_BATCH           | BuilderFlag.FP16/INT8, int8_calibrator | platform_has_fast_* | device_memory_size / _v2 |
+|---------|----------------|--------------------------|----------------------------------------|---------------------|--------------------------|
+| 8.2     | no (bindings)  | needed by the ONNX parser | yes                                    | yes                 | yes / no                 |
+| 8.5/8.6 | yes            | needed by the ONNX parser | yes                                    | yes                 | yes / no                 |
+| 10.x    | yes            | ignored                  | yes (weak typing)                      | yes (deprecated)    | yes / from 10.1          |
+| 11.x    | yes            | gone                     | removed: strongly typed only           | removed             | removed / yes            |
 
 The fakes keep the real behaviour the backend relies on: a dynamic input without an
 optimization profile fails the build; a weakly typed network with Q/DQ nodes builds only with
 the INT8 flag, and the INT8 flag without Q/DQ nodes or a calibrator fails; device memory and
 pinned buffers need a current CUDA context; async copies, kernels and event records are queued
 on their stream and run only at `synchronize()`; events time the queued kernels; an engine
-deserializes only on the same TensorRT version and DLA core.
+deserializes only on the same TensorRT version and DLA core. An `IExecutionContext.profiler` must be
+a `tensorrt.IProfiler` subclass that called `IProfiler.__init__`; each launch times the engine's layers
+(the ONNX nodes' names, or TensorRT's "(Unnamed Layer* i) [Op]"), handed to the profiler when the
+kernel runs if `enqueue_emits_profile` is on, else by `report_to_profiler()`, which refuses before
+the launch completed (its stream synchronized).
 
 The "network" is read from the real ONNX file (inputs/outputs, dynamic dims as -1, whether it
 has Q/DQ nodes or FP16 weights) and computes out[i, j] = (j + 1) * sum(x[i]), so tests can
@@ -75,6 +79,7 @@ class FakeGpu:
     init_error: str = ""  # cuInit fails with this message
     build_error: str = ""  # the builder logs this and returns None
     kernel_ms_per_sample: float = 0.25
+    activation_bytes: int = 3 << 20  # what ICudaEngine.device_memory_size(_v2) reports
     builds: list[BuildRecord] = field(default_factory=list)
     builders_created: int = 0
     memory: dict[int, np.ndarray] = field(default_factory=dict)
@@ -293,6 +298,8 @@ class Features:
     explicit_batch_needed: bool  # the ONNX parser refuses implicit-batch networks: before 10
     weak_typing: bool  # BuilderFlag.FP16/INT8, int8_calibrator, calibrators: before 11
     fast_queries: bool  # Builder.platform_has_fast_fp16/int8: before 11 (deprecated in 10.5)
+    device_memory_size: bool  # ICudaEngine.device_memory_size: removed in 11 (10.x -> 11.x removed APIs)
+    device_memory_size_v2: bool  # ICudaEngine.device_memory_size_v2: from 10.1
 
     @classmethod
     def of(cls, version: str) -> Features:
@@ -302,6 +309,8 @@ class Features:
             explicit_batch_needed=release < (10, 0),
             weak_typing=release < (11, 0),
             fast_queries=release < (11, 0),
+            device_memory_size=release < (11, 0),
+            device_memory_size_v2=release >= (10, 1),
         )
 
 
@@ -334,6 +343,17 @@ class _ILogger:
 
     def log(self, severity: Any, msg: str) -> None:
         raise NotImplementedError  # the backend's subclass implements it, as with the real ILogger
+
+
+class _IProfiler:
+    """TensorRT's IProfiler trampoline: a subclass must call `IProfiler.__init__(self)` and override
+    `report_layer_time` (pybind11 raises otherwise)."""
+
+    def __init__(self) -> None:
+        self._initialised = True
+
+    def report_layer_time(self, layer_name: str, ms: float) -> None:
+        raise NotImplementedError("IProfiler.report_layer_time must be overridden")
 
 
 def _network_flags(features: Features) -> type[enum.IntEnum]:
@@ -394,6 +414,7 @@ class _Network:
         self.model = ""
         self.qdq = False
         self.fp16_weights = False
+        self.layers: list[str] = []
 
     @property
     def num_inputs(self) -> int:
@@ -460,6 +481,10 @@ class _OnnxParser:
         network.inputs = [tensor(v) for v in model.graph.input if v.name not in weights]
         network.outputs = [tensor(v) for v in model.graph.output]
         network.model = path
+        # Layer names as TensorRT's ONNX parser gives them: the node's name, else an "Unnamed Layer" index.
+        network.layers = [
+            node.name or f"(Unnamed Layer* {i}) [{node.op_type}]" for i, node in enumerate(model.graph.node)
+        ]
         ops = {node.op_type for node in model.graph.node}
         network.qdq = {"QuantizeLinear", "DequantizeLinear"} <= ops
         network.fp16_weights = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
@@ -577,6 +602,7 @@ class _Builder:
             "dla_core": config.DLA_core if config.default_device_type == DeviceType.DLA else -1,
             "inputs": [[t.name, t.shape, profile.get(t.name), t.dtype.value] for t in network.inputs],
             "outputs": [[t.name, t.shape, t.dtype.value] for t in network.outputs],
+            "layers": network.layers,
         }
         return json.dumps(plan).encode()
 
@@ -616,6 +642,15 @@ class _Engine:
         self.outputs = {name: tuple(shape) for name, shape, _ in plan["outputs"]}
         self.dtypes = {t[0]: DataType(t[-1]) for t in (*plan["inputs"], *plan["outputs"])}
         self._names = [*self.inputs, *self.outputs]
+        self.layers: list[str] = list(plan["layers"])
+
+    @property
+    def device_memory_size(self) -> int:
+        return self.gpu.activation_bytes
+
+    @property
+    def device_memory_size_v2(self) -> int:
+        return self.gpu.activation_bytes
 
     @property
     def num_io_tensors(self) -> int:
@@ -645,6 +680,30 @@ class _ExecutionContext:
         self._input_shapes = {name: shape for name, (shape, _) in engine.inputs.items()}
         self._addresses: dict[str, int] = {}
         self.input_shapes_set: list[tuple[int, ...]] = []
+        self._profiler: _IProfiler | None = None
+        self.enqueue_emits_profile = True
+        self._layer_ms: list[tuple[str, float]] | None = None  # the last launch's layer times, once it ran
+
+    @property
+    def profiler(self) -> _IProfiler | None:
+        return self._profiler
+
+    @profiler.setter
+    def profiler(self, profiler: _IProfiler) -> None:
+        if not isinstance(profiler, _IProfiler) or not getattr(profiler, "_initialised", False):
+            raise TypeError("profiler must be a tensorrt.IProfiler whose __init__ was called")
+        self._profiler = profiler
+
+    def report_to_profiler(self) -> bool:
+        """Hand the last launch's layer times to the profiler; only once that launch ran (stream synchronized)."""
+        self._engine.gpu.require_context("reportToProfiler")
+        if self._profiler is None:
+            return False
+        if self._layer_ms is None:
+            raise _LogicError("reportToProfiler: the last launch has not completed (synchronize its stream first)")
+        for name, ms in self._layer_ms:
+            self._profiler.report_layer_time(name, ms)
+        return True
 
     def set_input_shape(self, name: str, shape: Any) -> bool:
         shape = tuple(shape)
@@ -677,12 +736,21 @@ class _ExecutionContext:
         output = next(iter(self._engine.outputs))
         out_shape = self.get_tensor_shape(output)
 
+        self._layer_ms = None
+
         def kernel() -> None:
             nbytes = int(np.prod(shape)) * 4
             x = gpu.device_array(self._addresses[name])[:nbytes].view(np.float32).reshape(shape)
             y = expected_output(x, out_shape[1])
             gpu.device_array(self._addresses[output])[: y.nbytes] = y.view(np.uint8).reshape(-1)
-            gpu.clock_ms += gpu.kernel_ms_per_sample * shape[0]
+            kernel_ms = gpu.kernel_ms_per_sample * shape[0]
+            gpu.clock_ms += kernel_ms
+            layers = self._engine.layers
+            # Layer i takes a share of the kernel time proportional to i + 1: distinct, summing to kernel_ms.
+            weights = np.arange(1, len(layers) + 1, dtype=np.float64)
+            self._layer_ms = [(n, kernel_ms * w / weights.sum()) for n, w in zip(layers, weights)]
+            if self._profiler is not None and self.enqueue_emits_profile:
+                self.report_to_profiler()
 
         gpu.streams[stream_handle].queue.append(kernel)
         return True
@@ -712,7 +780,16 @@ def _module_tensorrt(gpu: FakeGpu) -> ModuleType:
         "IBuilderConfig": _shaped(_BuilderConfig, "IBuilderConfig", gpu, weak_only),
         "OnnxParser": _shaped(_OnnxParser, "OnnxParser", gpu, ()),
         "Runtime": _shaped(_Runtime, "Runtime", gpu, ()),
-        "ICudaEngine": _shaped(_Engine, "ICudaEngine", gpu, () if features.name_based_io else _NAME_BASED_ENGINE),
+        "ICudaEngine": _shaped(
+            _Engine,
+            "ICudaEngine",
+            gpu,
+            (
+                *(() if features.name_based_io else _NAME_BASED_ENGINE),
+                *(() if features.device_memory_size else ("device_memory_size",)),
+                *(() if features.device_memory_size_v2 else ("device_memory_size_v2",)),
+            ),
+        ),
         "IExecutionContext": _shaped(
             _ExecutionContext, "IExecutionContext", gpu, () if features.name_based_io else _NAME_BASED_CONTEXT
         ),
@@ -720,6 +797,7 @@ def _module_tensorrt(gpu: FakeGpu) -> ModuleType:
     names: dict[str, Any] = {
         "__version__": gpu.tensorrt_version,
         "ILogger": _ILogger,
+        "IProfiler": _IProfiler,
         "NetworkDefinitionCreationFlag": _network_flags(features),
         "BuilderFlag": _builder_flags(features),
         "DeviceType": DeviceType,

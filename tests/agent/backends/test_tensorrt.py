@@ -86,12 +86,30 @@ def _key_parts(details: dict[str, str]) -> dict[str, Any]:
     ("version", "present", "absent"),
     [
         ("8.2.1", ["BuilderFlag.INT8", "IInt8EntropyCalibrator2"], ["ICudaEngine.num_io_tensors"]),
-        ("8.6.1", ["ICudaEngine.num_io_tensors", "NetworkDefinitionCreationFlag.EXPLICIT_BATCH"], []),
-        ("10.3.0", ["BuilderFlag.FP16", "NetworkDefinitionCreationFlag.STRONGLY_TYPED"], []),
+        (
+            "8.6.1",
+            [
+                "ICudaEngine.num_io_tensors",
+                "NetworkDefinitionCreationFlag.EXPLICIT_BATCH",
+                "ICudaEngine.device_memory_size",
+            ],
+            ["ICudaEngine.device_memory_size_v2"],
+        ),
+        ("10.0.1", ["BuilderFlag.FP16", "ICudaEngine.device_memory_size"], ["ICudaEngine.device_memory_size_v2"]),
+        (
+            "10.3.0",
+            ["BuilderFlag.FP16", "NetworkDefinitionCreationFlag.STRONGLY_TYPED", "ICudaEngine.device_memory_size_v2"],
+            [],
+        ),
         (
             "11.4.0",
-            ["ICudaEngine.num_io_tensors", "NetworkDefinitionCreationFlag.STRONGLY_TYPED"],
             [
+                "ICudaEngine.num_io_tensors",
+                "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
+                "ICudaEngine.device_memory_size_v2",
+            ],
+            [
+                "ICudaEngine.device_memory_size",
                 "BuilderFlag.FP16",
                 "BuilderFlag.INT8",
                 "IInt8EntropyCalibrator2",
@@ -669,6 +687,103 @@ def test_run_benchmark_through_the_registry_reports_both_latencies_accuracy_and_
     assert gpu.memory == {} and gpu.contexts_retained == 0
 
 
+# ---------------------------------------------------------------- per-layer profile (IProfiler), device memory
+
+
+def _profiled_spec(**options: str) -> JobSpec:
+    return JobSpec(
+        name="trt-profile",
+        backend="tensorrt",
+        batch_sizes=[1, 8],
+        model=ArtifactRef("d" * 64, format="onnx"),
+        dataset=ArtifactRef("e" * 64, format="npz"),
+        measurement=FAST,
+        backend_options=dict(options),
+    )
+
+
+def test_the_iprofiler_profile_comes_after_the_timed_phases_in_the_real_call_order(
+    versioned: FakeGpu, tmp_path: Path
+) -> None:
+    model = write_linear_onnx(tmp_path / "m.onnx")
+    dataset = write_test_set(tmp_path / "t.npz")
+
+    result = run_benchmark(_profiled_spec(profile="on"), model, dataset, cache_dir=tmp_path / "cache")
+
+    assert result.failure is None, result.failure
+    assert [p.batch_size for p in result.profiles] == [1, 8]
+    layers = ["(Unnamed Layer* 0) [Reshape]", "(Unnamed Layer* 1) [Gemm]", "(Unnamed Layer* 2) [Softmax]"]
+    for profile in result.profiles:
+        kernel_ms = versioned.kernel_ms_per_sample * profile.batch_size
+        assert profile.source == trt_backend.PROFILE_SOURCE
+        assert profile.iterations == trt_backend.PROFILE_RUNS  # the warm-up run left out
+        # Mean ms per inference, not summed over the runs: the layers add up to one kernel's time.
+        assert profile.total_ms == pytest.approx(kernel_ms)
+        assert [op.name for op in profile.ops] == layers[::-1]  # the fake's later layers are slower
+        assert [op.time_ms for op in profile.ops] == pytest.approx([kernel_ms * w / 6 for w in (3, 2, 1)])
+        assert all(op.op_type == "" for op in profile.ops)
+    assert result.manifest["operator_profile"].startswith(trt_backend.PROFILE_SOURCE)
+    assert versioned.memory == {} and versioned.contexts_retained == 0
+
+
+def test_without_profile_on_no_context_is_profiled(gpu: FakeGpu, tmp_path: Path) -> None:
+    engine = TensorRTBackend().load(write_linear_onnx(tmp_path / "m.onnx"), _request(tmp_path))
+
+    profile = engine.operator_profile(_x(8))
+    engine.close()
+
+    assert profile is None
+    assert engine.details["operator_profile"].startswith("off")
+
+
+def test_a_profiler_report_before_the_launch_completed_is_refused_by_the_fake(gpu: FakeGpu, tmp_path: Path) -> None:
+    """The fake holds the backend to the real call order: report_to_profiler only after synchronize."""
+    trt = sys.modules["tensorrt"]
+    engine = TensorRTBackend().load(write_linear_onnx(tmp_path / "m.onnx"), _request(tmp_path))
+    gpu.cuda.Context.push(engine._cuda_context)
+    context = engine._engine.create_execution_context()
+    context.profiler = trt_backend.layer_timer(trt)
+    context.enqueue_emits_profile = False
+
+    for name, allocation in engine._device.items():
+        context.set_tensor_address(name, int(allocation))
+    context.set_input_shape(engine._input, (1, LENGTH, 1))
+    context.execute_async_v3(engine._stream.handle)
+
+    with pytest.raises(gpu.cuda.LogicError, match="synchronize"):
+        context.report_to_profiler()
+    engine._stream.synchronize()
+    assert context.report_to_profiler()
+    del context
+    gpu.cuda.Context.pop()
+    engine.close()
+
+
+def test_a_bad_profile_option_is_refused(gpu: FakeGpu, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tensorrt option profile='maybe': use on or off"):
+        TensorRTBackend().load(write_linear_onnx(tmp_path / "m.onnx"), _request(tmp_path, options={"profile": "maybe"}))
+
+
+@pytest.mark.parametrize(
+    ("version", "attribute"),
+    [("8.6.1", "device_memory_size"), ("10.0.1", "device_memory_size"), ("10.3.0", "device_memory_size_v2"),
+     ("11.4.0", "device_memory_size_v2")],
+)  # fmt: skip
+def test_the_engine_device_memory_is_read_by_each_releases_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version: str, attribute: str
+) -> None:
+    gpu = install(monkeypatch, FakeGpu(tensorrt_version=version, activation_bytes=5 << 20))
+    monkeypatch.setattr("agent.runner.process_accelerator_memory", lambda device: [])  # no NVML here
+
+    result = run_benchmark(_profiled_spec(), write_linear_onnx(tmp_path / "m.onnx"), write_test_set(tmp_path / "t.npz"))
+
+    assert result.failure is None and result.memory is not None, result.failure
+    (figure,) = result.memory.accelerator
+    assert (figure.source, figure.size_bytes, figure.note) == ("tensorrt", 5 << 20, f"ICudaEngine.{attribute}")
+    assert "not the weights" in figure.what
+    assert gpu.contexts_retained == 0
+
+
 # ---------------------------------------------------------------- on a real NVIDIA GPU (pytest -m gpu)
 
 
@@ -753,6 +868,29 @@ def test_real_gpu_end_to_end(tmp_path: Path, precision: Precision, atol: float |
     else:
         np.testing.assert_allclose(out, reference[:32], atol=atol)
     assert 0 < compute_ms < 1000
+
+
+@pytest.mark.gpu
+def test_real_gpu_layer_profile_and_memory(tmp_path: Path) -> None:
+    """The IProfiler pass and the memory figures on a real GPU: layers named, per-inference means that add up to
+    about the compute-only time (a loose band: the profiler adds its own per-layer cost), memory read, not zero."""
+    _real_backend_or_skip()
+    model = write_linear_onnx(tmp_path / "m.onnx", length=LENGTH, classes=CLASSES)
+    dataset = write_test_set(tmp_path / "t.npz", length=LENGTH, classes=CLASSES)
+
+    result = run_benchmark(_profiled_spec(profile="on"), model, dataset, cache_dir=tmp_path / "cache")
+
+    assert result.failure is None and result.memory is not None, result.failure
+    compute = {lat.batch_size: lat for lat in result.latency if lat.scope == COMPUTE_SCOPE}
+    assert [p.batch_size for p in result.profiles] == [1, 8]
+    for profile in result.profiles:
+        assert profile.iterations >= 1 and profile.operators >= 1 and profile.ops
+        assert all(op.name and op.time_ms >= 0 for op in profile.ops)
+        assert 0 < profile.total_ms < 20 * compute[profile.batch_size].p50_ms + 1.0
+    by_source = {figure.source: figure for figure in result.memory.accelerator}
+    assert by_source["tensorrt"].size_bytes is not None and by_source["tensorrt"].size_bytes >= 0
+    process = by_source.get("nvml") or by_source["jtop"]  # a figure, or absent with the reason: never a fake 0
+    assert (process.size_bytes or 0) > 0 or process.note.startswith("not available"), process
 
 
 @pytest.mark.gpu

@@ -206,3 +206,30 @@ def test_ec57_table_shows_se_and_ppv_per_class_and_the_published_row_labelled() 
         *("90.0%", "99.4%", "80.0%", "44.4%", "90.0%", "50.0%", "0.0%", "-", "-", "-")
     ]
     assert rows["published row (method, data, split)"] == ["-", "-", "75.9%", "38.5%", "77.7%", "81.9%", *["-"] * 4]
+
+
+def test_the_spread_across_repetitions_and_accelerator_memory_are_shown() -> None:
+    from edgelab.app.report import memory_line
+    from edgelab.domain import AcceleratorMemory, MemoryReport, RepetitionSpread
+
+    spread = RepetitionSpread(1, "end-to-end", [1.9, 2.1, 2.0], mean_ms=2.0, sd_ms=0.1, min_ms=1.9, max_ms=2.1)
+    repeated = BenchmarkResult(latency=[_latency(1, "end-to-end", 2.0)], repetitions=[spread])
+    single = BenchmarkResult(latency=[_latency(1, "end-to-end", 2.0)])
+    memory = MemoryReport(
+        40 << 20,
+        230 << 20,
+        205 << 20,
+        accelerator=[
+            AcceleratorMemory("tensorrt", "device memory of one execution context", 3 << 20, "ICudaEngine.x"),
+            AcceleratorMemory("nvml", "GPU memory of the process", None, "not available: NVML lists no process"),
+        ],
+    )
+
+    with_reps = _render([(Job("reps", SPEC, JobState.SUCCEEDED), repeated)])
+    without = _render([(Job("one", SPEC, JobState.SUCCEEDED), single)])
+    shown = memory_line(memory)
+
+    assert "p50 across reps" in with_reps and "3x 1.900-2.100, sd 5.0%" in with_reps
+    assert "p50 across reps" not in without
+    assert "\n  tensorrt: 3.0 MiB, device memory of one execution context (ICudaEngine.x)" in shown
+    assert "\n  nvml: GPU memory of the process (not available: NVML lists no process)" in shown  # no figure, no 0
