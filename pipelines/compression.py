@@ -264,12 +264,15 @@ def _fit(model: Any, ft: FineTune, steps: int, callbacks: list[Any] | None = Non
     if ft.validation is None:
         model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=callbacks, class_weight=ft.class_weight, verbose=0)
         return f"fine-tuned {steps} steps"
-    per_epoch = min(steps, math.ceil(len(ft.x) / ft.batch_size))
+    # Whole-data epochs where they fit, cut evenly otherwise: a multistage stage's third of the budget
+    # stays a third (rounding up to whole epochs gave it up to 1.5x one-shot's steps).
+    epochs = math.ceil(steps / math.ceil(len(ft.x) / ft.batch_size))
+    per_epoch = math.ceil(steps / epochs)
     names = [str(c) for c in range(int(max(ft.y.max(), ft.validation[1].max())) + 1)]
     selector = best_on_validation(tf_keras, Inputs(*ft.validation), names, PATIENCE)
     model.fit(
         data,
-        epochs=math.ceil(steps / per_epoch),
+        epochs=epochs,
         steps_per_epoch=per_epoch,
         callbacks=[*callbacks, selector],
         class_weight=ft.class_weight,

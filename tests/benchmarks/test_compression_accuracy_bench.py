@@ -11,7 +11,7 @@ from benchmarks.compression_accuracy import artifacts_of, print_tables
 
 def test_each_compression_converts_to_its_precision() -> None:
     assert artifacts_of("none") == [("none (FP32 baseline)", "fp32"), ("none + PTQ INT8", "int8")]
-    assert artifacts_of("prune@0.6") == [("prune@0.6", "fp32")]
+    assert artifacts_of("prune@0.6") == [("prune@0.6", "fp32"), ("prune@0.6 + PTQ INT8", "int8")]
     assert artifacts_of("prune@0.6+qat") == [("prune@0.6+qat", "int8")]
 
 
