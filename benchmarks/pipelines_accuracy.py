@@ -1,26 +1,38 @@
-"""Accuracy of the training pipelines on full MIT-BIH, random and inter-patient splits side by side,
-then the CWT filter bank against per-signal pywt.cwt (same run, same windows).
+"""Accuracy of the training pipelines on MIT-BIH: both splits, several seeds, per-class Se/+P, and the
+published figure beside each row with what it is; then the CWT filter bank against per-signal pywt.cwt.
 
-Trains every chosen pipeline on every chosen split (in this process, one after another), prints
-accuracy, macro F1 and per-class recall/precision next to the published figure (DESIGN.md §4),
-and appends one JSON line per run to --out so a long run can be stopped and its finished rows
-kept. `NAME:EPOCHS` sets the epochs of one pipeline.
+Trains every chosen pipeline x split x seed (in this process, one after another), appends one JSON
+line per run to --out (a long run can be stopped and its finished runs kept), and prints mean ± sd
+over the seeds of accuracy, macro F1 and, per class, sensitivity Se (recall) / positive
+predictivity +P (precision), plus the same table in Markdown (README's table is that output).
+`--summarize FILE...` prints the tables from stored JSON lines without training (runs made in
+separate processes combine). `NAME:EPOCHS` sets a pipeline's epochs; where the pipeline selects its
+epoch on validation records (AF, rhythm) that is the most it trains.
 
-    nice -n 10 .venv/bin/python -m benchmarks.pipelines_accuracy --pipelines mitdb-af-bilstm:10 --cwt-signals 500
+Splits: "inter-patient" is patient-disjoint (beats: de Chazal's DS1 -> DS2; AF/rhythm: DS1/DS2 with
+record 210 moved to training so AF patients are on both sides); "random" splits examples, so beats
+or neighbouring 10 s windows of one record land on both sides and the figure is flattered.
+
+    nice -n 10 .venv/bin/python -m benchmarks.pipelines_accuracy --pipelines mitdb-af-bilstm:20 --seeds 0 1 2
+    .venv/bin/python -m benchmarks.pipelines_accuracy --quick      # two seeds of one small run: seconds
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from benchmarks.cwt_filterbank import HEADER, compare, row, windows
-from pipelines.base import SPLITS, TrainConfig, TrainOutput
+from pipelines.base import SPLITS, TrainConfig
 from pipelines.features import SCALOGRAM_FS, SCALOGRAM_WAVELET, scalogram_scales
 from pipelines.registry import PIPELINES, get_pipeline
 
@@ -34,15 +46,63 @@ DEFAULT_PIPELINES = (
     "mitdb-af-squeezenet:10",
     "rhythm-efficientnetv2-1d-mitdb:5",
 )
-"""What a full run trains, with epochs that finished on two CPU cores in an afternoon."""
+"""Every pipeline that runs on MIT-BIH (the LSAD and image-folder ones need their own data)."""
 
-PUBLISHED: dict[str, str] = {
-    "mitdb-beats-image-paper": "EfficientNetB0 95.9% (random split, N/V/F/'/'/f/other)",
-    "mitdb-beats-image-efficientnetb0-paper": "95.9% (random split, N/V/F/'/'/f/other)",
-    "mitdb-af-bilstm": "92.8% N / 91.3% AF recall (PhysioNet 2017, MATLAB example)",
-    "mitdb-af-squeezenet": "89.5% N / 89.2% AF recall (scalograms, MATLAB example)",
-    "rhythm-efficientnetv2-1d": "94.4% (HeartKit, LSAD 4 classes)",
-    "rhythm-efficientnetv2-1d-mitdb": "94.4% (HeartKit on LSAD; no MIT-BIH figure)",
+QUICK = ["--pipelines", "mitdb-af-bilstm:2", "--records", "201", "202", "--max-train", "64", "--seeds", "0", "1"]
+QUICK += ["--cwt-signals", "3"]
+"""--quick: N vs AF on one DS1 and one DS2 record, two seeds, a few CWT windows (the benchmark's own test)."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published figure and what it is: which metric, on which data, with which split."""
+
+    figure: str
+    metric: str
+    data: str
+    split: str
+
+    def __str__(self) -> str:
+        return f"{self.figure} ({self.metric}; {self.data}; {self.split})"
+
+
+DE_CHAZAL = Published(
+    "N Se 87/+P 99, SVEB 76/38, VEB 78/82, acc ~86%",
+    "per-class Se/+P, de Chazal et al. 2004 linear discriminant",
+    "MIT-BIH AAMI classes",
+    "inter-patient DS1 -> DS2 (same as ours)",
+)
+BEAT_IMAGE_PAPER = Published(
+    "95.9%",
+    "accuracy, EfficientNetB0 on 2D beat images",
+    "MIT-BIH, N/V/F/'/'/f/other",
+    "random beat split (patients on both sides, as our random split)",
+)
+HEARTKIT = Published(
+    "94.4%",
+    "test accuracy (F1 94.45%), HeartKit EfficientNetV2",
+    "LSAD, 4 rhythm groups (not MIT-BIH)",
+    "held-out recordings, about one per patient (close to patient-disjoint)",
+)
+PUBLISHED: dict[str, Published] = {
+    "mitdb-beats-1d": DE_CHAZAL,
+    "mitdb-beats-image": DE_CHAZAL,
+    "mitdb-beats-image-paper": BEAT_IMAGE_PAPER,
+    "mitdb-beats-image-efficientnetb0-paper": BEAT_IMAGE_PAPER,
+    "mitdb-af-bilstm": Published(
+        "N 92.8% / AF 91.3%",
+        "per-class recall (Se), MATLAB LSTM example",
+        "PhysioNet/CinC 2017, N vs AF (not MIT-BIH)",
+        "random 90/10 split of 30 s segments, about one recording per patient (close to patient-disjoint)",
+    ),
+    "mitdb-af-squeezenet": Published(
+        "N 89.5% / AF 89.2%",
+        "per-class recall (Se), CWT scalograms + SqueezeNet",
+        "as cited in DESIGN.md §4 (PhysioNet 2017 per the issue); dataset not verified",
+        "split not stated in the citation",
+    ),
+    "rhythm-efficientnetv2-1d": HEARTKIT,
+    "rhythm-efficientnetv2-1d-mitdb": HEARTKIT,
 }
 
 
@@ -56,9 +116,90 @@ def parse_pipeline(spec: str, default_epochs: int) -> tuple[str, int]:
     return name, int(epochs) if epochs else default_epochs
 
 
-def describe(result: TrainOutput) -> str:
-    """Per-class "name R/P" (recall/precision), classes absent from the test set left out."""
-    return " ".join(f"{c.name}={c.recall:.3f}/{c.precision:.3f}" for c in result.evaluation.classes if c.support > 0)
+def mean_sd(values: Sequence[float], digits: int = 3) -> str:
+    """ "m±sd" (sample sd) over the runs; "m" alone for one run; "-" for none."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f}±{np.std(values, ddof=1):.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The runs of one pipeline on one split (one per seed), summarised."""
+
+    pipeline: str
+    split: str
+    seeds: list[int]
+    epochs: int
+    train: int
+    test: int
+    accuracy: str
+    macro_f1: str
+    classes: list[str]
+    """ "name Se m±sd / +P m±sd" per class present in the test set."""
+
+
+def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
+    """Group stored runs by (pipeline, split actually made) in first-seen order, mean ± sd over seeds."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["pipeline"], r["split"]), []).append(r)
+    out: list[Summary] = []
+    for (pipeline, split), runs in groups.items():
+        evaluations = [r["evaluation"] for r in runs]
+        classes = []
+        for i, c in enumerate(evaluations[0]["classes"]):
+            present = [e["classes"][i] for e in evaluations if e["classes"][i]["support"] > 0]
+            if present:
+                se = mean_sd([p["recall"] for p in present], 2)
+                ppv = mean_sd([p["precision"] for p in present], 2)
+                classes.append(f"{c['name']} {se} / {ppv}")
+        out.append(
+            Summary(
+                pipeline=pipeline,
+                split=split,
+                seeds=sorted(int(r["seed"]) for r in runs),
+                epochs=max(int(r["epochs"]) for r in runs),
+                train=int(runs[0]["train_beats"]),
+                test=int(runs[0]["test_beats"]),
+                accuracy=mean_sd([e["accuracy"] for e in evaluations]),
+                macro_f1=mean_sd([e["macro_f1"] for e in evaluations]),
+                classes=classes,
+            )
+        )
+    return out
+
+
+def print_tables(summaries: list[Summary]) -> None:
+    """The console table, then the same rows in Markdown."""
+    print(
+        f"\n{'pipeline':<34}{'split':<14}{'seeds':>6}{'ep':>4}{'train':>7}{'test':>7}{'accuracy':>14}{'macro F1':>14}"
+    )
+    for s in summaries:
+        print(
+            f"{s.pipeline:<34}{s.split:<14}{len(s.seeds):>6}{s.epochs:>4}{s.train:>7}{s.test:>7}"
+            f"{s.accuracy:>14}{s.macro_f1:>14}"
+        )
+        print(f"{'':<8}Se / +P per class: {'; '.join(s.classes)}")
+        if s.pipeline in PUBLISHED:
+            print(f"{'':<8}published: {PUBLISHED[s.pipeline]}")
+    print(
+        "\n| pipeline | split | seeds | max epochs | train / test | accuracy | macro F1 | Se / +P per class | published |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for s in summaries:
+        published = PUBLISHED.get(s.pipeline)
+        print(
+            f"| `{s.pipeline}` | {s.split} | {','.join(map(str, s.seeds))} | {s.epochs} | {s.train} / {s.test} "
+            f"| {s.accuracy} | {s.macro_f1} | {'; '.join(s.classes)} | {published or '-'} |"
+        )
+
+
+def read_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The JSON lines of earlier runs."""
+    return [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,46 +209,56 @@ def main(argv: list[str] | None = None) -> None:
         "--pipelines", nargs="*", default=list(DEFAULT_PIPELINES), help="NAME or NAME:EPOCHS; none: CWT only"
     )
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10, help="for pipelines given without :EPOCHS")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--records", nargs="+", default=None, help="a subset of records (default: all)")
     parser.add_argument("--max-train", type=int, default=None, help="cap on training examples (stratified)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--unweighted", action="store_true", help="no class weights (as the papers' random-split figures)"
     )
     parser.add_argument("--cwt-signals", type=int, default=500, help="10 s windows for the CWT comparison; 0 skips")
     parser.add_argument("--out", type=Path, default=Path("pipelines_accuracy.jsonl"))
+    parser.add_argument("--summarize", type=Path, nargs="+", help="print the tables of these JSON-lines files only")
+    parser.add_argument("--quick", action="store_true", help=f"a small run: {' '.join(QUICK)}")
     args = parser.parse_args(argv)
+    if args.quick:  # the given options after QUICK's, so they win
+        args = parser.parse_args([*QUICK, *(sys.argv[1:] if argv is None else argv)])
+    if args.summarize:
+        print_tables(summarize(read_rows(args.summarize)))
+        return
     chosen = [parse_pipeline(spec, args.epochs) for spec in args.pipelines]
 
-    print(f"class weights: {'off (unweighted loss)' if args.unweighted else 'balanced, capped'}")
-    print(f"{'pipeline':<40}{'split':<15}{'ep':>3}{'acc':>7}{'mF1':>7}{'train':>8}{'test':>7}{'fit s':>7}  ", end="")
-    print("recall/precision per class | published")
+    print(f"class weights: {'off (unweighted loss)' if args.unweighted else 'balanced, capped'}; seeds {args.seeds}")
+    rows: list[dict[str, Any]] = []
     for name, epochs in chosen:
         for split in args.splits:
-            config = TrainConfig(
-                data_dir=args.data,
-                split=split,  # type: ignore[arg-type]
-                epochs=epochs,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                max_train_beats=args.max_train,
-                records=tuple(args.records) if args.records else None,
-                class_weights=not args.unweighted,
-            )
-            started = time.perf_counter()
-            with tempfile.TemporaryDirectory() as tmp:
-                result = PIPELINES[name].run(config, Path(tmp))
-            print(
-                f"{name:<40}{result.split:<15}{epochs:>3}{result.host_accuracy:>7.3f}{result.evaluation.macro_f1:>7.3f}"
-                f"{result.train_beats:>8}{result.test_beats:>7}{result.train_seconds:>7.0f}  "
-                f"{describe(result)} | {PUBLISHED.get(name, '-')}",
-                flush=True,
-            )
-            extra = {"wall_seconds": time.perf_counter() - started, "class_weights": config.class_weights}
-            with args.out.open("a") as f:
-                f.write(json.dumps(result.as_dict() | extra, default=str) + "\n")
+            for seed in args.seeds:
+                config = TrainConfig(
+                    data_dir=args.data,
+                    split=split,  # type: ignore[arg-type]
+                    epochs=epochs,
+                    batch_size=args.batch_size,
+                    seed=seed,
+                    max_train_beats=args.max_train,
+                    records=tuple(args.records) if args.records else None,
+                    class_weights=not args.unweighted,
+                )
+                started = time.perf_counter()
+                with tempfile.TemporaryDirectory() as tmp:
+                    result = PIPELINES[name].run(config, Path(tmp))
+                stored = json.loads(json.dumps(result.as_dict(), default=str))
+                stored |= {"wall_seconds": time.perf_counter() - started, "class_weights": config.class_weights}
+                rows.append(stored)
+                print(
+                    f"{name} {result.split} seed {seed}: accuracy {result.host_accuracy:.3f}, macro F1 "
+                    f"{result.evaluation.macro_f1:.3f}, {stored['wall_seconds']:.0f} s; {'; '.join(result.notes)}",
+                    flush=True,
+                )
+                with args.out.open("a") as f:
+                    f.write(json.dumps(stored) + "\n")
+    if rows:
+        print_tables(summarize(rows))
 
     if args.cwt_signals:
         # The scalogram pipeline's own wavelet and scales, on windows as long as its input (10 s at 120 Hz).

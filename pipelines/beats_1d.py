@@ -17,7 +17,7 @@ from pipelines.base import TrainConfig, TrainOutput
 from pipelines.features import RR_FEATURES
 from pipelines.harness import Inputs, cap_training, check_sides, chosen_records, fit_and_export, split_examples
 from pipelines.models import build_cnn_1d, with_waveform_augmentation
-from pipelines.validation import hold_out_validation, validation_monitor
+from pipelines.validation import hold_out_beat_validation, validation_monitor
 
 LEARNING_RATE = 1e-3
 """Peak learning rate, decayed to 0 over the run (cosine). The decay was adopted before there was a
@@ -63,12 +63,10 @@ class BeatCnn1dPipeline:
         notes: list[str] = []
         train, test, split = load_split(config, notes, streaming=self.streaming)
         check_sides(train, test, split)
-        train, validation = hold_out_validation(train, split, config.seed, notes)
+        train, validation = hold_out_beat_validation(train, split, config.seed, notes)
         train = cap_training(train, config, notes)
         require("keras").utils.set_random_seed(config.seed)
-        callbacks = (
-            [] if validation is None else [validation_monitor(validation.x, validation.y, train.class_names, notes)]
-        )
+        callbacks = [validation_monitor(validation.x, validation.y, train.class_names, notes)]
         window = train.window - len(RR_FEATURES)
         model = build_cnn_1d(
             window,

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from edgelab.errors import ConfigError
 from pipelines._deps import require
+from pipelines.harness import PATIENCE, Inputs, best_on_validation
 
 MULTISTAGE_STAGES = 3
 """Multistage pruning reaches its target in this many equal steps (e.g. 20% -> 40% -> 60%)."""
@@ -51,6 +52,10 @@ class FineTune:
     class_weight: dict[int, float] | None = None
     """As in training (pipelines.training.balanced_class_weights): without it, fine-tuning on
     MIT-BIH (~90% N) drifts to predicting N only."""
+    validation: tuple[NDArray[np.float32], NDArray[np.int64]] | None = None
+    """Examples from the training side (pipelines.harness.hold_out_validation): with them each
+    step scores its validation macro F1 after every epoch, keeps the best epoch's weights and
+    stops after harness.PATIENCE epochs without improvement, so `epochs` is a cap, not a fixed budget."""
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y) or not len(self.x):
@@ -242,8 +247,9 @@ def _flat_histories(value: Any) -> list[list[Any]]:
 # ---------------------------------------------------------------- steps
 
 
-def _fit(model: Any, ft: FineTune, steps: int, callbacks: list[Any] | None = None) -> None:
-    """Fine-tune for exactly `steps` optimizer steps (the budget is in steps, not epochs)."""
+def _fit(model: Any, ft: FineTune, steps: int, callbacks: list[Any] | None = None) -> str:
+    """Fine-tune for `steps` optimizer steps (the budget is in steps, not epochs), or with
+    `ft.validation` for at most that many, keeping the best epoch; says what it did."""
     tf = require("tensorflow")
     tf_keras = require("tf_keras")
     model.compile(
@@ -254,24 +260,45 @@ def _fit(model: Any, ft: FineTune, steps: int, callbacks: list[Any] | None = Non
     data = (
         tf.data.Dataset.from_tensor_slices((ft.x, ft.y)).shuffle(len(ft.x), seed=ft.seed).repeat().batch(ft.batch_size)
     )
-    model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=callbacks or [], class_weight=ft.class_weight, verbose=0)
+    callbacks = list(callbacks or [])
+    if ft.validation is None:
+        model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=callbacks, class_weight=ft.class_weight, verbose=0)
+        return f"fine-tuned {steps} steps"
+    # Whole-data epochs where they fit, cut evenly otherwise: a multistage stage's third of the budget
+    # stays a third (rounding up to whole epochs gave it up to 1.5x one-shot's steps).
+    epochs = math.ceil(steps / math.ceil(len(ft.x) / ft.batch_size))
+    per_epoch = math.ceil(steps / epochs)
+    names = [str(c) for c in range(int(max(ft.y.max(), ft.validation[1].max())) + 1)]
+    selector = best_on_validation(tf_keras, Inputs(*ft.validation), names, PATIENCE)
+    model.fit(
+        data,
+        epochs=epochs,
+        steps_per_epoch=per_epoch,
+        callbacks=[*callbacks, selector],
+        class_weight=ft.class_weight,
+        verbose=0,
+    )
+    return (
+        f"fine-tuned, kept epoch {selector.best_epoch} of {selector.epochs_run} ({per_epoch} steps each; "
+        f"validation macro F1 {selector.best_score:.3f})"
+    )
 
 
-def _prune_to(model: Any, sparsity: float, ft: FineTune, steps: int) -> Any:
+def _prune_to(model: Any, sparsity: float, ft: FineTune, steps: int) -> tuple[Any, str]:
     """Prune every prunable kernel to `sparsity` at once, fine-tune `steps`, strip the wrappers."""
     tfmot = require("tensorflow_model_optimization", "train")
     schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=1)
     wrapped = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
-    _fit(wrapped, ft, steps, [tfmot.sparsity.keras.UpdatePruningStep()])
-    return tfmot.sparsity.keras.strip_pruning(wrapped)
+    done = _fit(wrapped, ft, steps, [tfmot.sparsity.keras.UpdatePruningStep()])
+    return tfmot.sparsity.keras.strip_pruning(wrapped), done
 
 
 def prune(model: Any, sparsity: float | None, ft: FineTune, state: StepState) -> Any:
     """One-shot magnitude pruning to the target sparsity, then fine-tuning."""
     assert sparsity is not None
-    pruned = _prune_to(model, sparsity, ft, ft.steps)
+    pruned, done = _prune_to(model, sparsity, ft, ft.steps)
     state.masks = _kernel_masks(pruned)
-    state.log.append(f"prune one-shot to {sparsity:.0%}, fine-tuned {ft.steps} steps")
+    state.log.append(f"prune one-shot to {sparsity:.0%}, {done}")
     return pruned
 
 
@@ -280,9 +307,10 @@ def prune_multistage(model: Any, sparsity: float | None, ft: FineTune, state: St
     assert sparsity is not None
     steps = max(1, ft.steps // MULTISTAGE_STAGES)
     for stage in range(1, MULTISTAGE_STAGES + 1):
-        model = _prune_to(model, sparsity * stage / MULTISTAGE_STAGES, ft, steps)
+        target = sparsity * stage / MULTISTAGE_STAGES
+        model, done = _prune_to(model, target, ft, steps)
+        state.log.append(f"prune multistage stage {stage}/{MULTISTAGE_STAGES} to {target:.0%}, {done}")
     state.masks = _kernel_masks(model)
-    state.log.append(f"prune multistage to {sparsity:.0%} in {MULTISTAGE_STAGES} stages, {steps} steps each")
     return model
 
 
@@ -296,12 +324,11 @@ def cluster(model: Any, clusters: float | None, ft: FineTune, state: StepState) 
         cluster_centroids_init=tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS,
         preserve_sparsity=bool(state.masks),
     )
-    _fit(clustered, ft, ft.steps)
+    done = _fit(clustered, ft, ft.steps)
     stripped = tfmot.clustering.keras.strip_clustering(clustered)
     state.centroids = {name: np.unique(kernel) for name, kernel in _kernels(stripped).items()}
     state.log.append(
-        f"cluster to {int(clusters)} centroids per kernel{' (sparsity preserved)' if state.masks else ''}, "
-        f"fine-tuned {ft.steps} steps"
+        f"cluster to {int(clusters)} centroids per kernel{' (sparsity preserved)' if state.masks else ''}, {done}"
     )
     return stripped
 
@@ -328,10 +355,10 @@ def qat(model: Any, _: float | None, ft: FineTune, state: StepState) -> Any:
     annotated.set_weights(model.get_weights())
     with quantize.quantize_scope({cls.__name__: cls for cls in configs.values()}):
         quantized = quantize.quantize_apply(annotated)
-    _fit(quantized, ft, ft.steps)
+    done = _fit(quantized, ft, ft.steps)
     _project(quantized, state)
     state.quantized = True
-    state.log.append(f"quantization-aware training (8-bit), fine-tuned {ft.steps} steps")
+    state.log.append(f"quantization-aware training (8-bit), {done}")
     return quantized
 
 

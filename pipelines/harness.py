@@ -27,6 +27,12 @@ from pipelines.training import balanced_class_weights, write_dataset_npz
 CLASS_WEIGHT_CAP = 20.0
 VERIFY_BATCH = 256
 PREDICT_BATCH = 512
+VALIDATION_FRACTION = 0.2
+"""Share of the training records (patient-disjoint splits) or examples (random split) held out for validation."""
+MIN_HOLDING = 0.05
+"""A record "holds" a class (for choosing validation records) with at least this share of its training examples."""
+PATIENCE = 3
+"""Epochs without a better validation macro F1 before training stops (the best epoch's weights are kept)."""
 
 Loader = Callable[[Sequence[str]], mitdb.BeatDataset]
 """Records -> labelled examples (beats or windows), each tagged with its record."""
@@ -108,6 +114,105 @@ def split_rhythm_examples(
     return train, test, split
 
 
+def hold_out_validation(
+    train: mitdb.BeatDataset, split: str, seed: int, notes: list[str]
+) -> tuple[mitdb.BeatDataset, mitdb.BeatDataset]:
+    """(training, validation), both from the training side only: the test side is never looked at.
+
+    A patient-disjoint split holds out whole training records (about VALIDATION_FRACTION of
+    them), taking for every class one of its records when at least two hold it, so validation
+    sees each class and training keeps it; a random split (or a single training record) holds
+    out a stratified share of the examples, leaking patients exactly as its test side does.
+    """
+    records = train.records()
+    chosen = [] if split == "random" else _validation_records(train, seed)
+    if not chosen:
+        if split != "random":
+            notes.append(
+                f"validation: {VALIDATION_FRACTION:.0%} of the training examples (records {', '.join(records)}: "
+                "none can be held out without losing a class from training)"
+            )
+        rest, validation = mitdb.split_random(train, VALIDATION_FRACTION, seed)
+        return rest, validation
+    notes.append(f"validation records (from the training side, patient-disjoint): {', '.join(chosen)}")
+    rest, validation = mitdb.split_by_records(train, chosen)
+    return rest, validation
+
+
+def _validation_records(train: mitdb.BeatDataset, seed: int) -> list[str]:
+    """About VALIDATION_FRACTION of the training records, none when no record can go.
+
+    First, for each class (rarest first), one record holding at least MIN_HOLDING of its examples,
+    then other records; a record goes only while training keeps at least half of every class and
+    no class loses more than VALIDATION_FRACTION of its holders (one at least): two of the three
+    AF patients stay in training, and record 208 (nine tenths of DS1's F beats) is never taken.
+    """
+    records = train.records()
+    rng = np.random.default_rng(seed)
+    totals = np.bincount(train.y, minlength=len(train.class_names))
+    counts = {r: np.bincount(train.y[train.record == r], minlength=len(totals)) for r in records}
+    holders = {c: sum(counts[r][c] >= MIN_HOLDING * totals[c] for r in records) for c in np.flatnonzero(totals)}
+    chosen: list[str] = []
+
+    def can_go(candidate: str) -> bool:
+        held = np.sum([counts[r] for r in [*chosen, candidate]], axis=0)
+        return all(
+            held[c] <= totals[c] / 2
+            and sum(counts[r][c] >= MIN_HOLDING * totals[c] for r in [*chosen, candidate])
+            <= max(1, math.floor(holders[c] * VALIDATION_FRACTION))
+            for c in holders
+        )
+
+    for c in sorted(holders, key=lambda c: int(totals[c])):  # rarest first
+        if any(counts[r][c] for r in chosen):
+            continue
+        candidates = [r for r in rng.permutation(records).tolist() if counts[r][c] >= MIN_HOLDING * totals[c]]
+        picked = next((r for r in candidates if r not in chosen and can_go(r)), None)
+        if picked is not None:
+            chosen.append(picked)
+    wanted = max(1, round(len(records) * VALIDATION_FRACTION))
+    for r in rng.permutation(records).tolist():
+        if len(chosen) >= wanted:
+            break
+        if r not in chosen and can_go(r):
+            chosen.append(r)
+    return sorted(str(r) for r in chosen)
+
+
+def best_on_validation(
+    keras_module: Any, validation: Inputs, class_names: Sequence[str], patience: int, min_epochs: int = 1
+) -> Any:
+    """A callback of `keras_module` (Keras 3 or tf_keras) that scores the validation macro F1 after
+    each epoch, stops after `patience` epochs without improvement (never before `min_epochs`) and
+    leaves the best epoch's weights in the model. Macro F1, not validation loss: the loss is
+    unweighted and the rare classes (S, AF) barely move it. `best_epoch` (1-based) and
+    `epochs_run` say what happened."""
+
+    class BestOnValidation(keras_module.callbacks.Callback):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.best_score = -1.0
+            self.best_epoch = 0
+            self.epochs_run = 0
+            self.best_weights: list[Any] | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.epochs_run = epoch + 1
+            scores = self.model.predict(validation.x, batch_size=PREDICT_BATCH, verbose=0)
+            score = accuracy_report(validation.y, np.argmax(scores, axis=1), class_names).macro_f1
+            if score > self.best_score:
+                self.best_score, self.best_epoch = score, epoch + 1
+                self.best_weights = self.model.get_weights()
+            elif epoch + 1 - self.best_epoch >= patience and epoch + 1 >= min_epochs:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return BestOnValidation()
+
+
 def cap_training(train: mitdb.BeatDataset, config: TrainConfig, notes: list[str]) -> mitdb.BeatDataset:
     """Stratified subsample to `config.max_train_beats`, said in `notes`."""
     if config.max_train_beats is None or len(train) <= config.max_train_beats:
@@ -121,6 +226,59 @@ def check_sides(train: mitdb.BeatDataset, test: mitdb.BeatDataset, split: str) -
     """ConfigError when a side of the split is empty (e.g. records without the wanted rhythm)."""
     if not len(train) or not len(test):
         raise ConfigError(f"records: the {split} split left {len(train)} training and {len(test)} test examples")
+
+
+def fit(
+    model: Any,
+    train: Inputs,
+    class_names: Sequence[str],
+    config: TrainConfig,
+    notes: list[str],
+    *,
+    learning_rate: float = 1e-3,
+    cosine_decay: bool = True,
+    clipnorm: float | None = None,
+    validation: Inputs | None = None,
+    callbacks: Sequence[Any] = (),
+    fitted: Any = None,
+    select_on_validation: bool = False,
+) -> float:
+    """Compile and train `model` (or `fitted`, which wraps it) as `fit_and_export` says; the seconds it took."""
+    keras = require("keras")
+    steps = config.epochs * math.ceil(len(train.y) / config.batch_size)
+    rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
+    trained = model if fitted is None else fitted
+    trained.compile(
+        optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    selector = None
+    if validation is not None and select_on_validation:
+        # Not before half the epochs: the BiLSTM at 1e-2 scores its best early epoch, then dips for a
+        # few epochs before it climbs past it (random split: best at 1, stopped at 4 with patience alone).
+        selector = best_on_validation(keras, validation, class_names, PATIENCE, math.ceil(config.epochs / 2))
+        callbacks = [*callbacks, selector]
+    started = time.perf_counter()
+    trained.fit(
+        train.x,
+        train.y,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP)
+        if config.class_weights
+        else None,
+        validation_data=None if validation is None or selector else (validation.x, validation.y),
+        callbacks=list(callbacks),
+        shuffle=True,
+        verbose=0,
+    )
+    train_seconds = time.perf_counter() - started
+    if selector is not None:
+        notes.append(
+            f"kept epoch {selector.best_epoch} of {selector.epochs_run} (validation macro F1 {selector.best_score:.3f})"
+        )
+    return train_seconds
 
 
 def fit_and_export(
@@ -141,41 +299,38 @@ def fit_and_export(
     callbacks: Sequence[Any] = (),
     fitted: Any = None,
     test_records: NDArray[np.str_] | None = None,
+    select_on_validation: bool = False,
 ) -> TrainOutput:
     """Compile (Adam, optionally cosine-decayed, gradients optionally clipped per weight), fit (with
     capped balanced class weights unless the config turns them off), then SavedModel -> ONNX, verify
     ONNX Runtime against Keras, and write the npz with calibration inputs.
+
+    `validation` (examples from the training side, see `hold_out_validation`) is scored after each
+    epoch (for `callbacks` watching val_loss); with `select_on_validation` training keeps the epoch
+    with the best validation macro F1 and stops PATIENCE epochs after it, so `config.epochs` is the
+    most it trains. Without, it trains `config.epochs` and keeps the last.
 
     `fitted`, when given, is a model wrapping `model` (random augmentation in front) that is
     trained instead; `model` shares its weights and is what gets evaluated and exported, so no
     random op (which ONNX cannot express) reaches the artifact. `test_records` (the record of each
     test example) adds a confusion matrix per record, so figures without a record can be computed.
     """
-    keras = require("keras")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps = config.epochs * math.ceil(len(train.y) / config.batch_size)
-    rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
-    model.compile(
-        optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+    train_seconds = fit(
+        model,
+        train,
+        class_names,
+        config,
+        notes,
+        learning_rate=learning_rate,
+        cosine_decay=cosine_decay,
+        clipnorm=clipnorm,
+        validation=validation,
+        callbacks=callbacks,
+        fitted=fitted,
+        select_on_validation=select_on_validation,
     )
-    started = time.perf_counter()
-    model.fit(
-        train.x,
-        train.y,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP)
-        if config.class_weights
-        else None,
-        validation_data=None if validation is None else (validation.x, validation.y),
-        callbacks=list(callbacks),
-        shuffle=True,
-        verbose=0,
-    )
-    train_seconds = time.perf_counter() - started
 
     y_pred = np.argmax(model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0), axis=1).astype(np.int64)
     evaluation = accuracy_report(test.y, y_pred, class_names)

@@ -26,6 +26,7 @@ from pipelines.harness import (
     check_sides,
     chosen_records,
     fit_and_export,
+    hold_out_validation,
     split_rhythm_examples,
 )
 from pipelines.models import build_efficientnetv2_1d
@@ -41,7 +42,8 @@ Source = Literal["lsad", "mitdb"]
 
 @dataclass
 class RhythmPipeline:
-    """Frames (5 s, 100 Hz, 1-30 Hz, z-scored) -> split -> EfficientNetV2-1D -> artifacts."""
+    """Frames (5 s, 100 Hz, 1-30 Hz, z-scored) -> split -> validation held out of training ->
+    EfficientNetV2-1D (epoch chosen on validation) -> artifacts."""
 
     source: Source
     name: str = field(init=False)
@@ -68,10 +70,12 @@ class RhythmPipeline:
         else:
             train, test, split = _lsad_split(config, notes)
         check_sides(train, test, split)
+        train, validation = hold_out_validation(train, split, config.seed, notes)
         train = cap_training(train, config, notes)
         notes.append(f"frames per class {RHYTHM_CLASSES}: train {train.class_counts().tolist()}")
         x_train = features.rhythm_frames(train.x, train.fs)
         x_test = features.rhythm_frames(test.x, test.fs)
+        x_validation = features.rhythm_frames(validation.x, validation.fs)
         require("keras").utils.set_random_seed(config.seed)
         return fit_and_export(
             pipeline=self.name,
@@ -84,6 +88,8 @@ class RhythmPipeline:
             split=split,
             notes=notes,
             learning_rate=LEARNING_RATE,
+            validation=Inputs(x_validation, validation.y),
+            select_on_validation=True,
         )
 
 

@@ -14,42 +14,30 @@ import numpy as np
 
 from edgelab.domain import AccuracyReport
 from edgelab.metrics import accuracy_report, ec57_figures
-from pipelines import mitdb
+from pipelines import harness, mitdb
 from pipelines._deps import require
 
 VALIDATION_RECORDS: tuple[str, ...] = ("116", "118", "124", "207", "215")
 """DS1 records held out for validation in the inter-patient split: 11,527 beats with 238 SVEB and
 546 VEB from five patients (118, 124 and 207 hold SVEB; 116, 207 and 215 VEB), so SVEB and VEB
 are judged across patients. The other 17 DS1 records (706 SVEB, 3,242 VEB) train."""
-VALIDATION_FRACTION = 0.2
-"""Share of training records held out when the fixed records are not available (a record subset)."""
 SELECTION_CLASSES: tuple[str, ...] = ("N", "SVEB", "VEB")
 PREDICT_BATCH = 1024
 
 
-def hold_out_validation(
+def hold_out_beat_validation(
     train: mitdb.BeatDataset, split: str, seed: int, notes: list[str]
-) -> tuple[mitdb.BeatDataset, mitdb.BeatDataset | None]:
-    """(training, validation) examples; validation patients are never training patients.
+) -> tuple[mitdb.BeatDataset, mitdb.BeatDataset]:
+    """(training, validation) for the AAMI beat models; validation patients are never training patients.
 
-    With a patient-disjoint split, VALIDATION_RECORDS when the training side holds some of them
-    and other records besides, else VALIDATION_FRACTION of its records (at least one) drawn with
-    `seed`; with one training record there is no validation set. With the random split (which
-    leaks patients anyway) a stratified VALIDATION_FRACTION of the training beats. `notes` says
-    which.
+    With a patient-disjoint split, VALIDATION_RECORDS when the training side holds some of them and
+    other records besides; otherwise (a record subset, or the random split) the shared rule,
+    `harness.hold_out_validation`. `notes` says which.
     """
-    if split == "random":
-        rest, held = mitdb.split_random(train, VALIDATION_FRACTION, seed)
-        notes.append(f"validation: a stratified {VALIDATION_FRACTION:.0%} of the training beats ({len(held)})")
-        return rest, held
     records = train.records()
     chosen = [r for r in VALIDATION_RECORDS if r in records]
-    if not chosen or len(chosen) == len(records):
-        if len(records) < 2:
-            notes.append("no validation set: a single training record; the last epoch is kept")
-            return train, None
-        count = min(len(records) - 1, max(1, round(len(records) * VALIDATION_FRACTION)))
-        chosen = sorted(str(r) for r in np.random.default_rng(seed).permutation(records)[:count])
+    if split == "random" or not chosen or len(chosen) == len(records):
+        return harness.hold_out_validation(train, split, seed, notes)
     rest, held = mitdb.split_by_records(train, chosen)
     counts = ", ".join(f"{n} {c}" for c, n in zip(held.class_names, held.class_counts(), strict=True) if n)
     notes.append(f"validation by patient: records {', '.join(chosen)} ({len(held)} beats: {counts}), not trained on")

@@ -1,13 +1,14 @@
-"""The pipelines accuracy benchmark on a slice of MIT-BIH, so the script cannot rot."""
+"""The pipelines accuracy benchmark: its summary on stored runs, and a --quick run on two MIT-BIH records."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks.pipelines_accuracy import main, parse_pipeline
+from benchmarks.pipelines_accuracy import DEFAULT_PIPELINES, PUBLISHED, main, mean_sd, parse_pipeline, summarize
 
 
 def test_pipeline_specs_take_optional_epochs() -> None:
@@ -17,26 +18,82 @@ def test_pipeline_specs_take_optional_epochs() -> None:
         parse_pipeline("nope:3", 10)
 
 
-@pytest.mark.slow
-@pytest.mark.integration
-def test_one_pipeline_row_and_the_cwt_comparison(
-    mitdb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # prepare
-    pytest.importorskip("tensorflow", reason="needs pip install 'edgelab[train]'")
-    out = tmp_path / "rows.jsonl"
-    argv = ["--data", str(mitdb_dir), "--pipelines", "mitdb-beats-1d:1", "--splits", "random", "--records", "100"]
-    argv += ["--max-train", "256", "--cwt-signals", "3", "--out", str(out)]
+def test_every_default_pipeline_has_a_published_figure_saying_what_it_is() -> None:
+    for spec in DEFAULT_PIPELINES:
+        published = PUBLISHED[spec.partition(":")[0]]
+        assert published.figure and published.metric and published.data and published.split
+
+
+def test_mean_and_sample_sd_over_seeds() -> None:
+    assert mean_sd([0.5, 0.7, 0.9]) == "0.700±0.200"
+    assert mean_sd([0.5]) == "0.500"
+    assert mean_sd([]) == "-"
+
+
+def _run(seed: int, split: str, accuracy: float, af_support: int = 10) -> dict[str, Any]:
+    return {
+        "pipeline": "mitdb-af-bilstm",
+        "split": split,
+        "seed": seed,
+        "epochs": 20,
+        "train_beats": 100,
+        "test_beats": 50,
+        "evaluation": {
+            "accuracy": accuracy,
+            "macro_f1": accuracy - 0.1,
+            "classes": [
+                {"name": "N", "support": 40, "precision": 0.9, "recall": accuracy},
+                {"name": "AF", "support": af_support, "precision": 0.5, "recall": 0.6},
+            ],
+        },
+    }
+
+
+def test_runs_are_summarised_per_pipeline_and_split_with_per_class_se_and_ppv() -> None:
+    # prepare: three seeds on one split, one on the other whose test side has no AF
+    rows = [_run(s, "inter-patient", a) for s, a in ((2, 0.7), (0, 0.8), (1, 0.9))] + [_run(0, "random", 0.95, 0)]
 
     # execute
-    main(argv)
+    patient, random = summarize(rows)
 
-    # assert: one table row, its JSON line with the full evaluation, and the CWT row
+    # assert
+    assert (patient.split, patient.seeds, patient.accuracy, patient.macro_f1) == (
+        "inter-patient",
+        [0, 1, 2],
+        "0.800±0.100",
+        "0.700±0.100",
+    )
+    assert patient.classes == ["N 0.80±0.10 / 0.90±0.00", "AF 0.60±0.00 / 0.50±0.00"]
+    assert random.classes == ["N 0.95 / 0.90"]  # AF absent from the test side: left out, not zero
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_quick_run_prints_seeds_per_class_and_the_published_figure(
+    mitdb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # prepare: --quick is two seeds of the BiLSTM on records 201 (DS1) and 202 (DS2)
+    pytest.importorskip("tensorflow", reason="needs pip install 'edgelab[train]'")
+    out = tmp_path / "rows.jsonl"
+
+    # execute
+    main(["--quick", "--data", str(mitdb_dir), "--splits", "inter-patient", "--out", str(out)])
     printed = capsys.readouterr().out.splitlines()
-    (row,) = [line for line in printed if line.startswith("mitdb-beats-1d")]
-    assert row.split()[1] == "random"
-    (stored,) = [json.loads(line) for line in out.read_text().splitlines()]
-    assert stored["pipeline"] == "mitdb-beats-1d" and stored["epochs"] == 1
-    assert len(stored["evaluation"]["confusion"]) == len(stored["class_names"]) ** 2
+    main(["--summarize", str(out)])
+    reprinted = capsys.readouterr().out.splitlines()
+
+    # assert: one JSON line per seed, a Markdown row with mean ± sd, Se/+P per class and the figure's provenance
+    stored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["pipeline"], r["seed"], r["split"]) for r in stored] == [
+        ("mitdb-af-bilstm", 0, "inter-patient"),
+        ("mitdb-af-bilstm", 1, "inter-patient"),
+    ]
+    assert all(any(note.startswith("kept epoch") for note in r["notes"]) for r in stored)
+    (row,) = [line for line in printed if line.startswith("| `mitdb-af-bilstm`")]
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[2:4] == ["inter-patient", "0,1"]
+    assert "±" in cells[6] and cells[8].startswith("N ") and "; AF " in cells[8]
+    assert "PhysioNet/CinC 2017" in cells[9]
+    assert row in reprinted  # --summarize rebuilds the same table from the stored runs
     (cwt,) = [line for line in printed if line.startswith("morl")]
     assert float(cwt.split()[-1]) < 1e-9  # max abs error of the filter bank against pywt.cwt

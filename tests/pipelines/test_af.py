@@ -48,7 +48,8 @@ def test_af_pipeline_trains_exports_and_ships_its_inputs(
     assert out.pipeline == name
     assert out.split == "inter-patient"
     assert out.class_names == ("N", "AF")
-    assert out.train_beats == 64  # stratified cap on 201's windows
+    assert out.train_beats == 64  # stratified cap on 201's windows less the fifth held out for validation
+    assert any(note.startswith("kept epoch 1 of 1") for note in out.notes)
     assert out.test_beats == 173  # every 10 s N/AF window of 202
     assert set(out.per_class_recall) == {"N", "AF"}
     assert 0.0 <= out.host_accuracy <= 1.0

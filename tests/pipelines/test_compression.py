@@ -113,3 +113,20 @@ def test_pruned_clustered_quantized_model_keeps_zeros_and_centroids(
     assert result.max_unique_weights <= 4 + 1  # the centroids, and zero kept apart by sparsity preservation
     assert any("folded" in line for line in result.log)
     assert check.argmax_agreement >= 0.9
+
+
+def test_fine_tuning_on_validation_keeps_its_best_epoch_within_the_cap(
+    model: Any, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    # prepare: a cap of three epochs of the 96 training examples, 32 examples held out
+    x, y = data
+    ft = FineTune(x[:96], y[:96], epochs=3, batch_size=32, validation=(x[96:], y[96:]))
+
+    # execute
+    result = compress(model, "prune@0.5", ft, tmp_path, x[:16])
+
+    # assert: three epochs of three steps ran (patience is longer), the kept one is said
+    (line,) = result.log
+    assert line.startswith("prune one-shot to 50%, fine-tuned, kept epoch ")
+    assert " of 3 (3 steps each; validation macro F1 " in line
+    assert result.sparsity == pytest.approx(0.5, abs=0.03)

@@ -11,7 +11,7 @@ import pytest
 from edgelab.errors import ConfigError
 from pipelines import mitdb
 from pipelines.base import TrainConfig
-from pipelines.harness import cap_training, check_sides, split_examples
+from pipelines.harness import cap_training, check_sides, hold_out_validation, split_examples
 
 
 def _load(records: Sequence[str]) -> mitdb.BeatDataset:
@@ -91,3 +91,74 @@ def test_an_empty_side_is_a_config_error() -> None:
     # execute / assert
     with pytest.raises(ConfigError, match="left 20 training and 0 test"):
         check_sides(_load(["100", "101"]), _load([]), "inter-patient")
+
+
+def _af_like(af_records: Sequence[str], n_records: int = 10) -> mitdb.BeatDataset:
+    """`n_records` records of 20 N windows, the `af_records` among them with 10 AF windows more."""
+    names = [str(100 + i) for i in range(n_records)]
+    ys = [np.asarray([0] * 20 + [1] * (10 if r in af_records else 0), np.int64) for r in names]
+    return mitdb.BeatDataset(
+        x=np.zeros((sum(len(y) for y in ys), 1, 1), np.float32),
+        y=np.concatenate(ys),
+        record=np.concatenate([np.full(len(y), r) for r, y in zip(names, ys, strict=True)]),
+        class_names=("N", "AF"),
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_validation_holds_out_whole_training_records_and_keeps_most_af_patients(seed: int) -> None:
+    # prepare: three AF patients among ten, as the AF pipelines' training side
+    notes: list[str] = []
+    data = _af_like(["101", "104", "107"])
+
+    # execute
+    train, validation = hold_out_validation(data, "inter-patient", seed, notes)
+
+    # assert: patient-disjoint, one AF patient in validation, two in training, about a fifth of the records
+    assert not set(train.records()) & set(validation.records())
+    assert len(train) + len(validation) == len(data)
+    assert len(validation.records()) == 2
+    assert len(set(validation.records()) & {"101", "104", "107"}) == 1
+    assert train.class_counts()[1] == 20
+    assert notes == [
+        f"validation records (from the training side, patient-disjoint): {', '.join(validation.records())}"
+    ]
+
+
+def test_validation_never_takes_the_record_holding_most_of_a_class() -> None:
+    # prepare: 103 holds two thirds of the AF windows
+    data = _af_like(["103", "105"])
+    data = data.subset(np.flatnonzero((data.record != "105") | (data.y == 0) | (np.arange(len(data)) % 2 == 0)))
+
+    # execute
+    _, validation = hold_out_validation(data, "inter-patient", 0, [])
+
+    # assert
+    assert "103" not in validation.records()
+
+
+def test_validation_falls_back_to_examples_when_no_record_can_go() -> None:
+    # prepare: one training record
+    notes: list[str] = []
+    data = _load(["101"])
+
+    # execute
+    train, validation = hold_out_validation(data, "inter-patient", 0, notes)
+
+    # assert: a stratified fifth of its examples, said so
+    assert (train.class_counts().tolist(), validation.class_counts().tolist()) == ([4, 4], [1, 1])
+    assert notes == [
+        "validation: 20% of the training examples (records 101: none can be held out without losing a class from training)"
+    ]
+
+
+def test_random_split_validation_is_a_stratified_share_of_examples() -> None:
+    # prepare
+    notes: list[str] = []
+
+    # execute
+    train, validation = hold_out_validation(_load(["100", "101"]), "random", 0, notes)
+
+    # assert: the random split leaks patients on its test side already, so validation does the same, silently
+    assert (train.class_counts().tolist(), validation.class_counts().tolist()) == ([8, 8], [2, 2])
+    assert notes == []

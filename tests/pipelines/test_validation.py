@@ -20,7 +20,7 @@ def test_validation_patients_are_neither_training_nor_test_patients(mitdb_dir: P
     train, test, split = load_split(config, notes)
 
     # execute
-    rest, held = validation.hold_out_validation(train, split, seed=0, notes=notes)
+    rest, held = validation.hold_out_beat_validation(train, split, seed=0, notes=notes)
 
     # assert
     assert split == "inter-patient" and held is not None
@@ -32,32 +32,31 @@ def test_validation_patients_are_neither_training_nor_test_patients(mitdb_dir: P
     assert any("validation by patient: records 118, 124" in note for note in notes)
 
 
-def test_without_the_fixed_records_a_share_of_training_patients_is_held_out(mitdb_dir: Path) -> None:
+def test_without_the_fixed_records_whole_training_patients_are_held_out(mitdb_dir: Path) -> None:
     # prepare: five DS1 records, none of them in VALIDATION_RECORDS
     train = mitdb.load_beats(mitdb_dir, ["101", "106", "108", "109", "112"])
 
     # execute
-    rest, held = validation.hold_out_validation(train, "inter-patient", seed=3, notes=[])
-    _, again = validation.hold_out_validation(train, "inter-patient", seed=3, notes=[])
+    rest, held = validation.hold_out_beat_validation(train, "inter-patient", seed=3, notes=[])
+    _, again = validation.hold_out_beat_validation(train, "inter-patient", seed=3, notes=[])
 
-    # assert: one record (20% of 5), the same for the same seed, patient-disjoint
-    assert held is not None and again is not None
-    assert len(held.records()) == 1 and held.records() == again.records()
+    # assert: whole records (the shared rule, harness.hold_out_validation), the same for the same seed
+    assert held.records() and held.records() == again.records()
     assert not set(held.records()) & set(rest.records())
     assert sorted(held.records() + rest.records()) == ["101", "106", "108", "109", "112"]
 
 
-def test_a_single_training_record_gives_no_validation_set(mitdb_dir: Path) -> None:
+def test_a_single_training_record_holds_out_a_share_of_its_beats_and_says_so(mitdb_dir: Path) -> None:
     # prepare
     train = mitdb.load_beats(mitdb_dir, ["119"])
     notes: list[str] = []
 
     # execute
-    rest, held = validation.hold_out_validation(train, "inter-patient", seed=0, notes=notes)
+    rest, held = validation.hold_out_beat_validation(train, "inter-patient", seed=0, notes=notes)
 
-    # assert
-    assert held is None and len(rest) == len(train)
-    assert "no validation set" in notes[0]
+    # assert: no patient can be held out, so a stratified share of the beats is, and the notes say it
+    assert len(rest) + len(held) == len(train) and 0 < len(held) < len(train)
+    assert "none can be held out" in notes[0]
 
 
 def test_selection_score_is_the_mean_ec57_se_and_ppv_of_n_sveb_veb() -> None:
