@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.pipelines_accuracy import DEFAULT_MITDB, mean_sd, read_rows
+from benchmarks.pipelines_accuracy import DEFAULT_MITDB, mean_sd, per_class, read_rows
 from edgelab.metrics import accuracy_report
 from pipelines import mitdb
 from pipelines.base import SPLITS, TrainConfig
@@ -145,18 +145,6 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
     return rows
 
 
-def _per_class(evaluations: list[dict[str, Any]]) -> str:
-    """ "name Se m±sd / +P m±sd" per class present in the test set."""
-    parts = []
-    for i, c in enumerate(evaluations[0]["classes"]):
-        present = [e["classes"][i] for e in evaluations if e["classes"][i]["support"] > 0]
-        if present:
-            se = mean_sd([p["recall"] for p in present], 2)
-            ppv = mean_sd([p["precision"] for p in present], 2)
-            parts.append(f"{c['name']} {se} / {ppv}")
-    return "; ".join(parts)
-
-
 def print_tables(rows: Sequence[dict[str, Any]]) -> None:
     """Per split: one Markdown row per artifact (mean ± sd over seeds, change against each seed's own
     FP32 baseline), then the multistage-vs-one-shot and size-target verdicts."""
@@ -190,7 +178,7 @@ def print_tables(rows: Sequence[dict[str, Any]]) -> None:
                 f"| {label} | {runs[0]['tflite']} | {runs[0]['size_bytes'] / 1024:.0f} | "
                 f"{np.mean([r['gzip_bytes'] for r in runs]) / 1024:.0f} | {np.mean([r['sparsity'] for r in runs]):.0%} | "
                 f"{mean_sd([e['accuracy'] for e in evaluations])} | {mean_sd(delta, 1)} pt | "
-                f"{mean_sd([e['macro_f1'] for e in evaluations])} | {_per_class(evaluations)} |"
+                f"{mean_sd([e['macro_f1'] for e in evaluations])} | {'; '.join(per_class(evaluations))} |"
             )
         one_shot = {r["seed"]: r["evaluation"] for r in by_label.get(ONE_SHOT, [])}
         multistage = {r["seed"]: r["evaluation"] for r in by_label.get(MULTISTAGE, [])}

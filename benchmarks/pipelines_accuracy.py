@@ -116,6 +116,18 @@ def parse_pipeline(spec: str, default_epochs: int) -> tuple[str, int]:
     return name, int(epochs) if epochs else default_epochs
 
 
+def per_class(evaluations: Sequence[dict[str, Any]]) -> list[str]:
+    """ "name Se m±sd / +P m±sd" per class, over the seeds whose test set holds that class."""
+    parts = []
+    for i, c in enumerate(evaluations[0]["classes"]):
+        present = [e["classes"][i] for e in evaluations if e["classes"][i]["support"] > 0]
+        if present:
+            se = mean_sd([p["recall"] for p in present], 2)
+            ppv = mean_sd([p["precision"] for p in present], 2)
+            parts.append(f"{c['name']} {se} / {ppv}")
+    return parts
+
+
 def mean_sd(values: Sequence[float], digits: int = 3) -> str:
     """ "m±sd" (sample sd) over the runs; "m" alone for one run; "-" for none."""
     if not values:
@@ -149,13 +161,6 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
     out: list[Summary] = []
     for (pipeline, split), runs in groups.items():
         evaluations = [r["evaluation"] for r in runs]
-        classes = []
-        for i, c in enumerate(evaluations[0]["classes"]):
-            present = [e["classes"][i] for e in evaluations if e["classes"][i]["support"] > 0]
-            if present:
-                se = mean_sd([p["recall"] for p in present], 2)
-                ppv = mean_sd([p["precision"] for p in present], 2)
-                classes.append(f"{c['name']} {se} / {ppv}")
         out.append(
             Summary(
                 pipeline=pipeline,
@@ -166,7 +171,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
                 test=int(runs[0]["test_beats"]),
                 accuracy=mean_sd([e["accuracy"] for e in evaluations]),
                 macro_f1=mean_sd([e["macro_f1"] for e in evaluations]),
-                classes=classes,
+                classes=per_class(evaluations),
             )
         )
     return out
