@@ -102,6 +102,26 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _cpu_percent(before: Any, after: Any, seconds: float) -> float:
+    return 100 * ((after.user - before.user) + (after.system - before.system)) / seconds
+
+
+class LoopLag:
+    """How late the simulated fleet's own event loop wakes up: a reply that arrived waits this long to be
+    timed, so the RPC latencies above include it (the fleet and the coordinator share the machine)."""
+
+    TICK_S = 0.01
+
+    def __init__(self) -> None:
+        self.lags_s: list[float] = [0.0]
+
+    async def probe(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(self.TICK_S)
+            self.lags_s.append(max(0.0, time.perf_counter() - start - self.TICK_S))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -254,16 +274,26 @@ async def run_fleet(
 
     drained = asyncio.Event()
     t0 = time.perf_counter()
+    cpu_before = coordinator.cpu_times(), psutil.Process().cpu_times()
     tasks = [asyncio.create_task(a.work(drained, len(job_ids), args)) for a in agents]
     tasks += [asyncio.create_task(a.heartbeats()) for a in agents]
+    lag = LoopLag()
+    tasks.append(asyncio.create_task(lag.probe()))
     try:
         try:
             await asyncio.wait_for(drained.wait(), args.deadline_s)
         except asyncio.TimeoutError:
             raise RuntimeError(f"{stats.jobs_done}/{len(job_ids)} jobs done after {args.deadline_s} s") from None
         jobs_done = stats.jobs_done
-        jobs_s = jobs_done / max(stats.last_report - t0, 1e-9)
+        busy_s = max(stats.last_report - t0, 1e-9)
+        jobs_s = jobs_done / busy_s
         rpc = _rpc_figures(stats)  # before the idle fleet's probes add their calls
+        load = {
+            "coordinator_cpu_percent": _cpu_percent(cpu_before[0], coordinator.cpu_times(), busy_s),
+            "fleet_cpu_percent": _cpu_percent(cpu_before[1], psutil.Process().cpu_times(), busy_s),
+            "loop_lag_p50_ms": 1e3 * _percentile(lag.lags_s, 0.50),
+            "loop_lag_p99_ms": 1e3 * _percentile(lag.lags_s, 0.99),
+        }
         idle = await _idle_fleet(args, agents, control, spec, stats, coordinator)
     finally:
         for task in tasks:
@@ -297,6 +327,7 @@ async def run_fleet(
         "jobs_per_s": jobs_s,
         "idle": idle,
         "rpc": rpc,
+        "load": load,
         "fanout": fanout,
     }
 
@@ -416,6 +447,12 @@ def _table(f: dict[str, Any]) -> str:
         f"{name:<28}{r['calls']:>8}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8}"
         for name, r in f["rpc"].items()
     ]
+    load = f["load"]
+    lines.append(
+        f"while jobs ran: coordinator CPU {load['coordinator_cpu_percent']:.0f}% and simulated fleet CPU"
+        f" {load['fleet_cpu_percent']:.0f}% of one core; the fleet's event loop woke late by p50"
+        f" {load['loop_lag_p50_ms']:.1f} ms, p99 {load['loop_lag_p99_ms']:.1f} ms (included in the latencies above)"
+    )
     idle = f["idle"]
     lines.append(
         f"idle fleet: coordinator CPU {idle['cpu_percent']:.1f}% of one core, {idle['rpc_per_s']:.0f} RPC/s answered;"

@@ -8,7 +8,8 @@
 
 Missing or wrong credentials and an unknown agent are UNAUTHENTICATED, a revoked agent PERMISSION_DENIED
 (gRPC's convention: "who are you" vs "you may not"). The check runs on the call's worker thread before the
-handler, and before a client stream's first message is read, so a refused call holds nothing. The verified
+handler and before the call's first message is read (coordinator.guards.StreamGuard serves unary requests
+as one-message streams for that), so a refused call holds nothing, even one that never sends its request. The verified
 agent id reaches the handler through `authenticated_agent_id()`, never from the request.
 """
 

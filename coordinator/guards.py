@@ -1,11 +1,19 @@
 """Server-wide guards in front of every servicer: what peers may hold open, and bytes that do not decode.
 
-A gRPC sync server runs each call on a worker thread for the call's whole life, and a client-streaming
-call's thread waits for the client's messages: a client that opens an upload and sends nothing holds a
-thread for as long as it likes. `StreamGuard` bounds how many client streams all peers together and
-each peer host may hold open (beyond that: UNAVAILABLE at once, "retry later"), and cancels a stream
-that sends nothing for `idle_s`. The server's pool is sized with these bounds on top, so the unary
-calls (register, heartbeat, lease, report) always find a free thread.
+A gRPC sync server runs each call on a worker thread for the call's whole life, and that thread waits
+for the client's messages: a unary call's single request as much as an upload's chunks. A client that
+sends a call's headers and then nothing holds a thread for as long as it likes. `StreamGuard`:
+
+- serves unary-request methods as client streams of one message, so a call is authenticated from its
+  metadata (coordinator.auth, an outer interceptor) before anything waits for its message, and the
+  wait is watched: an unauthenticated header-only call costs nothing;
+- cancels a call that waits more than `idle_s` for its next message (a request, an upload chunk);
+- bounds, per peer host, the calls waiting for their request at once, and the client streams
+  (uploads) of all peers together and of each peer host; beyond that, UNAVAILABLE at once ("busy").
+
+A well-behaved client's request arrives with its headers, so it never meets the bounds; a stalled one
+holds a thread for at most `idle_s`. The server's pool is sized with the upload bound on top, so the
+short calls (register, heartbeat, lease, report) always find a free thread.
 
 `DecodeGuard`: a request that protobuf cannot decode is INVALID_ARGUMENT, decided here instead of
 inside grpcio. grpcio's own path (INTERNAL "Exception deserializing request!") never frees the call
@@ -30,9 +38,10 @@ log = logging.getLogger("edgelab.coordinator")
 
 Continuation = Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler | None"]
 
-STREAM_IDLE_S = 15.0  # a client stream that sends nothing for this long is cancelled
+STREAM_IDLE_S = 15.0  # a call that waits this long for its client's next message is cancelled
 MAX_STREAMS = 8  # client streams (uploads) open at once, all peers together
 MAX_STREAMS_PER_PEER = 2  # ... and from one peer host
+MAX_WAITING_PER_PEER = 64  # unary calls from one peer host still waiting for their request message
 
 
 def peer_host(peer: str) -> str:
@@ -47,14 +56,17 @@ class StreamGuard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is unty
         *,
         max_streams: int = MAX_STREAMS,
         max_per_peer: int = MAX_STREAMS_PER_PEER,
+        max_waiting_per_peer: int = MAX_WAITING_PER_PEER,
         idle_s: float = STREAM_IDLE_S,
     ) -> None:
         self.max_streams = max_streams
         self.max_per_peer = max_per_peer
+        self.max_waiting_per_peer = max_waiting_per_peer
         self.idle_s = idle_s
         self._lock = threading.Lock()
-        self._open: Counter[str] = Counter()
-        self._last_message: dict[grpc.ServicerContext, float] = {}
+        self._open: Counter[str] = Counter()  # client streams per peer host
+        self._waiting: Counter[str] = Counter()  # unary calls waiting for their request, per peer host
+        self._last_message: dict[grpc.ServicerContext, float] = {}  # every call waiting on its client
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, daemon=True, name="stream-watchdog")
         self._watchdog.start()
@@ -67,11 +79,27 @@ class StreamGuard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is unty
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
-        if handler is None or not handler.request_streaming or handler.stream_unary is None:
+        if handler is None:
+            return None
+        options = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            unary_unary = handler.unary_unary
+            return grpc.stream_unary_rpc_method_handler(
+                lambda requests, context: unary_unary(self._request(requests, context), context), **options
+            )
+        if handler.unary_stream is not None:
+            unary_stream = handler.unary_stream
+            return grpc.stream_stream_rpc_method_handler(
+                lambda requests, context: unary_stream(self._request(requests, context), context), **options
+            )
+        if handler.stream_unary is None:
             return handler  # no stream-stream method exists; add its branch with the first one
-        behaviour = handler.stream_unary
+        stream_unary = handler.stream_unary
 
-        def guarded(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        def upload(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
             host = peer_host(context.peer())
             with self._lock:
                 refused = sum(self._open.values()) >= self.max_streams or self._open[host] >= self.max_per_peer
@@ -84,17 +112,36 @@ class StreamGuard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is unty
                     f"busy: {self.max_streams} uploads in progress (at most {self.max_per_peer} per peer); retry later",
                 )
             try:
-                return behaviour(self._touching(requests, context), context)
+                return stream_unary(self._touching(requests, context), context)
             finally:
                 with self._lock:
-                    self._open[host] -= 1
-                    if not self._open[host]:
-                        del self._open[host]
+                    _release(self._open, host)
                     del self._last_message[context]
 
-        return grpc.stream_unary_rpc_method_handler(
-            guarded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-        )
+        return grpc.stream_unary_rpc_method_handler(upload, **options)
+
+    def _request(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        """The one request message of a unary call, waited for under the watchdog."""
+        host = peer_host(context.peer())
+        with self._lock:
+            refused = self._waiting[host] >= self.max_waiting_per_peer
+            if not refused:
+                self._waiting[host] += 1
+                self._last_message[context] = time.monotonic()
+        if refused:
+            context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"busy: {self.max_waiting_per_peer} calls from this host are waiting for their request; retry later",
+            )
+        try:
+            request = next(requests, None)
+        finally:
+            with self._lock:
+                _release(self._waiting, host)
+                del self._last_message[context]
+        if request is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message")
+        return request
 
     def _touching(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         for message in requests:
@@ -103,19 +150,30 @@ class StreamGuard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is unty
             yield message
 
     def _watch(self) -> None:
-        """Cancel streams idle for `idle_s`: their thread, blocked waiting for a message, gets an error at once."""
+        """Cancel calls idle for `idle_s`: their thread, blocked waiting for a message, gets an error at once."""
         while not self._stop.wait(min(self.idle_s / 4, 1.0)):
             cutoff = time.monotonic() - self.idle_s
             with self._lock:
                 idle = [context for context, last in self._last_message.items() if last < cutoff]
             for context in idle:
-                log.warning("cancelling an upload from %s: nothing received for %.0f s", context.peer(), self.idle_s)
+                log.warning("cancelling a call from %s: no message received for %.0f s", context.peer(), self.idle_s)
                 context.cancel()
 
     @property
     def open_streams(self) -> int:
         with self._lock:
             return sum(self._open.values())
+
+    @property
+    def waiting_calls(self) -> int:
+        with self._lock:
+            return sum(self._waiting.values())
+
+
+def _release(counts: Counter[str], host: str) -> None:
+    counts[host] -= 1
+    if not counts[host]:
+        del counts[host]
 
 
 class CallSlots(grpc.ServerInterceptor):  # type: ignore[misc]

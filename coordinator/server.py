@@ -102,11 +102,11 @@ def start_coordinator(
     """`busy_timeout_s`: how long a store transaction waits for SQLite's write lock (None: the store's default).
 
     Every call is authenticated from its metadata by `coordinator.auth.Authenticator` before its handler runs
-    (and before a slot or an upload bound is taken); a non-loopback `settings.host` needs both tokens
+    (and before its request is read, or a slot or an upload bound is taken); a non-loopback `settings.host` needs both tokens
     (`check_exposure`). At most `max_workers` unary calls run at once (CallSlots); the pool holds a thread
     more for each call that may wait (long-polls, uploads), so waiting calls can never take the threads the
-    short ones need. `stream_guard`: the upload bounds (default: guards.MAX_STREAMS, MAX_STREAMS_PER_PEER,
-    STREAM_IDLE_S)."""
+    short ones need. `stream_guard`: the bounds on calls waiting for their client (default: guards.MAX_STREAMS,
+    MAX_STREAMS_PER_PEER, MAX_WAITING_PER_PEER, STREAM_IDLE_S)."""
     check_exposure(settings)
     bell = JobBell(max_waiters=max_long_polls)
     store = Store(

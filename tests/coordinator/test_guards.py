@@ -20,6 +20,7 @@ from coordinator.guards import StreamGuard, peer_host
 from coordinator.server import Coordinator, start_coordinator
 from edgelab.config import Settings
 from edgelab.domain import BenchmarkResult, JobSpec
+from edgelab.rpc import FLEET_TOKEN_KEY
 from edgelab.v1 import agent_pb2, control_pb2
 from tests.factories import CAPS, LATENCY
 
@@ -27,6 +28,9 @@ pytestmark = pytest.mark.integration
 
 UPLOAD = "/edgelab.v1.ControlService/UploadArtifact"
 REGISTER = "/edgelab.v1.AgentService/Register"
+HEARTBEAT = "/edgelab.v1.AgentService/Heartbeat"
+FETCH = "/edgelab.v1.AgentService/FetchArtifact"
+FLEET_TOKEN = "fleet-secret"
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
 
 
@@ -99,6 +103,97 @@ def test_the_coordinator_answers_while_stalled_uploads_idle_connections_and_a_fl
     assert codes.count(grpc.StatusCode.UNAVAILABLE) == 60 and codes.count(grpc.StatusCode.CANCELLED) == 4
     assert guarded.stream_guard is not None and guarded.stream_guard.open_streams == 0
     assert registered == 300
+
+
+def _headers_only(channel: grpc.Channel, method: str, never: threading.Event, **kwargs: object) -> grpc.Future:
+    """A unary-request call that sends its headers and then nothing: a stream that never yields."""
+
+    def silent() -> Iterator[bytes]:
+        never.wait()
+        yield b""
+
+    if method == FETCH:  # a server stream: its response iterator is also its future
+        return channel.stream_stream(method)(silent(), timeout=60, **kwargs)
+    return channel.stream_unary(method).future(silent(), timeout=60, **kwargs)
+
+
+def _cycle(coordinator: Coordinator, control: ControlClient, spec: JobSpec) -> str:
+    """Health check, then register -> lease -> report on a fresh connection; the job's final state."""
+    with _channel(coordinator.address) as probe:
+        check = health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert check.status == health_pb2.HealthCheckResponse.SERVING
+    agent = AgentClient(coordinator.address, timeout_s=5)
+    agent.register("pi", CAPS, FLEET_TOKEN)
+    assert agent.registration is not None
+    [job_id] = control.submit(spec, [agent.registration.agent_id])
+    lease = agent.lease()
+    assert lease is not None and lease.job_id == job_id
+    agent.report(lease.job_id, lease.attempt, BenchmarkResult(latency=[LATENCY]))
+    return control.get_job(job_id)[0].state.value
+
+
+def test_header_only_calls_without_credentials_are_refused_before_they_wait_for_their_request(
+    tmp_path: Path, onnx_model: Path, test_set: Path
+) -> None:
+    # A pool of 2 + 2 + 2 threads: grpcio reads a unary call's request before its handler (and so the
+    # authentication) runs, so before the fix six header-only calls held every thread and the health check
+    # behind them timed out.
+    settings = Settings(home=tmp_path / "coord", host="127.0.0.1", port=0, fleet_token=FLEET_TOKEN)
+    guard = StreamGuard(max_streams=2, max_per_peer=2, idle_s=60.0)
+    running = start_coordinator(settings, max_workers=2, max_long_polls=2, stream_guard=guard)
+    control = ControlClient(running.address)
+    spec = JobSpec(
+        "t", "onnxruntime", control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
+    )
+    never = threading.Event()
+    channels = [_channel(running.address) for _ in range(4)]
+    stalls = [_headers_only(ch, method, never) for ch in channels for method in (REGISTER, HEARTBEAT, FETCH) * 6]
+    try:
+        state = _cycle(running, control, spec)
+        codes = [_code(stall) for stall in stalls]
+    finally:
+        never.set()
+        for ch in channels:
+            ch.close()
+        running.stop(grace=None)
+
+    assert state == "succeeded"
+    assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 72
+
+
+def test_header_only_calls_with_credentials_are_bounded_per_peer_and_cancelled_when_idle(
+    tmp_path: Path, onnx_model: Path, test_set: Path
+) -> None:
+    settings = Settings(home=tmp_path / "coord", host="127.0.0.1", port=0, fleet_token=FLEET_TOKEN)
+    guard = StreamGuard(max_waiting_per_peer=8, idle_s=1.0)
+    running = start_coordinator(settings, stream_guard=guard)
+    control = ControlClient(running.address)
+    spec = JobSpec(
+        "t", "onnxruntime", control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
+    )
+    never = threading.Event()
+    channels = [_channel(running.address) for _ in range(8)]
+    token = {"metadata": ((FLEET_TOKEN_KEY, FLEET_TOKEN),)}
+    stalls = [_headers_only(ch, REGISTER, never, **token) for ch in channels for _ in range(8)]
+    try:
+        codes = [_code(stall) for stall in stalls]  # none of them may hang
+        state = _cycle(running, control, spec)
+    finally:
+        never.set()
+        for ch in channels:
+            ch.close()
+        running.stop(grace=None)
+
+    # 8 admitted to wait for their request and cancelled after 1 s idle, the other 56 refused at once.
+    assert codes.count(grpc.StatusCode.UNAVAILABLE) == 56 and codes.count(grpc.StatusCode.CANCELLED) == 8
+    assert guard.waiting_calls == 0
+    assert state == "succeeded"
+
+
+def _code(call: grpc.Future) -> grpc.StatusCode:
+    error = call.exception(timeout=30)  # server streams' iterators are futures too
+    assert isinstance(error, grpc.Call), f"{call} did not fail"
+    return error.code()
 
 
 def test_undecodable_requests_are_invalid_argument_and_leave_nothing_behind(coordinator: Coordinator) -> None:
