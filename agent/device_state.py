@@ -1,4 +1,4 @@
-"""The device's state around a run (DESIGN.md section 3): power mode, clocks, governor, temperatures, throttling.
+"""The device's state around a run, recorded beside every result: power mode, clocks, governor, temperatures, throttling.
 
 Everything is read from sysfs under `root` and from commands through `run`, both injectable,
 so a test can build a Jetson, a Raspberry Pi or an x86 box in a temporary directory. What

@@ -1,4 +1,4 @@
-"""The measurement loop (DESIGN.md section 3), in the shape trtexec and benchmark_model use.
+"""The measurement loop, in the shape trtexec and benchmark_model use.
 
 First inference is its own figure; warm-up runs until both its iteration count and its
 duration are met and is discarded; the timed phase runs until at least `min_iterations`
@@ -48,7 +48,7 @@ def measure_latency(
     compute_scope: str = "",
     timed_window: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> TimedRun:
-    """Time `run_once` as DESIGN.md section 3 asks.
+    """Time `run_once`: first inference, warm-up, then the timed phase (module docstring).
 
     `device_ms`, when given, is read after each timed call (the engine's own device timer, e.g.
     CUDA events) to report compute-only latency beside end-to-end. `timed_window` wraps exactly

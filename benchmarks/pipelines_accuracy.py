@@ -98,7 +98,7 @@ PUBLISHED: dict[str, Published] = {
     "mitdb-af-squeezenet": Published(
         "N 89.5% / AF 89.2%",
         "per-class recall (Se), CWT scalograms + SqueezeNet",
-        "as cited in DESIGN.md §4 (PhysioNet 2017 per the issue); dataset not verified",
+        "the source paper as cited in the lab design notes (not in this repo), PhysioNet 2017 per issue 3; dataset not verified",
         "split not stated in the citation",
     ),
     "rhythm-efficientnetv2-1d": HEARTKIT,

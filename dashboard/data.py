@@ -19,7 +19,7 @@ from coordinator.store import StoredResult
 from edgelab.constants import BACKEND_FORMATS
 from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, BenchmarkResult, Job, Precision, TrainingRun
 
-# Backends the lab knows (DESIGN.md); agents may report more, which the pages add.
+# Backends the agent ships (agent/backends); agents may report more, which the pages add.
 KNOWN_BACKENDS = ("onnxruntime", "tflite", "tensorflow", "tensorrt")
 BASELINE_BACKEND = "tensorflow"
 BASELINE_PRECISION = Precision.FP32.value

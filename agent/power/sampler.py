@@ -1,4 +1,4 @@
-"""Power over exactly the timed window, integrated by us, net of an idle baseline (DESIGN.md section 3).
+"""Power over exactly the timed window, integrated by us, net of an idle baseline.
 
 Definitions (what a PowerReport's figures mean):
 - `idle_w`: mean power over `measure_idle(duration_s)`, run just before the timed window, once
