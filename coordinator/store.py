@@ -908,12 +908,12 @@ class Store:
         """Reports that arrived after the coordinator closed the job, by attempt."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM late_results WHERE job_id=? ORDER BY attempt", (job_id,)).fetchall()
-        return [
-            LateResult(
-                r["attempt"], r["agent_id"], r["created_at"], from_jsonable(json.loads(r["result"]), BenchmarkResult)
-            )
-            for r in rows
-        ]
+        return [self._late_from_row(r) for r in rows]
+
+    @staticmethod
+    def _late_from_row(row: sqlite3.Row) -> LateResult:
+        result = from_jsonable(json.loads(row["result"]), BenchmarkResult)
+        return LateResult(row["attempt"], row["agent_id"], row["created_at"], result)
 
     # Dashboard read model: whole-table reads in one query each (no per-job round trips).
 
@@ -943,6 +943,15 @@ class Store:
             )
             for row in rows
         ]
+
+    def list_late_results(self) -> dict[str, list[LateResult]]:
+        """Every late result (a report that reached a job the coordinator had already closed), by job id."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM late_results ORDER BY job_id, attempt").fetchall()
+        late: dict[str, list[LateResult]] = {}
+        for row in rows:
+            late.setdefault(row["job_id"], []).append(self._late_from_row(row))
+        return late
 
     def list_artifacts(self) -> list[tuple[ArtifactRef, dict[str, str]]]:
         """Every stored artifact with its metadata (pipeline, split, ...), newest first."""

@@ -17,7 +17,16 @@ import pandas as pd
 
 from coordinator.store import StoredResult
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import AccuracyReport, AgentInfo, ArtifactRef, BenchmarkResult, Job, Precision, TrainingRun
+from edgelab.domain import (
+    AccuracyReport,
+    AgentInfo,
+    ArtifactRef,
+    BenchmarkResult,
+    Job,
+    LateResult,
+    Precision,
+    TrainingRun,
+)
 
 # Backends the agent ships (agent/backends); agents may report more, which the pages add.
 KNOWN_BACKENDS = ("onnxruntime", "tflite", "tensorflow", "tensorrt")
@@ -429,6 +438,22 @@ def display_results(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def late_result_line(name: str, late: LateResult) -> str:
+    """One line on a report that reached a job after the coordinator had closed it (e.g. as a timeout)."""
+    result = late.result
+    if result.failure is not None:
+        what = f"failed ({result.failure.kind.value}: {result.failure.message})"
+    else:
+        figures = [f"p50 {s.p50_ms:.3f} ms at batch {s.batch_size}" for s in result.latency[:1]]
+        if result.accuracy is not None:
+            figures.append(f"accuracy {result.accuracy.accuracy:.2%}")
+        what = "succeeded" + (f": {', '.join(figures)}" if figures else "")
+    return (
+        f"{name}: agent {late.agent_id}'s report of attempt {late.attempt} arrived after the job was closed and "
+        f"is kept as a late result ({what}), beside the verdict above, not as the run's result"
+    )
 
 
 def uses_mitdb(pipelines: Iterable[str]) -> bool:

@@ -22,6 +22,7 @@ from dashboard.data import (
     classes_frame,
     comparison_frame,
     display_results,
+    late_result_line,
     leaderboard,
     manifest_diff,
     noise_warnings,
@@ -351,10 +352,13 @@ def main() -> None:
 
     _summary(filtered, quality, label)
     st.dataframe(display_results(filtered), hide_index=True)
+    late = store.list_late_results()
     for _, failed in filtered[filtered["status"] == "failed"].drop_duplicates("job_id").iterrows():
         st.error(
             f"{failed['name']} on {failed['agent']} failed ({failed['failure_kind']}): {failed['failure_message']}"
         )
+        for result in late.get(failed["job_id"], []):
+            st.warning(late_result_line(failed["name"], result))
     _noise(filtered)
     _export(filtered)
     _leaderboard(filtered, quality, label)

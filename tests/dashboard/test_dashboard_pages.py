@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from coordinator.client import ControlClient
 from coordinator.server import Coordinator
+from coordinator.store import Store
 from dashboard.config import COORDINATOR_ENV
+from edgelab.config import Settings
+from edgelab.constants import MAX_ATTEMPTS
 from edgelab.domain import (
+    ArtifactRef,
     BenchmarkResult,
     DeviceCapabilities,
     Failure,
@@ -22,6 +27,7 @@ from edgelab.domain import (
     Precision,
     RuntimeInfo,
 )
+from edgelab.errors import LeaseLost
 from tests.dashboard.conftest import Seeded, latency, plotly_values, rows
 from tests.factories import write_linear_onnx, write_test_set
 
@@ -489,3 +495,34 @@ def test_latency_distribution_draws_a_box_per_run_from_percentiles(seeded: Seede
     # The colour key of the other plots.
     bars = {t["name"]: t for t in _chart(at, "Latency per run")["data"]}
     assert all(boxes[name]["marker"]["color"] == bars[name]["marker"]["color"] for name in boxes)
+
+
+def test_results_page_shows_a_late_result_beside_the_timeout(seeded: Seeded) -> None:
+    # The agent never renews: each lease expires (the store's clock moves past it) until the coordinator
+    # closes the job as a timeout; then the agent's finished report arrives and is kept as a late result.
+    clock = [time.time()]
+    store = Store(Settings(home=seeded.home).db_path, lease_duration_s=10.0, clock=lambda: clock[0])
+    agent_id = seeded.agents["rpi4-lab"]
+    model, testset = ArtifactRef("a" * 64, 123_456, "onnx", "m.onnx"), ArtifactRef("b" * 64, 99_000, "npz", "t.npz")
+    spec = JobSpec("ort-late-pi", "onnxruntime", model, testset)  # the seeded artifacts
+    job_id = store.submit_job(spec, agent_id)
+    for _ in range(MAX_ATTEMPTS):
+        assert store.lease_job(agent_id, ["onnxruntime"]) is not None
+        clock[0] += 11.0
+    store.expire_leases()
+    finished = BenchmarkResult(load_s=0.5, latency=[latency(1, 2.5)])
+    with pytest.raises(LeaseLost, match="kept as a late result"):
+        store.report_result(agent_id, job_id, MAX_ATTEMPTS, finished)
+    store.close()
+    at = _app()
+
+    at.run()
+
+    assert not at.exception
+    (failed,) = rows(at.dataframe[0].value, name="ort-late-pi")
+    assert failed["status"].startswith("failed (timeout)")  # the verdict stays the run's result
+    assert any(
+        f"ort-late-pi: agent {agent_id}'s report of attempt {MAX_ATTEMPTS} arrived after the job was closed" in w.value
+        and "succeeded: p50 2.500 ms at batch 1" in w.value
+        for w in at.warning
+    )
