@@ -95,6 +95,11 @@ class Fleet:
         lease renewals warn with the same error while a job still runs, long before the agent reports."""
         return RETRY_BACKOFF in self.log(name)[since:]
 
+    def has_fetched(self, name: str, *refs: ArtifactRef) -> bool:
+        """Whether agent `name` holds these artifacts in its cache (`<home>/agent/cache/artifacts/<sha256>`)."""
+        cache = self.tmp_path / name / "agent" / "cache" / "artifacts"
+        return all((cache / ref.sha256).is_file() for ref in refs)
+
     def logs(self) -> str:
         return "".join(f"\n===== {name} =====\n{self.log(name)}" for name in self.processes)
 
@@ -191,6 +196,9 @@ def test_agent_cut_off_mid_job_loses_its_lease_then_reconnects_and_works_again(
     (job_id,) = fleet.control.call("submit", _spec(model, dataset, timed_s=4.0), any_agent=True)
     fleet.wait(lambda: fleet.job(job_id)[0].state is JobState.LEASED, JOB_TIMEOUT_S, "the job to be leased")
     victim = fleet.job(job_id)[0].agent_name
+    # Cut once its artifacts are in: a cut during the download retries the download (the same backing-off line as the
+    # report), and the lease-lost answer on reconnection then cancels the run, with nothing left to report.
+    fleet.wait(lambda: fleet.has_fetched(victim, model, dataset), JOB_TIMEOUT_S, f"{victim} to fetch the artifacts")
 
     before_cut = len(fleet.log(victim))
     fleet.net.cut(victim)

@@ -296,6 +296,43 @@ def test_the_engine_times_itself_and_is_not_timed_by_the_harness(fake: FakeTrtex
         engine.infer(x[:1])
 
 
+def test_the_cache_key_holds_everything_that_changes_the_engine(fake: FakeTrtexec, tmp_path: Path) -> None:
+    """Issue 13 item 2 for trtexec: another workspace, batch profile, precision or calibration set is another
+    engine (a miss, a build of its own), the same request again is a hit on the same key."""
+    pytest.importorskip("onnx")
+    model = write_linear_onnx(tmp_path / "m.onnx", length=LENGTH, classes=CLASSES)
+    calibration = np.random.default_rng(3).normal(size=(32, LENGTH, 1)).astype(np.float32)
+
+    def load(precision: Precision = Precision.FP32, **changes: object) -> dict[str, str]:
+        fields: dict[str, object] = {
+            "precision": precision,
+            "batch_sizes": [1, 8],
+            "calibration": calibration,
+            "cache_dir": tmp_path / "cache",
+            "model_sha256": "m",
+        }
+        engine = TrtexecBackend().load(model, BuildRequest(**{**fields, **changes}))  # type: ignore[arg-type]
+        engine.close()
+        return engine.details
+
+    base = load()
+    variants = [
+        load(options={"workspace_mb": "512"}),
+        load(batch_sizes=[1, 16]),
+        load(Precision.FP16),
+        load(Precision.INT8),
+        load(Precision.INT8, calibration=calibration * 10),  # other activation ranges: other scales
+    ]
+    again = load()
+
+    parts = json.loads(base["engine_cache_key_parts"])
+    assert parts["workspace_mb"] == 1024 and parts["batch_profile"] == [1, 8, 256] and parts["precision"] == "fp32"
+    keys = [details["engine_cache_key"] for details in (base, *variants)]
+    assert len(set(keys)) == len(keys) and [d["engine_cache"] for d in variants] == ["miss"] * len(variants)
+    assert (again["engine_cache"], again["engine_cache_key"]) == ("hit", keys[0])
+    assert len(fake.builds()) == 1 + len(variants)  # the hit built nothing
+
+
 # --- INT8 ----------------------------------------------------------------------------------
 
 
