@@ -32,3 +32,19 @@ def test_fleet_scale_runs_small() -> None:
     assert figures["bad_requests"]["codes"] == ["INVALID_ARGUMENT"]
     assert figures["fanout"]["agents"] == 3 and figures["fanout"]["aggregate_mb_s"] > 0
     assert figures["coordinator_rss_mb"]["peak"] > 0
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm")
+def test_fleet_scale_sync_cost_runs_the_fleet_on_disk_and_on_tmpfs() -> None:
+    args = ["--agents", "5", "--jobs-per-agent", "2", "--job-s", "0", "--ramp-s", "0.2", "--idle-s", "0.2"]
+    args += ["--probe-jobs", "1", "--fanout-agents", "0", "--sync-cost", "/dev/shm", "--deadline-s", "60"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=180, env=env)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("store on disk vs on tmpfs (/dev/shm")
+    jobs = next(line.split() for line in lines if line.startswith("jobs/s"))
+    assert len(jobs) == 4 and all(float(v) > 0 for v in jobs[1:])
+    assert any(line.startswith("ReportResult p99 ms") for line in lines)
