@@ -31,7 +31,12 @@ RR_LOCAL_BEATS = 10
 """The local rhythm: mean of the last 10 RR intervals (de Chazal 2004 averages about 10 beats)."""
 RR_AVERAGE_S = 300.0
 """The patient's own rhythm: mean RR over the trailing 5 minutes (de Chazal 2004: a 5-minute window, centred)."""
-RR_FEATURES: tuple[str, ...] = ("pre", "post", "local", "average", "pre/average", "post/average", "local/average")
+RR_FEATURES: tuple[str, ...] = (
+    *("pre", "post", "local", "average"),
+    *("pre/average", "post/average", "local/average", "post/pre", "pre/local"),
+)
+RR_SECONDS = 4
+"""The first RR_SECONDS features are in seconds, the rest ratios (see rr_inputs)."""
 RR_SECONDS_CENTRE = 0.8
 """Scaling of RR features into model inputs: (seconds - 0.8) / 0.25 and (ratio - 1) / 0.25, clipped to
 +-RR_INPUT_CLIP. DS1's RR intervals have median 0.74 s and 1st-99th percentiles 0.37-1.34 s, and its
@@ -147,13 +152,15 @@ def beat_images(
 
 
 def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArray[np.float64]:
-    """RR-interval features per beat, computed as a streaming device could: (n_beats,) -> (n_beats, 7).
+    """RR-interval features per beat, computed as a streaming device could: (n_beats,) -> (n_beats, 9).
 
     Columns (RR_FEATURES), in seconds then as ratios: pre-RR (from the previous beat), post-RR (to
     the next beat: one beat of delay), local mean of the last RR_LOCAL_BEATS pre-RR intervals, the
     patient's average pre-RR over the trailing RR_AVERAGE_S, then pre, post and local divided by
     that average, which is what makes a premature beat look premature across patients with
-    different heart rates. Beat i uses beats 0..i+1 only. The first beat has no previous one
+    different heart rates, then post/pre (the compensatory pause after a premature beat) and
+    pre/local (premature against the last few beats, when the rhythm drifts faster than the
+    5-minute average follows). Beat i uses beats 0..i+1 only. The first beat has no previous one
     (its pre-RR is its post-RR), the last none after it (its post-RR is its pre-RR); with fewer
     than two beats every interval is taken as RR_SECONDS_CENTRE.
     """
@@ -162,8 +169,8 @@ def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArra
     if n and np.any(np.diff(t) <= 0):
         raise ValueError("r_peaks must be strictly increasing sample indices")
     if n < 2:
-        rr = np.full(n, RR_SECONDS_CENTRE)
-        return np.stack([rr, rr, rr, rr, rr / rr, rr / rr, rr / rr], axis=1) if n else np.zeros((0, 7))
+        seconds = np.full((n, RR_SECONDS), RR_SECONDS_CENTRE)
+        return np.concatenate([seconds, np.ones((n, len(RR_FEATURES) - RR_SECONDS))], axis=1)
     gaps = np.diff(t)
     pre = np.concatenate([gaps[:1], gaps])
     post = np.concatenate([gaps, gaps[-1:]])
@@ -173,18 +180,50 @@ def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArra
     local = (total[i + 1] - total[local_start]) / (i + 1 - local_start)
     average_start = np.searchsorted(t, t - RR_AVERAGE_S, side="right")  # beats within the trailing window
     average = (total[i + 1] - total[average_start]) / (i + 1 - average_start)
-    return np.stack([pre, post, local, average, pre / average, post / average, local / average], axis=1)
+    ratios = [pre / average, post / average, local / average, post / pre, pre / local]
+    return np.stack([pre, post, local, average, *ratios], axis=1)
 
 
 def rr_inputs(rr: NDArray[np.floating]) -> NDArray[np.float32]:
     """`rr_features` scaled into model inputs (see RR_SECONDS_CENTRE): a fixed affine map, no fitted statistics."""
     rr = np.asarray(rr, dtype=np.float64)
-    seconds = (rr[:, :4] - RR_SECONDS_CENTRE) / RR_SCALE
-    ratios = (rr[:, 4:] - 1.0) / RR_SCALE
+    seconds = (rr[:, :RR_SECONDS] - RR_SECONDS_CENTRE) / RR_SCALE
+    ratios = (rr[:, RR_SECONDS:] - 1.0) / RR_SCALE
     scaled: NDArray[np.float32] = np.clip(
         np.concatenate([seconds, ratios], axis=1), -RR_INPUT_CLIP, RR_INPUT_CLIP
     ).astype(np.float32)
     return scaled
+
+
+TEMPLATE_BEATS = 16
+"""The patient's own beat: the sample-wise median of the windows of the last 16 beats. A median, so
+ectopic beats among them (up to half: bigeminy) barely move it. Chosen on the validation patients
+(the beat model, pipelines.beats_1d): 8, 16 and 32 beats scored 0.803, 0.812 and 0.805."""
+
+
+def template_differences(windows: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Each beat window minus the patient's template, as a streaming device could: (n, length) -> (n, length).
+
+    The template of beat i is the sample-wise median of the windows of the TEMPLATE_BEATS beats
+    before it (fewer at the start of a record; beat i itself is never in it, so the first beat's
+    difference is 0). Windows must be one record's beats in order. Beat classes differ between
+    patients less in absolute shape than in how a beat departs from the patient's usual beat,
+    which is what this shows a model trained on other patients.
+    """
+    w = np.asarray(windows, dtype=np.float32)
+    if w.ndim != 2:
+        raise ValueError(f"windows must be (n, length), got {w.shape}")
+    template = np.empty_like(w)
+    if len(w):
+        template[0] = w[0]
+    for i in range(1, min(TEMPLATE_BEATS, len(w))):
+        template[i] = np.median(w[:i], axis=0)
+    for start in range(TEMPLATE_BEATS, len(w), 1024):  # bounded memory: 1024 x length x K values at a time
+        stop = min(start + 1024, len(w))
+        past = np.lib.stride_tricks.sliding_window_view(w[start - TEMPLATE_BEATS : stop - 1], TEMPLATE_BEATS, axis=0)
+        template[start:stop] = np.median(past, axis=-1)  # past[j]: the K beats before beat start + j
+    differences: NDArray[np.float32] = w - template
+    return differences
 
 
 RHYTHM_FS = 100

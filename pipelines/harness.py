@@ -22,6 +22,7 @@ from pipelines import mitdb
 from pipelines._deps import require
 from pipelines.base import TrainConfig, TrainOutput
 from pipelines.export import export_savedmodel, savedmodel_to_onnx, verify_onnx
+from pipelines.models import add_logit_offsets
 from pipelines.training import balanced_class_weights, write_dataset_npz
 
 CLASS_WEIGHT_CAP = 20.0
@@ -300,6 +301,7 @@ def fit_and_export(
     fitted: Any = None,
     test_records: NDArray[np.str_] | None = None,
     select_on_validation: bool = False,
+    logit_offsets: Sequence[float] | None = None,
 ) -> TrainOutput:
     """Compile (Adam, optionally cosine-decayed, gradients optionally clipped per weight), fit (with
     capped balanced class weights unless the config turns them off), then SavedModel -> ONNX, verify
@@ -314,6 +316,8 @@ def fit_and_export(
     trained instead; `model` shares its weights and is what gets evaluated and exported, so no
     random op (which ONNX cannot express) reaches the artifact. `test_records` (the record of each
     test example) adds a confusion matrix per record, so figures without a record can be computed.
+    `logit_offsets` (one per class) are added to the trained classifier's logits
+    (`models.add_logit_offsets`) before anything is evaluated or exported, so every runtime sees them.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -331,6 +335,10 @@ def fit_and_export(
         fitted=fitted,
         select_on_validation=select_on_validation,
     )
+    if logit_offsets is not None:
+        add_logit_offsets(model, logit_offsets)
+        shown = ", ".join(f"{c} {o:+.1f}" for c, o in zip(class_names, logit_offsets, strict=True) if o)
+        notes.append(f"logit offsets added to the classifier's bias after training: {shown or 'none'}")
 
     y_pred = np.argmax(model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0), axis=1).astype(np.int64)
     evaluation = accuracy_report(test.y, y_pred, class_names)

@@ -125,6 +125,7 @@ def load_beats(
     after_s: float = 0.45,
     fs: int = MIT_BIH_FS,
     rr: bool = False,
+    template: bool = False,
     streaming: bool = False,
 ) -> BeatDataset:
     """Cut one window around every annotated beat of each record, labelled with its AAMI class.
@@ -134,13 +135,15 @@ def load_beats(
     patients and electrodes do not become features. Beats whose window runs off the signal are
     dropped. Windows are cut with one fancy-indexing gather per record, not a loop per beat.
 
-    `rr` appends the scaled RR features of each beat (features.rr_features over all annotated
-    beats of the record, then features.rr_inputs) after its window samples: x becomes
-    (n, window + 7, 1), one input tensor a model splits in-graph. `streaming` preprocesses as a
+    `template` appends each window's difference from the patient's template (the median of the
+    record's previous beats, features.template_differences) after it: (n, 2 * window, 1). `rr`
+    appends the scaled RR features of each beat (features.rr_features over all annotated beats of
+    the record, then features.rr_inputs) after that: (n, window [* 2] + len(RR_FEATURES), 1), one
+    input tensor a model splits in-graph. `streaming` preprocesses as a
     device reading the signal as it comes would (`streaming_normalise`) instead of with
     whole-record filtering and statistics.
     """
-    from pipelines.features import RR_FEATURES, rr_features, rr_inputs
+    from pipelines.features import RR_FEATURES, rr_features, rr_inputs, template_differences
 
     data_dir = Path(data_dir)
     before, after = round(before_s * fs), round(after_s * fs)
@@ -157,6 +160,8 @@ def load_beats(
         keep = (samples - before >= 0) & (samples + after <= len(signal))
         idx = samples[keep, None] + offsets[None, :]
         windows = signal[idx].astype(np.float32)
+        if template:
+            windows = np.concatenate([windows, template_differences(windows)], axis=1)
         if rr:
             windows = np.concatenate([windows, rr_inputs(rr_features(samples, fs))[keep]], axis=1)
         xs.append(windows[..., None])
@@ -164,7 +169,7 @@ def load_beats(
         names.append(np.full(int(keep.sum()), name))
     if not xs:
         return BeatDataset(
-            x=np.zeros((0, before + after + (len(RR_FEATURES) if rr else 0), 1), np.float32),
+            x=np.zeros((0, (before + after) * (2 if template else 1) + (len(RR_FEATURES) if rr else 0), 1), np.float32),
             y=np.zeros(0, np.int64),
             record=np.zeros(0, np.str_),
             fs=fs,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from pipelines._deps import require
 
@@ -15,6 +18,7 @@ def build_cnn_1d(
     num_classes: int,
     *,
     extra_features: int = 0,
+    waveforms: int = 1,
     width: int = 16,
     dropout: float = 0.2,
     waveform_dropout: float = 0.0,
@@ -24,19 +28,30 @@ def build_cnn_1d(
     Four Conv1D+BatchNorm+ReLU blocks (max-pooled in between) then global average pooling:
     small enough to train in seconds per epoch on two CPU cores and to fit a microcontroller,
     and built only from ops every runtime (ONNX, TFLite INT8, TensorRT) supports.
-    Returns a `keras.Model` with input "ecg" of shape (input_length + extra_features, 1) and softmax output.
+    Returns a `keras.Model` with input "ecg" of shape (waveforms * input_length + extra_features, 1)
+    and softmax output.
 
-    With `extra_features` (e.g. the 7 RR features), the last `extra_features` values of the input
-    are not waveform: the graph splits them off with two Cropping1D slices, the waveform goes
-    through the CNN, the features through a small dense layer, and both meet before the classifier.
-    One input tensor keeps the artifact contract every backend and the shipped test set assume.
+    With `extra_features` (e.g. the RR features), the last `extra_features` values of the input
+    are not waveform: the graph splits them off with Cropping1D slices, the waveform goes through
+    the CNN, the features through a small dense layer, and both meet before the classifier. With
+    `waveforms` > 1 the input starts with that many waveforms of `input_length` one after the other
+    (e.g. the beat, then its difference from the patient's template), sliced apart in-graph and
+    stacked as the CNN's input channels. One input tensor keeps the artifact contract every backend
+    and the shipped test set assume.
     `waveform_dropout` drops CNN features in training, so the classifier cannot lean on the
     morphology of the few training patients alone.
     """
     keras = require("keras")
     layers = keras.layers
-    inputs = keras.Input(shape=(input_length + extra_features, 1), name=INPUT_NAME)
-    x = layers.Cropping1D((0, extra_features), name="waveform")(inputs) if extra_features else inputs
+    total = waveforms * input_length + extra_features
+    inputs = keras.Input(shape=(total, 1), name=INPUT_NAME)
+    channels = [
+        layers.Cropping1D((k * input_length, total - (k + 1) * input_length), name=f"waveform{k or ''}")(inputs)
+        if total > input_length
+        else inputs
+        for k in range(waveforms)
+    ]
+    x = layers.Concatenate(name="waveform_channels")(channels) if waveforms > 1 else channels[0]
     for i, (filters, kernel) in enumerate(((width, 7), (2 * width, 5), (4 * width, 5), (4 * width, 5))):
         x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
@@ -47,7 +62,7 @@ def build_cnn_1d(
     if waveform_dropout:
         x = layers.Dropout(waveform_dropout, name="waveform_dropout")(x)
     if extra_features:
-        f = layers.Cropping1D((input_length, 0), name="features")(inputs)
+        f = layers.Cropping1D((waveforms * input_length, 0), name="features")(inputs)
         f = layers.Dense(width, activation="relu", name="features_dense")(layers.Flatten(name="features_flat")(f))
         x = layers.Concatenate(name="merge")([x, f])
         x = layers.Dense(2 * width, activation="relu", name="merged_dense")(x)
@@ -57,15 +72,27 @@ def build_cnn_1d(
 
 
 def with_waveform_augmentation(
-    model: Any, window: int, *, seed: int, scale: float = 0.3, offset: float = 0.3, noise: float = 0.05
+    model: Any,
+    window: int,
+    *,
+    seed: int,
+    differences: bool = False,
+    scale: float = 0.3,
+    offset: float = 0.3,
+    noise: float = 0.05,
 ) -> Any:
     """`model` behind random per-beat gain (1 +- scale), baseline offset (+- offset) and white noise (sd `noise`)
     on the first `window` input values (the waveform; RR features after them pass unchanged), in training only.
+
+    With `differences`, the `window` values after the waveform are its difference from the patient's
+    template (load_beats `template`): they get the same gain and their own noise, but no offset,
+    which the template would share with its beat.
 
     Amplitude and baseline differ between patients and electrodes more than between beat classes
     of one patient; randomising them keeps a model trained on few patients from keying on them.
     Returns the wrapper to train (harness `fitted`); `model` shares its weights and is exported alone.
     """
+    waves = 2 if differences else 1
     keras = require("keras")
 
     class WaveformAugmentation(keras.layers.Layer):  # type: ignore[misc,name-defined]
@@ -78,14 +105,28 @@ def with_waveform_augmentation(
                 return x
             ops, random = keras.ops, keras.random
             batch = ops.shape(x)[0]
-            wave, rest = x[:, :window], x[:, window:]
+            wave, rest = x[:, : waves * window], x[:, waves * window :]
             gain = random.uniform((batch, 1, 1), 1.0 - scale, 1.0 + scale, seed=self.seeds)
             shift = random.uniform((batch, 1, 1), -offset, offset, seed=self.seeds)
+            shifted = ops.concatenate([ops.ones((1, window, 1)), ops.zeros((1, (waves - 1) * window, 1))], axis=1)
             jitter = random.normal(ops.shape(wave), stddev=noise, seed=self.seeds)
-            return ops.concatenate([wave * gain + shift + jitter, rest], axis=1)
+            return ops.concatenate([wave * gain + shift * shifted + jitter, rest], axis=1)
 
     inputs = keras.Input(shape=model.input_shape[1:], name=INPUT_NAME)
     return keras.Model(inputs, model(WaveformAugmentation()(inputs)), name=f"{model.name}_augmented")
+
+
+def add_logit_offsets(model: Any, offsets: Sequence[float]) -> None:
+    """Add `offsets` (one per class) to the logits of `model`'s softmax layer "probs", in its bias.
+
+    softmax(z + offsets) moves the decision between classes as a prior correction would, with the
+    graph unchanged: the offsets travel in the weights to every exported format.
+    """
+    layer = model.get_layer("probs")
+    kernel, bias = layer.get_weights()
+    if len(offsets) != len(bias):
+        raise ValueError(f"{len(offsets)} logit offsets for {len(bias)} classes")
+    layer.set_weights([kernel, bias + np.asarray(offsets, dtype=bias.dtype)])
 
 
 def build_bilstm(

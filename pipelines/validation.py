@@ -62,8 +62,17 @@ def selection_score(report: AccuracyReport) -> float:
     return float(np.mean(values)) if values else report.macro_f1
 
 
-def validation_monitor(x: np.ndarray, y: np.ndarray, class_names: Sequence[str], notes: list[str]) -> Any:
+def validation_monitor(
+    x: np.ndarray,
+    y: np.ndarray,
+    class_names: Sequence[str],
+    notes: list[str],
+    logit_offsets: Sequence[float] | None = None,
+) -> Any:
     """A Keras callback that scores every epoch on the validation set (x, y) and writes the scores to `notes`.
+
+    With `logit_offsets` (harness.fit_and_export's, added after training) each epoch is scored as
+    the model would classify with them.
 
     The last epoch is kept, not the best-scoring one: on MIT-BIH's five validation patients the
     per-epoch scores of one run move by about 0.05 from epoch to epoch (the mean over seeds stays
@@ -72,6 +81,7 @@ def validation_monitor(x: np.ndarray, y: np.ndarray, class_names: Sequence[str],
     stable choice. The validation set picks the configuration (beats_1d.WIDTH) instead.
     """
     keras = require("keras")
+    offsets = np.zeros(len(class_names)) if logit_offsets is None else np.asarray(logit_offsets, dtype=np.float64)
 
     class ValidationMonitor(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
@@ -79,7 +89,9 @@ def validation_monitor(x: np.ndarray, y: np.ndarray, class_names: Sequence[str],
             self.scores: list[float] = []
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            predicted = np.argmax(self.model.predict(x, batch_size=PREDICT_BATCH, verbose=0), axis=1)
+            probs = self.model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+            logits = np.log(np.maximum(probs, 1e-30)) + offsets  # log-softmax: the logits less one constant per row
+            predicted = np.argmax(logits, axis=1)
             self.scores.append(selection_score(accuracy_report(y, predicted.astype(np.int64), class_names)))
 
         def on_train_end(self, logs: dict[str, Any] | None = None) -> None:

@@ -107,6 +107,7 @@ def test_pipeline_reports_a_real_run(trained: TrainOutput) -> None:
     assert sum(trained.record_confusions["100"]) == trained.test_beats
     # One training record: no patient can be held out, so a share of its beats is, and the notes say so.
     assert any("none can be held out" in note for note in trained.notes)
+    assert any("logit offsets" in note and "S -1.0, V -1.0" in note for note in trained.notes)
 
 
 @pytest.mark.integration
@@ -116,7 +117,7 @@ def test_pipeline_model_reads_the_rr_features_from_its_one_input(trained: TrainO
 
     x_test = np.load(trained.dataset_path)["x_test"][:64]
     premature = x_test.copy()
-    premature[:, -len(RR_FEATURES) :, 0] = np.array([-1.6, 0.8, 0.0, 0.0, -2.0, 1.0, 0.0], np.float32)
+    premature[:, -len(RR_FEATURES) :, 0] = np.array([-1.6, 0.8, 0.0, 0.0, -2.0, 1.0, 0.0, 6.0, -2.0], np.float32)
     session = ort.InferenceSession(str(trained.onnx_path), providers=["CPUExecutionProvider"])
 
     # execute
@@ -141,7 +142,7 @@ def test_pipeline_onnx_matches_keras_with_a_dynamic_batch(trained: TrainOutput) 
     # assert
     assert trained.onnx_max_abs_diff < 1e-4
     assert model_input.name == "ecg"
-    assert model_input.shape == ["batch", 252 + len(RR_FEATURES), 1]  # beat window, then its RR features
+    assert model_input.shape == ["batch", 2 * 252 + len(RR_FEATURES), 1]  # window, template difference, RR
     assert [o.shape for o in outputs] == [(1, 5), (7, 5)]
     np.testing.assert_allclose(outputs[1].sum(axis=1), 1.0, rtol=1e-5)  # softmax rows
 
@@ -154,12 +155,12 @@ def test_pipeline_ships_test_and_calibration_sets(trained: TrainOutput) -> None:
 
     # assert
     assert sorted(arrays) == sorted(DATASET_KEYS)
-    assert arrays["x_test"].shape == (trained.test_beats, 252 + len(RR_FEATURES), 1)
+    assert arrays["x_test"].shape == (trained.test_beats, 2 * 252 + len(RR_FEATURES), 1)
     assert arrays["x_test"].dtype == np.float32
     assert arrays["y_test"].shape == (trained.test_beats,)
     assert arrays["y_test"].dtype == np.int64
     assert tuple(arrays["class_names"]) == trained.class_names
-    assert arrays["x_calib"].shape == (128, 252 + len(RR_FEATURES), 1)
+    assert arrays["x_calib"].shape == (128, 2 * 252 + len(RR_FEATURES), 1)
     assert arrays["x_calib"].dtype == np.float32
     # calibration beats come from the training side (record 119), never from the test set
     test_rows = {row.tobytes() for row in arrays["x_test"]}

@@ -143,7 +143,7 @@ def test_rr_features_are_the_intervals_and_their_ratios_to_the_patients_average(
 
     # assert
     assert rr_feats.shape == (40, len(features.RR_FEATURES))
-    pre, post, local, average, pre_n, post_n, local_n = rr_feats.T
+    pre, post, local, average, pre_n, post_n, local_n, post_pre, pre_local = rr_feats.T
     np.testing.assert_allclose(pre[20], 0.45, atol=1 / FS)  # beat 20 is the premature one
     np.testing.assert_allclose(pre[21], 1.05, atol=1 / FS)
     np.testing.assert_allclose(post[19], 0.45, atol=1 / FS)
@@ -151,6 +151,9 @@ def test_rr_features_are_the_intervals_and_their_ratios_to_the_patients_average(
     np.testing.assert_allclose(pre_n, pre / average)
     np.testing.assert_allclose(post_n, post / average)
     np.testing.assert_allclose(local_n, local / average)
+    np.testing.assert_allclose(post_pre, post / pre)
+    np.testing.assert_allclose(pre_local, pre / local)
+    assert post_pre[20] > 2.0  # the compensatory pause after the premature beat
     assert pre_n[20] < 0.65 and abs(pre_n[10] - 1.0) < 0.01  # premature beat stands out; steady ones are ~1
     # a patient with the same rhythm at half the heart rate has the same ratios
     slow = features.rr_features(peaks * 2, FS)
@@ -172,7 +175,7 @@ def test_rr_average_covers_the_trailing_five_minutes_only() -> None:
 
 def test_rr_inputs_are_scaled_to_the_waveform_range_and_clipped() -> None:
     # prepare: typical and extreme features (a 10 s pause)
-    rr = np.array([[0.8, 0.8, 0.8, 0.8, 1.0, 1.0, 1.0], [10.0, 0.4, 1.0, 0.8, 12.5, 0.5, 1.25]])
+    rr = np.array([[0.8, 0.8, 0.8, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0], [10.0, 0.4, 1.0, 0.8, 12.5, 0.5, 1.25, 0.04, 10.0]])
 
     # execute
     inputs = features.rr_inputs(rr)
@@ -181,12 +184,50 @@ def test_rr_inputs_are_scaled_to_the_waveform_range_and_clipped() -> None:
     assert inputs.dtype == np.float32
     np.testing.assert_allclose(inputs[0], 0.0)
     assert inputs[1, 0] == features.RR_INPUT_CLIP and inputs[1, 4] == features.RR_INPUT_CLIP
-    np.testing.assert_allclose(inputs[1, [1, 5, 6]], [-1.6, -2.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(inputs[1, [1, 5, 6, 7]], [-1.6, -2.0, 1.0, -3.84], rtol=1e-6)
+    assert inputs[1, 8] == features.RR_INPUT_CLIP
 
 
 def test_rr_features_of_short_or_unsorted_peak_lists() -> None:
     # execute / assert
-    assert features.rr_features(np.array([], np.int64), FS).shape == (0, 7)
-    np.testing.assert_allclose(features.rr_features(np.array([100]), FS)[0, 4:], 1.0)
+    assert features.rr_features(np.array([], np.int64), FS).shape == (0, len(features.RR_FEATURES))
+    np.testing.assert_allclose(features.rr_features(np.array([100]), FS)[0, : features.RR_SECONDS], 0.8)
+    np.testing.assert_allclose(features.rr_features(np.array([100]), FS)[0, features.RR_SECONDS :], 1.0)
     with pytest.raises(ValueError, match="strictly increasing"):
         features.rr_features(np.array([100, 50]), FS)
+
+
+def test_template_differences_use_only_the_previous_beats() -> None:
+    # prepare: 100 beats of a steady shape, one of them (beat 60) twice as tall
+    shape = np.sin(np.linspace(0, np.pi, 20)).astype(np.float32)
+    windows = np.tile(shape, (100, 1))
+    windows[60] *= 2.0
+
+    # execute
+    differences = features.template_differences(windows)
+    cut = features.template_differences(windows[:61])
+
+    # assert: the odd beat departs from its template by itself; a lone odd beat does not move the
+    # median template of the beats after it; beat i never uses a later beat
+    assert differences.shape == windows.shape and differences.dtype == np.float32
+    np.testing.assert_allclose(differences[60], shape, atol=1e-6)
+    np.testing.assert_allclose(np.delete(differences, 60, axis=0), 0.0, atol=1e-6)
+    np.testing.assert_array_equal(cut, differences[:61])
+
+
+def test_template_is_the_median_of_the_last_template_beats() -> None:
+    # prepare: random windows, longer than one 1024-beat chunk
+    windows = np.random.default_rng(5).standard_normal((1200, 6)).astype(np.float32)
+    k = features.TEMPLATE_BEATS
+
+    # execute
+    differences = features.template_differences(windows)
+
+    # assert
+    assert not differences[0].any()  # the first beat has no template but itself
+    for i in (1, 5, k, k + 1, 1023, 1024, 1025, 1199):
+        expected = windows[i] - np.median(windows[max(0, i - k) : i], axis=0)
+        np.testing.assert_allclose(differences[i], expected, rtol=1e-6, atol=1e-6)
+    assert features.template_differences(np.zeros((0, 6))).shape == (0, 6)
+    with pytest.raises(ValueError, match="windows must be"):
+        features.template_differences(np.zeros((3, 6, 1)))

@@ -188,6 +188,24 @@ def test_load_beats_appends_the_rr_features_of_each_beat(mitdb_dir: Path) -> Non
     np.testing.assert_array_equal(with_rr.y, plain.y)
 
 
+def test_load_beats_puts_the_template_differences_between_window_and_rr(mitdb_dir: Path) -> None:
+    # prepare
+    from pipelines import features
+
+    plain = mitdb.load_beats(mitdb_dir, ["100"], rr=True)
+    window = BEFORE + AFTER
+
+    # execute
+    with_template = mitdb.load_beats(mitdb_dir, ["100"], rr=True, template=True)
+
+    # assert: window, its difference from the template of the beats before it, then the RR features
+    assert with_template.x.shape == (len(plain), 2 * window + len(features.RR_FEATURES), 1)
+    np.testing.assert_array_equal(with_template.x[:, :window], plain.x[:, :window])
+    expected = features.template_differences(plain.x[:, :window, 0])
+    np.testing.assert_array_equal(with_template.x[:, window : 2 * window, 0], expected)
+    np.testing.assert_array_equal(with_template.x[:, 2 * window :], plain.x[:, window:])
+
+
 def test_streaming_normalisation_is_causal_and_close_to_the_offline_one(mitdb_dir: Path) -> None:
     # prepare: two minutes of record 100
     signal = mitdb._read_lead(mitdb_dir / "100", 360)[: 120 * 360]

@@ -1,11 +1,11 @@
-"""Model builders: the beat CNN's one-input split and the training-only waveform augmentation."""
+"""Model builders: the beat CNN's one-input split, the training-only waveform augmentation, logit offsets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipelines.models import build_cnn_1d, with_waveform_augmentation
+from pipelines.models import add_logit_offsets, build_cnn_1d, with_waveform_augmentation
 
 pytest.importorskip("keras", reason="needs pip install 'edgelab[train]'")
 
@@ -49,3 +49,60 @@ def test_the_beat_cnn_splits_its_one_input_into_waveform_and_features() -> None:
     assert model.get_layer("features").output.shape[1] == FEATURES
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
     assert np.abs(out - out_other).max() > 1e-4
+
+
+def test_augmentation_gives_the_template_difference_the_gain_but_not_the_offset() -> None:
+    # prepare: an identity wrapper; the difference channel holds a copy of the waveform
+    import keras
+
+    identity = keras.Model(inputs := keras.Input((2 * WINDOW + FEATURES, 1)), keras.layers.Identity()(inputs))
+    augmented = with_waveform_augmentation(identity, WINDOW, seed=0, differences=True, noise=0.0)
+    wave = np.random.default_rng(2).standard_normal((16, WINDOW, 1)).astype(np.float32)
+    rr = np.ones((16, FEATURES, 1), np.float32)
+    x = np.concatenate([wave, wave, rr], axis=1)
+
+    # execute
+    out = np.asarray(augmented(x, training=True))
+
+    # assert: beat = gain * wave + offset, difference = gain * wave (same gain), features untouched
+    np.testing.assert_array_equal(out[:, 2 * WINDOW :], rr)
+    gain = (out[:, WINDOW : 2 * WINDOW] / wave)[..., 0]
+    offset = (out[:, :WINDOW] - out[:, WINDOW : 2 * WINDOW])[..., 0]
+    assert np.ptp(gain, axis=1).max() < 1e-3 and np.ptp(offset, axis=1).max() < 1e-4  # one of each per beat
+    assert not np.allclose(gain[:, 0], 1.0)
+    assert np.abs(offset[:, 0]).max() > 1e-3
+
+
+def test_the_beat_cnn_stacks_two_waveforms_as_channels() -> None:
+    # prepare
+    model = build_cnn_1d(WINDOW, 5, extra_features=FEATURES, waveforms=2, width=4)
+    x = np.random.default_rng(3).standard_normal((4, 2 * WINDOW + FEATURES, 1)).astype(np.float32)
+    other_difference = x.copy()
+    other_difference[:, WINDOW : 2 * WINDOW] += 3.0
+
+    # execute
+    out, out_other = (np.asarray(model(v, training=False)) for v in (x, other_difference))
+
+    # assert
+    assert model.input_shape == (None, 2 * WINDOW + FEATURES, 1)
+    assert model.get_layer("waveform_channels").output.shape[1:] == (WINDOW, 2)
+    assert model.get_layer("features").output.shape[1] == FEATURES
+    assert np.abs(out - out_other).max() > 1e-4
+
+
+def test_logit_offsets_shift_the_softmax_as_a_prior_would() -> None:
+    # prepare
+    model = build_cnn_1d(WINDOW, 5, extra_features=FEATURES, width=4)
+    x = np.random.default_rng(4).standard_normal((8, WINDOW + FEATURES, 1)).astype(np.float32)
+    offsets = [0.0, -1.0, 0.5, 0.0, 0.0]
+    before = np.asarray(model(x, training=False))
+
+    # execute
+    add_logit_offsets(model, offsets)
+    after = np.asarray(model(x, training=False))
+
+    # assert: softmax(z + offsets) = before * exp(offsets), renormalised
+    expected = before * np.exp(offsets)
+    np.testing.assert_allclose(after, expected / expected.sum(axis=1, keepdims=True), rtol=1e-5)
+    with pytest.raises(ValueError, match="2 logit offsets for 5 classes"):
+        add_logit_offsets(model, [0.0, 1.0])

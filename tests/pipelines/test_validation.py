@@ -90,3 +90,23 @@ def test_validation_monitor_scores_every_epoch_and_keeps_the_last() -> None:
     scores = note.split("per epoch: ")[1].split(";")[0].split(", ")
     assert len(scores) == 3 and all(0.0 <= float(s) <= 1.0 for s in scores)
     assert note.endswith("last epoch kept")
+
+
+def test_validation_monitor_scores_with_the_logit_offsets() -> None:
+    # prepare: an untrained model, scored without and with a large offset towards S
+    keras = pytest.importorskip("keras", reason="needs pip install 'edgelab[train]'")
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((60, 8)).astype(np.float32), np.array([0] * 40 + [1] * 10 + [2] * 10)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(5, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    notes: list[str] = []
+    plain = validation.validation_monitor(x, y, mitdb.AAMI_CLASSES, notes)
+    towards_s = validation.validation_monitor(x, y, mitdb.AAMI_CLASSES, notes, [0.0, 100.0, 0.0, 0.0, 0.0])
+
+    # execute
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[plain, towards_s])
+
+    # assert: with the offset every beat is S: N Se 0, SVEB Se 1 / +P 10/60, VEB Se 0
+    score = float(notes[1].split("per epoch: ")[1].split(";")[0])
+    assert score == pytest.approx(np.mean([0.0, 0.0, 1.0, 10 / 60, 0.0, 0.0]), abs=1e-3)
+    assert notes[0] != notes[1]
