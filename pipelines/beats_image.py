@@ -1,6 +1,6 @@
 """MIT-BIH beat classification on 36x36 beat images: a small 2D CNN or a Keras application backbone.
 
-The beat image (DESIGN.md §4, `features.beat_images`) is the input of the paper that reports
+The beat image (`features.beat_images`) is the input of the paper that reports
 EfficientNetB0 at 95.9% on N, V, F, /, f, other with a random beat split. Backbones start from
 random weights (no ImageNet download here) and train end to end.
 """

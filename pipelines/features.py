@@ -120,10 +120,10 @@ def scalogram_scales(fs: int) -> NDArray[np.float64]:
 def beat_images(
     signal: NDArray[np.floating], r_peaks: Sequence[int] | NDArray[np.integer], fs: int, channels: int = 3
 ) -> NDArray[np.float32]:
-    """Beat "images" (DESIGN.md §4): (n_beats,) R peaks -> (n_beats, 36, 36, channels).
+    """Beat "images" (the beat-image paper's input): (n_beats,) R peaks -> (n_beats, 36, 36, channels).
 
     Per beat: the 3.6 s around the R peak (1.8 s each side) as 36*36 = 1296 values (the native
-    samples at 360 Hz; DESIGN.md's "360 values" cannot fill 36x36, 3.6 s x 360 Hz can); samples
+    samples at 360 Hz; the "360 values" the lab's design notes quote cannot fill 36x36, 3.6 s x 360 Hz can); samples
     farther from the R peak than half the distance to the previous/next beat are zeroed (so a
     neighbour's QRS does not leak in; the first and last beat keep their open side), as are
     samples off the ends of the record. `signal` should already be z-scored per record. The
