@@ -225,3 +225,42 @@ def _ratio(target: float, source: float) -> tuple[int, int]:
         raise ValueError(f"cannot resample {source} Hz to {target} Hz with integer factors")
     g = gcd(t, s)
     return t // g, s // g
+
+
+WINDOW_RR_FEATURES: tuple[str, ...] = ("mean", "cv", "rmssd/mean", "pnn50", "pnn10%", "mean/average")
+"""RR irregularity of one rhythm window (window_rr_features): mean RR (s), its coefficient of variation,
+RMSSD over the mean, the fractions of successive differences above 50 ms and above a tenth of the mean,
+and the mean over the patient's trailing average RR."""
+NN50_S = 0.05
+NN_RELATIVE = 0.1
+"""pNN50's 50 ms is a tenth of a 0.5 s RR and a twentieth of a 1 s one; the relative threshold is the
+same test at every heart rate."""
+WINDOW_RR_INPUT_SCALE = 10.0
+"""Model inputs are the features x 10 (deciseconds, tenths): about 0-20, the range of the instantaneous
+frequency in Hz that they share one input tensor (and one INT8 quantization scale) with; unscaled, the
+fractions would get a handful of quantization steps."""
+
+
+def window_rr_features(rr: Sequence[float] | NDArray[np.floating], average: float) -> NDArray[np.float64]:
+    """RR irregularity of one window from its RR intervals (s) and the patient's trailing average RR (s): (6,).
+
+    Columns are WINDOW_RR_FEATURES. AF is irregularly irregular: high variation and many large
+    successive differences, at any mean rate. With no interval the mean is taken as `average`
+    (ratio 1); with fewer than two intervals there is no successive difference, and the
+    irregularity columns are 0 (as for a perfectly regular rhythm).
+    """
+    intervals = np.asarray(rr, dtype=np.float64)
+    if average <= 0 or np.any(intervals <= 0):
+        raise ValueError("RR intervals and their average must be positive seconds")
+    if intervals.size == 0:
+        return np.array([average, 0.0, 0.0, 0.0, 0.0, 1.0])
+    mean = float(intervals.mean())
+    cv = float(intervals.std()) / mean
+    steps = np.abs(np.diff(intervals))
+    if steps.size:
+        rmssd = float(np.sqrt(np.mean(steps * steps))) / mean
+        pnn50 = float(np.mean(steps > NN50_S))
+        pnn_relative = float(np.mean(steps > NN_RELATIVE * mean))
+    else:
+        rmssd = pnn50 = pnn_relative = 0.0
+    return np.array([mean, cv, rmssd, pnn50, pnn_relative, mean / average])
