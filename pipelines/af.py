@@ -41,7 +41,7 @@ Variant = Literal["bilstm", "bilstm-rr", "squeezenet"]
 def moments_and_rr(windows: NDArray[np.floating], fs: int) -> NDArray[np.float32]:
     """Time-frequency moments with the window's RR irregularity as constant channels on every frame.
 
-    (n, length + 6, 1) windows from `mitdb.load_rhythm_windows(rr=True)` -> (n, frames, 2 + 6): one
+    (n, length + 5, 1) windows from `mitdb.load_rhythm_windows(rr=True)` -> (n, frames, 2 + 5): one
     input tensor (the artifact contract), and the BiLSTM sees the rhythm at every step.
     """
     k = len(features.WINDOW_RR_FEATURES)
@@ -85,12 +85,12 @@ RECIPES: dict[str, Recipe] = {
         "instantaneous frequency + spectral entropy (spectrogram) -> BiLSTM(100)",
         clipnorm=1.0,
     ),
-    # The same model and training, its input widened by the six RR irregularity features (issue 16).
+    # The same model and training, its input widened by the five RR irregularity features (issue 16).
     "bilstm-rr": Recipe(
         moments_and_rr,
         _bilstm,
         1e-2,
-        "instantaneous frequency + spectral entropy (spectrogram) + 6 causal RR irregularity features "
+        "instantaneous frequency + spectral entropy (spectrogram) + 5 causal RR irregularity features "
         "per frame -> BiLSTM(100)",
         clipnorm=1.0,
         rr=True,

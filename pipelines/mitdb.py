@@ -337,7 +337,7 @@ def load_rhythm_windows(
     in order of first appearance. Returned as a `BeatDataset` (one "beat" per window).
 
     `rr` appends each window's RR irregularity (`window_rr_inputs`) after its samples: x becomes
-    (n, length + 6, 1), one input tensor, as `load_beats` does for beats.
+    (n, length + 5, 1), one input tensor, as `load_beats` does for beats.
     """
     from pipelines.features import WINDOW_RR_FEATURES
 
@@ -377,27 +377,18 @@ def load_rhythm_windows(
 
 def window_rr_inputs(r_peaks: NDArray[np.int64], starts: Sequence[int], length: int, fs: int) -> NDArray[np.float32]:
     """Scaled RR irregularity (features.window_rr_features x WINDOW_RR_INPUT_SCALE) of the windows
-    [start, start + length) of one record whose annotated beats are at `r_peaks`: (n_windows, 6).
+    [start, start + length) of one record whose annotated beats are at `r_peaks`: (n_windows, 5).
 
-    Causal, as a device with its QRS detector's R peaks of the window and the past has them: a
-    window's intervals are those ending inside it (the first from the last beat before it), and
-    the average is the patient's trailing RR_AVERAGE_S mean RR at the window's last beat.
+    Causal, as a device holding its QRS detector's R peaks of the window and before has them: a
+    window's intervals are those ending inside it, the first from the last beat before it.
     """
-    from pipelines.features import (
-        RR_SECONDS_CENTRE,
-        WINDOW_RR_INPUT_SCALE,
-        rr_features,
-        window_rr_features,
-    )
+    from pipelines.features import WINDOW_RR_INPUT_SCALE, window_rr_features
 
     peaks = np.asarray(r_peaks, dtype=np.int64)
-    averages = rr_features(peaks, fs)[:, 3]
     rows = []
     for start in starts:
         first, end = np.searchsorted(peaks, [start, start + length])
-        intervals = np.diff(peaks[max(first - 1, 0) : end]) / fs
-        average = float(averages[end - 1]) if end > 0 else RR_SECONDS_CENTRE
-        rows.append(window_rr_features(intervals, average))
+        rows.append(window_rr_features(np.diff(peaks[max(first - 1, 0) : end]) / fs))
     scaled: NDArray[np.float32] = (np.reshape(rows, (len(rows), -1)) * WINDOW_RR_INPUT_SCALE).astype(np.float32)
     return scaled
 

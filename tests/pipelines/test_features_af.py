@@ -1,5 +1,5 @@
 """RR irregularity of rhythm windows (issue 16): the feature function, its causal windowing, and the
-(frames, 2 + 6) input of mitdb-af-bilstm-rr."""
+(frames, 2 + 5) input of mitdb-af-bilstm-rr."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ def test_window_rr_features_of_a_known_sequence() -> None:
     rr = [0.8, 1.0, 0.6, 0.8]
 
     # execute
-    values = features.window_rr_features(rr, average=1.0)
+    values = features.window_rr_features(rr)
 
     # assert: columns in WINDOW_RR_FEATURES order; 10% of the mean is 0.08 s, so every step counts
-    expected = [0.8, np.sqrt(0.02) / 0.8, np.sqrt(0.24 / 3) / 0.8, 1.0, 1.0, 0.8]
+    expected = [0.8, np.sqrt(0.02) / 0.8, np.sqrt(0.24 / 3) / 0.8, 1.0, 1.0]
     np.testing.assert_allclose(values, expected)
     assert len(values) == len(features.WINDOW_RR_FEATURES)
 
@@ -33,8 +33,8 @@ def test_af_like_irregular_rr_scores_higher_than_regular_rr() -> None:
     irregular = rng.uniform(0.4, 1.0, 14)
 
     # execute
-    steady = features.window_rr_features(regular, average=0.8)
-    af_like = features.window_rr_features(irregular, average=0.8)
+    steady = features.window_rr_features(regular)
+    af_like = features.window_rr_features(irregular)
 
     # assert: every irregularity column (cv .. pnn10%) is higher for the AF-like rhythm
     assert np.all(af_like[1:5] > steady[1:5])
@@ -42,10 +42,12 @@ def test_af_like_irregular_rr_scores_higher_than_regular_rr() -> None:
     assert af_like[3] > 0.5
 
 
-@pytest.mark.parametrize(("rr", "expected"), [([], [0.9, 0, 0, 0, 0, 1]), ([0.6], [0.6, 0, 0, 0, 0, 0.6 / 0.9])])
+@pytest.mark.parametrize(
+    ("rr", "expected"), [([], [features.RR_SECONDS_CENTRE, 0, 0, 0, 0]), ([0.6], [0.6, 0, 0, 0, 0])]
+)
 def test_windows_with_no_or_one_interval_read_as_regular(rr: list[float], expected: list[float]) -> None:
-    # execute: no interval (0 or 1 beat) takes the mean as the trailing average; one has no step
-    values = features.window_rr_features(rr, average=0.9)
+    # execute: no interval (0 or 1 beat) takes the mean as RR_SECONDS_CENTRE; one interval has no step
+    values = features.window_rr_features(rr)
 
     # assert
     np.testing.assert_allclose(values, expected)
@@ -54,13 +56,15 @@ def test_windows_with_no_or_one_interval_read_as_regular(rr: list[float], expect
 def test_window_rr_features_reject_non_positive_seconds() -> None:
     # execute / assert
     with pytest.raises(ValueError, match="positive"):
-        features.window_rr_features([0.8, 0.0], average=0.8)
+        features.window_rr_features([0.8, 0.0])
 
 
 def test_window_rr_inputs_use_the_intervals_ending_inside_each_window_and_the_past_only() -> None:
-    # prepare: beats every 0.8 s for 100 s, then every 0.5 s; two 10 s windows, one per rhythm
-    peaks = np.round(np.concatenate([np.arange(0, 100, 0.8), np.arange(100, 120, 0.5)]) * FS).astype(np.int64)
-    starts = [round(50.2 * FS), round(105.1 * FS)]
+    # prepare: beats every 0.8 s for 100 s, then alternately 0.4 and 0.6 s; a 10 s window in each
+    # rhythm, and one starting 0.1 s before the change, whose first interval (0.8 s) ends inside it
+    irregular = 100 + np.cumsum(np.tile([0.4, 0.6], 20))
+    peaks = np.round(np.concatenate([np.arange(0, 100.1, 0.8), irregular]) * FS).astype(np.int64)
+    starts = [round(50.2 * FS), round(105.1 * FS), round(99.9 * FS)]
     length = 10 * FS
 
     # execute
@@ -72,19 +76,21 @@ def test_window_rr_inputs_use_the_intervals_ending_inside_each_window_and_the_pa
         FS,
     )
 
-    # assert: scaled x10; the first window sits in the steady 0.8 s rhythm (ratio 1); the second's
-    # 0.5 s intervals are faster than its trailing average (which still holds the 0.8 s minutes)
+    # assert: scaled x10; steady 0.8 s, then 0.4/0.6 s alternating (every step 0.2 s); the straddling
+    # window's intervals are the irregular ones plus the 0.8 s one ending at its first beat
     scale = features.WINDOW_RR_INPUT_SCALE
-    assert inputs.shape == (2, len(features.WINDOW_RR_FEATURES))
+    assert inputs.shape == (3, len(features.WINDOW_RR_FEATURES))
     assert inputs.dtype == np.float32
-    np.testing.assert_allclose(inputs[0], [0.8 * scale, 0, 0, 0, 0, scale], atol=1e-2)
-    assert inputs[1, 0] == pytest.approx(0.5 * scale, abs=1e-2)
-    assert inputs[1, 5] < 0.9 * scale
+    np.testing.assert_allclose(inputs[0], [0.8 * scale, 0, 0, 0, 0], atol=1e-2)
+    np.testing.assert_allclose(inputs[1], np.array([0.5, 0.2, 0.4, 1, 1]) * scale, atol=1e-2)
+    straddling = np.diff(peaks[(peaks >= starts[2] - 0.8 * FS) & (peaks < starts[2] + 10 * FS)]) / FS
+    assert straddling[0] == pytest.approx(0.8, abs=1e-2)
+    np.testing.assert_allclose(inputs[2], features.window_rr_features(straddling) * scale, rtol=1e-5)
     np.testing.assert_array_equal(future_changed, inputs[:1])  # beats after the window change nothing
 
 
 def test_moments_and_rr_repeat_the_rr_features_on_every_frame() -> None:
-    # prepare: two windows of noise followed by their six RR values
+    # prepare: two windows of noise followed by their RR values
     rng = np.random.default_rng(1)
     k = len(features.WINDOW_RR_FEATURES)
     samples = rng.standard_normal((2, 3600)).astype(np.float32)
@@ -108,7 +114,7 @@ def test_af_windows_of_a_real_record_are_more_irregular(mitdb_dir: Path) -> None
     windows = mitdb.load_rhythm_windows(mitdb_dir, ["202"], window_s=10.0, rr=True)
     plain = mitdb.load_rhythm_windows(mitdb_dir, ["202"], window_s=10.0)
 
-    # assert: the samples are unchanged, six RR values follow them, AF's pNN50 is higher
+    # assert: the samples are unchanged, the RR values follow them, AF's pNN50 is higher
     k = len(features.WINDOW_RR_FEATURES)
     assert windows.x.shape == (len(plain), 3600 + k, 1)
     np.testing.assert_array_equal(windows.x[:, :3600], plain.x)
