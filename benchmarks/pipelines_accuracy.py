@@ -84,17 +84,19 @@ HEARTKIT = Published(
     "LSAD, 4 rhythm groups (not MIT-BIH)",
     "held-out recordings, about one per patient (close to patient-disjoint)",
 )
+MATLAB_LSTM = Published(
+    "N 92.8% / AF 91.3%",
+    "per-class recall (Se), MATLAB LSTM example",
+    "PhysioNet/CinC 2017, N vs AF (not MIT-BIH)",
+    "random 90/10 split of 30 s segments, about one recording per patient (close to patient-disjoint)",
+)
 PUBLISHED: dict[str, Published] = {
     "mitdb-beats-1d": DE_CHAZAL,
     "mitdb-beats-image": DE_CHAZAL,
     "mitdb-beats-image-paper": BEAT_IMAGE_PAPER,
     "mitdb-beats-image-efficientnetb0-paper": BEAT_IMAGE_PAPER,
-    "mitdb-af-bilstm": Published(
-        "N 92.8% / AF 91.3%",
-        "per-class recall (Se), MATLAB LSTM example",
-        "PhysioNet/CinC 2017, N vs AF (not MIT-BIH)",
-        "random 90/10 split of 30 s segments, about one recording per patient (close to patient-disjoint)",
-    ),
+    "mitdb-af-bilstm": MATLAB_LSTM,
+    "mitdb-af-bilstm-rr": MATLAB_LSTM,
     "mitdb-af-squeezenet": Published(
         "N 89.5% / AF 89.2%",
         "per-class recall (Se), CWT scalograms + SqueezeNet",

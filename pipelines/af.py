@@ -1,7 +1,9 @@
-"""MIT-BIH atrial fibrillation: N vs AF windows from the rhythm annotations, two feature/model recipes.
+"""MIT-BIH atrial fibrillation: N vs AF windows from the rhythm annotations, three feature/model recipes.
 
 - "bilstm": instantaneous frequency + spectral entropy of a spectrogram per window -> BiLSTM
   (MATLAB's LSTM ECG example; published 92.8% N / 91.3% AF on PhysioNet 2017).
+- "bilstm-rr": the same, each frame also carrying the window's RR irregularity (the classic AF
+  marker, which the spectrogram moments do not see), computed from the R peaks as a device could.
 - "squeezenet": Morlet CWT scalograms (precomputed FFT filter bank) -> SqueezeNet with a new
   1x1 conv10 head (MATLAB's scalogram transfer-learning example; published 89.5% / 89.2%).
 """
@@ -33,7 +35,19 @@ from pipelines.models import build_bilstm, build_squeezenet
 WINDOW_S = 10.0
 """Window length: long enough for ~10 beats of RR irregularity, short enough to tile AF episodes."""
 
-Variant = Literal["bilstm", "squeezenet"]
+Variant = Literal["bilstm", "bilstm-rr", "squeezenet"]
+
+
+def moments_and_rr(windows: NDArray[np.floating], fs: int) -> NDArray[np.float32]:
+    """Time-frequency moments with the window's RR irregularity as constant channels on every frame.
+
+    (n, length + 5, 1) windows from `mitdb.load_rhythm_windows(rr=True)` -> (n, frames, 2 + 5): one
+    input tensor (the artifact contract), and the BiLSTM sees the rhythm at every step.
+    """
+    k = len(features.WINDOW_RR_FEATURES)
+    moments = features.time_frequency_moments(windows[:, :-k], fs)
+    rr = np.broadcast_to(np.asarray(windows[:, -k:, 0], np.float32)[:, None, :], (*moments.shape[:2], k))
+    return np.concatenate([moments, rr], axis=-1)
 
 
 def _bilstm(train: NDArray[np.float32], num_classes: int) -> Any:
@@ -56,6 +70,8 @@ class Recipe:
     learning_rate: float
     description: str
     clipnorm: float | None = None
+    rr: bool = False
+    """Windows carry their RR irregularity (mitdb.load_rhythm_windows(rr=True))."""
 
 
 RECIPES: dict[str, Recipe] = {
@@ -68,6 +84,16 @@ RECIPES: dict[str, Recipe] = {
         1e-2,
         "instantaneous frequency + spectral entropy (spectrogram) -> BiLSTM(100)",
         clipnorm=1.0,
+    ),
+    # The same model and training, its input widened by the five RR irregularity features (issue 16).
+    "bilstm-rr": Recipe(
+        moments_and_rr,
+        _bilstm,
+        1e-2,
+        "instantaneous frequency + spectral entropy (spectrogram) + 5 causal RR irregularity features "
+        "per frame -> BiLSTM(100)",
+        clipnorm=1.0,
+        rr=True,
     ),
     "squeezenet": Recipe(
         features.scalograms,
@@ -99,7 +125,7 @@ class AfPipeline:
         records = chosen_records(config)
 
         def load(chosen: Any) -> mitdb.BeatDataset:
-            return mitdb.load_rhythm_windows(config.data_dir, chosen, window_s=WINDOW_S)
+            return mitdb.load_rhythm_windows(config.data_dir, chosen, window_s=WINDOW_S, rr=recipe.rr)
 
         train, test, split = split_rhythm_examples(config, notes, load, records)
         check_sides(train, test, split)

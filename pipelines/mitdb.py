@@ -332,6 +332,7 @@ def load_rhythm_windows(
     window_s: float = 10.0,
     classes: dict[str, str] = RHYTHM_CLASSES,
     fs: int = MIT_BIH_FS,
+    rr: bool = False,
 ) -> BeatDataset:
     """Non-overlapping windows lying wholly inside one rhythm segment whose label is in `classes`.
 
@@ -339,7 +340,12 @@ def load_rhythm_windows(
     are tiled from each segment's start; the remainder shorter than a window is dropped, so a
     window never straddles a rhythm change. Class names are the distinct values of `classes`
     in order of first appearance. Returned as a `BeatDataset` (one "beat" per window).
+
+    `rr` appends each window's RR irregularity (`window_rr_inputs`) after its samples: x becomes
+    (n, length + 5, 1), one input tensor, as `load_beats` does for beats.
     """
+    from pipelines.features import WINDOW_RR_FEATURES
+
     data_dir = Path(data_dir)
     length = round(window_s * fs)
     if length < 1:
@@ -361,12 +367,35 @@ def load_rhythm_windows(
             continue
         signal = _zscore(_remove_baseline(_read_lead(data_dir / name, fs), fs))
         idx = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(length, dtype=np.int64)[None, :]
-        xs.append(signal[idx].astype(np.float32)[..., None])
+        windows = signal[idx].astype(np.float32)
+        if rr:
+            peaks = _read_beats(data_dir / name)[0]
+            windows = np.concatenate([windows, window_rr_inputs(peaks, starts, length, fs)], axis=1)
+        xs.append(windows[..., None])
         names.extend([name] * len(starts))
-    x = np.concatenate(xs) if xs else np.zeros((0, length, 1), np.float32)
+    width = length + (len(WINDOW_RR_FEATURES) if rr else 0)
+    x = np.concatenate(xs) if xs else np.zeros((0, width, 1), np.float32)
     return BeatDataset(
         x=x, y=np.asarray(ys, dtype=np.int64), record=np.asarray(names, dtype=np.str_), class_names=class_names, fs=fs
     )
+
+
+def window_rr_inputs(r_peaks: NDArray[np.int64], starts: Sequence[int], length: int, fs: int) -> NDArray[np.float32]:
+    """Scaled RR irregularity (features.window_rr_features x WINDOW_RR_INPUT_SCALE) of the windows
+    [start, start + length) of one record whose annotated beats are at `r_peaks`: (n_windows, 5).
+
+    Causal, as a device holding its QRS detector's R peaks of the window and before has them: a
+    window's intervals are those ending inside it, the first from the last beat before it.
+    """
+    from pipelines.features import WINDOW_RR_INPUT_SCALE, window_rr_features
+
+    peaks = np.asarray(r_peaks, dtype=np.int64)
+    rows = []
+    for start in starts:
+        first, end = np.searchsorted(peaks, [start, start + length])
+        rows.append(window_rr_features(np.diff(peaks[max(first - 1, 0) : end]) / fs))
+    scaled: NDArray[np.float32] = (np.reshape(rows, (len(rows), -1)) * WINDOW_RR_INPUT_SCALE).astype(np.float32)
+    return scaled
 
 
 PAPER_CLASSES: tuple[str, ...] = ("N", "V", "F", "/", "f", "other")

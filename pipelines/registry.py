@@ -16,6 +16,7 @@ PIPELINES: dict[str, Pipeline] = {
     "mitdb-beats-1d": BeatCnn1dPipeline(),
     "mitdb-beats-1d-streaming": BeatCnn1dPipeline(streaming=True),
     "mitdb-af-bilstm": AfPipeline("bilstm"),
+    "mitdb-af-bilstm-rr": AfPipeline("bilstm-rr"),
     "mitdb-af-squeezenet": AfPipeline("squeezenet"),
     "mitdb-beats-image": BeatImagePipeline(),
     "mitdb-beats-image-paper": BeatImagePipeline(classes="paper"),

@@ -31,6 +31,7 @@ def _run(name: str, data_dir: Path, out_dir: Path) -> TrainOutput:
     ("name", "input_shape"),
     [
         ("mitdb-af-bilstm", (55, 2)),
+        ("mitdb-af-bilstm-rr", (55, 2 + len(features.WINDOW_RR_FEATURES))),
         ("mitdb-af-squeezenet", (features.SCALOGRAM_SCALES, features.SCALOGRAM_TIME_BINS, 1)),
     ],
 )
