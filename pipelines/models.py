@@ -147,7 +147,9 @@ def build_bilstm(
     layers = keras.layers
     inputs = keras.Input(shape=(frames, features), name=INPUT_NAME)
     x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")(inputs)
-    x = layers.Bidirectional(layers.LSTM(units), name="bilstm")(x)
+    # Unrolled over its fixed frame count: TFLite cannot convert the looped LSTM a SavedModel with a dynamic
+    # batch holds ("TensorListReserve requires element_shape to be static"), FP32 or INT8.
+    x = layers.Bidirectional(layers.LSTM(units, unroll=True), name="bilstm")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="bilstm")
 

@@ -26,6 +26,7 @@ from pipelines.convert import (
     zip_savedmodel,
 )
 from pipelines.export import export_savedmodel, load_keras_model
+from pipelines.models import build_bilstm
 
 LENGTH, CLASSES = 32, 3
 
@@ -151,3 +152,19 @@ def test_unknown_format_and_missing_savedmodel_are_config_errors(tmp_path: Path)
         run_artifact(tmp_path / "m.bin", "caffe", np.zeros((1, LENGTH, 1), np.float32))
     with pytest.raises(ConfigError, match="savedmodel_dir"):
         zip_savedmodel(tmp_path, tmp_path / "m.zip")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_af_bilstm_converts_to_tflite_and_runs_any_batch(tmp_path: Path, precision: Any) -> None:
+    frames, features = 20, 7
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, frames, features)).astype(np.float32)
+    model = build_bilstm(frames, features, 2, mean=np.zeros(features), variance=np.ones(features), units=8)
+    savedmodel = export_savedmodel(model, tmp_path / "savedmodel")
+    dataset = write_dataset_npz(tmp_path / "dataset.npz", x[:8], np.zeros(8, np.int64), ["N", "AF"], x[8:])
+
+    path = convert_tflite(savedmodel, tmp_path / "m.tflite", precision, calibration=dataset)
+    check = verify_artifact(path, "tflite", x[:8], model.predict(x[:8], verbose=0))  # batch 8: resized
+
+    assert check.samples == 8
+    assert check.max_abs_diff < (1e-5 if precision == "fp32" else 5e-2)
