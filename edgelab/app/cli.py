@@ -362,7 +362,7 @@ def coordinator_serve(
     config: ConfigOpt = None,
 ) -> None:
     """Serve the coordinator's gRPC API until interrupted (beyond loopback: with an operator and a fleet token)."""
-    from coordinator.server import start_coordinator
+    from coordinator.server import freeze_startup_heap, start_coordinator
 
     settings = _settings(
         config,
@@ -378,6 +378,7 @@ def coordinator_serve(
         coordinator = start_coordinator(settings)
     except EdgeLabError as exc:
         _fail(exc)
+    freeze_startup_heap()
     console.print(f"coordinator listening on {coordinator.address}, store {settings.db_path}")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
