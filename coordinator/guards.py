@@ -63,6 +63,10 @@ class StreamGuard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is unty
         self.max_per_peer = max_per_peer
         self.max_waiting_per_peer = max_waiting_per_peer
         self.idle_s = idle_s
+        self._uploads_busy = f"busy: {max_streams} uploads in progress (at most {max_per_peer} per peer); retry later"
+        self._waiting_busy = (
+            f"busy: {max_waiting_per_peer} calls from this host are waiting for their request; retry later"
+        )
         self._lock = threading.Lock()
         self._open: Counter[str] = Counter()  # client streams per peer host
         self._waiting: Counter[str] = Counter()  # unary calls waiting for their request, per peer host
@@ -100,48 +104,45 @@ class StreamGuard(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is unty
         stream_unary = handler.stream_unary
 
         def upload(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            host = peer_host(context.peer())
-            with self._lock:
-                refused = sum(self._open.values()) >= self.max_streams or self._open[host] >= self.max_per_peer
-                if not refused:
-                    self._open[host] += 1
-                    self._last_message[context] = time.monotonic()
-            if refused:
-                context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"busy: {self.max_streams} uploads in progress (at most {self.max_per_peer} per peer); retry later",
-                )
-            try:
+            with self._admitted(self._open, context, self._uploads_full, self._uploads_busy):
                 return stream_unary(self._touching(requests, context), context)
-            finally:
-                with self._lock:
-                    _release(self._open, host)
-                    del self._last_message[context]
 
         return grpc.stream_unary_rpc_method_handler(upload, **options)
 
     def _request(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
         """The one request message of a unary call, waited for under the watchdog."""
-        host = peer_host(context.peer())
-        with self._lock:
-            refused = self._waiting[host] >= self.max_waiting_per_peer
-            if not refused:
-                self._waiting[host] += 1
-                self._last_message[context] = time.monotonic()
-        if refused:
-            context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"busy: {self.max_waiting_per_peer} calls from this host are waiting for their request; retry later",
-            )
-        try:
+        with self._admitted(self._waiting, context, self._waiting_full, self._waiting_busy):
             request = next(requests, None)
-        finally:
-            with self._lock:
-                _release(self._waiting, host)
-                del self._last_message[context]
         if request is None:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message")
         return request
+
+    def _uploads_full(self, host: str) -> bool:
+        return sum(self._open.values()) >= self.max_streams or self._open[host] >= self.max_per_peer
+
+    def _waiting_full(self, host: str) -> bool:
+        return self._waiting[host] >= self.max_waiting_per_peer
+
+    @contextmanager
+    def _admitted(
+        self, counts: Counter[str], context: grpc.ServicerContext, full: Callable[[str], bool], busy: str
+    ) -> Iterator[None]:
+        """Count the call against its peer host in `counts` and watch it for idleness while inside; refused
+        at once with UNAVAILABLE `busy` when `full(host)` (checked under the lock) says the bound is reached."""
+        host = peer_host(context.peer())
+        with self._lock:
+            refused = full(host)
+            if not refused:
+                counts[host] += 1
+                self._last_message[context] = time.monotonic()
+        if refused:
+            context.abort(grpc.StatusCode.UNAVAILABLE, busy)
+        try:
+            yield
+        finally:
+            with self._lock:
+                _release(counts, host)
+                del self._last_message[context]
 
     def _touching(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         for message in requests:
