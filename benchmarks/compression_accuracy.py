@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.pipelines_accuracy import DEFAULT_MITDB, mean_sd, per_class, read_rows
+from benchmarks.pipelines_accuracy import DEFAULT_MITDB, mean_sd, parse_run_args, per_class, read_rows
 from edgelab.metrics import accuracy_report
 from pipelines import mitdb
 from pipelines.base import SPLITS, TrainConfig
@@ -228,12 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-epochs", type=float, default=6.0, help="most epochs of each fine-tuning step")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--compressions", nargs="+", default=list(COMPRESSIONS))
-    parser.add_argument("--out", type=Path, default=Path("compression_accuracy.jsonl"))
-    parser.add_argument("--summarize", type=Path, nargs="+", help="print the tables of these JSON-lines files only")
-    parser.add_argument("--quick", action="store_true", help=f"a small run: {' '.join(QUICK)}")
-    args = parser.parse_args(argv)
-    if args.quick:  # the given options after QUICK's, so they win
-        args = parser.parse_args([*QUICK, *(sys.argv[1:] if argv is None else argv)])
+    args = parse_run_args(parser, argv, out=Path("compression_accuracy.jsonl"), quick=QUICK)
     if args.summarize:
         print_tables(read_rows(args.summarize))
         return

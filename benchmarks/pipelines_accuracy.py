@@ -209,6 +209,20 @@ def read_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
 
 
+def parse_run_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, out: Path, quick: Sequence[str]
+) -> argparse.Namespace:
+    """The accuracy benchmarks' shared options, --out (JSON lines appended per run), --summarize FILE... and
+    --quick (`quick`'s options first, then the given ones, so the given win), added and parsed."""
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--summarize", type=Path, nargs="+", help="print the tables of these JSON-lines files only")
+    parser.add_argument("--quick", action="store_true", help=f"a small run: {' '.join(quick)}")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args = parser.parse_args([*quick, *(sys.argv[1:] if argv is None else argv)])
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_MITDB)
@@ -225,12 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         "--unweighted", action="store_true", help="no class weights (as the papers' random-split figures)"
     )
     parser.add_argument("--cwt-signals", type=int, default=500, help="10 s windows for the CWT comparison; 0 skips")
-    parser.add_argument("--out", type=Path, default=Path("pipelines_accuracy.jsonl"))
-    parser.add_argument("--summarize", type=Path, nargs="+", help="print the tables of these JSON-lines files only")
-    parser.add_argument("--quick", action="store_true", help=f"a small run: {' '.join(QUICK)}")
-    args = parser.parse_args(argv)
-    if args.quick:  # the given options after QUICK's, so they win
-        args = parser.parse_args([*QUICK, *(sys.argv[1:] if argv is None else argv)])
+    args = parse_run_args(parser, argv, out=Path("pipelines_accuracy.jsonl"), quick=QUICK)
     if args.summarize:
         print_tables(summarize(read_rows(args.summarize)))
         return
