@@ -48,6 +48,41 @@ def _channel(address: str) -> grpc.Channel:
     return grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
+def _headers_only(channel: grpc.Channel, method: str, never: threading.Event, **kwargs: object) -> grpc.Future:
+    """A unary-request call that sends its headers and then nothing: a stream that never yields."""
+
+    def silent() -> Iterator[bytes]:
+        never.wait()
+        yield b""
+
+    if method == FETCH:  # a server stream: its response iterator is also its future
+        return channel.stream_stream(method)(silent(), timeout=60, **kwargs)
+    return channel.stream_unary(method).future(silent(), timeout=60, **kwargs)
+
+
+def _cycle(
+    coordinator: Coordinator, control: ControlClient, spec: JobSpec, fleet_token: str | None = FLEET_TOKEN
+) -> str:
+    """Health check, then register -> lease -> report on a fresh connection; the job's final state."""
+    with _channel(coordinator.address) as probe:
+        check = health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert check.status == health_pb2.HealthCheckResponse.SERVING
+    agent = AgentClient(coordinator.address, timeout_s=5)
+    agent.register("pi", CAPS, fleet_token)
+    assert agent.registration is not None
+    [job_id] = control.submit(spec, [agent.registration.agent_id])
+    lease = agent.lease()
+    assert lease is not None and lease.job_id == job_id
+    assert not agent.report(lease.job_id, lease.attempt, BenchmarkResult(latency=[LATENCY]))  # not a duplicate
+    return control.get_job(job_id)[0].state.value
+
+
+def _code(call: grpc.Future) -> grpc.StatusCode:
+    error = call.exception(timeout=30)  # server streams' iterators are futures too
+    assert isinstance(error, grpc.Call), f"{call} did not fail"
+    return error.code()
+
+
 def test_the_coordinator_answers_while_stalled_uploads_idle_connections_and_a_flood_are_open(
     guarded: Coordinator, onnx_model: Path, test_set: Path
 ) -> None:
@@ -80,14 +115,7 @@ def test_the_coordinator_answers_while_stalled_uploads_idle_connections_and_a_fl
         for i in range(30)
     ]
     try:
-        with _channel(address) as probe:
-            check = health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
-        agent = AgentClient(address, timeout_s=5)
-        agent.register("pi", CAPS, None)
-        [job_id] = control.submit(spec, [agent.registration.agent_id] if agent.registration else [])
-        lease = agent.lease()
-        assert lease is not None and lease.job_id == job_id
-        duplicate = agent.report(lease.job_id, lease.attempt, BenchmarkResult(latency=[LATENCY]))
+        state = _cycle(guarded, control, spec, fleet_token=None)
         codes = [stall.exception(timeout=30).code() for stall in stalls]  # none of them may hang
         registered = sum(f.exception(timeout=30) is None for f in flood)
     finally:
@@ -97,39 +125,11 @@ def test_the_coordinator_answers_while_stalled_uploads_idle_connections_and_a_fl
         for ch in [*stall_channels, *flood_channels]:
             ch.close()
 
-    assert check.status == health_pb2.HealthCheckResponse.SERVING
-    assert not duplicate and control.get_job(job_id)[0].state.value == "succeeded"
+    assert state == "succeeded"
     # 4 uploads admitted and cancelled when idle, the other 60 refused at once as busy.
     assert codes.count(grpc.StatusCode.UNAVAILABLE) == 60 and codes.count(grpc.StatusCode.CANCELLED) == 4
     assert guarded.stream_guard is not None and guarded.stream_guard.open_streams == 0
     assert registered == 300
-
-
-def _headers_only(channel: grpc.Channel, method: str, never: threading.Event, **kwargs: object) -> grpc.Future:
-    """A unary-request call that sends its headers and then nothing: a stream that never yields."""
-
-    def silent() -> Iterator[bytes]:
-        never.wait()
-        yield b""
-
-    if method == FETCH:  # a server stream: its response iterator is also its future
-        return channel.stream_stream(method)(silent(), timeout=60, **kwargs)
-    return channel.stream_unary(method).future(silent(), timeout=60, **kwargs)
-
-
-def _cycle(coordinator: Coordinator, control: ControlClient, spec: JobSpec) -> str:
-    """Health check, then register -> lease -> report on a fresh connection; the job's final state."""
-    with _channel(coordinator.address) as probe:
-        check = health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
-    assert check.status == health_pb2.HealthCheckResponse.SERVING
-    agent = AgentClient(coordinator.address, timeout_s=5)
-    agent.register("pi", CAPS, FLEET_TOKEN)
-    assert agent.registration is not None
-    [job_id] = control.submit(spec, [agent.registration.agent_id])
-    lease = agent.lease()
-    assert lease is not None and lease.job_id == job_id
-    agent.report(lease.job_id, lease.attempt, BenchmarkResult(latency=[LATENCY]))
-    return control.get_job(job_id)[0].state.value
 
 
 def test_header_only_calls_without_credentials_are_refused_before_they_wait_for_their_request(
@@ -188,12 +188,6 @@ def test_header_only_calls_with_credentials_are_bounded_per_peer_and_cancelled_w
     assert codes.count(grpc.StatusCode.UNAVAILABLE) == 56 and codes.count(grpc.StatusCode.CANCELLED) == 8
     assert guard.waiting_calls == 0
     assert state == "succeeded"
-
-
-def _code(call: grpc.Future) -> grpc.StatusCode:
-    error = call.exception(timeout=30)  # server streams' iterators are futures too
-    assert isinstance(error, grpc.Call), f"{call} did not fail"
-    return error.code()
 
 
 def test_undecodable_requests_are_invalid_argument_and_leave_nothing_behind(coordinator: Coordinator) -> None:
