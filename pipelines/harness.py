@@ -244,36 +244,40 @@ def fit(
     fitted: Any = None,
     select_on_validation: bool = False,
 ) -> float:
-    """Compile and train `model` (or `fitted`, which wraps it) as `fit_and_export` says; the seconds it took."""
+    """Compile and train `model` (or `fitted`, which wraps it, or each of a list of them in turn) as
+    `fit_and_export` says; the seconds it took."""
     keras = require("keras")
     steps = config.epochs * math.ceil(len(train.y) / config.batch_size)
-    rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
-    trained = model if fitted is None else fitted
-    trained.compile(
-        optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    trained_models = [model] if fitted is None else list(fitted) if isinstance(fitted, (list, tuple)) else [fitted]
     selector = None
     if validation is not None and select_on_validation:
+        if len(trained_models) > 1:
+            raise ValueError("select_on_validation keeps one model's best epoch; got several to train")
         # Not before half the epochs: the BiLSTM at 1e-2 scores its best early epoch, then dips for a
         # few epochs before it climbs past it (random split: best at 1, stopped at 4 with patience alone).
         selector = best_on_validation(keras, validation, class_names, PATIENCE, math.ceil(config.epochs / 2))
         callbacks = [*callbacks, selector]
     started = time.perf_counter()
-    trained.fit(
-        train.x,
-        train.y,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP)
-        if config.class_weights
-        else None,
-        validation_data=None if validation is None or selector else (validation.x, validation.y),
-        callbacks=list(callbacks),
-        shuffle=True,
-        verbose=0,
-    )
+    for trained in trained_models:
+        rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
+        trained.compile(
+            optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        trained.fit(
+            train.x,
+            train.y,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP)
+            if config.class_weights
+            else None,
+            validation_data=None if validation is None or selector else (validation.x, validation.y),
+            callbacks=list(callbacks),
+            shuffle=True,
+            verbose=0,
+        )
     train_seconds = time.perf_counter() - started
     if selector is not None:
         notes.append(
@@ -314,7 +318,9 @@ def fit_and_export(
 
     `fitted`, when given, is a model wrapping `model` (random augmentation in front) that is
     trained instead; `model` shares its weights and is what gets evaluated and exported, so no
-    random op (which ONNX cannot express) reaches the artifact. `test_records` (the record of each
+    random op (which ONNX cannot express) reaches the artifact. A list of them (e.g. one per member
+    of an ensemble, `models.ensemble_members`) is trained one after the other, each from its own
+    optimizer and learning-rate schedule. `test_records` (the record of each
     test example) adds a confusion matrix per record, so figures without a record can be computed.
     `logit_offsets` (one per class) are added to the trained classifier's logits
     (`models.add_logit_offsets`) before anything is evaluated or exported, so every runtime sees them.

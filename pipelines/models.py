@@ -22,6 +22,7 @@ def build_cnn_1d(
     width: int = 16,
     dropout: float = 0.2,
     waveform_dropout: float = 0.0,
+    members: int = 1,
 ) -> Any:
     """A small 1D CNN for single-beat windows (~34k parameters at width 16), optionally with per-beat features.
 
@@ -40,6 +41,11 @@ def build_cnn_1d(
     and the shipped test set assume.
     `waveform_dropout` drops CNN features in training, so the classifier cannot lean on the
     morphology of the few training patients alone.
+
+    `members` > 1 builds that many such CNNs side by side on the same input (layer names suffixed
+    "_m0", "_m1", ...) and outputs the mean of their softmax outputs ("ensemble_mean"): one flat graph,
+    so every converter and the compression rebuild see plain layers. Train the members one by one
+    through `ensemble_members`.
     """
     keras = require("keras")
     layers = keras.layers
@@ -51,24 +57,45 @@ def build_cnn_1d(
         else inputs
         for k in range(waveforms)
     ]
-    x = layers.Concatenate(name="waveform_channels")(channels) if waveforms > 1 else channels[0]
-    for i, (filters, kernel) in enumerate(((width, 7), (2 * width, 5), (4 * width, 5), (4 * width, 5))):
-        x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
-        if i < 3:
-            x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
-    x = layers.GlobalAveragePooling1D(name="gap")(x)
-    if waveform_dropout:
-        x = layers.Dropout(waveform_dropout, name="waveform_dropout")(x)
-    if extra_features:
-        f = layers.Cropping1D((waveforms * input_length, 0), name="features")(inputs)
-        f = layers.Dense(width, activation="relu", name="features_dense")(layers.Flatten(name="features_flat")(f))
-        x = layers.Concatenate(name="merge")([x, f])
-        x = layers.Dense(2 * width, activation="relu", name="merged_dense")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
-    return keras.Model(inputs, outputs, name="cnn_1d")
+    waveform = layers.Concatenate(name="waveform_channels")(channels) if waveforms > 1 else channels[0]
+    features = layers.Cropping1D((waveforms * input_length, 0), name="features")(inputs) if extra_features else None
+    outputs = []
+    for member in range(members):
+        suffix = f"_m{member}" if members > 1 else ""
+        x = waveform
+        for i, (filters, kernel) in enumerate(((width, 7), (2 * width, 5), (4 * width, 5), (4 * width, 5))):
+            x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"conv{i}{suffix}")(x)
+            x = layers.BatchNormalization(name=f"bn{i}{suffix}")(x)
+            x = layers.ReLU(name=f"relu{i}{suffix}")(x)
+            if i < 3:
+                x = layers.MaxPooling1D(2, name=f"pool{i}{suffix}")(x)
+        x = layers.GlobalAveragePooling1D(name=f"gap{suffix}")(x)
+        if waveform_dropout:
+            x = layers.Dropout(waveform_dropout, name=f"waveform_dropout{suffix}")(x)
+        if features is not None:
+            f = layers.Flatten(name=f"features_flat{suffix}")(features)
+            f = layers.Dense(width, activation="relu", name=f"features_dense{suffix}")(f)
+            x = layers.Concatenate(name=f"merge{suffix}")([x, f])
+            x = layers.Dense(2 * width, activation="relu", name=f"merged_dense{suffix}")(x)
+        x = layers.Dropout(dropout, name=f"dropout{suffix}")(x)
+        outputs.append(layers.Dense(num_classes, activation="softmax", name=f"probs{suffix}")(x))
+    output = layers.Average(name="ensemble_mean")(outputs) if members > 1 else outputs[0]
+    return keras.Model(inputs, output, name="cnn_1d")
+
+
+def ensemble_members(model: Any) -> list[Any]:
+    """The members of a `build_cnn_1d(members=k)` ensemble as models of their own, sharing its layers and
+    weights (training one trains that member of `model`); `[model]` for a single CNN."""
+    keras = require("keras")
+    heads = _softmax_layers(model)
+    if len(heads) == 1:
+        return [model]
+    return [keras.Model(model.inputs, head.output, name=f"{model.name}_{head.name}") for head in heads]
+
+
+def _softmax_layers(model: Any) -> list[Any]:
+    """The classifier layers whose bias holds the logit offsets: "probs", or each member's "probs_m<k>"."""
+    return [layer for layer in model.layers if layer.name == "probs" or layer.name.startswith("probs_m")]
 
 
 def with_waveform_augmentation(
@@ -117,16 +144,20 @@ def with_waveform_augmentation(
 
 
 def add_logit_offsets(model: Any, offsets: Sequence[float]) -> None:
-    """Add `offsets` (one per class) to the logits of `model`'s softmax layer "probs", in its bias.
+    """Add `offsets` (one per class) to the logits of `model`'s softmax layer "probs" (of each member's, in an
+    ensemble), in its bias.
 
     softmax(z + offsets) moves the decision between classes as a prior correction would, with the
     graph unchanged: the offsets travel in the weights to every exported format.
     """
-    layer = model.get_layer("probs")
-    kernel, bias = layer.get_weights()
-    if len(offsets) != len(bias):
-        raise ValueError(f"{len(offsets)} logit offsets for {len(bias)} classes")
-    layer.set_weights([kernel, bias + np.asarray(offsets, dtype=bias.dtype)])
+    layers = _softmax_layers(model)
+    if not layers:
+        raise ValueError(f"{model.name} has no classifier layer 'probs' to offset")
+    for layer in layers:
+        kernel, bias = layer.get_weights()
+        if len(offsets) != len(bias):
+            raise ValueError(f"{len(offsets)} logit offsets for {len(bias)} classes")
+        layer.set_weights([kernel, bias + np.asarray(offsets, dtype=bias.dtype)])
 
 
 def build_bilstm(

@@ -1,11 +1,11 @@
-"""Model builders: the beat CNN's one-input split, the training-only waveform augmentation, logit offsets."""
+"""Model builders: the beat CNN's one-input split, its ensemble, the training-only waveform augmentation, logit offsets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipelines.models import add_logit_offsets, build_cnn_1d, with_waveform_augmentation
+from pipelines.models import add_logit_offsets, build_cnn_1d, ensemble_members, with_waveform_augmentation
 
 pytest.importorskip("keras", reason="needs pip install 'edgelab[train]'")
 
@@ -106,3 +106,49 @@ def test_logit_offsets_shift_the_softmax_as_a_prior_would() -> None:
     np.testing.assert_allclose(after, expected / expected.sum(axis=1, keepdims=True), rtol=1e-5)
     with pytest.raises(ValueError, match="2 logit offsets for 5 classes"):
         add_logit_offsets(model, [0.0, 1.0])
+
+
+def test_an_ensemble_averages_members_that_train_one_at_a_time() -> None:
+    # prepare
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_cnn_1d(WINDOW, 5, extra_features=FEATURES, waveforms=2, width=4, members=3)
+    single = build_cnn_1d(WINDOW, 5, extra_features=FEATURES, waveforms=2, width=4)
+    x = np.random.default_rng(5).standard_normal((16, 2 * WINDOW + FEATURES, 1)).astype(np.float32)
+    y = np.arange(16) % 5
+    members = ensemble_members(model)
+    before = [np.asarray(m(x, training=False)) for m in members]
+
+    # execute: train member 0 alone
+    members[0].compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    members[0].fit(x, y, epochs=2, batch_size=8, verbose=0)
+    after = [np.asarray(m(x, training=False)) for m in members]
+
+    # assert: one flat graph (no nested model), the mean of three distinct members, one trained in place
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+    assert model.count_params() == 3 * single.count_params()
+    assert len(members) == 3 and ensemble_members(single) == [single]
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(after, axis=0), rtol=1e-5, atol=1e-7)
+    assert np.abs(before[0] - before[1]).max() > 1e-4
+    assert np.abs(after[0] - before[0]).max() > 1e-4
+    for k in (1, 2):
+        np.testing.assert_array_equal(after[k], before[k])
+
+
+def test_logit_offsets_shift_every_member_of_an_ensemble() -> None:
+    # prepare
+    model = build_cnn_1d(WINDOW, 5, extra_features=FEATURES, width=4, members=2)
+    x = np.random.default_rng(6).standard_normal((8, WINDOW + FEATURES, 1)).astype(np.float32)
+    offsets = [0.0, 0.0, 0.5, 2.0, 0.0]
+    before = [np.asarray(m(x, training=False)) for m in ensemble_members(model)]
+
+    # execute
+    add_logit_offsets(model, offsets)
+
+    # assert: each member's softmax moved as a prior would, and the output is their mean
+    expected = [b * np.exp(offsets) for b in before]
+    expected = [e / e.sum(axis=1, keepdims=True) for e in expected]
+    for member, want in zip(ensemble_members(model), expected, strict=True):
+        np.testing.assert_allclose(np.asarray(member(x, training=False)), want, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(expected, axis=0), rtol=1e-5)
