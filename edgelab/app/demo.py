@@ -1,8 +1,8 @@
 """`edgelab demo`: the whole lab on one machine.
 
 Starts a coordinator on loopback (SQLite store + artifact store in the data dir), one
-agent in its own process, trains the MIT-BIH 1D CNN (beat window + RR features, inter-patient:
-DS1 less five validation patients trains, DS2 tests) as a Ray task, uploads the ONNX model
+agent in its own process, trains the MIT-BIH 1D CNN ensemble (beat window + RR features, inter-patient:
+DS1 trains, DS2 tests) as a Ray task, uploads the ONNX model
 and its test set, dispatches a job per runtime and precision to the agent and prints what the
 agent measured, with the EC57 Se and +P per class of every run next to de Chazal et al. 2004.
 """
@@ -50,7 +50,7 @@ JOB_TIMEOUT_S = 1800.0
 
 @dataclass
 class DemoOptions:
-    epochs: int = 6  # the epochs mitdb-beats-1d was configured with on its validation patients
+    epochs: int = 6  # the epochs mitdb-beats-1d was configured with (cross-validation over DS1's patients)
     split: str = "inter-patient"
     records: tuple[str, ...] | None = None
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
@@ -141,7 +141,7 @@ def _ec57(rows: list[tuple[Job, BenchmarkResult | None]], summary: dict[str, Any
         table_rows.append((label, ec57_figures(without, list(summary["class_names"]))))
     if not table_rows:
         return None
-    side = "DS2, trained on DS1 less the validation patients" if summary["split"] == "inter-patient" else "its test set"
+    side = "DS2, trained on DS1" if summary["split"] == "inter-patient" else "its test set"
     return ec57_table(
         table_rows,
         title=f"EC57 gross Se / +P per class, {summary['split']} split ({side}); F or Q labelled VEB is no VEB false positive",
