@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from edgelab.errors import ConfigError
+from pipelines import mitdb
 from pipelines.base import TrainConfig, TrainOutput
-from pipelines.beats_1d import load_split
+from pipelines.beats_1d import DS1_FOLDS, load_split
 from pipelines.features import RR_FEATURES
 from pipelines.registry import get_pipeline
 from pipelines.training import DATASET_KEYS
@@ -72,6 +73,21 @@ def test_the_streaming_pipeline_preprocesses_causally(mitdb_dir: Path) -> None:
     assert streamed.x.shape == offline.x.shape
     np.testing.assert_array_equal(streamed.x[:, -len(RR_FEATURES) :], offline.x[:, -len(RR_FEATURES) :])
     assert not np.allclose(streamed.x[:, : -len(RR_FEATURES)], offline.x[:, : -len(RR_FEATURES)])
+
+
+def test_the_cross_validation_folds_split_ds1_by_patient_and_spread_its_rare_beats() -> None:
+    # prepare: DS1's AF patients, the record with most of its F beats, its patients with 30+ SVEB beats
+    af, fusion = {"201", "203"}, "208"
+    sveb = {"209", "201", "207", "118", "220", "223", "124"}
+
+    # execute
+    placed = [r for fold in DS1_FOLDS for r in fold]
+
+    # assert: every DS1 patient in exactly one fold, none of DS2; the AF patients apart, so a fold trains on one
+    assert sorted(placed) == sorted(mitdb.DS1)
+    assert all(len(fold & af) <= 1 for fold in map(set, DS1_FOLDS))
+    assert sum(fusion in fold for fold in DS1_FOLDS) == 1
+    assert all(set(fold) & sveb for fold in DS1_FOLDS)
 
 
 def test_load_split_rejects_unknown_records(mitdb_dir: Path) -> None:
