@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -139,7 +140,8 @@ def per_class(evaluations: Sequence[dict[str, Any]]) -> list[str]:
 
 def ec57(evaluations: Sequence[dict[str, Any]]) -> list[str]:
     """ "SVEB Se m±sd / +P m±sd" and VEB's, AAMI EC57 gross (bxb's rules: F or Q labelled V is no VEB false
-    positive), over the seeds; none for classes other than the AAMI ones."""
+    positive), over the seeds; +P 0 for a run that labelled no beat as the class (as `per_class`); none for
+    classes other than the AAMI ones."""
     names = [c["name"] for c in evaluations[0]["classes"]]
     try:
         runs = [ec57_figures(np.reshape(e["confusion"], (len(names), len(names))), names) for e in evaluations]
@@ -149,7 +151,7 @@ def ec57(evaluations: Sequence[dict[str, Any]]) -> list[str]:
     for i, figure in enumerate(runs[0]):
         if figure.name in ("SVEB", "VEB"):
             se = mean_sd([run[i].se for run in runs], 2)
-            ppv = mean_sd([run[i].ppv for run in runs], 2)
+            ppv = mean_sd([0.0 if math.isnan(run[i].ppv) else run[i].ppv for run in runs], 2)
             parts.append(f"{figure.name} {se} / {ppv}")
     return parts
 

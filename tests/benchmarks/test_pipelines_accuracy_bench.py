@@ -81,11 +81,13 @@ def test_runs_are_summarised_per_pipeline_and_split_with_per_class_se_and_ppv() 
 
 
 def test_aami_runs_also_get_ec57_sveb_and_veb() -> None:
-    # prepare: rows N, S, V, F, Q (reference) x columns (predicted); the two seeds differ in S -> N only
+    # prepare: rows N, S, V, F, Q (reference) x columns (predicted); the seeds differ in the S column only,
+    # the third labelling no beat S
     names = ["N", "S", "V", "F", "Q"]
     confusions = [
         [[90, 5, 5, 0, 0], [2, 8, 0, 0, 0], [1, 0, 9, 0, 0], [0, 0, 4, 6, 0], [0, 0, 1, 0, 1]],
         [[90, 5, 5, 0, 0], [6, 4, 0, 0, 0], [1, 0, 9, 0, 0], [0, 0, 4, 6, 0], [0, 0, 1, 0, 1]],
+        [[95, 0, 5, 0, 0], [10, 0, 0, 0, 0], [1, 0, 9, 0, 0], [0, 0, 4, 6, 0], [0, 0, 1, 0, 1]],
     ]
     rows = [
         {
@@ -105,8 +107,8 @@ def test_aami_runs_also_get_ec57_sveb_and_veb() -> None:
     (summary,) = summarize(rows)
     (bilstm,) = summarize([_run(0, "random", 0.9)])
 
-    # assert: VEB +P leaves out the F and Q beats labelled V (9 / (9 + 5)), S is taken as is
-    assert summary.ec57 == ["SVEB 0.60±0.28 / 0.53±0.12", "VEB 0.90±0.00 / 0.64±0.00"]
+    # assert: VEB +P leaves out the F and Q beats labelled V (9 / (9 + 5)); SVEB +P 8/13, 4/9 and 0 (none labelled)
+    assert summary.ec57 == ["SVEB 0.40±0.40 / 0.35±0.32", "VEB 0.90±0.00 / 0.64±0.00"]
     assert bilstm.ec57 == []
 
 
