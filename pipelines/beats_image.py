@@ -2,7 +2,10 @@
 
 The beat image (`features.beat_images`) is the input of the paper that reports
 EfficientNetB0 at 95.9% on N, V, F, /, f, other with a random beat split. Backbones start from
-random weights (no ImageNet download here) and train end to end.
+random weights (no ImageNet download here) and train end to end. Validation comes from the training
+side only (AAMI classes: the validation patients of `validation.hold_out_beat_validation`; the paper's
+classes, whose '/' and 'f' only paced records hold: `harness.hold_out_validation`), and the epoch
+with the best validation macro F1 is kept, so the test side is scored once.
 """
 
 from __future__ import annotations
@@ -14,8 +17,17 @@ from typing import Any
 from pipelines import mitdb
 from pipelines._deps import require
 from pipelines.base import TrainConfig, TrainOutput
-from pipelines.harness import Inputs, cap_training, check_sides, chosen_records, fit_and_export, split_examples
+from pipelines.harness import (
+    Inputs,
+    cap_training,
+    check_sides,
+    chosen_records,
+    fit_and_export,
+    hold_out_validation,
+    split_examples,
+)
 from pipelines.models import BACKBONES, build_backbone_classifier, build_cnn_2d
+from pipelines.validation import hold_out_beat_validation
 
 CNN = "cnn"
 LEARNING_RATE = {CNN: 1e-3}
@@ -25,7 +37,8 @@ BACKBONE_LEARNING_RATE = 5e-4
 
 @dataclass
 class BeatImagePipeline:
-    """Beat images -> split -> CNN or backbone -> artifacts; `classes` is "aami" or "paper"."""
+    """Beat images -> split -> validation held out of training -> CNN or backbone (epoch chosen on
+    validation) -> artifacts; `classes` is "aami" or "paper"."""
 
     model: str = CNN
     classes: str = "aami"
@@ -61,6 +74,8 @@ class BeatImagePipeline:
 
         train, test, split = split_examples(config, notes, load, chosen_records(config), ds1=ds1, ds2=ds2)
         check_sides(train, test, split)
+        hold_out = hold_out_validation if paper else hold_out_beat_validation
+        train, validation = hold_out(train, split, config.seed, notes)
         train = cap_training(train, config, notes)
         keras = require("keras")
         keras.utils.set_random_seed(config.seed)
@@ -84,4 +99,6 @@ class BeatImagePipeline:
             split=split,
             notes=notes,
             learning_rate=LEARNING_RATE.get(self.model, BACKBONE_LEARNING_RATE),
+            validation=Inputs(validation.x, validation.y),
+            select_on_validation=True,
         )

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from benchmarks.pipelines_accuracy import DEFAULT_PIPELINES, PUBLISHED, main, mean_sd, parse_pipeline, summarize
+from pipelines.models import BACKBONES
+from pipelines.registry import PIPELINES
 
 
 def test_pipeline_specs_take_optional_epochs() -> None:
@@ -22,6 +24,17 @@ def test_every_default_pipeline_has_a_published_figure_saying_what_it_is() -> No
     for spec in DEFAULT_PIPELINES:
         published = PUBLISHED[spec.partition(":")[0]]
         assert published.figure and published.metric and published.data and published.split
+
+
+def test_defaults_are_every_mitdb_pipeline_but_the_image_backbones() -> None:
+    # prepare
+    backbones = {f"mitdb-beats-image-{b}{suffix}" for b in BACKBONES for suffix in ("", "-paper")}
+
+    # execute
+    defaults = {spec.partition(":")[0] for spec in DEFAULT_PIPELINES}
+
+    # assert
+    assert defaults == {name for name in PIPELINES if "mitdb" in name} - backbones
 
 
 def test_mean_and_sample_sd_over_seeds() -> None:
@@ -65,6 +78,38 @@ def test_runs_are_summarised_per_pipeline_and_split_with_per_class_se_and_ppv() 
     )
     assert patient.classes == ["N 0.80±0.10 / 0.90±0.00", "AF 0.60±0.00 / 0.50±0.00"]
     assert random.classes == ["N 0.95 / 0.90"]  # AF absent from the test side: left out, not zero
+
+
+def test_aami_runs_also_get_ec57_sveb_and_veb() -> None:
+    # prepare: rows N, S, V, F, Q (reference) x columns (predicted); the seeds differ in the S column only,
+    # the third labelling no beat S
+    names = ["N", "S", "V", "F", "Q"]
+    confusions = [
+        [[90, 5, 5, 0, 0], [2, 8, 0, 0, 0], [1, 0, 9, 0, 0], [0, 0, 4, 6, 0], [0, 0, 1, 0, 1]],
+        [[90, 5, 5, 0, 0], [6, 4, 0, 0, 0], [1, 0, 9, 0, 0], [0, 0, 4, 6, 0], [0, 0, 1, 0, 1]],
+        [[95, 0, 5, 0, 0], [10, 0, 0, 0, 0], [1, 0, 9, 0, 0], [0, 0, 4, 6, 0], [0, 0, 1, 0, 1]],
+    ]
+    rows = [
+        {
+            **_run(seed, "inter-patient", 0.9),
+            "pipeline": "mitdb-beats-image",
+            "evaluation": {
+                "accuracy": 0.9,
+                "macro_f1": 0.5,
+                "classes": [{"name": n, "support": 1, "precision": 0.5, "recall": 0.5} for n in names],
+                "confusion": [n for row in confusion for n in row],
+            },
+        }
+        for seed, confusion in enumerate(confusions)
+    ]
+
+    # execute
+    (summary,) = summarize(rows)
+    (bilstm,) = summarize([_run(0, "random", 0.9)])
+
+    # assert: VEB +P leaves out the F and Q beats labelled V (9 / (9 + 5)); SVEB +P 8/13, 4/9 and 0 (none labelled)
+    assert summary.ec57 == ["SVEB 0.40±0.40 / 0.35±0.32", "VEB 0.90±0.00 / 0.64±0.00"]
+    assert bilstm.ec57 == []
 
 
 @pytest.mark.slow

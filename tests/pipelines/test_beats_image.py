@@ -99,10 +99,35 @@ def test_image_pipeline_trains_on_patient_disjoint_paced_records(trained_paper: 
     assert 390 <= trained_paper.train_beats <= 410
     assert trained_paper.test_beats > 2000
     assert any("paced records" in note for note in trained_paper.notes)
+    # one training record: validation is a fifth of its beats (none of its patients can go), epoch chosen on it
+    assert any(note.startswith("validation: 20% of the training examples (records 102") for note in trained_paper.notes)
+    assert any(note.startswith("kept epoch 1 of 1") for note in trained_paper.notes)
     assert x_test.shape[1:] == x_calib.shape[1:] == (36, 36, 1)
     assert probs.shape == (3, 6)
     assert trained_paper.onnx_max_abs_diff < 1e-4
     assert 50_000 <= trained_paper.params <= 150_000
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_aami_image_pipeline_holds_out_validation_patients(mitdb_dir: Path, tmp_path: Path) -> None:
+    # prepare: 116 is a validation patient, 119 trains, 100 (DS2) tests
+    pytest.importorskip("tensorflow", reason="needs pip install 'edgelab[train]'")
+    pytest.importorskip("tf2onnx", reason="needs pip install 'edgelab[train]'")
+    config = TrainConfig(
+        data_dir=mitdb_dir, records=("116", "119", "100"), epochs=1, batch_size=64, max_train_beats=200,
+        calibration_size=8,
+    )  # fmt: skip
+
+    # execute
+    out = get_pipeline("mitdb-beats-image").run(config, tmp_path)
+
+    # assert: 116 scores the epochs and is not trained on; 100 is the test side, whole
+    assert out.split == "inter-patient"
+    assert any(note.startswith("validation by patient: records 116 (") for note in out.notes)
+    assert any(note.startswith("kept epoch 1 of 1") for note in out.notes)
+    assert out.train_beats == 200
+    assert out.test_beats == len(mitdb.load_beat_images(mitdb_dir, ["100"]))
 
 
 @pytest.mark.slow
