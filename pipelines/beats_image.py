@@ -3,7 +3,7 @@
 The beat image (`features.beat_images`) is the input of the paper that reports
 EfficientNetB0 at 95.9% on N, V, F, /, f, other with a random beat split. Backbones start from
 random weights (no ImageNet download here) and train end to end. Validation comes from the training
-side only (AAMI classes: the validation patients of `validation.hold_out_beat_validation`; the paper's
+side only (AAMI classes: the validation patients of `harness.hold_out_beat_validation`; the paper's
 classes, whose '/' and 'f' only paced records hold: `harness.hold_out_validation`), and the epoch
 with the best validation macro F1 is kept, so the test side is scored once.
 """
@@ -23,11 +23,11 @@ from pipelines.harness import (
     check_sides,
     chosen_records,
     fit_and_export,
+    hold_out_beat_validation,
     hold_out_validation,
     split_examples,
 )
 from pipelines.models import BACKBONES, build_backbone_classifier, build_cnn_2d
-from pipelines.validation import hold_out_beat_validation
 
 CNN = "cnn"
 LEARNING_RATE = {CNN: 1e-3}

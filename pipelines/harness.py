@@ -140,6 +140,31 @@ def hold_out_validation(
     return rest, validation
 
 
+BEAT_VALIDATION_RECORDS: tuple[str, ...] = ("116", "118", "124", "207", "215")
+"""DS1 records the AAMI beat models hold out for validation in the inter-patient split: 11,527 beats
+with 238 SVEB and 546 VEB from five patients (118, 124 and 207 hold SVEB; 116, 207 and 215 VEB), so
+SVEB and VEB are judged across patients. The other 17 DS1 records (706 SVEB, 3,242 VEB) train."""
+
+
+def hold_out_beat_validation(
+    train: mitdb.BeatDataset, split: str, seed: int, notes: list[str]
+) -> tuple[mitdb.BeatDataset, mitdb.BeatDataset]:
+    """(training, validation) for AAMI beat models; validation patients are never training patients.
+
+    With a patient-disjoint split, BEAT_VALIDATION_RECORDS when the training side holds some of them
+    and other records besides; otherwise (a record subset, or the random split) `hold_out_validation`.
+    `notes` says which.
+    """
+    records = train.records()
+    chosen = [r for r in BEAT_VALIDATION_RECORDS if r in records]
+    if split == "random" or not chosen or len(chosen) == len(records):
+        return hold_out_validation(train, split, seed, notes)
+    rest, held = mitdb.split_by_records(train, chosen)
+    counts = ", ".join(f"{n} {c}" for c, n in zip(held.class_names, held.class_counts(), strict=True) if n)
+    notes.append(f"validation by patient: records {', '.join(chosen)} ({len(held)} beats: {counts}), not trained on")
+    return rest, held
+
+
 def _validation_records(train: mitdb.BeatDataset, seed: int) -> list[str]:
     """About VALIDATION_FRACTION of the training records, none when no record can go.
 

@@ -11,7 +11,7 @@ import pytest
 from edgelab.errors import ConfigError
 from pipelines import mitdb
 from pipelines.base import TrainConfig
-from pipelines.harness import cap_training, check_sides, hold_out_validation, split_examples
+from pipelines.harness import cap_training, check_sides, hold_out_beat_validation, hold_out_validation, split_examples
 
 
 def _load(records: Sequence[str]) -> mitdb.BeatDataset:
@@ -162,3 +162,37 @@ def test_random_split_validation_is_a_stratified_share_of_examples() -> None:
     # assert: the random split leaks patients on its test side already, so validation does the same, silently
     assert (train.class_counts().tolist(), validation.class_counts().tolist()) == ([8, 8], [2, 2])
     assert notes == []
+
+
+def test_beat_validation_patients_are_neither_training_nor_test_patients(mitdb_dir: Path) -> None:
+    # prepare: DS1 records with two of the fixed validation records, and DS2 records
+    config = TrainConfig(data_dir=mitdb_dir, records=("100", "118", "119", "124", "209", "232"))
+    notes: list[str] = []
+    train, test, split = split_examples(
+        config, notes, lambda records: mitdb.load_beats(mitdb_dir, records), list(config.records or ())
+    )
+
+    # execute
+    rest, held = hold_out_beat_validation(train, split, seed=0, notes=notes)
+
+    # assert
+    assert split == "inter-patient"
+    assert held.records() == ["118", "124"]
+    assert rest.records() == ["119", "209"]
+    assert test.records() == ["100", "232"]
+    assert len(rest) + len(held) == len(train)
+    assert any("validation by patient: records 118, 124" in note for note in notes)
+
+
+def test_beat_validation_without_the_fixed_records_holds_out_whole_training_patients(mitdb_dir: Path) -> None:
+    # prepare: five DS1 records, none of them in BEAT_VALIDATION_RECORDS
+    train = mitdb.load_beats(mitdb_dir, ["101", "106", "108", "109", "112"])
+
+    # execute
+    rest, held = hold_out_beat_validation(train, "inter-patient", seed=3, notes=[])
+    _, again = hold_out_beat_validation(train, "inter-patient", seed=3, notes=[])
+
+    # assert: whole records (the shared rule, hold_out_validation), the same for the same seed
+    assert held.records() and held.records() == again.records()
+    assert not set(held.records()) & set(rest.records())
+    assert sorted(held.records() + rest.records()) == ["101", "106", "108", "109", "112"]
