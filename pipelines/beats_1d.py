@@ -93,6 +93,12 @@ of the demo's verdict."""
 # best shortfall 15.8 (without: 14.8); averaged, 5.2 (without: 8.1). Mixed, within the seed spread: not
 # kept. 10 epochs instead of 6: one CNN per seed 0.754 (mean of six, no offsets), best shortfall 16.5;
 # averaged 0.760 and 13.1 (6 epochs: 0.774 and 8.1). Kept: 6.
+# The record's other lead (V1 in 20 of the 22 DS1 records, V4/V5 in 124/114), preprocessed as MLII, as
+# two more CNN channels (its window and its template difference, own augmentation gain): best shortfall
+# of the three averaged 11.8 (seeds 0-2; without: 8.1) and 15.0 (seeds 3-5; without: 17.9), six
+# averaged 11.1 (without: 12.8); N +P fell to 98.7-98.9 in every run. 0.40 s before R instead of 0.25
+# (room for a premature beat's P wave): averaged 17.0 (seeds 0-2), with the other lead too 15.9. Not
+# kept: no gain beyond the seed spread, which the baseline's two seed triples (8.1 and 17.9) show is wide.
 
 
 class BeatCnn1dPipeline:
