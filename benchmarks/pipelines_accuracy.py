@@ -77,7 +77,7 @@ DE_CHAZAL = Published(
     "N Se 87/+P 99, SVEB 76/38, VEB 78/82, acc ~86%",
     "per-class Se/+P, de Chazal et al. 2004 linear discriminant",
     "MIT-BIH AAMI classes",
-    "inter-patient DS1 -> DS2 (same as ours)",
+    "inter-patient DS1 -> DS2, as our inter-patient split",
 )
 BEAT_IMAGE_PAPER = Published(
     "95.9%",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.backends.base import PROFILE_TOP_OPS
 from agent.runner import run_benchmark
 from edgelab.domain import ArtifactRef, BenchmarkResult, JobSpec, MeasurementSettings
 from tests.factories import onnx_with_large_constant, tflite_with_large_constant
@@ -128,16 +129,20 @@ def test_litert_says_why_it_gives_no_operator_profile(mitbih: dict[str, Path]) -
 def test_the_onnxruntime_profile_names_the_models_conv_nodes(mitbih: dict[str, Path]) -> None:
     import onnx
 
+    from pipelines.beats_1d import MEMBERS
+
     convs = {node.name for node in onnx.load(str(mitbih["onnx"])).graph.node if node.op_type == "Conv"}
 
     result = _ok(run_benchmark(_spec("onnxruntime", "onnx", min_iterations=50), mitbih["onnx"], mitbih["dataset"]))
 
-    assert len(convs) == 4  # the 1D CNN's four convolutions
+    assert len(convs) == 4 * MEMBERS  # four convolutions in each of the ensemble's CNNs
     assert [p.batch_size for p in result.profiles] == [1, 8]
     for profile, latency in zip(result.profiles, result.latency):
         # Conv or FusedConv nodes, named as in the model; ORT's NCHWc layout pass appends ":0_nchwc" to the name.
         profiled = {op.name.split(":", 1)[0] for op in profile.ops if "Conv" in op.op_type}
-        assert profiled == convs, (profile.ops, convs)
+        assert profiled and profiled <= convs, (profile.ops, convs)
+        # A conv missing from the profile fell below its PROFILE_TOP_OPS slowest operators (an ensemble has 12).
+        assert profiled == convs or len(profile.ops) == PROFILE_TOP_OPS < profile.operators, (profile.ops, convs)
         low, high = SUM_VS_P50
         assert low * latency.p50_ms <= profile.total_ms <= high * latency.p50_ms, (profile.total_ms, latency.p50_ms)
 
