@@ -168,7 +168,8 @@ def _build_wheel(out: Path) -> Path:
 
 
 def _train(mitdb: Path, out: Path) -> tuple[dict[str, tuple[Path, str, dict[str, str]]], Path, float]:
-    """mitdb-beats-1d trained on records 101 and 106 (1024 beats, 3 epochs: seconds), tested on record
+    """mitdb-beats-1d trained on records 101 and 106 (every beat, 10 epochs: under a minute; fewer left the
+    3-CNN model calling every beat F, its F logit offset outweighing what so little training learnt), tested on record
     200 (inter-patient; its N and V beats, evenly spaced), converted to ONNX and TFLite FP32 / INT8 on the host. Returns the artifacts
     by target, the test set shipped to the devices, and the host's ONNX Runtime accuracy on it."""
     import onnxruntime as ort
@@ -180,9 +181,9 @@ def _train(mitdb: Path, out: Path) -> tuple[dict[str, tuple[Path, str, dict[str,
     config = TrainConfig(
         data_dir=mitdb,
         records=("101", "106", "200"),
-        epochs=3,
+        epochs=10,
         batch_size=64,
-        max_train_beats=1024,
+        max_train_beats=4096,
         calibration_size=64,
     )
     targets = sorted({"onnx", *(target for device in DEVICES for target, _, _ in device.runs)})
@@ -197,7 +198,10 @@ def _train(mitdb: Path, out: Path) -> tuple[dict[str, tuple[Path, str, dict[str,
         )
     session = ort.InferenceSession(str(artifacts["onnx"][0]), providers=["CPUExecutionProvider"])
     (probabilities,) = session.run(None, {session.get_inputs()[0].name: x_test.astype(np.float32)})
-    return artifacts, dataset, float((probabilities.argmax(axis=1) == y_test).mean())
+    accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
+    # The devices are checked against this figure: a model that calls every beat one class would agree vacuously.
+    assert accuracy > 0.8, f"the host model scores {accuracy:.1%}: too weak for the device comparison to mean anything"
+    return artifacts, dataset, accuracy
 
 
 def _project() -> dict[str, Any]:
