@@ -273,7 +273,12 @@ def fit(
     `fit_and_export` says; the seconds it took."""
     keras = require("keras")
     steps = config.epochs * math.ceil(len(train.y) / config.batch_size)
-    trained_models = [model] if fitted is None else list(fitted) if isinstance(fitted, (list, tuple)) else [fitted]
+    if fitted is None:
+        trained_models = [model]
+    elif isinstance(fitted, (list, tuple)):
+        trained_models = list(fitted)
+    else:
+        trained_models = [fitted]
     selector = None
     if validation is not None and select_on_validation:
         if len(trained_models) > 1:
@@ -282,9 +287,10 @@ def fit(
         # few epochs before it climbs past it (random split: best at 1, stopped at 4 with patience alone).
         selector = best_on_validation(keras, validation, class_names, PATIENCE, math.ceil(config.epochs / 2))
         callbacks = [*callbacks, selector]
+    rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
+    class_weight = balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP) if config.class_weights else None
     started = time.perf_counter()
-    for trained in trained_models:
-        rate: Any = keras.optimizers.schedules.CosineDecay(learning_rate, steps) if cosine_decay else learning_rate
+    for trained in trained_models:  # each with its own optimizer; a schedule is a pure function of the step
         trained.compile(
             optimizer=keras.optimizers.Adam(rate, clipnorm=clipnorm),
             loss="sparse_categorical_crossentropy",
@@ -295,9 +301,7 @@ def fit(
             train.y,
             epochs=config.epochs,
             batch_size=config.batch_size,
-            class_weight=balanced_class_weights(train.y, len(class_names), CLASS_WEIGHT_CAP)
-            if config.class_weights
-            else None,
+            class_weight=class_weight,
             validation_data=None if validation is None or selector else (validation.x, validation.y),
             callbacks=list(callbacks),
             shuffle=True,
