@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cwt_filterbank import HEADER, compare, row, windows
-from edgelab.metrics import ec57_figures
+from edgelab.metrics import SVEB_HEAVY_RECORD, ec57_figures, summed_confusion
 from pipelines.base import SPLITS, TrainConfig
 from pipelines.features import SCALOGRAM_FS, SCALOGRAM_WAVELET, scalogram_scales
 from pipelines.registry import PIPELINES, get_pipeline
@@ -138,14 +138,13 @@ def per_class(evaluations: Sequence[dict[str, Any]]) -> list[str]:
     return parts
 
 
-def ec57(evaluations: Sequence[dict[str, Any]]) -> list[str]:
+def ec57(confusions: Sequence[Sequence[int] | Sequence[Sequence[int]]], names: Sequence[str]) -> list[str]:
     """ "SVEB Se m±sd / +P m±sd" and VEB's, AAMI EC57 gross (bxb's rules: F or Q labelled V is no VEB false
-    positive), over the seeds; +P 0 for a run that labelled no beat as the class (as `per_class`); none for
-    classes other than the AAMI ones."""
-    names = [c["name"] for c in evaluations[0]["classes"]]
+    positive), over the runs' confusion matrices (flat or square); +P 0 for a run that labelled no beat as
+    the class (as `per_class`); none for classes other than the AAMI ones."""
     try:
-        runs = [ec57_figures(np.reshape(e["confusion"], (len(names), len(names))), names) for e in evaluations]
-    except (KeyError, ValueError):
+        runs = [ec57_figures(np.reshape(c, (len(names), len(names))), names) for c in confusions]
+    except ValueError:
         return []
     parts = []
     for i, figure in enumerate(runs[0]):
@@ -154,6 +153,15 @@ def ec57(evaluations: Sequence[dict[str, Any]]) -> list[str]:
             ppv = mean_sd([0.0 if math.isnan(run[i].ppv) else run[i].ppv for run in runs], 2)
             parts.append(f"{figure.name} {se} / {ppv}")
     return parts
+
+
+def ec57_without_sveb_heavy_record(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """`ec57` of the runs with record SVEB_HEAVY_RECORD (three quarters of DS2's SVEB) left out; none where
+    a run did not test on it (the random split, a subset of records)."""
+    per_record = [r.get("record_confusions") or {} for r in runs]
+    if not all(SVEB_HEAVY_RECORD in records and len(records) > 1 for records in per_record):
+        return []
+    return ec57([summed_confusion(records, exclude=[SVEB_HEAVY_RECORD]) for records in per_record], names)
 
 
 def mean_sd(values: Sequence[float], digits: int = 3) -> str:
@@ -181,6 +189,8 @@ class Summary:
     """ "name Se m±sd / +P m±sd" per class present in the test set."""
     ec57: list[str]
     """SVEB and VEB Se / +P by AAMI EC57's rules (AAMI classes only)."""
+    ec57_without_sveb_heavy_record: list[str]
+    """The same without record SVEB_HEAVY_RECORD (inter-patient AAMI runs only)."""
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
@@ -191,6 +201,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
     out: list[Summary] = []
     for (pipeline, split), runs in groups.items():
         evaluations = [r["evaluation"] for r in runs]
+        names = [c["name"] for c in evaluations[0]["classes"]]
         out.append(
             Summary(
                 pipeline=pipeline,
@@ -202,7 +213,10 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
                 accuracy=mean_sd([e["accuracy"] for e in evaluations]),
                 macro_f1=mean_sd([e["macro_f1"] for e in evaluations]),
                 classes=per_class(evaluations),
-                ec57=ec57(evaluations),
+                ec57=ec57([e["confusion"] for e in evaluations], names)
+                if all("confusion" in e for e in evaluations)
+                else [],
+                ec57_without_sveb_heavy_record=ec57_without_sveb_heavy_record(runs, names),
             )
         )
     return out
@@ -221,18 +235,29 @@ def print_tables(summaries: list[Summary]) -> None:
         print(f"{'':<8}Se / +P per class: {'; '.join(s.classes)}")
         if s.ec57:
             print(f"{'':<8}EC57 gross Se / +P: {'; '.join(s.ec57)}")
+        if s.ec57_without_sveb_heavy_record:
+            print(f"{'':<8}  without record {SVEB_HEAVY_RECORD}: {'; '.join(s.ec57_without_sveb_heavy_record)}")
         if s.pipeline in PUBLISHED:
             print(f"{'':<8}published: {PUBLISHED[s.pipeline]}")
     print(
-        "\n| pipeline | split | seeds | max epochs | train / test | accuracy | macro F1 | Se / +P per class | published |"
+        "\n| pipeline | split | seeds | max epochs | train / test | accuracy | macro F1 | Se / +P per class "
+        f"| EC57 gross Se / +P (without record {SVEB_HEAVY_RECORD}) | published |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for s in summaries:
         published = PUBLISHED.get(s.pipeline)
         print(
             f"| `{s.pipeline}` | {s.split} | {','.join(map(str, s.seeds))} | {s.epochs} | {s.train} / {s.test} "
-            f"| {s.accuracy} | {s.macro_f1} | {'; '.join(s.classes)} | {published or '-'} |"
+            f"| {s.accuracy} | {s.macro_f1} | {'; '.join(s.classes)} | {ec57_cell(s)} | {published or '-'} |"
         )
+
+
+def ec57_cell(summary: Summary) -> str:
+    """The Markdown table's EC57 cell: SVEB and VEB, then the same without record SVEB_HEAVY_RECORD."""
+    if not summary.ec57:
+        return "-"
+    without = summary.ec57_without_sveb_heavy_record
+    return "; ".join(summary.ec57) + (f" ({'; '.join(without)})" if without else "")
 
 
 def read_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:

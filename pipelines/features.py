@@ -31,15 +31,20 @@ RR_LOCAL_BEATS = 10
 """The local rhythm: mean of the last 10 RR intervals (de Chazal 2004 averages about 10 beats)."""
 RR_AVERAGE_S = 300.0
 """The patient's own rhythm: mean RR over the trailing 5 minutes (de Chazal 2004: a 5-minute window, centred)."""
+RR_IRREGULARITY_BEATS = 16
+"""The rhythm a beat arrives in: the irregularity (window_rr_features) of the 16 RR intervals before its own."""
 RR_FEATURES: tuple[str, ...] = (
     *("pre", "post", "local", "average"),
     *("pre/average", "post/average", "local/average", "post/pre", "pre/local"),
+    *("cv16", "rmssd16/mean", "pnn50_16", "pnn10%_16"),
 )
 RR_SECONDS = 4
-"""The first RR_SECONDS features are in seconds, the rest ratios (see rr_inputs)."""
+RR_IRREGULARITY = 4
+"""The first RR_SECONDS features are in seconds, the last RR_IRREGULARITY the irregularity fractions, the
+rest ratios (see rr_inputs)."""
 RR_SECONDS_CENTRE = 0.8
-"""Scaling of RR features into model inputs: (seconds - 0.8) / 0.25 and (ratio - 1) / 0.25, clipped to
-+-RR_INPUT_CLIP. DS1's RR intervals have median 0.74 s and 1st-99th percentiles 0.37-1.34 s, and its
+"""Scaling of RR features into model inputs: (seconds - 0.8) / 0.25, (ratio - 1) / 0.25 and irregularity
+/ 0.25 (about 0-2: AF's CV of RR is about 0.2-0.4), clipped to +-RR_INPUT_CLIP. DS1's RR intervals have median 0.74 s and 1st-99th percentiles 0.37-1.34 s, and its
 ratios 0.5-1.5: scaled, both span about -2..+4, the range of the z-scored waveform they share one input
 tensor (and one INT8 quantization scale) with, so neither is crushed to a few quantization steps."""
 RR_SCALE = 0.25
@@ -152,7 +157,7 @@ def beat_images(
 
 
 def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArray[np.float64]:
-    """RR-interval features per beat, computed as a streaming device could: (n_beats,) -> (n_beats, 9).
+    """RR-interval features per beat, computed as a streaming device could: (n_beats,) -> (n_beats, 13).
 
     Columns (RR_FEATURES), in seconds then as ratios: pre-RR (from the previous beat), post-RR (to
     the next beat: one beat of delay), local mean of the last RR_LOCAL_BEATS pre-RR intervals, the
@@ -160,9 +165,12 @@ def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArra
     that average, which is what makes a premature beat look premature across patients with
     different heart rates, then post/pre (the compensatory pause after a premature beat) and
     pre/local (premature against the last few beats, when the rhythm drifts faster than the
-    5-minute average follows). Beat i uses beats 0..i+1 only. The first beat has no previous one
-    (its pre-RR is its post-RR), the last none after it (its post-RR is its pre-RR); with fewer
-    than two beats every interval is taken as RR_SECONDS_CENTRE.
+    5-minute average follows), and last the irregularity of the RR_IRREGULARITY_BEATS pre-RR
+    intervals before beat i's own (window_rr_features' CV, RMSSD/mean, pNN50, pNN10%): in AF a
+    premature beat is the rhythm, not an ectopic beat. Beat i uses beats 0..i+1 only. The first beat
+    has no previous one (its pre-RR is its post-RR), the last none after it (its post-RR is its
+    pre-RR); with fewer than two beats every interval is taken as RR_SECONDS_CENTRE, and the rhythm as
+    regular (irregularity 0).
     """
     t = np.asarray(r_peaks, dtype=np.float64) / fs
     n = t.size
@@ -170,7 +178,8 @@ def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArra
         raise ValueError("r_peaks must be strictly increasing sample indices")
     if n < 2:
         seconds = np.full((n, RR_SECONDS), RR_SECONDS_CENTRE)
-        return np.concatenate([seconds, np.ones((n, len(RR_FEATURES) - RR_SECONDS))], axis=1)
+        unit_ratios = np.ones((n, len(RR_FEATURES) - RR_SECONDS - RR_IRREGULARITY))
+        return np.concatenate([seconds, unit_ratios, np.zeros((n, RR_IRREGULARITY))], axis=1)
     gaps = np.diff(t)
     pre = np.concatenate([gaps[:1], gaps])
     post = np.concatenate([gaps, gaps[-1:]])
@@ -181,16 +190,18 @@ def rr_features(r_peaks: Sequence[int] | NDArray[np.integer], fs: int) -> NDArra
     average_start = np.searchsorted(t, t - RR_AVERAGE_S, side="right")  # beats within the trailing window
     average = (total[i + 1] - total[average_start]) / (i + 1 - average_start)
     ratios = [pre / average, post / average, local / average, post / pre, pre / local]
-    return np.stack([pre, post, local, average, *ratios], axis=1)
+    irregularity = [window_rr_features(pre[max(0, j - RR_IRREGULARITY_BEATS) : j])[1:] for j in range(n)]
+    return np.concatenate([np.stack([pre, post, local, average, *ratios], axis=1), irregularity], axis=1)
 
 
 def rr_inputs(rr: NDArray[np.floating]) -> NDArray[np.float32]:
     """`rr_features` scaled into model inputs (see RR_SECONDS_CENTRE): a fixed affine map, no fitted statistics."""
     rr = np.asarray(rr, dtype=np.float64)
     seconds = (rr[:, :RR_SECONDS] - RR_SECONDS_CENTRE) / RR_SCALE
-    ratios = (rr[:, RR_SECONDS:] - 1.0) / RR_SCALE
+    ratios = (rr[:, RR_SECONDS:-RR_IRREGULARITY] - 1.0) / RR_SCALE
+    irregularity = rr[:, -RR_IRREGULARITY:] / RR_SCALE
     scaled: NDArray[np.float32] = np.clip(
-        np.concatenate([seconds, ratios], axis=1), -RR_INPUT_CLIP, RR_INPUT_CLIP
+        np.concatenate([seconds, ratios, irregularity], axis=1), -RR_INPUT_CLIP, RR_INPUT_CLIP
     ).astype(np.float32)
     return scaled
 

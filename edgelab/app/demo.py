@@ -29,7 +29,14 @@ from edgelab.config import Settings
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import ArtifactRef, BenchmarkResult, Job, JobSpec, MeasurementSettings, Precision
 from edgelab.errors import EdgeLabError
-from edgelab.metrics import DE_CHAZAL_2004, DE_CHAZAL_2004_LABEL, Ec57Figures, ec57_figures, summed_confusion
+from edgelab.metrics import (
+    DE_CHAZAL_2004,
+    DE_CHAZAL_2004_LABEL,
+    SVEB_HEAVY_RECORD,
+    Ec57Figures,
+    ec57_figures,
+    summed_confusion,
+)
 
 PIPELINE = "mitdb-beats-1d"
 # (artifact target, backend, precision): every CPU runtime the lab has, at FP32 and INT8.
@@ -41,8 +48,6 @@ DEMO_RUNS: tuple[tuple[str, str, Precision], ...] = (
     ("savedmodel.zip", "tensorflow", Precision.FP32),
 )
 DEMO_BACKENDS = tuple(dict.fromkeys(backend for _, backend, _ in DEMO_RUNS))
-SVEB_HEAVY_RECORD = "232"
-"""1,382 of DS2's 1,837 SVEB beats are this one patient's: SVEB figures are also shown without it."""
 AGENT_NAME = "local-cpu"
 AGENT_START_TIMEOUT_S = 120.0
 JOB_TIMEOUT_S = 1800.0

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks.pipelines_accuracy import DEFAULT_PIPELINES, PUBLISHED, main, mean_sd, parse_pipeline, summarize
@@ -110,6 +111,32 @@ def test_aami_runs_also_get_ec57_sveb_and_veb() -> None:
     # assert: VEB +P leaves out the F and Q beats labelled V (9 / (9 + 5)); SVEB +P 8/13, 4/9 and 0 (none labelled)
     assert summary.ec57 == ["SVEB 0.40±0.40 / 0.35±0.32", "VEB 0.90±0.00 / 0.64±0.00"]
     assert bilstm.ec57 == []
+    assert summary.ec57_without_sveb_heavy_record == []  # no per-record confusions: not on DS2's records
+
+
+def test_inter_patient_aami_runs_also_get_ec57_without_record_232() -> None:
+    # prepare: one run on two records; 232 holds 8 of the 10 S beats and no false S
+    names = ["N", "S", "V", "F", "Q"]
+    record_232 = [[40, 0, 0, 0, 0], [0, 8, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    record_100 = [[50, 4, 1, 0, 0], [1, 1, 0, 0, 0], [0, 0, 9, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 0]]
+    run = {
+        **_run(0, "inter-patient", 0.9),
+        "pipeline": "mitdb-beats-1d",
+        "evaluation": {
+            "accuracy": 0.9,
+            "macro_f1": 0.5,
+            "classes": [{"name": n, "support": 1, "precision": 0.5, "recall": 0.5} for n in names],
+            "confusion": [a + b for r1, r2 in zip(record_232, record_100) for a, b in zip(r1, r2)],
+        },
+        "record_confusions": {"232": np.ravel(record_232).tolist(), "100": np.ravel(record_100).tolist()},
+    }
+
+    # execute
+    (summary,) = summarize([run])
+
+    # assert: SVEB 9/10 found, +P 9/13; without 232, 1/2 and 1/5
+    assert summary.ec57 == ["SVEB 0.90 / 0.69", "VEB 1.00 / 0.90"]
+    assert summary.ec57_without_sveb_heavy_record == ["SVEB 0.50 / 0.20", "VEB 1.00 / 0.90"]
 
 
 @pytest.mark.slow

@@ -132,7 +132,9 @@ def test_pipeline_model_reads_the_rr_features_from_its_one_input(trained: TrainO
 
     x_test = np.load(trained.dataset_path)["x_test"][:64]
     premature = x_test.copy()
-    premature[:, -len(RR_FEATURES) :, 0] = np.array([-1.6, 0.8, 0.0, 0.0, -2.0, 1.0, 0.0, 6.0, -2.0], np.float32)
+    premature[:, -len(RR_FEATURES) :, 0] = np.array(
+        [-1.6, 0.8, 0.0, 0.0, -2.0, 1.0, 0.0, 6.0, -2.0, 0, 0, 0, 0], np.float32
+    )
     session = ort.InferenceSession(str(trained.onnx_path), providers=["CPUExecutionProvider"])
 
     # execute

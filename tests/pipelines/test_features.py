@@ -143,7 +143,7 @@ def test_rr_features_are_the_intervals_and_their_ratios_to_the_patients_average(
 
     # assert
     assert rr_feats.shape == (40, len(features.RR_FEATURES))
-    pre, post, local, average, pre_n, post_n, local_n, post_pre, pre_local = rr_feats.T
+    pre, post, local, average, pre_n, post_n, local_n, post_pre, pre_local = rr_feats[:, :9].T
     np.testing.assert_allclose(pre[20], 0.45, atol=1 / FS)  # beat 20 is the premature one
     np.testing.assert_allclose(pre[21], 1.05, atol=1 / FS)
     np.testing.assert_allclose(post[19], 0.45, atol=1 / FS)
@@ -157,8 +157,28 @@ def test_rr_features_are_the_intervals_and_their_ratios_to_the_patients_average(
     assert pre_n[20] < 0.65 and abs(pre_n[10] - 1.0) < 0.01  # premature beat stands out; steady ones are ~1
     # a patient with the same rhythm at half the heart rate has the same ratios
     slow = features.rr_features(peaks * 2, FS)
-    np.testing.assert_allclose(slow[:, 4:], rr_feats[:, 4:], rtol=1e-9)
+    np.testing.assert_allclose(slow[:, 4:9], rr_feats[:, 4:9], rtol=1e-9)
+    np.testing.assert_allclose(slow[:, 9:11], rr_feats[:, 9:11], atol=1e-9)  # CV and RMSSD/mean: rate-free
     np.testing.assert_allclose(slow[:, :4], 2 * rr_feats[:, :4], rtol=1e-9)
+
+
+def test_rr_irregularity_is_that_of_the_16_intervals_before_the_beats_own() -> None:
+    # prepare: 40 regular beats (0.75 s), then AF-like intervals drawn from 0.4-1.2 s
+    rr = np.r_[np.full(40, 0.75), np.random.default_rng(7).uniform(0.4, 1.2, 60)]
+    peaks = np.round(np.cumsum(rr) * FS).astype(np.int64)
+
+    # execute
+    irregularity = features.rr_features(peaks, FS)[:, -features.RR_IRREGULARITY :]
+
+    # assert: window_rr_features' irregularity columns of pre-RR intervals i-16 .. i-1
+    pre = np.diff(peaks / FS)  # as rr_features divides: a step of exactly 50 ms is on pNN50's edge
+    pre = np.r_[pre[:1], pre]
+    for i in (0, 1, 17, 45, 99):
+        expected = features.window_rr_features(pre[max(0, i - features.RR_IRREGULARITY_BEATS) : i])[1:]
+        np.testing.assert_allclose(irregularity[i], expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(irregularity[:30], 0.0, atol=1e-3)  # steady rhythm (rounded to samples)
+    assert irregularity[40, 0] < 0.01  # its own (first irregular) interval is not yet in its window
+    assert np.all(irregularity[60:, 0] > 0.15) and np.all(irregularity[60:, 3] > 0.5)  # AF-like: CV, pNN50
 
 
 def test_rr_average_covers_the_trailing_five_minutes_only() -> None:
@@ -175,7 +195,12 @@ def test_rr_average_covers_the_trailing_five_minutes_only() -> None:
 
 def test_rr_inputs_are_scaled_to_the_waveform_range_and_clipped() -> None:
     # prepare: typical and extreme features (a 10 s pause)
-    rr = np.array([[0.8, 0.8, 0.8, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0], [10.0, 0.4, 1.0, 0.8, 12.5, 0.5, 1.25, 0.04, 10.0]])
+    rr = np.array(
+        [
+            [0.8, 0.8, 0.8, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+            [10.0, 0.4, 1.0, 0.8, 12.5, 0.5, 1.25, 0.04, 10.0, 0.3, 0.5, 1.0, 0.9],
+        ]
+    )
 
     # execute
     inputs = features.rr_inputs(rr)
@@ -186,13 +211,16 @@ def test_rr_inputs_are_scaled_to_the_waveform_range_and_clipped() -> None:
     assert inputs[1, 0] == features.RR_INPUT_CLIP and inputs[1, 4] == features.RR_INPUT_CLIP
     np.testing.assert_allclose(inputs[1, [1, 5, 6, 7]], [-1.6, -2.0, 1.0, -3.84], rtol=1e-6)
     assert inputs[1, 8] == features.RR_INPUT_CLIP
+    np.testing.assert_allclose(inputs[1, 9:], [1.2, 2.0, 4.0, 3.6], rtol=1e-6)  # irregularity / 0.25: not centred
 
 
 def test_rr_features_of_short_or_unsorted_peak_lists() -> None:
     # execute / assert
     assert features.rr_features(np.array([], np.int64), FS).shape == (0, len(features.RR_FEATURES))
     np.testing.assert_allclose(features.rr_features(np.array([100]), FS)[0, : features.RR_SECONDS], 0.8)
-    np.testing.assert_allclose(features.rr_features(np.array([100]), FS)[0, features.RR_SECONDS :], 1.0)
+    one = features.rr_features(np.array([100]), FS)[0]
+    np.testing.assert_allclose(one[features.RR_SECONDS : -features.RR_IRREGULARITY], 1.0)
+    np.testing.assert_allclose(one[-features.RR_IRREGULARITY :], 0.0)
     with pytest.raises(ValueError, match="strictly increasing"):
         features.rr_features(np.array([100, 50]), FS)
 
