@@ -185,12 +185,21 @@ def build_bilstm(
     return keras.Model(inputs, outputs, name="bilstm")
 
 
+RELU_INIT = "he_uniform"
+"""SqueezeNet's ReLU convolutions start from He initialisation. With Keras' default (Glorot), made for
+linear or tanh layers, the signal shrinks through its 18 ReLU convolutions until the output is constant:
+on the random split seeds 1 and 2 sat at loss ln 2 (every window N) for the whole run and only seed 0 ever
+left it; with He, seed 1 was learning by its second epoch (validation macro F1 0.945 at epoch 6)."""
+
+
 def _fire(x: Any, squeeze: int, expand: int, name: str) -> Any:
     """SqueezeNet Fire module: 1x1 squeeze, then 1x1 and 3x3 expands concatenated on channels."""
     layers = require("keras").layers
-    s = layers.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze")(x)
-    e1 = layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1x1")(s)
-    e3 = layers.Conv2D(expand, 3, padding="same", activation="relu", name=f"{name}_expand3x3")(s)
+    s = layers.Conv2D(squeeze, 1, activation="relu", kernel_initializer=RELU_INIT, name=f"{name}_squeeze")(x)
+    e1 = layers.Conv2D(expand, 1, activation="relu", kernel_initializer=RELU_INIT, name=f"{name}_expand1x1")(s)
+    e3 = layers.Conv2D(
+        expand, 3, padding="same", activation="relu", kernel_initializer=RELU_INIT, name=f"{name}_expand3x3"
+    )(s)
     return layers.Concatenate(name=f"{name}_concat")([e1, e3])
 
 
@@ -204,7 +213,9 @@ def build_squeezenet(input_shape: tuple[int, int, int], num_classes: int, *, dro
     keras = require("keras")
     layers = keras.layers
     inputs = keras.Input(shape=input_shape, name=INPUT_NAME)
-    x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", kernel_initializer=RELU_INIT, name="conv1")(
+        inputs
+    )
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
     x = _fire(x, 16, 64, "fire2")
     x = _fire(x, 16, 64, "fire3")
