@@ -288,7 +288,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10, help="for pipelines given without :EPOCHS")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=TrainConfig.batch_size,
+        help=f"default: what `edgelab train` and the demo train with ({TrainConfig.batch_size})",
+    )
     parser.add_argument("--records", nargs="+", default=None, help="a subset of records (default: all)")
     parser.add_argument("--max-train", type=int, default=None, help="cap on training examples (stratified)")
     parser.add_argument(
@@ -301,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     chosen = [parse_pipeline(spec, args.epochs) for spec in args.pipelines]
 
-    print(f"class weights: {'off (unweighted loss)' if args.unweighted else 'balanced, capped'}; seeds {args.seeds}")
+    weights = "off (unweighted loss)" if args.unweighted else "balanced, capped"
+    print(f"class weights: {weights}; batch size {args.batch_size}; seeds {args.seeds}")
     rows: list[dict[str, Any]] = []
     for name, epochs in chosen:
         for split in args.splits:
@@ -320,7 +326,11 @@ def main(argv: list[str] | None = None) -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     result = PIPELINES[name].run(config, Path(tmp))
                 stored = json.loads(json.dumps(result.as_dict(), default=str))
-                stored |= {"wall_seconds": time.perf_counter() - started, "class_weights": config.class_weights}
+                stored |= {
+                    "wall_seconds": time.perf_counter() - started,
+                    "class_weights": config.class_weights,
+                    "batch_size": config.batch_size,
+                }
                 rows.append(stored)
                 print(
                     f"{name} {result.split} seed {seed}: accuracy {result.host_accuracy:.3f}, macro F1 "
