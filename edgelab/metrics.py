@@ -128,6 +128,14 @@ def summed_confusion(per_record: Mapping[str, Sequence[int]], exclude: Sequence[
     return [[int(v) for v in row] for row in total.reshape(n, n)]
 
 
+def confusion_without_sveb_heavy_record(per_record: Mapping[str, Sequence[int]]) -> list[list[int]] | None:
+    """`summed_confusion` of the records other than SVEB_HEAVY_RECORD; None unless that record's beats were
+    tested beside other records' (a subset of records without it, or it alone, has nothing to leave out)."""
+    if SVEB_HEAVY_RECORD not in per_record or len(per_record) < 2:
+        return None
+    return summed_confusion(per_record, exclude=[SVEB_HEAVY_RECORD])
+
+
 def latency_verdict(baseline: LatencyStats, candidate: LatencyStats) -> str:
     """Whether `candidate` is faster or slower than `baseline` by median latency, or not significantly different.
 

@@ -6,8 +6,7 @@ DS1 only: first on five held-out DS1 patients (WIDTH, the inputs), then by cross
 no per-epoch validation, and DS2 is evaluated once, at the end. Each beat's input is its 0.7 s
 MLII window, the same window minus the patient's template (the median of the 16 beats before it,
 features.template_differences), and its 13 causal RR features (features.rr_features: the intervals,
-their ratios, the irregularity of the rhythm it arrives in), in one
-tensor the model splits in-graph: the two waveforms become the CNN's two input channels. Three such
+their ratios, the irregularity of the rhythm it arrives in), in one tensor the model splits in-graph: the two waveforms become the CNN's two input channels. Three such
 CNNs, trained one after the other, are averaged in one exported graph.
 """
 

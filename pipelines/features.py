@@ -46,8 +46,8 @@ RR_IRREGULARITY = 4
 rest ratios (see rr_inputs)."""
 RR_SECONDS_CENTRE = 0.8
 """Scaling of RR features into model inputs: (seconds - 0.8) / 0.25, (ratio - 1) / 0.25 and irregularity
-/ 0.25 (about 0-2: AF's CV of RR is about 0.2-0.4), clipped to +-RR_INPUT_CLIP. DS1's RR intervals have median 0.74 s and 1st-99th percentiles 0.37-1.34 s, and its
-ratios 0.5-1.5: scaled, both span about -2..+4, the range of the z-scored waveform they share one input
+/ 0.25 (about 0-2: AF's CV of RR is about 0.2-0.4), clipped to +-RR_INPUT_CLIP. DS1's RR intervals have
+median 0.74 s and 1st-99th percentiles 0.37-1.34 s, and its ratios 0.5-1.5: scaled, both span about -2..+4, the range of the z-scored waveform they share one input
 tensor (and one INT8 quantization scale) with, so neither is crushed to a few quantization steps."""
 RR_SCALE = 0.25
 RR_INPUT_CLIP = 8.0

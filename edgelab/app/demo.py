@@ -34,8 +34,8 @@ from edgelab.metrics import (
     DE_CHAZAL_2004_LABEL,
     SVEB_HEAVY_RECORD,
     Ec57Figures,
+    confusion_without_sveb_heavy_record,
     ec57_figures,
-    summed_confusion,
 )
 
 PIPELINE = "mitdb-beats-1d"
@@ -139,9 +139,8 @@ def _ec57(rows: list[tuple[Job, BenchmarkResult | None]], summary: dict[str, Any
             names = [c.name for c in report.classes]
             label = f"{job.spec.backend} {job.spec.precision.value} (on device)"
             table_rows.append((label, ec57_figures(report.confusion_matrix(), names)))
-    per_record: dict[str, list[int]] = summary.get("record_confusions") or {}
-    if SVEB_HEAVY_RECORD in per_record and len(per_record) > 1:
-        without = summed_confusion(per_record, exclude=[SVEB_HEAVY_RECORD])
+    without = confusion_without_sveb_heavy_record(summary.get("record_confusions") or {})
+    if without is not None:
         label = f"host Keras FP32, without record {SVEB_HEAVY_RECORD}"
         table_rows.append((label, ec57_figures(without, list(summary["class_names"]))))
     if not table_rows:
