@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipelines import mitdb
 from pipelines._deps import require
@@ -81,7 +82,8 @@ DS1_FOLDS: tuple[tuple[str, ...], ...] = (
 """The patient-grouped 5-fold cross-validation over DS1 that chose MEMBERS and LOGIT_OFFSETS (each fold's
 patients predicted by models trained on the other four folds, 6 epochs, seeds 0-2, predictions pooled):
 the SVEB patients spread over the folds, one AF patient (201, 203) in each of two, record 208 (nine
-tenths of DS1's F beats) in one. Used by the experiments, not by the pipeline, which trains on all of DS1."""
+tenths of DS1's F beats) in one. The pipeline trains on all of DS1; benchmarks.beats_cv reruns the
+cross-validation and the offset search."""
 
 MEMBERS = 3
 """CNNs averaged in the shipped model (models.build_cnn_1d `members`): 3 x 9.6k parameters. On the DS1
@@ -143,22 +145,8 @@ class BeatCnn1dPipeline:
             "their softmax outputs averaged; no validation hold-out: the configuration was chosen by "
             "cross-validation over DS1's patients (pipelines.beats_1d)"
         )
-        require("keras").utils.set_random_seed(config.seed)
         offsets = [LOGIT_OFFSETS.get(c, 0.0) for c in train.class_names]
-        window = (train.window - len(RR_FEATURES)) // 2  # the beat, then its template difference
-        model = build_cnn_1d(
-            window,
-            len(train.class_names),
-            extra_features=len(RR_FEATURES),
-            waveforms=2,
-            width=WIDTH,
-            waveform_dropout=WAVEFORM_DROPOUT,
-            members=MEMBERS,
-        )
-        fitted = [
-            with_waveform_augmentation(member, window, seed=config.seed * MEMBERS + k, differences=True)
-            for k, member in enumerate(ensemble_members(model))
-        ]
+        model, fitted = build_model(train, config.seed)
         return fit_and_export(
             pipeline=self.name,
             model=model,
@@ -174,6 +162,27 @@ class BeatCnn1dPipeline:
             test_records=test.record,
             logit_offsets=offsets,
         )
+
+
+def build_model(train: mitdb.BeatDataset, seed: int) -> tuple[Any, list[Any]]:
+    """The untrained ensemble for `train`'s inputs (MEMBERS CNNs averaged, Keras seeded with `seed`), and the
+    augmented wrapper of each member, to train one after the other (harness `fitted`)."""
+    require("keras").utils.set_random_seed(seed)
+    window = (train.window - len(RR_FEATURES)) // 2  # the beat, then its template difference
+    model = build_cnn_1d(
+        window,
+        len(train.class_names),
+        extra_features=len(RR_FEATURES),
+        waveforms=2,
+        width=WIDTH,
+        waveform_dropout=WAVEFORM_DROPOUT,
+        members=MEMBERS,
+    )
+    fitted = [
+        with_waveform_augmentation(member, window, seed=seed * MEMBERS + k, differences=True)
+        for k, member in enumerate(ensemble_members(model))
+    ]
+    return model, fitted
 
 
 def load_split(

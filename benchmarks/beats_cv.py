@@ -1,0 +1,241 @@
+"""Patient cross-validation of the beat model over DS1: the experiments that chose pipelines.beats_1d's
+MEMBERS and LOGIT_OFFSETS, reproducible. DS2 is never read.
+
+Per seed, each of the five DS1_FOLDS is predicted by the shipped ensemble (beats_1d.build_model, trained
+as the pipeline trains it) fitted on the other folds' patients. Each member's log-probabilities are stored
+(`--out DIR`, one npz per seed), so logit offsets are searched without training again. Then, per group of
+seeds (`--group 3`: seeds 0-2, 3-5, ...) with their predictions pooled, it prints the EC57 gross figures at
+the shipped offsets and the grid's best offsets by shortfall below de Chazal 2004 (the sum over N, SVEB and
+VEB, Se and +P, of max(0, published - ours), in points), and the offsets best for all groups together.
+Groups, not single seeds: one seed's verdict moves with which way a borderline patient falls.
+
+    nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # ~5 min a seed
+    .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from benchmarks.pipelines_accuracy import DEFAULT_MITDB
+from edgelab.metrics import DE_CHAZAL_2004, accuracy_report, ec57_figures
+from pipelines import beats_1d, mitdb
+from pipelines.base import TrainConfig
+from pipelines.harness import PREDICT_BATCH, Inputs, fit
+from pipelines.models import ensemble_members
+
+GRID: dict[str, NDArray[np.float64]] = {
+    "S": np.arange(-3.0, 2.01, 0.5),
+    "V": np.arange(-2.0, 2.01, 0.5),
+    "F": np.arange(-3.0, 3.01, 0.5),
+}
+"""Logit offsets searched per class (the others stay 0): 11 x 9 x 13 combinations."""
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Each DS1 beat's prediction by models that never saw its patient: one seed's cross-validation."""
+
+    log_probs: NDArray[np.float32]
+    """(beats, members, classes): each member's log-softmax, before any logit offset."""
+    y: NDArray[np.int64]
+    record: NDArray[np.str_]
+    class_names: tuple[str, ...]
+    seed: int
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path, log_probs=self.log_probs, y=self.y, record=self.record, class_names=self.class_names, seed=self.seed
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> OutOfFold:
+        with np.load(path) as f:
+            return cls(
+                log_probs=f["log_probs"],
+                y=f["y"],
+                record=f["record"],
+                class_names=tuple(str(c) for c in f["class_names"]),
+                seed=int(f["seed"]),
+            )
+
+
+def cross_validate(
+    dataset: mitdb.BeatDataset,
+    folds: Sequence[Sequence[str]],
+    config: TrainConfig,
+) -> OutOfFold:
+    """Train the shipped ensemble once per fold on the other folds' records (capped at config.max_train_beats,
+    stratified), and predict the fold's beats."""
+    log_probs = np.zeros((len(dataset), beats_1d.MEMBERS, len(dataset.class_names)), np.float32)
+    for k, fold in enumerate(folds):
+        held_out = np.isin(dataset.record, list(fold))
+        train = dataset.subset(~held_out)
+        if config.max_train_beats is not None and len(train) > config.max_train_beats:
+            train = mitdb.stratified_sample(train, config.max_train_beats, seed=config.seed)
+        model, fitted = beats_1d.build_model(train, config.seed)
+        seconds = fit(
+            model,
+            Inputs(train.x, train.y),
+            dataset.class_names,
+            config,
+            [],
+            learning_rate=beats_1d.LEARNING_RATE,
+            fitted=fitted,
+        )
+        x = dataset.x[held_out]
+        for m, member in enumerate(ensemble_members(model)):
+            probs = member.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+            log_probs[held_out, m] = np.log(np.clip(probs, 1e-12, None))
+        print(f"  seed {config.seed} fold {k} ({', '.join(fold)}): {len(train)} training beats, {seconds:.0f} s")
+    return OutOfFold(log_probs, dataset.y, dataset.record, dataset.class_names, config.seed)
+
+
+def decide(log_probs: NDArray[np.float32], offsets: NDArray[np.float64]) -> NDArray[np.int64]:
+    """The ensemble's class per beat with `offsets` (one per class) added to every member's logits, as
+    models.add_logit_offsets does in the exported model: the mean of the members' softmax, then argmax."""
+    weighted: NDArray[np.float64] = np.exp(log_probs.astype(np.float64) + offsets)
+    mean = (weighted / weighted.sum(axis=2, keepdims=True)).mean(axis=1)
+    return np.asarray(np.argmax(mean, axis=1), dtype=np.int64)
+
+
+def figures(
+    y: NDArray[np.int64], predicted: NDArray[np.int64], class_names: Sequence[str]
+) -> dict[str, tuple[float, float]]:
+    """EC57 gross (Se, +P) of N, SVEB and VEB."""
+    confusion = accuracy_report(y, predicted, class_names).confusion
+    matrix = np.reshape(confusion, (len(class_names), len(class_names)))
+    return {f.name: (f.se, f.ppv) for f in ec57_figures(matrix, class_names) if f.name in DE_CHAZAL_2004}
+
+
+def shortfall(measured: dict[str, tuple[float, float]]) -> float:
+    """Points below de Chazal 2004, summed over N, SVEB and VEB Se and +P (0 where all six are met; a class
+    never called counts as +P 0)."""
+    return sum(
+        100 * max(0.0, published - (0.0 if np.isnan(ours) else ours))
+        for name, pair in DE_CHAZAL_2004.items()
+        for published, ours in zip(pair, measured[name], strict=True)
+    )
+
+
+def offsets_vector(chosen: dict[str, float], class_names: Sequence[str]) -> NDArray[np.float64]:
+    return np.array([chosen.get(c, 0.0) for c in class_names])
+
+
+def pooled(runs: Sequence[OutOfFold]) -> OutOfFold:
+    """Several seeds' out-of-fold predictions as one set (each beat once per seed)."""
+    return OutOfFold(
+        np.concatenate([r.log_probs for r in runs]),
+        np.concatenate([r.y for r in runs]),
+        np.concatenate([r.record for r in runs]),
+        runs[0].class_names,
+        runs[0].seed,
+    )
+
+
+def search(groups: Sequence[OutOfFold]) -> list[tuple[dict[str, float], list[float]]]:
+    """Every GRID offset combination with each group's shortfall, best mean first."""
+    names = groups[0].class_names
+    scored = []
+    for values in itertools.product(*GRID.values()):
+        chosen = {c: float(v) for c, v in zip(GRID, values, strict=True)}
+        vector = offsets_vector(chosen, names)
+        scored.append((chosen, [shortfall(figures(g.y, decide(g.log_probs, vector), names)) for g in groups]))
+    return sorted(scored, key=lambda item: float(np.mean(item[1])))
+
+
+def describe(measured: dict[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{name} {100 * se:.1f}/{100 * ppv:.1f}" for name, (se, ppv) in measured.items())
+
+
+def shown(chosen: dict[str, float]) -> str:
+    return " ".join(f"{c} {v:+.1f}" for c, v in chosen.items() if v) or "none"
+
+
+def report(runs: Sequence[OutOfFold], group: int, top: int = 5) -> None:
+    """Print per-group figures at the shipped offsets, each group's best, and the best for all groups."""
+    runs = sorted(runs, key=lambda r: r.seed)
+    groups = [runs[i : i + group] for i in range(0, len(runs), group)]
+    sets = [pooled(g) for g in groups]
+    labels = ["seeds " + ",".join(str(r.seed) for r in g) for g in groups]
+    names = sets[0].class_names
+    shipped = offsets_vector(beats_1d.LOGIT_OFFSETS, names)
+    print(f"EC57 gross on DS1 out-of-fold (%, Se/+P); de Chazal 2004: {describe(DE_CHAZAL_2004)}")
+    for label, s in zip(labels, sets, strict=True):
+        for title, vector in (
+            ("no offsets", np.zeros(len(names))),
+            ("shipped " + shown(beats_1d.LOGIT_OFFSETS), shipped),
+        ):
+            measured = figures(s.y, decide(s.log_probs, vector), names)
+            print(f"  {label}, {title}: {describe(measured)}; shortfall {shortfall(measured):.1f}")
+    ranked = search(sets)
+    for i, label in enumerate(labels):
+        best, scores = min(ranked, key=lambda item: item[1][i])
+        print(f"  {label}: best offsets {shown(best)}, shortfall {scores[i]:.1f}")
+    print(f"best offsets for all {len(sets)} group(s) together (mean shortfall; per group):")
+    for chosen, scores in ranked[:top]:
+        print(f"  {shown(chosen):>16}: {np.mean(scores):5.1f}; " + ", ".join(f"{s:.1f}" for s in scores))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_MITDB)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--max-train", type=int, default=None, help="cap on each fold's training beats (quick runs)")
+    parser.add_argument(
+        "--folds",
+        nargs="+",
+        default=[",".join(f) for f in beats_1d.DS1_FOLDS],
+        help="comma-separated records per fold (default: beats_1d.DS1_FOLDS)",
+    )
+    parser.add_argument("--streaming", action="store_true", help="causal preprocessing (mitdb-beats-1d-streaming)")
+    parser.add_argument("--group", type=int, default=3, help="seeds pooled per group")
+    parser.add_argument("--out", type=Path, default=Path("runs/beats-cv"), help="folder of the oof_s<seed>.npz files")
+    parser.add_argument("--summarize", type=Path, default=None, help="report stored predictions in this folder")
+    args = parser.parse_args(argv)
+
+    if args.summarize is not None:
+        stored = sorted(args.summarize.glob("oof_s*.npz"))
+        if not stored:
+            print(f"no oof_s<seed>.npz in {args.summarize}", file=sys.stderr)
+            return 2
+        report([OutOfFold.load(p) for p in stored], args.group)
+        return 0
+
+    folds = [tuple(f.split(",")) for f in args.folds]
+    records = [r for fold in folds for r in fold]
+    if len(set(records)) != len(records) or not set(records) <= set(mitdb.DS1):
+        raise SystemExit(f"--folds: each DS1 record at most once, no other record; got {records}")
+    started = time.perf_counter()
+    dataset = mitdb.load_beats(args.data_dir, records, rr=True, template=True, streaming=args.streaming)
+    print(f"{len(dataset)} DS1 beats of {len(records)} records loaded in {time.perf_counter() - started:.0f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in args.seeds:
+        config = TrainConfig(
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=seed,
+            max_train_beats=args.max_train,
+        )
+        run = cross_validate(dataset, folds, config)
+        run.save(args.out / f"oof_s{seed}.npz")
+        runs.append(run)
+    report(runs, args.group)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The beat model's DS1 cross-validation: its decision matches the exported model's, its score, and a run on
+two small folds of real DS1 records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.beats_cv import OutOfFold, decide, main, offsets_vector, shortfall
+from edgelab.metrics import DE_CHAZAL_2004
+from pipelines.mitdb import AAMI_CLASSES, DS2
+
+
+def test_decide_matches_the_exported_ensemble_with_its_logit_offsets() -> None:
+    # prepare: an untrained two-member ensemble, its members' log-probabilities, and offsets
+    pytest.importorskip("keras", reason="needs pip install 'edgelab[train]'")
+    from pipelines.models import add_logit_offsets, build_cnn_1d, ensemble_members
+
+    model = build_cnn_1d(32, 5, extra_features=3, width=4, members=2)
+    x = np.random.default_rng(0).normal(size=(200, 35, 1)).astype(np.float32)
+    log_probs = np.stack([np.log(m.predict(x, verbose=0)) for m in ensemble_members(model)], axis=1)
+    offsets = np.array([0.0, -1.0, 0.5, 2.0, 0.0])
+
+    # execute
+    decided = decide(log_probs, offsets)
+    add_logit_offsets(model, offsets)
+    exported = np.argmax(model.predict(x, verbose=0), axis=1)
+
+    # assert: the offsets change decisions, and the search's decision is the exported model's
+    assert (decided != decide(log_probs, np.zeros(5))).any()
+    np.testing.assert_array_equal(decided, exported)
+
+
+def test_shortfall_sums_the_points_below_de_chazal() -> None:
+    met = {name: (se + 0.01, ppv + 0.001) for name, (se, ppv) in DE_CHAZAL_2004.items()}
+    assert shortfall(met) == 0.0
+
+    short = dict(met, SVEB=(0.709, 0.335), VEB=(0.777, float("nan")))  # Se 5 and +P 5 points short, VEB never called
+    assert shortfall(short) == pytest.approx(5.0 + 5.0 + 81.9)
+
+
+def test_offsets_default_to_zero_per_class() -> None:
+    np.testing.assert_array_equal(offsets_vector({"V": 0.5, "F": 2.0}, AAMI_CLASSES), [0.0, 0.0, 0.5, 2.0, 0.0])
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_two_folds_store_out_of_fold_predictions_and_report_them(
+    mitdb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # prepare: four DS1 records in two folds, one epoch on a few hundred beats
+    pytest.importorskip("tensorflow", reason="needs pip install 'edgelab[train]'")
+    args = ["--data-dir", str(mitdb_dir), "--folds", "101,106", "108,119", "--epochs", "1", "--max-train", "400"]
+
+    # execute
+    main([*args, "--seeds", "0", "1", "--group", "2", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    main(["--summarize", str(tmp_path), "--group", "2"])
+    reprinted = capsys.readouterr().out
+
+    # assert: each beat of the four records predicted once per seed, by every member, as probabilities
+    runs = [OutOfFold.load(tmp_path / f"oof_s{seed}.npz") for seed in (0, 1)]
+    assert [r.seed for r in runs] == [0, 1]
+    assert set(runs[0].record) == {"101", "106", "108", "119"}
+    assert runs[0].log_probs.shape == (len(runs[0].y), 3, 5)
+    np.testing.assert_allclose(np.exp(runs[0].log_probs).sum(axis=2), 1.0, atol=1e-4)
+    assert "seeds 0,1, shipped V +0.5 F +2.0: N " in printed
+    assert "best offsets for all 1 group(s) together" in printed
+    assert reprinted in printed  # the summary from the stored files is the run's own report
+
+
+def test_folds_outside_ds1_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="each DS1 record at most once"):
+        main(["--folds", f"101,{DS2[0]}", "--out", str(tmp_path)])
