@@ -9,7 +9,7 @@ the shipped offsets and the grid's best offsets by shortfall below de Chazal 200
 VEB, Se and +P, of max(0, published - ours), in points), and the offsets best for all groups together.
 Groups, not single seeds: one seed's verdict moves with which way a borderline patient falls.
 
-    nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # ~5 min a seed
+    nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # 5-8 min a seed
     .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # seconds
 """
 
