@@ -112,8 +112,7 @@ def figures(
     y: NDArray[np.int64], predicted: NDArray[np.int64], class_names: Sequence[str]
 ) -> dict[str, tuple[float, float]]:
     """EC57 gross (Se, +P) of N, SVEB and VEB."""
-    confusion = accuracy_report(y, predicted, class_names).confusion
-    matrix = np.reshape(confusion, (len(class_names), len(class_names)))
+    matrix = accuracy_report(y, predicted, class_names).confusion_matrix()
     return {f.name: (f.se, f.ppv) for f in ec57_figures(matrix, class_names) if f.name in DE_CHAZAL_2004}
 
 

@@ -113,6 +113,13 @@ of the demo's verdict."""
 # averaged 11.1 (without: 12.8); N +P fell to 98.7-98.9 in every run. 0.40 s before R instead of 0.25
 # (room for a premature beat's P wave): averaged 17.0 (seeds 0-2), with the other lead too 15.9. Not
 # kept: no gain beyond the seed spread, which the baseline's two seed triples (8.1 and 17.9) show is wide.
+# Tried through benchmarks.beats_cv on seed 0 and stopped there, both worse than the shipped model's seed 0
+# (13.9 at its best offsets, V +0.5, F +2.0; 252 of record 109's 2,491 LBBB beats called F): each training
+# beat resampled in time about its R peak by a random 1 +- 0.2 (QRS width differs between patients; aimed
+# at bundle branch block beats called F), 15.2 at the same best offsets, 306 of 109's beats called F; the
+# CNN on the template difference alone (the beat channel zeroed), 17.5 at its best (S -0.5, V -1.5, F -3.0),
+# 2,457 of 109's beats called F: the beat's own shape is what tells a bundle branch block's normal beats
+# from fusion, the difference alone cannot.
 
 
 class BeatCnn1dPipeline:
