@@ -11,9 +11,6 @@ Groups, not single seeds: one seed's verdict moves with which way a borderline p
 
     nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # 5-8 min a seed
     .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # seconds
-
-`--fusion-context BEATS` also reports a candidate rule the shipped model does not have (FusionGate: F only
-within BEATS beats after a V call), its offsets searched on the same predictions.
 """
 
 from __future__ import annotations
@@ -103,43 +100,12 @@ def cross_validate(
     return OutOfFold(log_probs, dataset.y, dataset.record, dataset.class_names, config.seed)
 
 
-def decide(
-    log_probs: NDArray[np.float32], offsets: NDArray[np.float64], gate: FusionGate | None = None
-) -> NDArray[np.int64]:
+def decide(log_probs: NDArray[np.float32], offsets: NDArray[np.float64]) -> NDArray[np.int64]:
     """The ensemble's class per beat with `offsets` (one per class) added to every member's logits, as
-    models.add_logit_offsets does in the exported model: the mean of the members' softmax, then argmax (then
-    `gate`'s rule, if any: not in the exported model)."""
+    models.add_logit_offsets does in the exported model: the mean of the members' softmax, then argmax."""
     weighted: NDArray[np.float64] = np.exp(log_probs.astype(np.float64) + offsets)
     mean = (weighted / weighted.sum(axis=2, keepdims=True)).mean(axis=1)
-    decided = np.asarray(np.argmax(mean, axis=1), dtype=np.int64)
-    return decided if gate is None else gate.apply(mean, decided)
-
-
-@dataclass(frozen=True)
-class FusionGate:
-    """A candidate decision rule, not in the shipped model: a beat is called F only where one of the `beats`
-    before it in its record was called V; otherwise it gets its next most probable class. A fusion beat needs a
-    ventricular focus firing, so a patient without ventricular beats has none; the rule asks whether that
-    keeps bundle branch block and noisy N beats out of F. Beats must be in record order, each record's in
-    time order (as load_beats and `pooled` keep them)."""
-
-    record: NDArray[np.str_]
-    class_names: tuple[str, ...]
-    beats: int
-
-    def apply(self, probs: NDArray[np.float64], decided: NDArray[np.int64]) -> NDArray[np.int64]:
-        v, f = self.class_names.index("V"), self.class_names.index("F")
-        i = np.arange(len(decided))
-        first = np.r_[True, self.record[1:] != self.record[:-1]]
-        start = np.maximum.accumulate(np.where(first, i, 0))  # index of the beat's record's first beat
-        calls = np.r_[0, np.cumsum(decided == v)]  # calls[j]: V calls among beats [0, j)
-        recent = calls[i] - calls[np.maximum(start, i - self.beats)]
-        alone = (decided == f) & (recent == 0)
-        others = probs[alone].copy()
-        others[:, f] = -np.inf
-        gated = decided.copy()
-        gated[alone] = np.argmax(others, axis=1)
-        return gated
+    return np.asarray(np.argmax(mean, axis=1), dtype=np.int64)
 
 
 def figures(
@@ -175,29 +141,15 @@ def pooled(runs: Sequence[OutOfFold]) -> OutOfFold:
     )
 
 
-def search(groups: Sequence[OutOfFold], fusion_context: int = 0) -> list[tuple[dict[str, float], list[float]]]:
-    """Every GRID offset combination with each group's shortfall, best mean first (with the FusionGate of
-    `fusion_context` beats, if not 0)."""
+def search(groups: Sequence[OutOfFold]) -> list[tuple[dict[str, float], list[float]]]:
+    """Every GRID offset combination with each group's shortfall, best mean first."""
     names = groups[0].class_names
-    gates = [gate_for(g, fusion_context) for g in groups]
     scored = []
     for values in itertools.product(*GRID.values()):
         chosen = {c: float(v) for c, v in zip(GRID, values, strict=True)}
         vector = offsets_vector(chosen, names)
-        scored.append(
-            (
-                chosen,
-                [
-                    shortfall(figures(g.y, decide(g.log_probs, vector, gate), names))
-                    for g, gate in zip(groups, gates, strict=True)
-                ],
-            )
-        )
+        scored.append((chosen, [shortfall(figures(g.y, decide(g.log_probs, vector), names)) for g in groups]))
     return sorted(scored, key=lambda item: float(np.mean(item[1])))
-
-
-def gate_for(run: OutOfFold, fusion_context: int) -> FusionGate | None:
-    return FusionGate(run.record, run.class_names, fusion_context) if fusion_context else None
 
 
 def describe(measured: dict[str, tuple[float, float]]) -> str:
@@ -208,25 +160,23 @@ def shown(chosen: dict[str, float]) -> str:
     return " ".join(f"{c} {v:+.1f}" for c, v in chosen.items() if v) or "none"
 
 
-def report(runs: Sequence[OutOfFold], group: int, top: int = 5, fusion_context: int = 0) -> None:
-    """Print per-group figures at the shipped offsets, each group's best, and the best for all groups (all of
-    them under the FusionGate of `fusion_context` beats, if not 0)."""
+def report(runs: Sequence[OutOfFold], group: int, top: int = 5) -> None:
+    """Print per-group figures at the shipped offsets, each group's best, and the best for all groups."""
     runs = sorted(runs, key=lambda r: r.seed)
     groups = [runs[i : i + group] for i in range(0, len(runs), group)]
     sets = [pooled(g) for g in groups]
     labels = ["seeds " + ",".join(str(r.seed) for r in g) for g in groups]
     names = sets[0].class_names
     shipped = offsets_vector(beats_1d.LOGIT_OFFSETS, names)
-    gated = f", F only within {fusion_context} beats after a V call (FusionGate)" if fusion_context else ""
-    print(f"EC57 gross on DS1 out-of-fold (%, Se/+P){gated}; de Chazal 2004: {describe(DE_CHAZAL_2004)}")
+    print(f"EC57 gross on DS1 out-of-fold (%, Se/+P); de Chazal 2004: {describe(DE_CHAZAL_2004)}")
     for label, s in zip(labels, sets, strict=True):
         for title, vector in (
             ("no offsets", np.zeros(len(names))),
             ("shipped " + shown(beats_1d.LOGIT_OFFSETS), shipped),
         ):
-            measured = figures(s.y, decide(s.log_probs, vector, gate_for(s, fusion_context)), names)
+            measured = figures(s.y, decide(s.log_probs, vector), names)
             print(f"  {label}, {title}: {describe(measured)}; shortfall {shortfall(measured):.1f}")
-    ranked = search(sets, fusion_context)
+    ranked = search(sets)
     for i, label in enumerate(labels):
         best, scores = min(ranked, key=lambda item: item[1][i])
         print(f"  {label}: best offsets {shown(best)}, shortfall {scores[i]:.1f}")
@@ -252,13 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group", type=int, default=3, help="seeds pooled per group")
     parser.add_argument("--out", type=Path, default=Path("runs/beats-cv"), help="folder of the oof_s<seed>.npz files")
     parser.add_argument("--summarize", type=Path, default=None, help="report stored predictions in this folder")
-    parser.add_argument(
-        "--fusion-context",
-        type=int,
-        default=0,
-        metavar="BEATS",
-        help="also report the candidate FusionGate rule: F only within BEATS beats after a V call (0: off)",
-    )
     args = parser.parse_args(argv)
 
     if args.summarize is not None:
@@ -266,10 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not stored:
             print(f"no oof_s<seed>.npz in {args.summarize}", file=sys.stderr)
             return 2
-        runs = [OutOfFold.load(p) for p in stored]
-        report(runs, args.group)
-        if args.fusion_context:
-            report(runs, args.group, fusion_context=args.fusion_context)
+        report([OutOfFold.load(p) for p in stored], args.group)
         return 0
 
     folds = [tuple(f.split(",")) for f in args.folds]
@@ -293,8 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.save(args.out / f"oof_s{seed}.npz")
         runs.append(run)
     report(runs, args.group)
-    if args.fusion_context:
-        report(runs, args.group, fusion_context=args.fusion_context)
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.beats_cv import FusionGate, OutOfFold, decide, main, offsets_vector, shortfall
+from benchmarks.beats_cv import OutOfFold, decide, main, offsets_vector, shortfall
 from edgelab.metrics import DE_CHAZAL_2004
 from pipelines.mitdb import AAMI_CLASSES, DS2
 
@@ -41,23 +41,6 @@ def test_shortfall_sums_the_points_below_de_chazal() -> None:
     assert shortfall(short) == pytest.approx(5.0 + 5.0 + 81.9)
 
 
-def test_fusion_gate_keeps_f_only_within_its_context_after_a_v_call_in_the_same_record() -> None:
-    # prepare: two records; F calls with and without a V call among the 2 beats before them
-    names = ("N", "S", "V", "F", "Q")
-    record = np.array(["a"] * 6 + ["b"] * 3)
-    decided = np.array([2, 3, 0, 0, 3, 3, 3, 0, 3])  # a: V F N N F F; b: F N F
-    probs = np.full((9, 5), 0.1)
-    probs[np.arange(9), decided] = 0.5
-    probs[:, 1] = np.where(decided == 3, 0.3, 0.1)  # S next most probable wherever F is called
-
-    # execute
-    gated = FusionGate(record, names, beats=2).apply(probs, decided)
-
-    # assert: F right after the V stays; F three beats after it, and F at record b's start (the V is in a), go to S
-    np.testing.assert_array_equal(gated, [2, 3, 0, 0, 1, 1, 1, 0, 1])
-    np.testing.assert_array_equal(decide(np.log(probs[:, None, :]), np.zeros(5), FusionGate(record, names, 2)), gated)
-
-
 def test_offsets_default_to_zero_per_class() -> None:
     np.testing.assert_array_equal(offsets_vector({"V": 0.5, "F": 2.0}, AAMI_CLASSES), [0.0, 0.0, 0.5, 2.0, 0.0])
 
@@ -72,9 +55,9 @@ def test_two_folds_store_out_of_fold_predictions_and_report_them(
     args = ["--data-dir", str(mitdb_dir), "--folds", "101,106", "108,119", "--epochs", "1", "--max-train", "400"]
 
     # execute
-    main([*args, "--seeds", "0", "1", "--group", "2", "--fusion-context", "8", "--out", str(tmp_path)])
+    main([*args, "--seeds", "0", "1", "--group", "2", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
-    main(["--summarize", str(tmp_path), "--group", "2", "--fusion-context", "8"])
+    main(["--summarize", str(tmp_path), "--group", "2"])
     reprinted = capsys.readouterr().out
 
     # assert: each beat of the four records predicted once per seed, by every member, as probabilities
@@ -85,7 +68,6 @@ def test_two_folds_store_out_of_fold_predictions_and_report_them(
     np.testing.assert_allclose(np.exp(runs[0].log_probs).sum(axis=2), 1.0, atol=1e-4)
     assert "seeds 0,1, shipped V +0.5 F +2.0: N " in printed
     assert "best offsets for all 1 group(s) together" in printed
-    assert "F only within 8 beats after a V call (FusionGate)" in printed  # the candidate rule, reported after
     assert reprinted in printed  # the summary from the stored files is the run's own report
 
 
