@@ -120,6 +120,8 @@ of the demo's verdict."""
 # CNN on the template difference alone (the beat channel zeroed), 17.5 at its best (S -0.5, V -1.5, F -3.0),
 # 2,457 of 109's beats called F: the beat's own shape is what tells a bundle branch block's normal beats
 # from fusion, the difference alone cannot.
+# A decision rule on top, F only within 64 beats after a V call in the beat's record, scored better on these
+# folds (offsets F +2.5, six seeds) and worse on DS2 (fixed before DS2 was read: N Se 78.0 against 80.6); README.
 
 
 class BeatCnn1dPipeline:
