@@ -6,11 +6,13 @@ as the pipeline trains it) fitted on the other folds' patients. Each member's lo
 (`--out DIR`, one npz per seed), so logit offsets are searched without training again. Then, per group of
 seeds (`--group 3`: seeds 0-2, 3-5, ...) with their predictions pooled, it prints the EC57 gross figures at
 the shipped offsets and the grid's best offsets by shortfall below de Chazal 2004 (the sum over N, SVEB and
-VEB, Se and +P, of max(0, published - ours), in points), and the offsets best for all groups together.
+VEB, Se and +P, of max(0, published - ours), in points), the offsets best for all groups together, and
+the nested check of that search: each fold decided with the offsets best on the other four, the held-out
+folds pooled, which is what the search is worth for patients it did not see.
 Groups, not single seeds: one seed's verdict moves with which way a borderline patient falls.
 
     nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # 5-8 min a seed
-    .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # seconds
+    .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # 1-2 min
 """
 
 from __future__ import annotations
@@ -112,7 +114,13 @@ def figures(
     y: NDArray[np.int64], predicted: NDArray[np.int64], class_names: Sequence[str]
 ) -> dict[str, tuple[float, float]]:
     """EC57 gross (Se, +P) of N, SVEB and VEB."""
-    matrix = accuracy_report(y, predicted, class_names).confusion_matrix()
+    return matrix_figures(accuracy_report(y, predicted, class_names).confusion_matrix(), class_names)
+
+
+def matrix_figures(
+    matrix: Sequence[Sequence[int]] | NDArray[np.int64], class_names: Sequence[str]
+) -> dict[str, tuple[float, float]]:
+    """EC57 gross (Se, +P) of N, SVEB and VEB from a confusion matrix (rows: reference)."""
     return {f.name: (f.se, f.ppv) for f in ec57_figures(matrix, class_names) if f.name in DE_CHAZAL_2004}
 
 
@@ -141,15 +149,54 @@ def pooled(runs: Sequence[OutOfFold]) -> OutOfFold:
     )
 
 
-def search(groups: Sequence[OutOfFold]) -> list[tuple[dict[str, float], list[float]]]:
-    """Every GRID offset combination with each group's shortfall, best mean first."""
-    names = groups[0].class_names
-    scored = []
-    for values in itertools.product(*GRID.values()):
-        chosen = {c: float(v) for c, v in zip(GRID, values, strict=True)}
-        vector = offsets_vector(chosen, names)
-        scored.append((chosen, [shortfall(figures(g.y, decide(g.log_probs, vector), names)) for g in groups]))
+def grid() -> list[dict[str, float]]:
+    """Every GRID offset combination, in GRID order."""
+    return [{c: float(v) for c, v in zip(GRID, values, strict=True)} for values in itertools.product(*GRID.values())]
+
+
+def fold_matrices(
+    run: OutOfFold, folds: Sequence[Sequence[str]], combos: Sequence[dict[str, float]]
+) -> NDArray[np.int64]:
+    """(combos, folds, classes, classes): each offset combination's confusion matrix on each fold's beats."""
+    k = len(run.class_names)
+    fold_of = np.full(len(run.y), -1)
+    for i, fold in enumerate(folds):
+        fold_of[np.isin(run.record, list(fold))] = i
+    if (fold_of < 0).any():
+        raise ValueError(f"records in no fold: {sorted({str(r) for r in run.record[fold_of < 0]})}")
+    cells = (fold_of * k + run.y) * k
+    return np.stack(
+        [
+            np.bincount(
+                cells + decide(run.log_probs, offsets_vector(c, run.class_names)), minlength=len(folds) * k * k
+            ).reshape(len(folds), k, k)
+            for c in combos
+        ]
+    )
+
+
+def search(
+    combos: Sequence[dict[str, float]], matrices: Sequence[NDArray[np.int64]], class_names: Sequence[str]
+) -> list[tuple[dict[str, float], list[float]]]:
+    """Every combination with each group's shortfall (its fold_matrices summed over folds), best mean first."""
+    totals = [m.sum(axis=1) for m in matrices]
+    scored = [(c, [shortfall(matrix_figures(t[i], class_names)) for t in totals]) for i, c in enumerate(combos)]
     return sorted(scored, key=lambda item: float(np.mean(item[1])))
+
+
+def nested(
+    combos: Sequence[dict[str, float]], matrices: NDArray[np.int64], class_names: Sequence[str]
+) -> tuple[dict[str, tuple[float, float]], list[dict[str, float]]]:
+    """The offset search judged on patients it did not see: each fold decided with the offsets best (by
+    shortfall) on the other folds, the held-out folds pooled. Returns the figures and each fold's offsets."""
+    total = matrices.sum(axis=1)
+    held_out = np.zeros(matrices.shape[2:], dtype=np.int64)
+    chosen = []
+    for f in range(matrices.shape[1]):
+        best = int(np.argmin([shortfall(matrix_figures(m, class_names)) for m in total - matrices[:, f]]))
+        held_out += matrices[best, f]
+        chosen.append(combos[best])
+    return matrix_figures(held_out, class_names), chosen
 
 
 def describe(measured: dict[str, tuple[float, float]]) -> str:
@@ -160,8 +207,9 @@ def shown(chosen: dict[str, float]) -> str:
     return " ".join(f"{c} {v:+.1f}" for c, v in chosen.items() if v) or "none"
 
 
-def report(runs: Sequence[OutOfFold], group: int, top: int = 5) -> None:
-    """Print per-group figures at the shipped offsets, each group's best, and the best for all groups."""
+def report(runs: Sequence[OutOfFold], group: int, folds: Sequence[Sequence[str]], top: int = 5) -> None:
+    """Print per-group figures at the shipped offsets, each group's best, the best for all groups, and the
+    nested check of the search (offsets chosen on the other folds)."""
     runs = sorted(runs, key=lambda r: r.seed)
     groups = [runs[i : i + group] for i in range(0, len(runs), group)]
     sets = [pooled(g) for g in groups]
@@ -176,13 +224,22 @@ def report(runs: Sequence[OutOfFold], group: int, top: int = 5) -> None:
         ):
             measured = figures(s.y, decide(s.log_probs, vector), names)
             print(f"  {label}, {title}: {describe(measured)}; shortfall {shortfall(measured):.1f}")
-    ranked = search(sets)
+    combos = grid()
+    matrices = [fold_matrices(s, folds, combos) for s in sets]
+    ranked = search(combos, matrices, names)
     for i, label in enumerate(labels):
         best, scores = min(ranked, key=lambda item: item[1][i])
         print(f"  {label}: best offsets {shown(best)}, shortfall {scores[i]:.1f}")
     print(f"best offsets for all {len(sets)} group(s) together (mean shortfall; per group):")
     for chosen, scores in ranked[:top]:
         print(f"  {shown(chosen):>16}: {np.mean(scores):5.1f}; " + ", ".join(f"{s:.1f}" for s in scores))
+    print("nested: each fold decided with the offsets best on the other folds, held-out folds pooled:")
+    for label, m in zip(labels, matrices, strict=True):
+        measured, per_fold = nested(combos, m, names)
+        print(
+            f"  {label}: {describe(measured)}; shortfall {shortfall(measured):.1f}; offsets per fold: "
+            + ", ".join(shown(c) for c in per_fold)
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--folds",
         nargs="+",
         default=[",".join(f) for f in beats_1d.DS1_FOLDS],
-        help="comma-separated records per fold (default: beats_1d.DS1_FOLDS)",
+        help="comma-separated records per fold (default: beats_1d.DS1_FOLDS); with --summarize, the run's folds",
     )
     parser.add_argument("--streaming", action="store_true", help="causal preprocessing (mitdb-beats-1d-streaming)")
     parser.add_argument("--group", type=int, default=3, help="seeds pooled per group")
@@ -204,15 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--summarize", type=Path, default=None, help="report stored predictions in this folder")
     args = parser.parse_args(argv)
 
+    folds = [tuple(f.split(",")) for f in args.folds]
     if args.summarize is not None:
         stored = sorted(args.summarize.glob("oof_s*.npz"))
         if not stored:
             print(f"no oof_s<seed>.npz in {args.summarize}", file=sys.stderr)
             return 2
-        report([OutOfFold.load(p) for p in stored], args.group)
+        report([OutOfFold.load(p) for p in stored], args.group, folds)
         return 0
 
-    folds = [tuple(f.split(",")) for f in args.folds]
     records = [r for fold in folds for r in fold]
     if len(set(records)) != len(records) or not set(records) <= set(mitdb.DS1):
         raise SystemExit(f"--folds: each DS1 record at most once, no other record; got {records}")
@@ -232,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = cross_validate(dataset, folds, config)
         run.save(args.out / f"oof_s{seed}.npz")
         runs.append(run)
-    report(runs, args.group)
+    report(runs, args.group, folds)
     return 0
 
 

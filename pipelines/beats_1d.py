@@ -122,6 +122,12 @@ of the demo's verdict."""
 # from fusion, the difference alone cannot.
 # A decision rule on top, F only within 64 beats after a V call in the beat's record, scored better on these
 # folds (offsets F +2.5, six seeds) and worse on DS2 (fixed before DS2 was read: N Se 78.0 against 80.6); README.
+# A template of the last 16 non-premature beats only (pre/local >= 0.9, the cut fixed before the run), since
+# the median of 16 beats in bigeminy is half ventricular (record 208's N beats depart from it 0.41 RMS, 0.22
+# gated; DS2's 200 0.32 -> 0.18): seeds 0-2, best shortfall 12.0 (V +0.5, F +1.5) against 7.5, nested
+# (offsets chosen on four folds, applied to the fifth) 32.5 against 26.4. Fewer N beats called F (109 166 ->
+# 45, 223 313 -> 83, 208 77 -> 25 per seed; N Se 88.7 against 87.3 at the shipped offsets), but more of AF
+# patient 203's N beats called S (275 -> 373): SVEB +P 33.4 against 37.1. Declared rule not met; not kept.
 
 
 class BeatCnn1dPipeline:

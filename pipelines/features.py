@@ -209,8 +209,10 @@ def rr_inputs(rr: NDArray[np.floating]) -> NDArray[np.float32]:
 
 
 TEMPLATE_BEATS = 16
-"""The patient's own beat: the sample-wise median of the windows of the last 16 beats. A median, so
-ectopic beats among them (up to half: bigeminy) barely move it. Chosen on the validation patients
+"""The patient's own beat: the sample-wise median of the windows of the last 16 beats. A median, so a few
+ectopic beats among them barely move it; in bigeminy (half of them ectopic) it is a blend of the two
+shapes (record 208's N beats depart from it about twice as much as most patients'; a template of the
+non-premature beats only was tried and not kept, pipelines.beats_1d). Chosen on the validation patients
 (the beat model, pipelines.beats_1d): 8, 16 and 32 beats scored 0.803, 0.812 and 0.805."""
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.beats_cv import OutOfFold, decide, main, offsets_vector, shortfall
+from benchmarks.beats_cv import OutOfFold, decide, fold_matrices, grid, main, nested, offsets_vector, shortfall
 from edgelab.metrics import DE_CHAZAL_2004
 from pipelines.mitdb import AAMI_CLASSES, DS2
 
@@ -45,6 +45,43 @@ def test_offsets_default_to_zero_per_class() -> None:
     np.testing.assert_array_equal(offsets_vector({"V": 0.5, "F": 2.0}, AAMI_CLASSES), [0.0, 0.0, 0.5, 2.0, 0.0])
 
 
+def test_nested_decides_each_fold_with_offsets_chosen_on_the_others() -> None:
+    # prepare: two offset combinations over two folds, each perfect on one fold and calling every beat N on the other
+    perfect = np.diag([100, 10, 10, 5, 1])
+    all_n = np.zeros((5, 5), dtype=np.int64)
+    all_n[:, 0] = [100, 10, 10, 5, 1]
+    combos = [{"V": 0.5}, {"F": 2.0}]
+    matrices = np.array([[perfect, all_n], [all_n, perfect]])
+
+    # execute
+    measured, chosen = nested(combos, matrices, AAMI_CLASSES)
+
+    # assert: fold 0 takes the combination best on fold 1 and the reverse, so the held-out folds score what
+    # the choice does on patients it did not see (every beat called N), not the perfect in-sample figures
+    assert chosen == [{"F": 2.0}, {"V": 0.5}]
+    assert measured["SVEB"][0] == 0.0 and measured["VEB"][0] == 0.0 and measured["N"] == (1.0, pytest.approx(200 / 252))
+
+
+def test_fold_matrices_count_each_fold_and_refuse_records_outside_the_folds() -> None:
+    # prepare: six beats of three records, one member that is sure of the true class
+    y = np.array([0, 1, 2, 0, 0, 3])
+    log_probs = np.log(np.full((6, 1, 5), 1e-6))
+    log_probs[np.arange(6), 0, y] = 0.0
+    run = OutOfFold(
+        log_probs.astype(np.float32), y, np.array(["101", "101", "106", "108", "108", "108"]), AAMI_CLASSES, 0
+    )
+
+    # execute
+    matrices = fold_matrices(run, [("101", "106"), ("108",)], grid()[:2])
+
+    # assert: one matrix per combination and fold, each beat counted once in its fold
+    assert matrices.shape == (2, 2, 5, 5)
+    np.testing.assert_array_equal(matrices.sum(axis=(2, 3)), [[3, 3], [3, 3]])
+    assert matrices[0, 1, 3, 3] == 1 and matrices[0, 1, 0, 0] == 2
+    with pytest.raises(ValueError, match=r"records in no fold: \['108'\]"):
+        fold_matrices(run, [("101", "106")], grid()[:1])
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 def test_two_folds_store_out_of_fold_predictions_and_report_them(
@@ -57,7 +94,7 @@ def test_two_folds_store_out_of_fold_predictions_and_report_them(
     # execute
     main([*args, "--seeds", "0", "1", "--group", "2", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
-    main(["--summarize", str(tmp_path), "--group", "2"])
+    main(["--summarize", str(tmp_path), "--group", "2", "--folds", "101,106", "108,119"])
     reprinted = capsys.readouterr().out
 
     # assert: each beat of the four records predicted once per seed, by every member, as probabilities
@@ -68,6 +105,8 @@ def test_two_folds_store_out_of_fold_predictions_and_report_them(
     np.testing.assert_allclose(np.exp(runs[0].log_probs).sum(axis=2), 1.0, atol=1e-4)
     assert "seeds 0,1, shipped V +0.5 F +2.0: N " in printed
     assert "best offsets for all 1 group(s) together" in printed
+    assert "nested: each fold decided with the offsets best on the other folds" in printed
+    assert "seeds 0,1: N " in printed.split("nested:")[1]
     assert reprinted in printed  # the summary from the stored files is the run's own report
 
 
