@@ -27,7 +27,7 @@ test-all: setup
 	$(BIN)/python -m pytest -m ""
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edgelab coordinator agent pipelines dashboard && $(BIN)/python proto/generate.py --check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy --explicit-package-bases edgelab coordinator agent pipelines dashboard benchmarks && $(BIN)/python proto/generate.py --check
 
 proto: setup
 	$(BIN)/python proto/generate.py

@@ -25,14 +25,23 @@ import dataclasses
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.pipelines_accuracy import DEFAULT_MITDB, mean_sd, parse_run_args, per_class, read_rows
-from edgelab.metrics import accuracy_report
+from benchmarks.pipelines_accuracy import (
+    DEFAULT_MITDB,
+    ec57,
+    ec57_without_sveb_heavy_record,
+    mean_sd,
+    parse_run_args,
+    per_class,
+    read_rows,
+)
+from edgelab.metrics import DE_CHAZAL_2004, DE_CHAZAL_2004_LABEL, SVEB_HEAVY_RECORD, accuracy_report
 from pipelines import mitdb
 from pipelines.base import SPLITS, TrainConfig
 from pipelines.convert import TflitePrecision
@@ -40,6 +49,7 @@ from pipelines.convert import TflitePrecision
 COMPRESSIONS = ("none", "prune@0.6", "prune-multistage@0.6", "qat", "prune@0.6+qat", "prune@0.6+cluster@16+qat")
 ONE_SHOT, MULTISTAGE = "prune@0.6", "prune-multistage@0.6"
 PAPER_MULTISTAGE = "97.7% accuracy / F1 93.59% at 60% sparsity, +3.3 points over one-shot (both fine-tuned)"
+EC57 = ("N", "SVEB", "VEB")
 SIZE_TARGET_BYTES = 1_000_000
 ACCURACY_TARGET = 0.895
 QUICK = ["--records", "101", "106", "100", "105", "--max-train", "512", "--epochs", "2", "--finetune-epochs", "1"]
@@ -56,14 +66,70 @@ def artifacts_of(compression: str) -> list[tuple[str, TflitePrecision]]:
     return [(label, "fp32"), (f"{compression} + PTQ INT8", "int8")]
 
 
+@dataclass(frozen=True)
+class BenchModel:
+    """One model the benchmark compresses: its inputs, its untrained form and how it trains."""
+
+    description: str
+    load: Callable[[Path, Sequence[str]], mitdb.BeatDataset]
+    build: Callable[[mitdb.BeatDataset, int], tuple[Any, Any]]
+    """(train, seed) -> (model, what harness.fit trains: None for the model itself, or its members)."""
+    select_on_validation: bool
+    """Keep the best validation epoch of the FP32 training (else train the epochs given, as shipped)."""
+    learning_rate: float = 1e-3
+    logit_offsets: dict[str, float] = field(default_factory=dict)
+    """Added to the classifier after compression (compression.compress), never fine-tuned."""
+
+
+def _window_cnn(train: mitdb.BeatDataset, seed: int) -> tuple[Any, Any]:
+    from pipelines._deps import require
+    from pipelines.models import build_cnn_1d
+
+    require("keras").utils.set_random_seed(seed)
+    return build_cnn_1d(train.window, len(train.class_names)), None
+
+
+def _shipped_load(data: Path, records: Sequence[str]) -> mitdb.BeatDataset:
+    return mitdb.load_beats(data, records, rr=True, template=True)
+
+
+def _shipped_build(train: mitdb.BeatDataset, seed: int) -> tuple[Any, Any]:
+    from pipelines.beats_1d import build_model
+
+    return build_model(train, seed)
+
+
+def _models() -> dict[str, BenchModel]:
+    from pipelines import beats_1d
+
+    return {
+        "cnn-1d": BenchModel(
+            "the 1D CNN on the beat window alone (34k parameters), best validation epoch kept",
+            lambda data, records: mitdb.load_beats(data, records),
+            _window_cnn,
+            select_on_validation=True,
+        ),
+        "mitdb-beats-1d": BenchModel(
+            f"the shipped model: {beats_1d.MEMBERS} CNNs averaged on the beat, its template difference and RR "
+            "features, trained for the epochs given with augmentation and no epoch selection (as the pipeline), "
+            "logit offsets " + ", ".join(f"{c} {o:+.1f}" for c, o in beats_1d.LOGIT_OFFSETS.items()),
+            _shipped_load,
+            _shipped_build,
+            select_on_validation=False,
+            learning_rate=beats_1d.LEARNING_RATE,
+            logit_offsets=dict(beats_1d.LOGIT_OFFSETS),
+        ),
+    }
+
+
 def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list[dict[str, Any]]:
     """Train the FP32 baseline of (split, seed), compress it every way, measure each TFLite artifact."""
     from pipelines import harness
-    from pipelines._deps import require
     from pipelines.compression import FineTune, compress
     from pipelines.convert import convert_tflite, gzip_size, run_artifact
-    from pipelines.models import build_cnn_1d
     from pipelines.training import balanced_class_weights
+
+    bench = _models()[args.model]
 
     config = TrainConfig(
         data_dir=args.data,
@@ -77,24 +143,26 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
     notes: list[str] = []
 
     def load(records: Sequence[str]) -> mitdb.BeatDataset:
-        return mitdb.load_beats(args.data, records)
+        return bench.load(args.data, records)
 
     train, test, made = harness.split_examples(config, notes, load, harness.chosen_records(config))
     harness.check_sides(train, test, made)
     train, validation = harness.hold_out_validation(train, made, seed, notes)
     train = harness.cap_training(train, config, notes)
     names = train.class_names
-    require("keras").utils.set_random_seed(seed)
-    model = build_cnn_1d(train.window, len(names))
+    model, fitted = bench.build(train, seed)
     fit_seconds = harness.fit(
         model,
         harness.Inputs(train.x, train.y),
         names,
         config,
         notes,
-        validation=harness.Inputs(validation.x, validation.y),
-        select_on_validation=True,
+        learning_rate=bench.learning_rate,
+        validation=harness.Inputs(validation.x, validation.y) if bench.select_on_validation else None,
+        fitted=fitted,
+        select_on_validation=bench.select_on_validation,
     )
+    offsets = [bench.logit_offsets.get(c, 0.0) for c in names] if bench.logit_offsets else None
     calibration = train.x[np.random.default_rng(seed).choice(len(train), min(512, len(train)), replace=False)]
     verify_x = test.x[np.linspace(0, len(test) - 1, min(256, len(test))).astype(np.int64)]
     rows = []
@@ -109,13 +177,14 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
             validation=(validation.x, validation.y),
         )
         started = time.perf_counter()
-        result = compress(model, compression, ft, work / f"{made}-{seed}-{compression}", verify_x)
+        result = compress(model, compression, ft, work / f"{made}-{seed}-{compression}", verify_x, None, offsets)
         for label, precision in artifacts_of(compression):
             path = convert_tflite(result.savedmodel_dir, work / f"{made}-{seed}-{label}.tflite", precision, calibration)
             y_pred = np.argmax(run_artifact(path, "tflite", test.x), axis=1)
             report = accuracy_report(test.y, y_pred, names)
             rows.append(
                 {
+                    "model": args.model,
                     "split": made,
                     "seed": seed,
                     "compression": label,
@@ -125,6 +194,10 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
                     "sparsity": result.sparsity,
                     "max_unique_weights": result.max_unique_weights,
                     "evaluation": dataclasses.asdict(report),
+                    "record_confusions": {
+                        str(r): accuracy_report(test.y[test.record == r], y_pred[test.record == r], names).confusion
+                        for r in np.unique(test.record)
+                    },
                     "log": result.log,
                     "seconds": time.perf_counter() - started,
                     "baseline_fit_seconds": fit_seconds,
@@ -149,14 +222,15 @@ def print_tables(rows: Sequence[dict[str, Any]]) -> None:
     FP32 baseline), then the multistage-vs-one-shot and size-target verdicts."""
     from scipy import stats
 
-    for split in dict.fromkeys(r["split"] for r in rows):
-        on_split = [r for r in rows if r["split"] == split]
+    for model, split in dict.fromkeys((r.get("model", "cnn-1d"), r["split"]) for r in rows):
+        on_split = [r for r in rows if (r.get("model", "cnn-1d"), r["split"]) == (model, split)]
         first = on_split[0]
         seeds = sorted({r["seed"] for r in on_split})
         print(
-            f"\n{split}: {first['train']} training / {first['validation']} validation / {first['test']} test beats, "
-            f"seeds {','.join(map(str, seeds))}, FP32 baseline up to {first['epochs']} epochs, "
-            f"fine-tuning up to {first['finetune_epochs']} epochs per step (best validation epoch kept)\n"
+            f"\n{model} ({_models()[model].description}), {split}: {first['train']} training / "
+            f"{first['validation']} validation / {first['test']} test beats, seeds {','.join(map(str, seeds))}, "
+            f"FP32 baseline up to {first['epochs']} epochs, fine-tuning up to {first['finetune_epochs']} epochs "
+            "per step (best validation epoch kept)\n"
         )
         print(
             "| model | TFLite | size KB | gzip KB | sparsity | accuracy | Δ acc vs own FP32 | macro F1 | Se / +P per class |"
@@ -179,6 +253,7 @@ def print_tables(rows: Sequence[dict[str, Any]]) -> None:
                 f"{mean_sd([e['accuracy'] for e in evaluations])} | {mean_sd(delta, 1)} pt | "
                 f"{mean_sd([e['macro_f1'] for e in evaluations])} | {'; '.join(per_class(evaluations))} |"
             )
+        print_ec57(by_label)
         one_shot = {r["seed"]: r["evaluation"] for r in by_label.get(ONE_SHOT, [])}
         multistage = {r["seed"]: r["evaluation"] for r in by_label.get(MULTISTAGE, [])}
         paired = sorted(set(one_shot) & set(multistage))
@@ -216,6 +291,28 @@ def print_tables(rows: Sequence[dict[str, Any]]) -> None:
         )
 
 
+def print_ec57(by_label: dict[str, list[dict[str, Any]]]) -> None:
+    """EC57 gross N, SVEB and VEB Se / +P per artifact (with and without record 232 where every run has its
+    per-record confusions) beside de Chazal 2004; nothing for runs whose classes are not the AAMI ones."""
+    table = []
+    for label, runs in by_label.items():
+        if not all("confusion" in r["evaluation"] for r in runs):
+            continue
+        names = [c["name"] for c in runs[0]["evaluation"]["classes"]]
+        figures = ec57([r["evaluation"]["confusion"] for r in runs], names, EC57)
+        if len(figures) == len(EC57):
+            without = ec57_without_sveb_heavy_record(runs, names)
+            table.append(f"| {label} | {runs[0]['tflite']} | {' | '.join(figures)} | {'; '.join(without) or '-'} |")
+    if table:
+        print(
+            f"\nEC57 gross Se / +P; {DE_CHAZAL_2004_LABEL}: "
+            + ", ".join(f"{name} {100 * se:.1f} / {100 * ppv:.1f}" for name, (se, ppv) in DE_CHAZAL_2004.items())
+        )
+        print(f"\n| model | TFLite | {' | '.join(EC57)} | without record {SVEB_HEAVY_RECORD} |")
+        print("|---|---|" + "---|" * len(EC57) + "---|")
+        print("\n".join(table))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_MITDB)
@@ -227,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-epochs", type=float, default=6.0, help="most epochs of each fine-tuning step")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--compressions", nargs="+", default=list(COMPRESSIONS))
+    parser.add_argument("--model", choices=sorted(_models()), default="cnn-1d", help="the model to compress")
     args = parse_run_args(parser, argv, out=Path("compression_accuracy.jsonl"), quick=QUICK)
     if args.summarize:
         print_tables(read_rows(args.summarize))

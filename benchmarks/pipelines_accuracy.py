@@ -138,17 +138,21 @@ def per_class(evaluations: Sequence[dict[str, Any]]) -> list[str]:
     return parts
 
 
-def ec57(confusions: Sequence[Sequence[int] | Sequence[Sequence[int]]], names: Sequence[str]) -> list[str]:
-    """ "SVEB Se m±sd / +P m±sd" and VEB's, AAMI EC57 gross (bxb's rules: F or Q labelled V is no VEB false
-    positive), over the runs' confusion matrices (flat or square); +P 0 for a run that labelled no beat as
-    the class (as `per_class`); none for classes other than the AAMI ones."""
+def ec57(
+    confusions: Sequence[Sequence[int] | Sequence[Sequence[int]]],
+    names: Sequence[str],
+    classes: Sequence[str] = ("SVEB", "VEB"),
+) -> list[str]:
+    """ "SVEB Se m±sd / +P m±sd" and VEB's (or those of `classes`), AAMI EC57 gross (bxb's rules: F or Q
+    labelled V is no VEB false positive), over the runs' confusion matrices (flat or square); +P 0 for a run
+    that labelled no beat as the class (as `per_class`); none for classes other than the AAMI ones."""
     try:
         runs = [ec57_figures(np.reshape(c, (len(names), len(names))), names) for c in confusions]
     except ValueError:
         return []
     parts = []
     for i, figure in enumerate(runs[0]):
-        if figure.name in ("SVEB", "VEB"):
+        if figure.name in classes:
             se = mean_sd([run[i].se for run in runs], 2)
             ppv = mean_sd([0.0 if math.isnan(run[i].ppv) else run[i].ppv for run in runs], 2)
             parts.append(f"{figure.name} {se} / {ppv}")

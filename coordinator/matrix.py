@@ -139,6 +139,8 @@ class Source:
     sha256: str
     """Content address of the uncompressed SavedModel artifact: the source of every artifact."""
     summary: dict[str, Any] = field(default_factory=dict)
+    logit_offsets: tuple[float, ...] = ()
+    """In the source's classifier bias (TrainOutput.logit_offsets): taken out before fine-tuning, put back after."""
 
 
 @dataclass
@@ -239,6 +241,7 @@ def prepare_source(spec: MatrixSpec) -> Source:
     with tempfile.TemporaryDirectory(prefix="edgelab-matrix-src-") as tmp:
         work = Path(tmp)
         summary: dict[str, Any] = {}
+        offsets: tuple[float, ...] = ()
         if spec.pipeline is not None:
             from pipelines.registry import get_pipeline
 
@@ -254,7 +257,7 @@ def prepare_source(spec: MatrixSpec) -> Source:
                 if needs_data
                 else (np.zeros((0,), np.float32), np.zeros((0,), np.int64))
             )
-            name = spec.pipeline
+            name, offsets = spec.pipeline, output.logit_offsets
         else:
             assert spec.savedmodel is not None and spec.dataset is not None
             savedmodel, dataset, name = spec.savedmodel, spec.dataset, spec.savedmodel.name
@@ -263,7 +266,7 @@ def prepare_source(spec: MatrixSpec) -> Source:
                 with np.load(spec.train_data) as data:
                     x_train, y_train = data["x_train"].astype(np.float32), data["y_train"].astype(np.int64)
         sha = sha256_file(zip_savedmodel(savedmodel, work / "source.zip"))
-        return Source(name, _pack(savedmodel), dataset.read_bytes(), x_train, y_train, sha, summary)
+        return Source(name, _pack(savedmodel), dataset.read_bytes(), x_train, y_train, sha, summary, offsets)
 
 
 def compress_source(source: Source, compression: str, spec: MatrixSpec) -> Compressed:
@@ -299,6 +302,7 @@ def _compress(
     from pipelines.compression import FineTune, compress, parse_compression, sparsity_of
     from pipelines.convert import savedmodel_flops
     from pipelines.export import load_keras_model
+    from pipelines.models import add_logit_offsets
     from pipelines.training import balanced_class_weights
 
     model = load_keras_model(savedmodel)
@@ -322,7 +326,10 @@ def _compress(
         seed=spec.seed,
         class_weight=balanced_class_weights(source.y_train, len(test.class_names)),
     )
-    result = compress(model, compression, ft, work / "compressed", test.verify_x, (test.x, test.y))
+    offsets = source.logit_offsets or None
+    if offsets:  # fine-tuning would train the offsets away: tune the plain classifier, offset the result
+        add_logit_offsets(model, [-o for o in offsets])
+    result = compress(model, compression, ft, work / "compressed", test.verify_x, (test.x, test.y), offsets)
     return Compressed(
         compression,
         savedmodel_zip=_pack(result.savedmodel_dir),

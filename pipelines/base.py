@@ -76,6 +76,8 @@ class TrainOutput:
     epochs: int = 0
     record_confusions: dict[str, list[int]] = field(default_factory=dict)
     """Keras on the test set, per record: row-major confusion matrices (e.g. EC57 figures without record 232)."""
+    logit_offsets: tuple[float, ...] = ()
+    """Per class, added to the classifier's logits after training (models.add_logit_offsets); empty if none."""
 
     @property
     def per_class_recall(self) -> dict[str, float]:

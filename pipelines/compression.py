@@ -10,6 +10,8 @@ the TFLite converter turns into an INT8 model).
 A compression is a "+"-joined list of steps, each `name` or `name@argument`:
 
     none | prune@0.6 | prune-multistage@0.6 | cluster@16 | qat | prune@0.5+qat | prune@0.5+cluster@16+qat
+
+and `finetune`, the control: the fine-tuning the others come with, without compression.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import inspect
 import io
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from numpy.typing import NDArray
 from edgelab.errors import ConfigError
 from pipelines._deps import require
 from pipelines.harness import PATIENCE, Inputs, best_on_validation
+from pipelines.models import add_logit_offsets
 
 MULTISTAGE_STAGES = 3
 """Multistage pruning reaches its target in this many equal steps (e.g. 20% -> 40% -> 60%)."""
@@ -110,7 +113,7 @@ def parse_compression(spec: str) -> list[tuple[str, float | None]]:
         name, _, raw = part.strip().partition("@")
         if name not in STEPS:
             raise ConfigError(f"compression {spec!r}: unknown step {name!r}; known: {', '.join(STEPS)}")
-        needs_arg = name != "qat"
+        needs_arg = name not in ("qat", "finetune")
         if needs_arg != bool(raw):
             raise ConfigError(f"compression {spec!r}: {name} {'needs' if needs_arg else 'takes no'} @argument")
         try:
@@ -268,7 +271,7 @@ def _fit(model: Any, ft: FineTune, steps: int, callbacks: list[Any] | None = Non
     # stays a third (rounding up to whole epochs gave it up to 1.5x one-shot's steps).
     epochs = math.ceil(steps / math.ceil(len(ft.x) / ft.batch_size))
     per_epoch = math.ceil(steps / epochs)
-    names = [str(c) for c in range(int(max(ft.y.max(), ft.validation[1].max())) + 1)]
+    names = [str(c) for c in range(int(model.output_shape[-1]))]  # the model's classes, not just those labelled
     selector = best_on_validation(tf_keras, Inputs(*ft.validation), names, PATIENCE)
     model.fit(
         data,
@@ -362,7 +365,15 @@ def qat(model: Any, _: float | None, ft: FineTune, state: StepState) -> Any:
     return quantized
 
 
+def finetune(model: Any, _: float | None, ft: FineTune, state: StepState) -> Any:
+    """Fine-tuning alone, with the budget (and validation stopping) of the other steps: the control that
+    tells a compression's own effect from that of the extra training it comes with."""
+    state.log.append(f"no compression, {_fit(model, ft, ft.steps)}")
+    return model
+
+
 STEPS: dict[str, Step] = {
+    "finetune": finetune,
     "prune": prune,
     "prune-multistage": prune_multistage,
     "cluster": cluster,
@@ -401,7 +412,7 @@ def _quantize_configs(tfmot: Any) -> dict[str, type]:
             return {}
 
     class PassThroughQuantizeConfig(base):  # type: ignore[misc, valid-type]
-        """Max pooling keeps its input's scale: nothing to quantize."""
+        """Max pooling (and a slice) keeps its input's scale: nothing to quantize."""
 
         def get_weights_and_quantizers(self, layer: Any) -> list[tuple[Any, Any]]:
             return []
@@ -421,7 +432,18 @@ def _quantize_configs(tfmot: Any) -> dict[str, type]:
         def get_config(self) -> dict[str, Any]:
             return {}
 
-    return {"Conv1D": Conv1DQuantizeConfig, "MaxPooling1D": PassThroughQuantizeConfig}
+    class OutputQuantizeConfig(PassThroughQuantizeConfig):
+        """A layer that makes a new range of values (the ensemble's average): its output quantized to 8 bits."""
+
+        def get_output_quantizers(self, layer: Any) -> list[Any]:
+            return [quantizers.MovingAverageQuantizer(num_bits=8, symmetric=False, narrow_range=False, per_axis=False)]
+
+    return {
+        "Conv1D": Conv1DQuantizeConfig,
+        "MaxPooling1D": PassThroughQuantizeConfig,
+        "Cropping1D": PassThroughQuantizeConfig,  # a slice keeps its input's scale
+        "Average": OutputQuantizeConfig,
+    }
 
 
 def _kernels(model: Any) -> dict[str, NDArray[np.float32]]:
@@ -488,11 +510,15 @@ def compress(
     out_dir: Path,
     verify_x: NDArray[np.float32],
     test: tuple[NDArray[np.float32], NDArray[np.int64]] | None = None,
+    logit_offsets: Sequence[float] | None = None,
 ) -> CompressedModel:
     """Apply the steps of `compression` to a Keras 3 `model` and export the result as a SavedModel.
 
     The input model is not modified. `verify_x` is the batch whose Keras outputs every
     conversion of the result is checked against; `test` (x, y) gives the Keras accuracy.
+    `logit_offsets` (models.add_logit_offsets) are added to the compressed model's classifier
+    before export: pass `model` without them, since fine-tuning would otherwise train them away
+    (they are a decision rule chosen for new patients, not a fit to the training patients).
     """
     steps = parse_compression(compression)
     require("tensorflow_model_optimization", "train")  # before tf_keras: it selects the legacy Keras
@@ -506,6 +532,9 @@ def compress(
         state.log.append("batch norms folded into the preceding layers (QAT cannot wrap them)")
     for name, arg in steps:
         current = STEPS[name](current, arg, ft, state)
+    if logit_offsets is not None:
+        add_logit_offsets(current, logit_offsets)
+        state.log.append("logit offsets " + ", ".join(f"{o:+.1f}" for o in logit_offsets) + " added after compression")
     savedmodel = export_tf_keras(current, Path(out_dir) / "savedmodel")
     reference = np.asarray(current.predict(verify_x, verbose=0), dtype=np.float32)
     accuracy = None

@@ -411,4 +411,5 @@ def fit_and_export(
         seed=config.seed,
         epochs=config.epochs,
         record_confusions=record_confusions,
+        logit_offsets=tuple(float(o) for o in logit_offsets or ()),
     )

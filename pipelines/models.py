@@ -94,8 +94,17 @@ def ensemble_members(model: Any) -> list[Any]:
 
 
 def _softmax_layers(model: Any) -> list[Any]:
-    """The classifier layers whose bias holds the logit offsets: "probs", or each member's "probs_m<k>"."""
-    return [layer for layer in model.layers if layer.name == "probs" or layer.name.startswith("probs_m")]
+    """The classifier layers whose bias holds the logit offsets: "probs", or each member's "probs_m<k>"
+    (also inside a wrapper such as QAT's, whose wrapped layer is `.layer`)."""
+    return [
+        layer
+        for layer in model.layers
+        if _unwrapped(layer).name == "probs" or _unwrapped(layer).name.startswith("probs_m")
+    ]
+
+
+def _unwrapped(layer: Any) -> Any:
+    return getattr(layer, "layer", layer)
 
 
 def with_waveform_augmentation(
@@ -153,11 +162,12 @@ def add_logit_offsets(model: Any, offsets: Sequence[float]) -> None:
     layers = _softmax_layers(model)
     if not layers:
         raise ValueError(f"{model.name} has no classifier layer 'probs' to offset")
-    for layer in layers:
-        kernel, bias = layer.get_weights()
+    for layer in map(_unwrapped, layers):
+        # The bias variable itself: a QAT wrapper takes the kernel out of its layer's weights.
+        bias = np.asarray(layer.bias)
         if len(offsets) != len(bias):
             raise ValueError(f"{len(offsets)} logit offsets for {len(bias)} classes")
-        layer.set_weights([kernel, bias + np.asarray(offsets, dtype=bias.dtype)])
+        layer.bias.assign(bias + np.asarray(offsets, dtype=bias.dtype))
 
 
 def build_bilstm(

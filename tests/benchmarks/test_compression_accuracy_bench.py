@@ -55,3 +55,54 @@ def test_table_compares_each_seed_with_its_own_baseline_and_gives_the_verdicts(
     (accuracy,) = [line for line in printed if line.startswith("multistage - one-shot at 60%, accuracy")]
     assert "-2.0±1.0 points over seeds [0, 1, 2]" in accuracy and "no significant difference" in accuracy
     assert "under 1 MB at >= 89.5% on every seed: prune-multistage@0.6" in printed
+
+
+def _aami_row(seed: int, compression: str, per_record: dict[str, list[list[int]]]) -> dict[str, Any]:
+    """A stored run on the AAMI classes whose test records had these confusion matrices."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgelab.metrics import accuracy_report
+
+    confusion = np.sum(list(per_record.values()), axis=0)
+    y_true = [t for t, row in enumerate(confusion) for p, n in enumerate(row) for _ in range(n)]
+    y_pred = [p for row in confusion for p, n in enumerate(row) for _ in range(n)]
+    report = accuracy_report(np.array(y_true), np.array(y_pred), ["N", "S", "V", "F", "Q"])
+    return {
+        **_row(seed, compression, report.accuracy),
+        "model": "mitdb-beats-1d",
+        "split": "inter-patient",
+        "evaluation": dataclasses.asdict(report),
+        "record_confusions": {r: np.ravel(c).tolist() for r, c in per_record.items()},
+    }
+
+
+def test_aami_runs_get_an_ec57_table_beside_de_chazal(capsys: pytest.CaptureFixture[str]) -> None:
+    # prepare: record 100 with N, S, V and 10 F beats labelled V (EC57 does not count them against VEB +P);
+    # record 232 with 10 SVEB beats, all found
+    record_100 = [[90, 5, 5, 0, 0], [2, 8, 0, 0, 0], [0, 0, 20, 0, 0], [0, 0, 10, 0, 0], [0, 0, 0, 0, 0]]
+    record_232 = [[10, 0, 0, 0, 0], [0, 10, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    per_record = {"100": record_100, "232": record_232}
+    rows = [_aami_row(seed, label, per_record) for seed in (0, 1) for label in ("none (FP32 baseline)", "qat")]
+
+    # execute
+    print_tables(rows)
+
+    # assert
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("mitdb-beats-1d (the shipped model: 3 CNNs") for line in printed)
+    assert any(line.startswith("EC57 gross Se / +P; de Chazal et al. 2004") for line in printed)
+    (qat,) = [line for line in printed if line.startswith("| qat | fp32 | N ")]
+    # both records: N 100/110 and 100/102, SVEB 18/20 and 18/23, VEB 20/20 and 20/25 (F labelled V not counted);
+    # without 232: SVEB 8/10 and 8/13
+    assert qat == (
+        "| qat | fp32 | N 0.91±0.00 / 0.98±0.00 | SVEB 0.90±0.00 / 0.78±0.00 | VEB 1.00±0.00 / 0.80±0.00 | "
+        "SVEB 0.80±0.00 / 0.62±0.00; VEB 1.00±0.00 / 0.80±0.00 |"
+    )
+
+
+def test_runs_stored_before_the_model_option_are_the_window_cnn(capsys: pytest.CaptureFixture[str]) -> None:
+    print_tables([_row(0, "none (FP32 baseline)", 0.9)])
+
+    assert "\ncnn-1d (the 1D CNN on the beat window alone" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from agent.client import AgentClient
 from coordinator.client import ControlClient
-from coordinator.matrix import MatrixSpec, artifact_path, run_matrix
+from coordinator.matrix import MatrixSpec, artifact_path, compress_source, prepare_source, run_matrix
 from coordinator.server import Coordinator
 from edgelab.app.cli import app
 from edgelab.app.launch import LaunchFile, MatrixLaunchFile, load_launch
@@ -88,6 +88,32 @@ def test_matrix_builds_verified_content_addressed_artifacts(source: dict[str, Pa
     assert (int8["precision"], int8["io"], int8["backend"]) == ("int8", "int8", "tflite")
     manifest = json.loads((tmp_path / "matrix.json").read_text())
     assert len(manifest["records"]) == len(result.records)
+
+
+def test_compression_fine_tunes_the_classifier_without_its_logit_offsets(
+    source: dict[str, Path], tmp_path: Path
+) -> None:
+    # prepare: the source model, and the same model exported with logit offsets as the beat pipeline does
+    import dataclasses
+
+    from pipelines.export import export_savedmodel, load_keras_model
+    from pipelines.models import add_logit_offsets
+
+    offsets = (0.0, 2.0, -1.0)
+    offset_model = load_keras_model(source["savedmodel"])
+    add_logit_offsets(offset_model, offsets)
+    plain_spec = spec(source, ["prune@0.5"], ["onnx"])
+    offset_spec = dataclasses.replace(plain_spec, savedmodel=export_savedmodel(offset_model, tmp_path / "offset"))
+    plain = prepare_source(plain_spec)
+    offset = dataclasses.replace(prepare_source(offset_spec), logit_offsets=offsets)
+
+    # execute
+    results = [compress_source(s, "prune@0.5", plain_spec) for s in (plain, offset)]
+
+    # assert: both fine-tuned the same weights, and the offsets are in the result as they were in the source
+    assert not any(r.error for r in results), [r.error for r in results]
+    shift = np.log(results[1].reference_out) - np.log(results[0].reference_out)
+    assert np.allclose(shift - shift[:, :1], offsets, atol=1e-3)
 
 
 def test_a_failed_conversion_is_a_stored_record(source: dict[str, Path], tmp_path: Path) -> None:

@@ -123,6 +123,7 @@ def test_pipeline_reports_a_real_run(trained: TrainOutput) -> None:
     assert sum(trained.record_confusions["100"]) == trained.test_beats
     assert any("3 CNNs" in note and "no validation hold-out" in note for note in trained.notes)
     assert any("logit offsets" in note and "V +0.5, F +2.0" in note for note in trained.notes)
+    assert trained.logit_offsets == (0.0, 0.0, 0.5, 2.0, 0.0)
 
 
 @pytest.mark.integration

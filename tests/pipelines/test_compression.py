@@ -47,6 +47,7 @@ def model(data: tuple[np.ndarray, np.ndarray]) -> Any:
         ("none", []),
         ("prune@0.6", [("prune", 0.6)]),
         ("prune@0.5+cluster@16+qat", [("prune", 0.5), ("cluster", 16.0), ("qat", None)]),
+        ("finetune", [("finetune", None)]),
     ],
 )
 def test_compression_specs_parse(spec: str, expected: list[tuple[str, float | None]]) -> None:
@@ -130,3 +131,62 @@ def test_fine_tuning_on_validation_keeps_its_best_epoch_within_the_cap(
     assert line.startswith("prune one-shot to 50%, fine-tuned, kept epoch ")
     assert " of 3 (3 steps each; validation macro F1 " in line
     assert result.sparsity == pytest.approx(0.5, abs=0.03)
+
+
+@pytest.mark.parametrize("spec", ["prune@0.5", "qat"])
+def test_logit_offsets_are_added_after_compression(
+    model: Any, data: tuple[np.ndarray, np.ndarray], tmp_path: Path, spec: str
+) -> None:
+    # prepare: the same compression twice from the same seed, once with offsets for classes 1 and 2
+    x, y = data
+    offsets = [0.0, 2.0, -1.0]
+
+    # execute
+    plain = compress(model, spec, FineTune(x, y, epochs=1, batch_size=32, seed=3), tmp_path / "plain", x[:16])
+    offset = compress(
+        model, spec, FineTune(x, y, epochs=1, batch_size=32, seed=3), tmp_path / "offset", x[:16], logit_offsets=offsets
+    )
+
+    # assert: fine-tuning saw the same model, so log-softmax differs by the offsets up to one constant per beat
+    shift = np.log(offset.reference_out) - np.log(plain.reference_out)
+    assert np.allclose(shift - shift[:, :1], offsets, atol=0.05 if spec == "qat" else 1e-3)
+    assert offset.log[-1] == "logit offsets +0.0, +2.0, -1.0 added after compression"
+
+
+def test_the_shipped_ensemble_shape_quantizes_and_converts_to_int8(tmp_path: Path) -> None:
+    # prepare: build_cnn_1d as the beat pipeline builds it (two waveforms and features in one input,
+    # members averaged), small, briefly trained
+    import keras
+
+    from pipelines.convert import convert_tflite, verify_artifact
+    from pipelines.models import build_cnn_1d
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, CLASSES, 128)
+    x = (rng.normal(size=(128, 2 * LENGTH + 4, 1)) + y[:, None, None]).astype(np.float32)
+    ensemble = build_cnn_1d(LENGTH, CLASSES, extra_features=4, waveforms=2, width=4, members=2)
+    ensemble.compile("adam", "sparse_categorical_crossentropy")
+    ensemble.fit(x, y, epochs=2, verbose=0)
+
+    # execute
+    result = compress(ensemble, "prune@0.5+qat", FineTune(x, y, epochs=1, batch_size=32), tmp_path, x[:16])
+    tflite = convert_tflite(result.savedmodel_dir, tmp_path / "m.tflite", "int8", calibration=x[:32])
+
+    # assert: the averaging and the input slices have their quantize configs; the INT8 model agrees
+    assert result.quantized
+    assert verify_artifact(tflite, "tflite", x[:16], result.reference_out).argmax_agreement >= 0.9
+
+
+def test_the_finetune_control_trains_without_compressing(
+    model: Any, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    # execute
+    result = run(model, data, "finetune", tmp_path)
+
+    # assert: the weights moved, none was zeroed or quantized
+    x = data[0][:16]
+    assert result.sparsity < 0.05
+    assert not result.quantized
+    assert result.log[0].startswith("no compression, fine-tuned")
+    assert np.max(np.abs(result.reference_out - model.predict(x, verbose=0))) > 1e-4
