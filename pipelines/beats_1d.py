@@ -131,6 +131,11 @@ of the demo's verdict."""
 # Nor the milder gate, declared the same way: out only a premature beat that also departs from the all-beat
 # template by more than 0.6 RMS (89% of DS1's premature V beats, 23% of its premature N): 11.1 (V +0.5,
 # F +1.5), nested 31.0; at the shipped offsets N 88.2/99.5, SVEB 67.9/34.9, VEB 87.3/85.3.
+# Not searching the F offset (F 0; S and V searched), since only the fold holding 208 wants none: nested 27.4 / 32.3
+# (full grid 26.4 / 30.5). The averaged ensemble fine-tuned as one model for 2 more epochs at 5e-4 without
+# augmentation (the shipped-model compression control raised DS2's N Se with it; a DS2 observation, so DS1
+# decided): seeds 0-2 best 13.3 (F +1.0), nested 29.1; at the shipped offsets N 90.0/99.2, SVEB 67.4/33.9,
+# VEB 88.1/81.6. Neither kept.
 
 
 class BeatCnn1dPipeline:
