@@ -84,7 +84,7 @@ class BeatImagePipeline:
         if self.model == CNN:
             model = build_cnn_2d(input_shape, num_classes)
         else:
-            model = build_backbone_classifier(input_shape, num_classes, self.model, weights=None)
+            model = build_backbone_classifier(input_shape, num_classes, self.model, weights=None, standardized=True)
             notes.append(
                 f"{BACKBONES[self.model][0]} from random init (weights=None): ImageNet weights need the network"
             )

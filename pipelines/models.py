@@ -276,6 +276,8 @@ BACKBONES: dict[str, tuple[str, int]] = {
     "vgg16": ("VGG16", 32),
 }
 """Backbone name -> (keras.applications constructor, smallest input side it accepts without its top)."""
+RESCALES_PIXELS = frozenset({"efficientnetb0"})
+"""Backbones whose keras.applications model divides its input by 255 in-graph (it expects 0-255 pixels)."""
 
 
 def build_backbone_classifier(
@@ -287,6 +289,7 @@ def build_backbone_classifier(
     trainable: bool = True,
     dropout: float = 0.2,
     preprocessing: Any = None,
+    standardized: bool = False,
 ) -> Any:
     """A keras.applications backbone (no top) + global average pooling + dropout + dense softmax.
 
@@ -295,6 +298,10 @@ def build_backbone_classifier(
     raw image. `weights` is passed to the constructor ("imagenet" needs the network; None is
     random init). `trainable=False` freezes the backbone (transfer learning: only the head trains).
     `preprocessing`, a Keras layer, runs first (random augmentation layers in it act only in training).
+    `standardized` inputs (z-scored signal values, not pixels) are multiplied by 255 first for the
+    backbones of RESCALES_PIXELS, so that their in-graph division leaves the values as they were: divided
+    by 255, a beat image reached EfficientNetB0's stem 255 times too small, and with random init the model
+    called every beat N (measured: random split, 8,000 beats, 0.685 = the share of N).
     Raises ValueError for an unknown backbone.
     """
     if backbone not in BACKBONES:
@@ -304,6 +311,8 @@ def build_backbone_classifier(
     constructor, min_side = BACKBONES[backbone]
     inputs = keras.Input(shape=input_shape, name=INPUT_NAME)
     x = inputs if preprocessing is None else preprocessing(inputs)
+    if standardized and backbone in RESCALES_PIXELS:
+        x = layers.Rescaling(255.0, name="to_pixel_scale")(x)
     if input_shape[-1] == 1:
         x = layers.Concatenate(name="to_rgb")([x, x, x])
     height, width = input_shape[0], input_shape[1]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.models import add_logit_offsets, build_cnn_1d, ensemble_members, with_waveform_augmentation
+from pipelines.models import (
+    add_logit_offsets,
+    build_backbone_classifier,
+    build_cnn_1d,
+    ensemble_members,
+    with_waveform_augmentation,
+)
 
 pytest.importorskip("keras", reason="needs pip install 'edgelab[train]'")
 
@@ -152,3 +158,22 @@ def test_logit_offsets_shift_every_member_of_an_ensemble() -> None:
     for member, want in zip(ensemble_members(model), expected, strict=True):
         np.testing.assert_allclose(np.asarray(member(x, training=False)), want, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(expected, axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize(("standardized", "scale"), [(True, 1.0), (False, 1 / 255)])
+def test_standardized_images_reach_efficientnet_as_they_are(standardized: bool, scale: float) -> None:
+    # prepare: z-scored single-channel images, and the backbone's stem input (after its own pixel rescaling)
+    import keras
+
+    model = build_backbone_classifier((36, 36, 1), 3, "efficientnetb0", standardized=standardized)
+    base = model.get_layer("efficientnetb0")
+    x = np.random.default_rng(0).normal(size=(2, 36, 36, 1)).astype(np.float32)
+    before_base = keras.Model(model.input, model.get_layer("to_rgb").output)
+    normalization = next(layer for layer in base.layers if isinstance(layer, keras.layers.Normalization))
+    stem_input = keras.Model(base.input, normalization.output)
+
+    # execute
+    seen = np.asarray(stem_input(before_base(x)))
+
+    # assert: standardized values arrive unchanged; pixels (the default) are divided by 255 as Keras intends
+    assert np.allclose(seen, np.repeat(x, 3, axis=-1) * scale, rtol=1e-5, atol=1e-6)
