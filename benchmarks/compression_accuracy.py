@@ -14,6 +14,10 @@ The source paper's claims checked: multistage pruning at 60% sparsity reaches 97
 93.59% and beats one-shot by 3.3 points with fine-tuning; a model under 1 MB at >= 89.5% after
 pruning + quantization (the paper's model was a MobileNet; this CNN is far smaller).
 
+`--model mitdb-beats-1d` compresses the shipped model instead (trained as its pipeline trains it, its
+logit offsets added after compression) and adds an EC57 table beside de Chazal 2004; the `finetune`
+compression is the control that separates a compression's effect from its fine-tuning's.
+
     nice -n 10 .venv/bin/python -m benchmarks.compression_accuracy --seeds 0 1 2 --max-train 20000
     .venv/bin/python -m benchmarks.compression_accuracy --quick
 """
