@@ -45,7 +45,13 @@ from benchmarks.pipelines_accuracy import (
     per_class,
     read_rows,
 )
-from edgelab.metrics import DE_CHAZAL_2004, DE_CHAZAL_2004_LABEL, SVEB_HEAVY_RECORD, accuracy_report
+from edgelab.metrics import (
+    DE_CHAZAL_2004,
+    DE_CHAZAL_2004_LABEL,
+    SVEB_HEAVY_RECORD,
+    accuracy_report,
+    confusions_by_record,
+)
 from pipelines import mitdb
 from pipelines.base import SPLITS, TrainConfig
 from pipelines.convert import TflitePrecision
@@ -93,16 +99,6 @@ def _window_cnn(train: mitdb.BeatDataset, seed: int) -> tuple[Any, Any]:
     return build_cnn_1d(train.window, len(train.class_names)), None
 
 
-def _shipped_load(data: Path, records: Sequence[str]) -> mitdb.BeatDataset:
-    return mitdb.load_beats(data, records, rr=True, template=True)
-
-
-def _shipped_build(train: mitdb.BeatDataset, seed: int) -> tuple[Any, Any]:
-    from pipelines.beats_1d import build_model
-
-    return build_model(train, seed)
-
-
 def _models() -> dict[str, BenchModel]:
     from pipelines import beats_1d
 
@@ -117,8 +113,8 @@ def _models() -> dict[str, BenchModel]:
             f"the shipped model: {beats_1d.MEMBERS} CNNs averaged on the beat, its template difference and RR "
             "features, trained for the epochs given with augmentation and no epoch selection (as the pipeline), "
             "logit offsets " + ", ".join(f"{c} {o:+.1f}" for c, o in beats_1d.LOGIT_OFFSETS.items()),
-            _shipped_load,
-            _shipped_build,
+            lambda data, records: mitdb.load_beats(data, records, rr=True, template=True),
+            beats_1d.build_model,
             select_on_validation=False,
             learning_rate=beats_1d.LEARNING_RATE,
             logit_offsets=dict(beats_1d.LOGIT_OFFSETS),
@@ -198,10 +194,7 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
                     "sparsity": result.sparsity,
                     "max_unique_weights": result.max_unique_weights,
                     "evaluation": dataclasses.asdict(report),
-                    "record_confusions": {
-                        str(r): accuracy_report(test.y[test.record == r], y_pred[test.record == r], names).confusion
-                        for r in np.unique(test.record)
-                    },
+                    "record_confusions": confusions_by_record(test.y, y_pred, test.record, names),
                     "log": result.log,
                     "seconds": time.perf_counter() - started,
                     "baseline_fit_seconds": fit_seconds,

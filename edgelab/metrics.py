@@ -116,6 +116,17 @@ SVEB_HEAVY_RECORD = "232"
 """1,382 of DS2's 1,837 SVEB beats are this one patient's: SVEB figures are also shown without it."""
 
 
+def confusions_by_record(
+    y_true: np.ndarray, y_pred: np.ndarray, records: np.ndarray, class_names: Sequence[str]
+) -> dict[str, list[int]]:
+    """Each record's row-major (flat) confusion matrix: what summed_confusion and
+    confusion_without_sveb_heavy_record take."""
+    return {
+        str(r): accuracy_report(y_true[records == r], y_pred[records == r], class_names).confusion
+        for r in np.unique(records)
+    }
+
+
 def summed_confusion(per_record: Mapping[str, Sequence[int]], exclude: Sequence[str] = ()) -> list[list[int]]:
     """The sum of row-major (flat, square) confusion matrices keyed by record, leaving out `exclude`, as rows."""
     kept = [np.asarray(m, dtype=np.int64) for record, m in per_record.items() if record not in exclude]

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgelab.errors import ConfigError
-from edgelab.metrics import accuracy_report
+from edgelab.metrics import accuracy_report, confusions_by_record
 from pipelines import mitdb
 from pipelines._deps import require
 from pipelines.base import TrainConfig, TrainOutput
@@ -377,14 +377,7 @@ def fit_and_export(
 
     y_pred = np.argmax(model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0), axis=1).astype(np.int64)
     evaluation = accuracy_report(test.y, y_pred, class_names)
-    record_confusions = (
-        {}
-        if test_records is None
-        else {
-            str(r): accuracy_report(test.y[test_records == r], y_pred[test_records == r], class_names).confusion
-            for r in np.unique(test_records)
-        }
-    )
+    record_confusions = {} if test_records is None else confusions_by_record(test.y, y_pred, test_records, class_names)
     savedmodel_path = export_savedmodel(model, out_dir / "savedmodel")
     onnx_path = savedmodel_to_onnx(savedmodel_path, out_dir / "model.onnx")
     verify_idx = np.linspace(0, len(test.y) - 1, min(VERIFY_BATCH, len(test.y))).astype(np.int64)

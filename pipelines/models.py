@@ -97,9 +97,7 @@ def _softmax_layers(model: Any) -> list[Any]:
     """The classifier layers whose bias holds the logit offsets: "probs", or each member's "probs_m<k>"
     (also inside a wrapper such as QAT's, whose wrapped layer is `.layer`)."""
     return [
-        layer
-        for layer in model.layers
-        if _unwrapped(layer).name == "probs" or _unwrapped(layer).name.startswith("probs_m")
+        layer for layer in model.layers if (name := _unwrapped(layer).name) == "probs" or name.startswith("probs_m")
     ]
 
 
