@@ -53,21 +53,32 @@ class OutOfFold:
     record: NDArray[np.str_]
     class_names: tuple[str, ...]
     seed: int
+    folds: tuple[tuple[str, ...], ...] | None = None
+    """The patient folds that made the predictions (None in files stored before they were recorded)."""
 
     def save(self, path: Path) -> None:
+        folds = [",".join(f) for f in self.folds] if self.folds is not None else []
         np.savez_compressed(
-            path, log_probs=self.log_probs, y=self.y, record=self.record, class_names=self.class_names, seed=self.seed
+            path,
+            log_probs=self.log_probs,
+            y=self.y,
+            record=self.record,
+            class_names=self.class_names,
+            seed=self.seed,
+            folds=np.asarray(folds, dtype=np.str_),
         )
 
     @classmethod
     def load(cls, path: Path) -> OutOfFold:
         with np.load(path) as f:
+            stored = [str(fold).split(",") for fold in f["folds"]] if "folds" in f.files else []
             return cls(
                 log_probs=f["log_probs"],
                 y=f["y"],
                 record=f["record"],
                 class_names=tuple(str(c) for c in f["class_names"]),
                 seed=int(f["seed"]),
+                folds=tuple(tuple(fold) for fold in stored) or None,
             )
 
 
@@ -99,7 +110,9 @@ def cross_validate(
             probs = member.predict(x, batch_size=PREDICT_BATCH, verbose=0)
             log_probs[held_out, m] = np.log(np.clip(probs, 1e-12, None))
         print(f"  seed {config.seed} fold {k} ({', '.join(fold)}): {len(train)} training beats, {seconds:.0f} s")
-    return OutOfFold(log_probs, dataset.y, dataset.record, dataset.class_names, config.seed)
+    return OutOfFold(
+        log_probs, dataset.y, dataset.record, dataset.class_names, config.seed, tuple(tuple(f) for f in folds)
+    )
 
 
 def decide(log_probs: NDArray[np.float32], offsets: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -146,6 +159,7 @@ def pooled(runs: Sequence[OutOfFold]) -> OutOfFold:
         np.concatenate([r.record for r in runs]),
         runs[0].class_names,
         runs[0].seed,
+        runs[0].folds,
     )
 
 
@@ -252,8 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--folds",
         nargs="+",
-        default=[",".join(f) for f in beats_1d.DS1_FOLDS],
-        help="comma-separated records per fold (default: beats_1d.DS1_FOLDS); with --summarize, the run's folds",
+        default=None,
+        help="comma-separated records per fold (default: beats_1d.DS1_FOLDS; with --summarize, the folds the "
+        "stored run recorded, or DS1_FOLDS for files stored before folds were recorded)",
     )
     parser.add_argument("--streaming", action="store_true", help="causal preprocessing (mitdb-beats-1d-streaming)")
     parser.add_argument("--group", type=int, default=3, help="seeds pooled per group")
@@ -261,14 +276,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--summarize", type=Path, default=None, help="report stored predictions in this folder")
     args = parser.parse_args(argv)
 
-    folds = [tuple(f.split(",")) for f in args.folds]
+    given = [tuple(f.split(",")) for f in args.folds] if args.folds is not None else None
     if args.summarize is not None:
         stored = sorted(args.summarize.glob("oof_s*.npz"))
         if not stored:
             print(f"no oof_s<seed>.npz in {args.summarize}", file=sys.stderr)
             return 2
-        report([OutOfFold.load(p) for p in stored], args.group, folds)
+        runs = [OutOfFold.load(p) for p in stored]
+        recorded = {r.folds for r in runs if r.folds is not None} | ({tuple(given)} if given is not None else set())
+        if len(recorded) > 1:
+            print(f"the stored runs and --folds name different folds: {sorted(recorded)}", file=sys.stderr)
+            return 2
+        report(runs, args.group, recorded.pop() if recorded else beats_1d.DS1_FOLDS)
         return 0
+
+    folds = given or list(beats_1d.DS1_FOLDS)
 
     records = [r for fold in folds for r in fold]
     if len(set(records)) != len(records) or not set(records) <= set(mitdb.DS1):

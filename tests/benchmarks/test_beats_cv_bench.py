@@ -62,14 +62,18 @@ def test_nested_decides_each_fold_with_offsets_chosen_on_the_others() -> None:
     assert measured["SVEB"][0] == 0.0 and measured["VEB"][0] == 0.0 and measured["N"] == (1.0, pytest.approx(200 / 252))
 
 
-def test_fold_matrices_count_each_fold_and_refuse_records_outside_the_folds() -> None:
-    # prepare: six beats of three records, one member that is sure of the true class
+def _sure_run(folds: tuple[tuple[str, ...], ...] | None) -> OutOfFold:
+    """Six beats of three records, one member sure of the true class."""
     y = np.array([0, 1, 2, 0, 0, 3])
     log_probs = np.log(np.full((6, 1, 5), 1e-6))
     log_probs[np.arange(6), 0, y] = 0.0
-    run = OutOfFold(
-        log_probs.astype(np.float32), y, np.array(["101", "101", "106", "108", "108", "108"]), AAMI_CLASSES, 0
-    )
+    records = np.array(["101", "101", "106", "108", "108", "108"])
+    return OutOfFold(log_probs.astype(np.float32), y, records, AAMI_CLASSES, 0, folds)
+
+
+def test_fold_matrices_count_each_fold_and_refuse_records_outside_the_folds() -> None:
+    # prepare: six beats of three records, one member that is sure of the true class
+    run = _sure_run(None)
 
     # execute
     matrices = fold_matrices(run, [("101", "106"), ("108",)], grid()[:2])
@@ -80,6 +84,35 @@ def test_fold_matrices_count_each_fold_and_refuse_records_outside_the_folds() ->
     assert matrices[0, 1, 3, 3] == 1 and matrices[0, 1, 0, 0] == 2
     with pytest.raises(ValueError, match=r"records in no fold: \['108'\]"):
         fold_matrices(run, [("101", "106")], grid()[:1])
+
+
+def test_stored_runs_keep_their_folds_and_summarize_refuses_other_folds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # prepare: a run stored with its two folds, and one stored the old way (no folds) beside it
+    folds = (("101", "106"), ("108",))
+    _sure_run(folds).save(tmp_path / "oof_s0.npz")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    old = _sure_run(None)
+    np.savez_compressed(
+        legacy / "oof_s0.npz", log_probs=old.log_probs, y=old.y, record=old.record, class_names=old.class_names, seed=0
+    )
+
+    # execute
+    loaded = OutOfFold.load(tmp_path / "oof_s0.npz")
+    summarized = main(["--summarize", str(tmp_path), "--group", "1"])
+    printed = capsys.readouterr().out
+    refused = main(["--summarize", str(tmp_path), "--group", "1", "--folds", "101,106,108"])
+    error = capsys.readouterr().err
+
+    # assert: the folds come back, the summary uses them without --folds (each fold held out once: the
+    # nested line names two folds' offsets), other folds are refused, and old files still load (no folds)
+    assert loaded.folds == folds
+    assert summarized == 0 and printed.split("nested:")[1].count("offsets per fold:") == 1
+    assert printed.split("offsets per fold: ")[1].count(",") == 1
+    assert refused == 2 and "different folds" in error
+    assert OutOfFold.load(legacy / "oof_s0.npz").folds is None
 
 
 @pytest.mark.slow
@@ -94,12 +127,12 @@ def test_two_folds_store_out_of_fold_predictions_and_report_them(
     # execute
     main([*args, "--seeds", "0", "1", "--group", "2", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
-    main(["--summarize", str(tmp_path), "--group", "2", "--folds", "101,106", "108,119"])
+    main(["--summarize", str(tmp_path), "--group", "2"])
     reprinted = capsys.readouterr().out
 
     # assert: each beat of the four records predicted once per seed, by every member, as probabilities
     runs = [OutOfFold.load(tmp_path / f"oof_s{seed}.npz") for seed in (0, 1)]
-    assert [r.seed for r in runs] == [0, 1]
+    assert [r.seed for r in runs] == [0, 1] and runs[0].folds == (("101", "106"), ("108", "119"))
     assert set(runs[0].record) == {"101", "106", "108", "119"}
     assert runs[0].log_probs.shape == (len(runs[0].y), 3, 5)
     np.testing.assert_allclose(np.exp(runs[0].log_probs).sum(axis=2), 1.0, atol=1e-4)
