@@ -50,6 +50,7 @@ from edgelab.metrics import (
     DE_CHAZAL_2004_LABEL,
     SVEB_HEAVY_RECORD,
     accuracy_report,
+    collapse_warning,
     confusions_by_record,
 )
 from pipelines import mitdb
@@ -206,9 +207,11 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
                     "epochs": args.epochs,
                 }
             )
+            collapsed = collapse_warning(report)
             print(
                 f"{made} seed {seed} {label} ({precision}): accuracy {report.accuracy:.3f}, macro F1 "
-                f"{report.macro_f1:.3f}, {path.stat().st_size / 1024:.0f} KB; {'; '.join(result.log)}",
+                f"{report.macro_f1:.3f}, {path.stat().st_size / 1024:.0f} KB; {'; '.join(result.log)}"
+                + (f"; warning: {collapsed}" if collapsed else ""),
                 flush=True,
             )
     return rows

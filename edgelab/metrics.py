@@ -45,6 +45,32 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
     )
 
 
+COLLAPSE_SHARE = 0.99
+"""A model that calls at least this share of the test examples one class, which at most 90% of them are,
+has collapsed to that class."""
+
+
+def collapse_warning(report: AccuracyReport) -> str | None:
+    """Why the report's model has not learned to tell the classes apart, or None.
+
+    A model that calls (nearly) every example one class still scores that class's share as accuracy
+    (every MIT-BIH beat called N: about 0.7-0.9), which reads as a weak model rather than a broken one:
+    too few epochs or examples, or inputs on the wrong scale.
+    """
+    n = report.num_classes
+    confusion = np.asarray(report.confusion, dtype=np.int64).reshape(n, n)
+    total = int(confusion.sum())
+    called = confusion.sum(axis=0)
+    top = int(np.argmax(called)) if total else 0
+    if not total or called[top] < COLLAPSE_SHARE * total or confusion[top].sum() > 0.9 * total:
+        return None
+    return (
+        f"the model called {called[top] / total:.1%} of the {total} test examples {report.classes[top].name} "
+        f"(which {confusion[top].sum() / total:.1%} of them are): it has not learned to tell the classes apart "
+        "(too few epochs or training examples, or inputs on the wrong scale)"
+    )
+
+
 EC57_CLASSES: tuple[tuple[str, str], ...] = (("N", "N"), ("S", "SVEB"), ("V", "VEB"), ("F", "F"), ("Q", "Q"))
 """(AAMI class letter in a model's class names, the name EC57 statistics go by)."""
 

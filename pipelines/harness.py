@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgelab.errors import ConfigError
-from edgelab.metrics import accuracy_report, confusions_by_record
+from edgelab.metrics import accuracy_report, collapse_warning, confusions_by_record
 from pipelines import mitdb
 from pipelines._deps import require
 from pipelines.base import TrainConfig, TrainOutput
@@ -377,6 +377,9 @@ def fit_and_export(
 
     y_pred = np.argmax(model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0), axis=1).astype(np.int64)
     evaluation = accuracy_report(test.y, y_pred, class_names)
+    collapsed = collapse_warning(evaluation)
+    if collapsed is not None:
+        notes.append(f"warning: {collapsed}")
     record_confusions = {} if test_records is None else confusions_by_record(test.y, y_pred, test_records, class_names)
     savedmodel_path = export_savedmodel(model, out_dir / "savedmodel")
     onnx_path = savedmodel_to_onnx(savedmodel_path, out_dir / "model.onnx")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgelab.domain import LatencyStats
-from edgelab.metrics import accuracy_report, ec57_figures, summed_confusion
+from edgelab.metrics import accuracy_report, collapse_warning, ec57_figures, summed_confusion
 
 AAMI = ["N", "S", "V", "F", "Q"]
 # rows: reference N, S, V, F, Q; columns: predicted N, S, V, F, Q
@@ -29,6 +29,35 @@ def test_per_class_metrics_from_known_confusion() -> None:
     assert (n.precision, n.recall) == pytest.approx((2 / 3, 2 / 3))
     assert (v.precision, v.recall) == pytest.approx((2 / 3, 1.0))
     assert (f.support, f.recall, f.f1) == (1, 0.0, 0.0)
+
+
+def test_a_model_calling_nearly_every_example_one_class_is_flagged() -> None:
+    # prepare: 1,000 test beats, 70% N; models that call every beat F, every beat N, and N for 99.5%
+    y = np.repeat([0, 1, 2, 3], [700, 150, 100, 50])
+    every_f = accuracy_report(y, np.full(1000, 3), AAMI)
+    every_n = accuracy_report(y, np.zeros(1000, np.int64), AAMI)
+    nearly_n = accuracy_report(y, np.where(np.arange(1000) < 995, 0, 2), AAMI)
+
+    # execute
+    warnings = [collapse_warning(r) for r in (every_f, every_n, nearly_n)]
+
+    # assert: each named with the class it calls and how many examples are that class
+    assert warnings[0] is not None and "100.0% of the 1000 test examples F (which 5.0% of them are)" in warnings[0]
+    assert warnings[1] is not None and "examples N (which 70.0% of them are)" in warnings[1]
+    assert warnings[2] is not None and "99.5% of the 1000 test examples N" in warnings[2]
+
+
+def test_a_model_that_separates_the_classes_or_a_one_class_test_side_is_not_flagged() -> None:
+    # prepare: a model right on 99% of a 95%-N test side, one calling all of it N, and no beats at all
+    y = np.repeat([0, 1], [950, 50])
+    reports = [
+        accuracy_report(y, np.where(np.arange(1000) < 990, y, 2), AAMI),
+        accuracy_report(y, np.zeros(1000, np.int64), AAMI),
+        accuracy_report(np.zeros(0, np.int64), np.zeros(0, np.int64), AAMI),
+    ]
+
+    # execute / assert: calling N for every beat where 95% are N cannot be told from a good model
+    assert [collapse_warning(r) for r in reports] == [None, None, None]
 
 
 def test_mismatched_lengths_are_refused() -> None:
