@@ -217,11 +217,30 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
     return rows
 
 
+def measured_once(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each (model, split, seed, artifact) once: runs joined by --summarize each retrain the
+    FP32 baseline. The first is kept; one whose figures differ from it is reported, since the joined
+    runs' deltas then rest on different baselines."""
+    first: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = (r.get("model", "cnn-1d"), r["split"], r["seed"], r["compression"])
+        if key not in first:
+            first[key] = r
+        elif r["evaluation"] != first[key]["evaluation"]:
+            print(
+                f"warning: {' '.join(map(str, key))} measured twice with different figures (accuracy "
+                f"{first[key]['evaluation']['accuracy']:.4f} and {r['evaluation']['accuracy']:.4f}); the first is used"
+            )
+    return list(first.values())
+
+
 def print_tables(rows: Sequence[dict[str, Any]]) -> None:
     """Per split: one Markdown row per artifact (mean ± sd over seeds, change against each seed's own
-    FP32 baseline), then the multistage-vs-one-shot and size-target verdicts."""
+    FP32 baseline), then the multistage-vs-one-shot and size-target verdicts. An artifact of a seed
+    measured in several joined runs counts once (measured_once)."""
     from scipy import stats
 
+    rows = measured_once(rows)
     for model, split in dict.fromkeys((r.get("model", "cnn-1d"), r["split"]) for r in rows):
         on_split = [r for r in rows if (r.get("model", "cnn-1d"), r["split"]) == (model, split)]
         first = on_split[0]

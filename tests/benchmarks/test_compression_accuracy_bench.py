@@ -106,3 +106,21 @@ def test_runs_stored_before_the_model_option_are_the_window_cnn(capsys: pytest.C
     print_tables([_row(0, "none (FP32 baseline)", 0.9)])
 
     assert "\ncnn-1d (the 1D CNN on the beat window alone" in capsys.readouterr().out
+
+
+def test_joined_runs_count_each_seeds_artifact_once_and_report_baselines_that_differ(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # prepare: two runs that each trained seeds 0 and 1's baseline; seed 1's retrained to a different figure
+    first = [_row(0, "none (FP32 baseline)", 0.90), _row(1, "none (FP32 baseline)", 0.92), _row(0, "qat", 0.93)]
+    second = [_row(0, "none (FP32 baseline)", 0.90), _row(1, "none (FP32 baseline)", 0.95), _row(1, "qat", 0.96)]
+
+    # execute
+    print_tables(first + second)
+
+    # assert: the baseline row is over two seeds (not four), and the differing retrain is named
+    printed = capsys.readouterr().out.splitlines()
+    (baseline,) = [line for line in printed if line.startswith("| none (FP32 baseline) |")]
+    assert "| 0.910±0.014 | 0.0±0.0 pt |" in baseline
+    (warning,) = [line for line in printed if line.startswith("warning:")]
+    assert "cnn-1d random 1 none (FP32 baseline) measured twice" in warning and "0.9200 and 0.9500" in warning
