@@ -27,6 +27,7 @@ from edgelab.domain import (
     Precision,
     TrainingRun,
 )
+from edgelab.metrics import collapse_warning
 
 # Backends the agent ships (agent/backends); agents may report more, which the pages add.
 KNOWN_BACKENDS = ("onnxruntime", "tflite", "tensorflow", "tensorrt")
@@ -98,6 +99,7 @@ RESULT_COLUMNS = [
     "macro_f1",
     "test_samples",
     "absent_classes",
+    "collapsed",
     "power_meter",
     "power_mean_w",
     "power_rails",
@@ -215,6 +217,7 @@ def results_frame(
             "macro_f1": _nan(report.macro_f1 if report else None),
             "test_samples": _nan(report.samples if report else None),
             "absent_classes": ", ".join(c.name for c in report.classes if c.support == 0) if report else "",
+            "collapsed": (collapse_warning(report) or "") if report else "",
             "power_meter": f"{power.meter} ({power.sensor})" if power else "",
             "power_mean_w": _nan(power.mean_w if power else None),
             "power_rails": ", ".join(f"{rail} {w:.2f} W" for rail, w in power.rail_mean_w.items()) if power else "",
@@ -304,7 +307,8 @@ def quality_options(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def scoring_warnings(frame: pd.DataFrame, small: int = SMALL_TEST_SET) -> list[str]:
-    """Runs whose scores say little: a tiny test set, or classes the test set has no sample of."""
+    """Runs whose scores say little: a tiny test set, classes the test set has no sample of, or a model that
+    called (nearly) every sample one class (edgelab.metrics.collapse_warning: e.g. a broken INT8 conversion)."""
     warnings = []
     runs = frame[frame["test_samples"].notna()].drop_duplicates("job_id")
     for _, r in runs.iterrows():
@@ -313,6 +317,8 @@ def scoring_warnings(frame: pd.DataFrame, small: int = SMALL_TEST_SET) -> list[s
             problems.append(f"only {int(r['test_samples'])} test samples (< {small})")
         if r["absent_classes"]:
             problems.append(f"no test sample of class {r['absent_classes']}")
+        if r["collapsed"]:
+            problems.append(r["collapsed"])
         if problems:
             warnings.append(f"{r['run']} on {r['agent']}: {'; '.join(problems)}")
     return warnings

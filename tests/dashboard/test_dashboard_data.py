@@ -200,3 +200,24 @@ def test_results_frame_lists_the_power_of_each_rail(store: Store, seeded: Seeded
     powered = frame[frame["name"] == "trt-fp16-nano-power"]
     assert set(powered["power_rails"]) == {"VDD_CPU 1.10 W, VDD_GPU 3.25 W"}
     assert set(frame[frame["name"] == "ort-fp32-pi"]["power_rails"]) == {""}  # ina219: no rails
+
+
+def test_a_run_whose_model_called_every_sample_one_class_is_warned_about(store: Store, seeded: Seeded) -> None:
+    # prepare: the Jetson's FP16 result again, but its model called every one of 600 test samples V
+    from tests.dashboard.conftest import accuracy
+
+    job, stored = next((j, s) for j, s in store.list_results() if j.spec.name == "trt-fp16-nano")
+    agent_id = seeded.agents["jetson-nano-1"]
+    job_id = store.submit_job(replace(job.spec, name="trt-int8-collapsed"), agent_id)
+    lease = store.lease_job(agent_id, ["tensorrt"])
+    assert lease is not None and lease.job_id == job_id
+    every_v = accuracy(0.1, [0, 0, 500, 0, 0, 40, 0, 0, 60], supports=(500, 40, 60))
+    store.report_result(agent_id, job_id, lease.attempt, replace(stored.result, accuracy=every_v))
+
+    # execute
+    warnings = scoring_warnings(results_frame(store.list_results()))
+
+    # assert: named with what it called; the seeded runs, which separate their classes, are not
+    (collapsed,) = [w for w in warnings if "trt-int8-collapsed" in w]
+    assert "called 100.0% of the 600 test examples V (which 10.0% of them are)" in collapsed
+    assert not any("test examples" in w for w in warnings if "trt-int8-collapsed" not in w)
