@@ -276,6 +276,11 @@ BACKBONES: dict[str, tuple[str, int]] = {
 """Backbone name -> (keras.applications constructor, smallest input side it accepts without its top)."""
 RESCALES_PIXELS = frozenset({"efficientnetb0"})
 """Backbones whose keras.applications model divides its input by 255 in-graph (it expects 0-255 pixels)."""
+SCRATCH_BN_MOMENTUM = 0.99
+"""Most batch-norm momentum of a backbone trained from random init (Keras' default; EfficientNetB0, ResNet50
+and DenseNet201 use it). MobileNetV2's 0.999 needs thousands of steps before its moving statistics forget
+their start (mean 0, variance 1): on 8,000 beat images (125 steps an epoch) inference-mode MobileNetV2
+called every beat N on every epoch (random split, seeds 0-2, 0.828 = the share of N)."""
 
 
 def build_backbone_classifier(
@@ -296,6 +301,7 @@ def build_backbone_classifier(
     raw image. `weights` is passed to the constructor ("imagenet" needs the network; None is
     random init). `trainable=False` freezes the backbone (transfer learning: only the head trains).
     `preprocessing`, a Keras layer, runs first (random augmentation layers in it act only in training).
+    From random init the backbone's batch-norm momentum is capped at SCRATCH_BN_MOMENTUM.
     `standardized` inputs (z-scored signal values, not pixels) are multiplied by 255 first for the
     backbones of RESCALES_PIXELS, so that their in-graph division leaves the values as they were: divided
     by 255, a beat image reached EfficientNetB0's stem 255 times too small, and with random init the model
@@ -319,6 +325,10 @@ def build_backbone_classifier(
         x = layers.Resizing(height, width, name="upsize")(x)
     base = getattr(keras.applications, constructor)(include_top=False, weights=weights, input_shape=(height, width, 3))
     base.trainable = trainable
+    if weights is None:
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, SCRATCH_BN_MOMENTUM)
     x = base(x, training=False if not trainable else None)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="dropout")(x)

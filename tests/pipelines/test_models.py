@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.models import (
+    SCRATCH_BN_MOMENTUM,
     add_logit_offsets,
     build_backbone_classifier,
     build_cnn_1d,
@@ -177,3 +178,15 @@ def test_standardized_images_reach_efficientnet_as_they_are(standardized: bool, 
 
     # assert: standardized values arrive unchanged; pixels (the default) are divided by 255 as Keras intends
     assert np.allclose(seen, np.repeat(x, 3, axis=-1) * scale, rtol=1e-5, atol=1e-6)
+
+
+def test_a_backbone_from_random_init_has_batch_norms_that_forget_their_start() -> None:
+    # prepare / execute: MobileNetV2, whose keras.applications batch norms use momentum 0.999
+    import keras
+
+    model = build_backbone_classifier((36, 36, 1), 3, "mobilenetv2", weights=None)
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    # assert: every one at most Keras' default, so a few hundred steps move the moving statistics
+    assert norms and max(layer.momentum for layer in norms) <= SCRATCH_BN_MOMENTUM == 0.99
