@@ -276,11 +276,17 @@ BACKBONES: dict[str, tuple[str, int]] = {
 """Backbone name -> (keras.applications constructor, smallest input side it accepts without its top)."""
 RESCALES_PIXELS = frozenset({"efficientnetb0"})
 """Backbones whose keras.applications model divides its input by 255 in-graph (it expects 0-255 pixels)."""
-SCRATCH_BN_MOMENTUM = 0.99
-"""Most batch-norm momentum of a backbone trained from random init (Keras' default; EfficientNetB0, ResNet50
-and DenseNet201 use it). MobileNetV2's 0.999 needs thousands of steps before its moving statistics forget
-their start (mean 0, variance 1): on 8,000 beat images (125 steps an epoch) inference-mode MobileNetV2
-called every beat N on every epoch (random split, seeds 0-2, 0.828 = the share of N)."""
+BN_MOMENTUM = 0.9
+"""Batch-norm moving-average momentum of models trained from scratch here: the EfficientNetV2-1D (as
+keras.applications.EfficientNetV2 uses) and every keras.applications backbone from random init.
+
+Keras' default 0.99 averages over ~100 steps, and lags a network that changes fast early in training.
+MIT-BIH rhythm frames give ~180 steps an epoch: after 3-5 epochs the moving variances of the EfficientNetV2-1D's
+stem were still 5-10x the batch variances and inference collapsed to one class (98.9% training-mode accuracy,
+11.9% inference-mode, on the same training frames). MobileNetV2 (0.999 in Keras) on 8,000 beat images (125
+steps an epoch) called every beat N in inference for four epochs at its own 0.999 (random split, seeds 0-2:
+0.828, the share of N) and at 0.99 (seed 0 of both splits), while its training-mode accuracy rose to 0.88
+(4,000 beats of eight records, three epochs); at 0.9 inference followed training from the second epoch."""
 
 
 def build_backbone_classifier(
@@ -301,7 +307,7 @@ def build_backbone_classifier(
     raw image. `weights` is passed to the constructor ("imagenet" needs the network; None is
     random init). `trainable=False` freezes the backbone (transfer learning: only the head trains).
     `preprocessing`, a Keras layer, runs first (random augmentation layers in it act only in training).
-    From random init the backbone's batch-norm momentum is capped at SCRATCH_BN_MOMENTUM.
+    From random init the backbone's batch norms use BN_MOMENTUM.
     `standardized` inputs (z-scored signal values, not pixels) are multiplied by 255 first for the
     backbones of RESCALES_PIXELS, so that their in-graph division leaves the values as they were: divided
     by 255, a beat image reached EfficientNetB0's stem 255 times too small, and with random init the model
@@ -328,21 +334,12 @@ def build_backbone_classifier(
     if weights is None:
         for layer in base.layers:
             if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = min(layer.momentum, SCRATCH_BN_MOMENTUM)
+                layer.momentum = BN_MOMENTUM
     x = base(x, training=False if not trainable else None)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
-
-
-BN_MOMENTUM = 0.9
-"""Batch-norm moving-average momentum of the EfficientNetV2-1D, as keras.applications.EfficientNetV2 uses.
-
-Keras' default 0.99 needs ~500 steps to forget its initial variance of 1; MIT-BIH rhythm frames
-give ~180 steps an epoch, so after 3-5 epochs the moving variances of the stem were still 5-10x
-the batch variances and inference collapsed to one class (98.9% training-mode accuracy, 11.9%
-inference-mode, on the same training frames)."""
 
 
 def _bn(name: str) -> Any:
