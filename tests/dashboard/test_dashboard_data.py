@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -182,16 +183,21 @@ def test_an_empty_store_gives_an_empty_frame_with_all_columns() -> None:
     assert frame.empty and "speedup_vs_tf_fp32" in frame.columns
 
 
-def test_results_frame_lists_the_power_of_each_rail(store: Store, seeded: Seeded) -> None:
-    # prepare: a Jetson result whose jtop meter reported two rails
+def _rerun_on_the_nano(store: Store, seeded: Seeded, name: str, **changes: Any) -> None:
+    """The seeded Jetson FP16 job run again under `name`, its result reported with `changes`."""
     job, stored = next((j, s) for j, s in store.list_results() if j.spec.name == "trt-fp16-nano")
     agent_id = seeded.agents["jetson-nano-1"]
-    job_id = store.submit_job(replace(job.spec, name="trt-fp16-nano-power"), agent_id)
+    job_id = store.submit_job(replace(job.spec, name=name), agent_id)
     lease = store.lease_job(agent_id, ["tensorrt"])
     assert lease is not None and lease.job_id == job_id
+    store.report_result(agent_id, job_id, lease.attempt, replace(stored.result, **changes))
+
+
+def test_results_frame_lists_the_power_of_each_rail(store: Store, seeded: Seeded) -> None:
+    # prepare: a Jetson result whose jtop meter reported two rails
     rails = {"VDD_CPU": 1.1, "VDD_GPU": 3.25}
     power = PowerReport("jtop", "jtop tot rail (VDD_IN)", 0.05, 60, 4.0, 6.5, 0.9, 1, 3.0, rails)
-    store.report_result(agent_id, job_id, lease.attempt, replace(stored.result, power=[power]))
+    _rerun_on_the_nano(store, seeded, "trt-fp16-nano-power", power=[power])
 
     # execute
     frame = results_frame(store.list_results())
@@ -206,13 +212,8 @@ def test_a_run_whose_model_called_every_sample_one_class_is_warned_about(store: 
     # prepare: the Jetson's FP16 result again, but its model called every one of 600 test samples V
     from tests.dashboard.conftest import accuracy
 
-    job, stored = next((j, s) for j, s in store.list_results() if j.spec.name == "trt-fp16-nano")
-    agent_id = seeded.agents["jetson-nano-1"]
-    job_id = store.submit_job(replace(job.spec, name="trt-int8-collapsed"), agent_id)
-    lease = store.lease_job(agent_id, ["tensorrt"])
-    assert lease is not None and lease.job_id == job_id
     every_v = accuracy(0.1, [0, 0, 500, 0, 0, 40, 0, 0, 60], supports=(500, 40, 60))
-    store.report_result(agent_id, job_id, lease.attempt, replace(stored.result, accuracy=every_v))
+    _rerun_on_the_nano(store, seeded, "trt-int8-collapsed", accuracy=every_v)
 
     # execute
     warnings = scoring_warnings(results_frame(store.list_results()))
