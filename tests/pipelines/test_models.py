@@ -7,6 +7,7 @@ import pytest
 
 from pipelines.models import (
     BN_MOMENTUM,
+    SCRATCH_BN_MOMENTUM,
     add_logit_offsets,
     build_backbone_classifier,
     build_cnn_1d,
@@ -180,13 +181,15 @@ def test_standardized_images_reach_efficientnet_as_they_are(standardized: bool, 
     assert np.allclose(seen, np.repeat(x, 3, axis=-1) * scale, rtol=1e-5, atol=1e-6)
 
 
-def test_a_backbone_from_random_init_has_batch_norms_that_forget_their_start() -> None:
-    # prepare / execute: MobileNetV2, whose keras.applications batch norms use momentum 0.999
+@pytest.mark.parametrize(("backbone", "momentum"), [("mobilenetv2", BN_MOMENTUM), ("efficientnetb0", 0.99)])
+def test_a_backbone_from_random_init_gets_the_batch_norm_momentum_chosen_for_it(backbone: str, momentum: float) -> None:
+    # prepare / execute: MobileNetV2, whose keras.applications batch norms use 0.999, and EfficientNetB0 (0.99)
     import keras
 
-    model = build_backbone_classifier((36, 36, 1), 3, "mobilenetv2", weights=None)
+    model = build_backbone_classifier((36, 36, 1), 3, backbone, weights=None)
     base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
-    # assert: every one follows the training network within tens of steps
-    assert norms and {layer.momentum for layer in norms} == {BN_MOMENTUM} and BN_MOMENTUM == 0.9
+    # assert: MobileNetV2's follow the training network within tens of steps; EfficientNetB0 keeps its own
+    assert norms and {layer.momentum for layer in norms} == {momentum}
+    assert SCRATCH_BN_MOMENTUM.get(backbone, 0.99) == momentum
