@@ -217,13 +217,18 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
     return rows
 
 
+def _model_of(row: dict[str, Any]) -> str:
+    """The compressed model of a stored row (rows stored before --model existed are the window CNN's)."""
+    return str(row.get("model", "cnn-1d"))
+
+
 def measured_once(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with each (model, split, seed, artifact) once: runs joined by --summarize each retrain the
     FP32 baseline. The first is kept; one whose figures differ from it is reported, since the joined
     runs' deltas then rest on different baselines."""
     first: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
-        key = (r.get("model", "cnn-1d"), r["split"], r["seed"], r["compression"])
+        key = (_model_of(r), r["split"], r["seed"], r["compression"])
         if key not in first:
             first[key] = r
         elif r["evaluation"] != first[key]["evaluation"]:
@@ -241,8 +246,8 @@ def print_tables(rows: Sequence[dict[str, Any]]) -> None:
     from scipy import stats
 
     rows = measured_once(rows)
-    for model, split in dict.fromkeys((r.get("model", "cnn-1d"), r["split"]) for r in rows):
-        on_split = [r for r in rows if (r.get("model", "cnn-1d"), r["split"]) == (model, split)]
+    for model, split in dict.fromkeys((_model_of(r), r["split"]) for r in rows):
+        on_split = [r for r in rows if (_model_of(r), r["split"]) == (model, split)]
         first = on_split[0]
         seeds = sorted({r["seed"] for r in on_split})
         print(

@@ -46,8 +46,9 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequenc
 
 
 COLLAPSE_SHARE = 0.99
-"""A model that calls at least this share of the test examples one class, which at most 90% of them are,
-has collapsed to that class."""
+COLLAPSE_TRUE_SHARE = 0.9
+"""A model that calls at least COLLAPSE_SHARE of the test examples one class, which at most
+COLLAPSE_TRUE_SHARE of them are, has collapsed to that class."""
 
 
 def collapse_warning(report: AccuracyReport) -> str | None:
@@ -60,13 +61,15 @@ def collapse_warning(report: AccuracyReport) -> str | None:
     n = report.num_classes
     confusion = np.asarray(report.confusion, dtype=np.int64).reshape(n, n)
     total = int(confusion.sum())
-    called = confusion.sum(axis=0)
-    top = int(np.argmax(called)) if total else 0
-    if not total or called[top] < COLLAPSE_SHARE * total or confusion[top].sum() > 0.9 * total:
+    if not total:
+        return None
+    top = int(np.argmax(confusion.sum(axis=0)))
+    called, truly = confusion[:, top].sum() / total, confusion[top].sum() / total
+    if called < COLLAPSE_SHARE or truly > COLLAPSE_TRUE_SHARE:
         return None
     return (
-        f"the model called {called[top] / total:.1%} of the {total} test examples {report.classes[top].name} "
-        f"(which {confusion[top].sum() / total:.1%} of them are): it has not learned to tell the classes apart "
+        f"the model called {called:.1%} of the {total} test examples {report.classes[top].name} "
+        f"(which {truly:.1%} of them are): it has not learned to tell the classes apart "
         "(too few epochs or training examples, or inputs on the wrong scale)"
     )
 
