@@ -5,10 +5,11 @@ Per seed, each of the five DS1_FOLDS is predicted by the shipped ensemble (beats
 as the pipeline trains it) fitted on the other folds' patients. Each member's log-probabilities are stored
 (`--out DIR`, one npz per seed, with the folds that made them), so logit offsets are searched without
 training again. Then, per group of seeds (`--group 3`: seeds 0-2, 3-5, ...) with their predictions pooled,
-it prints the EC57 gross figures at the shipped offsets and the grid's best offsets by shortfall below de Chazal 2004 (the sum over N, SVEB and
-VEB, Se and +P, of max(0, published - ours), in points), the offsets best for all groups together, and
-the nested check of that search: each fold decided with the offsets best on the other four, the held-out
-folds pooled, which is what the search is worth for patients it did not see.
+it prints the EC57 gross figures at the shipped offsets and the grid's best offsets by shortfall below
+de Chazal 2004 (the sum over N, SVEB and VEB, Se and +P, of max(0, published - ours), in points), the
+offsets best for all groups together, and the nested check of that search: each fold decided with the
+offsets best on the other four, the held-out folds pooled, which is what the search is worth for patients
+it did not see.
 Groups, not single seeds: one seed's verdict moves with which way a borderline patient falls.
 
     nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # 5-8 min a seed
