@@ -7,8 +7,9 @@ over the seeds of accuracy, macro F1 and, per class, sensitivity Se (recall) / p
 predictivity +P (precision), for AAMI classes also SVEB/VEB Se/+P by EC57's rules, plus the same
 table in Markdown (README's table is that output).
 `--summarize FILE...` prints the tables from stored JSON lines without training (runs made in
-separate processes combine). `NAME:EPOCHS` sets a pipeline's epochs; where the pipeline selects its
-epoch on validation (AF, rhythm, beat images) that is the most it trains.
+separate processes combine). Each pipeline trains with its own budget (epochs and batch size,
+`edgelab train --list`) unless `NAME:EPOCHS`, --epochs or --batch-size say otherwise; where the pipeline
+selects its epoch on validation (AF, rhythm, beat images) the epochs are the most it trains.
 
 Splits: "inter-patient" is patient-disjoint (beats: de Chazal's DS1 -> DS2; AF/rhythm: DS1/DS2 with
 record 210 moved to training so AF patients are on both sides); "random" splits examples, so beats
@@ -42,18 +43,18 @@ from pipelines.registry import PIPELINES, get_pipeline
 DEFAULT_MITDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "mitdb"
 
 DEFAULT_PIPELINES = (
-    "mitdb-beats-1d:6",
-    "mitdb-beats-1d-streaming:6",
-    "mitdb-beats-image:8",
-    "mitdb-beats-image-paper:8",
-    "mitdb-af-bilstm:20",
-    "mitdb-af-bilstm-rr:20",
-    "mitdb-af-squeezenet:10",
-    "rhythm-efficientnetv2-1d-mitdb:6",
+    "mitdb-beats-1d",
+    "mitdb-beats-1d-streaming",
+    "mitdb-beats-image",
+    "mitdb-beats-image-paper",
+    "mitdb-af-bilstm",
+    "mitdb-af-bilstm-rr",
+    "mitdb-af-squeezenet",
+    "rhythm-efficientnetv2-1d-mitdb",
 )
-"""Every pipeline that runs on MIT-BIH, with the epochs README's rows were measured with (the LSAD and
-image-folder ones need their own data; the beat-image backbone variants, Keras applications trained
-from scratch, are left out for their cost: name them to run them)."""
+"""Every pipeline that runs on MIT-BIH (the LSAD and image-folder ones need their own data; the beat-image
+backbone variants, Keras applications trained from scratch, are left out for their cost: name them to
+run them)."""
 
 QUICK = ["--pipelines", "mitdb-af-bilstm:2", "--records", "201", "202", "--max-train", "64", "--seeds", "0", "1"]
 QUICK += ["--cwt-signals", "3"]
@@ -116,14 +117,15 @@ PUBLISHED: dict[str, Published] = {
 }
 
 
-def parse_pipeline(spec: str, default_epochs: int) -> tuple[str, int]:
-    """ "name" or "name:epochs" -> (name, epochs); SystemExit naming the known pipelines otherwise."""
+def parse_pipeline(spec: str, default_epochs: int | None = None) -> tuple[str, int]:
+    """ "name" or "name:epochs" -> (name, epochs), by default the pipeline's own; SystemExit naming the
+    known pipelines for an unknown name."""
     name, _, epochs = spec.partition(":")
     try:
-        get_pipeline(name)
+        pipeline = get_pipeline(name)
     except KeyError as exc:
         raise SystemExit(exc.args[0]) from None
-    return name, int(epochs) if epochs else default_epochs
+    return name, int(epochs) if epochs else default_epochs or pipeline.budget.epochs
 
 
 def per_class(evaluations: Sequence[dict[str, Any]]) -> list[str]:
@@ -291,13 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10, help="for pipelines given without :EPOCHS")
     parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=TrainConfig.batch_size,
-        help=f"default: what `edgelab train` and the demo train with ({TrainConfig.batch_size})",
+        "--epochs", type=int, default=None, help="for pipelines given without :EPOCHS (default: each pipeline's own)"
     )
+    parser.add_argument("--batch-size", type=int, default=None, help="default: each pipeline's own")
     parser.add_argument("--records", nargs="+", default=None, help="a subset of records (default: all)")
     parser.add_argument("--max-train", type=int, default=None, help="cap on training examples (stratified)")
     parser.add_argument(
@@ -311,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [parse_pipeline(spec, args.epochs) for spec in args.pipelines]
 
     weights = "off (unweighted loss)" if args.unweighted else "balanced, capped"
-    print(f"class weights: {weights}; batch size {args.batch_size}; seeds {args.seeds}")
+    batch = args.batch_size or "each pipeline's own"
+    print(f"class weights: {weights}; batch size {batch}; seeds {args.seeds}")
     rows: list[dict[str, Any]] = []
     for name, epochs in chosen:
         for split in args.splits:
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
                     data_dir=args.data,
                     split=split,  # type: ignore[arg-type]
                     epochs=epochs,
-                    batch_size=args.batch_size,
+                    batch_size=args.batch_size or PIPELINES[name].budget.batch_size,
                     seed=seed,
                     max_train_beats=args.max_train,
                     records=tuple(args.records) if args.records else None,

@@ -590,13 +590,17 @@ def matrix_table(
 def spec_from_launch(section: MatrixSection, mitdb: Path) -> MatrixSpec:
     """The MatrixSpec a launch file's `matrix:` section asks for."""
     from pipelines.base import TrainConfig
+    from pipelines.registry import check_known, get_pipeline
 
     train_config = None
     if section.pipeline is not None:
+        check_known([section.pipeline])
+        budget = get_pipeline(section.pipeline).budget
         train_config = TrainConfig(
             data_dir=section.data or mitdb,
             split=section.split,  # type: ignore[arg-type]  # TrainConfig validates it
-            epochs=section.epochs,
+            epochs=section.epochs or budget.epochs,
+            batch_size=section.batch_size or budget.batch_size,
             records=tuple(section.records) if section.records else None,
             max_train_beats=section.max_train_beats,
         )

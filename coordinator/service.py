@@ -349,24 +349,30 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     def StartTraining(
         self, request: control_pb2.StartTrainingRequest, context: grpc.ServicerContext
     ) -> control_pb2.StartTrainingResponse:
-        from pipelines.registry import check_known
+        from pipelines.registry import check_known, within_budget
 
         if not request.pipelines:
             raise ValueError("name at least one pipeline to train")
         check_known(request.pipelines)
         base = from_proto(request.config, TrainingConfig)
         limits.check_training_request(list(request.pipelines), list(request.seeds), base)
-        configs = [dataclasses.replace(base, seed=seed) for seed in request.seeds or [base.seed]]
+        seeds = request.seeds or [base.seed]
+        # Stored as trained: epochs and batch size left at 0 become each pipeline's own.
+        runs = [
+            (name, within_budget(name, dataclasses.replace(base, seed=s))) for name in request.pipelines for s in seeds
+        ]
         # A bad value raises ConfigError (INVALID_ARGUMENT) here, before anything is queued.
-        train_configs = [to_train_config(config, self._data_dir) for config in configs]
+        train_configs = [to_train_config(config, self._data_dir) for _, config in runs]
         if not self._data_dir.is_dir():
             raise NotFound(
                 f"the coordinator's data dir {self._data_dir} does not exist: set `mitdb` in its settings (EDGELAB_MITDB)"
             )
-        combinations = [(name, i) for name in request.pipelines for i in range(len(configs))]
-        run_ids = self._store.add_training_runs([(name, configs[i]) for name, i in combinations])
+        run_ids = self._store.add_training_runs(runs)
         self._training.submit(
-            [QueuedRun(run_id, name, train_configs[i]) for run_id, (name, i) in zip(run_ids, combinations, strict=True)]
+            [
+                QueuedRun(run_id, name, train_config)
+                for run_id, (name, _), train_config in zip(run_ids, runs, train_configs, strict=True)
+            ]
         )
         return control_pb2.StartTrainingResponse(run_ids=run_ids)
 

@@ -345,11 +345,11 @@ class TrainingConfig:
     """What a training run was asked for: `pipelines.base.TrainConfig` without the machine-local data dir."""
 
     split: str = "inter-patient"
-    epochs: int = 3
+    epochs: int = 0  # 0: the pipeline's own (its TrainBudget, pipelines/base.py)
     seed: int = 0
     records: List[str] = field(default_factory=list)  # empty: every record present
     max_train_beats: int = 0  # 0: no cap
-    batch_size: int = 256
+    batch_size: int = 0  # 0: the pipeline's own
 
 
 @dataclass

@@ -95,12 +95,24 @@ class TrainOutput:
         return out
 
 
+@dataclass(frozen=True)
+class TrainBudget:
+    """The epochs and batch size a pipeline's documented figures were measured with: what `edgelab train`,
+    the dashboard, StartTraining, matrix launch files, the demo and benchmarks.pipelines_accuracy train
+    with when not told otherwise. Where the pipeline keeps its best validation epoch, `epochs` is the most
+    it trains."""
+
+    epochs: int
+    batch_size: int
+
+
 @runtime_checkable
 class Pipeline(Protocol):
     """A named recipe: data -> trained model -> SavedModel + ONNX + shipped test/calibration set."""
 
     name: str
     description: str
+    budget: TrainBudget
 
     def run(self, config: TrainConfig, out_dir: Path) -> TrainOutput:
         """Train and export into `out_dir`; everything the artifact store needs is in the result."""

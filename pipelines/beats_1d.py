@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines import mitdb
 from pipelines._deps import require
-from pipelines.base import TrainConfig, TrainOutput
+from pipelines.base import TrainBudget, TrainConfig, TrainOutput
 from pipelines.features import RR_FEATURES
 from pipelines.harness import Inputs, cap_training, check_sides, chosen_records, fit_and_export, split_examples
 from pipelines.models import build_cnn_1d, ensemble_members, with_waveform_augmentation
@@ -150,6 +150,8 @@ class BeatCnn1dPipeline:
         "MIT-BIH beats (0.25 s before / 0.45 s after the R peak, MLII, 360 Hz) and their difference from "
         "the patient's template + 13 causal RR features -> AAMI N/S/V/F/Q, 3 small 1D CNNs averaged"
     )
+    budget: TrainBudget = TrainBudget(epochs=6, batch_size=256)
+    """What the DS1 cross-validation chose MEMBERS and LOGIT_OFFSETS with (no epoch selection: all 6 train)."""
 
     def __init__(self, *, streaming: bool = False) -> None:
         self.streaming = streaming

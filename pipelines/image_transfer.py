@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from edgelab.errors import ConfigError
 from pipelines._deps import require
-from pipelines.base import TrainConfig, TrainOutput
+from pipelines.base import TrainBudget, TrainConfig, TrainOutput
 from pipelines.harness import Inputs, fit_and_export
 from pipelines.models import BACKBONES, build_backbone_classifier
 
@@ -50,6 +50,9 @@ class ImageTransferPipeline:
     weights: str | None = "imagenet"
     name: str = field(init=False)
     description: str = field(init=False)
+    budget: TrainBudget = field(init=False, default=TrainBudget(epochs=50, batch_size=32))
+    """No figure measured here (it needs the user's images): an epoch cap that leaves early stopping
+    (PATIENCE) room to act, at Keras' usual transfer-learning batch."""
 
     def __post_init__(self) -> None:
         if self.backbone not in PREPROCESS_MODULE:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
+from edgelab.domain import TrainingConfig
 from edgelab.errors import NotFound
 from pipelines.af import AfPipeline
 from pipelines.base import Pipeline
@@ -48,3 +50,11 @@ def check_known(names: Iterable[str]) -> None:
     unknown = [name for name in names if name not in PIPELINES]
     if unknown:
         raise NotFound(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(sorted(PIPELINES))}")
+
+
+def within_budget(name: str, config: TrainingConfig) -> TrainingConfig:
+    """`config` for pipeline `name`, its unset (0) epochs and batch size taken from the pipeline's budget."""
+    budget = get_pipeline(name).budget
+    return dataclasses.replace(
+        config, epochs=config.epochs or budget.epochs, batch_size=config.batch_size or budget.batch_size
+    )

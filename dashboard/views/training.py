@@ -53,7 +53,7 @@ def _launch(cfg: DashboardConfig) -> None:
     left, right = st.columns(2)
     seeds_text = left.text_input("Seeds", value="0", help="Comma-separated: one run per pipeline x seed.")
     split = right.selectbox("Split", SPLITS, help="inter-patient (DS1/DS2, honest) or random (leaks patients)")
-    epochs = left.number_input("Epochs", min_value=1, value=3)
+    epochs = left.number_input("Epochs (0: each pipeline's own)", min_value=0, value=0)
     max_train_beats = right.number_input("Max training beats (0: all)", min_value=0, value=0)
     records = st.text_input("Records (empty: every record in the coordinator's MIT-BIH dir)", placeholder="100,119")
     try:
@@ -61,6 +61,9 @@ def _launch(cfg: DashboardConfig) -> None:
     except ValueError as exc:
         st.error(str(exc))
         seeds = []
+    if pipelines:
+        budgets = (f"{name} {PIPELINES[name].budget.epochs} epochs" for name in pipelines)
+        st.caption(f"Own budgets: {', '.join(budgets)}")
     count = len(pipelines) * len(seeds)
     if not st.button(f"Train {count} run(s)", type="primary", disabled=not count):
         return

@@ -101,7 +101,9 @@ def _control(config: Path | None, coordinator: str | None, operator_token: str |
 def demo(
     data: Annotated[Path | None, typer.Option(help="MIT-BIH directory (default ../shared/data/mitdb).")] = None,
     home: HomeOpt = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Default: the pipeline's own (`edgelab train --list`).")
+    ] = None,
     split: Annotated[
         str, typer.Option(help="inter-patient (DS1/DS2, honest) or random (leaks patients).")
     ] = "inter-patient",
@@ -220,7 +222,8 @@ def train(
     out: Annotated[
         Path, typer.Option(help="Where to write the ONNX model and test set (one subfolder per run when several).")
     ] = Path("artifacts"),
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Default: each pipeline's own (--list shows it).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Default: each pipeline's own.")] = None,
     split: Annotated[
         str, typer.Option(help="inter-patient (DS1/DS2, honest) or random (leaks patients).")
     ] = "inter-patient",
@@ -233,20 +236,24 @@ def train(
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Train pipelines x seeds as parallel Ray tasks; write each run's artifacts, and with --coordinator
-    upload them and record the runs in its results store (`edgelab runs list`)."""
+    """Train pipelines x seeds as parallel Ray tasks.
+
+    Each run's artifacts are written under --out; with --coordinator they are uploaded and the runs
+    recorded in its results store (`edgelab runs list`).
+    """
     from pipelines.registry import PIPELINES
 
     if list_pipelines or not pipelines:
         for name, known in sorted(PIPELINES.items()):
-            console.print(f"[bold]{name}[/bold]  {known.description}", highlight=False)
+            budget = f"{known.budget.epochs} epochs, batch {known.budget.batch_size}"
+            console.print(f"[bold]{name}[/bold]  {known.description} [dim]({budget})[/dim]", highlight=False)
         raise typer.Exit(0 if list_pipelines else 2)
     import socket
 
     from coordinator.training import TrainedArtifacts, shutdown_ray, to_train_config, train_with_ray
     from edgelab.app.report import training_table
     from edgelab.domain import TrainingConfig, TrainingRun, TrainingState
-    from pipelines.registry import check_known
+    from pipelines.registry import check_known, within_budget
 
     settings = _settings(config, mitdb=data, ray_address=ray_address, operator_token=operator_token)
     try:
@@ -254,14 +261,15 @@ def train(
         configs = [
             TrainingConfig(
                 split=split,
-                epochs=epochs,
+                epochs=epochs or 0,
                 seed=seed,
                 records=records.split(",") if records else [],
                 max_train_beats=max_train_beats or 0,
+                batch_size=batch_size or 0,
             )
             for seed in _int_list(seeds, "--seeds")
         ]
-        combinations = [(name, c) for name in pipelines for c in configs]
+        combinations = [(name, within_budget(name, c)) for name in pipelines for c in configs]
         jobs = [(name, to_train_config(c, settings.mitdb)) for name, c in combinations]
     except EdgeLabError as exc:
         _fail(exc)

@@ -55,7 +55,7 @@ JOB_TIMEOUT_S = 1800.0
 
 @dataclass
 class DemoOptions:
-    epochs: int = 6  # the epochs mitdb-beats-1d was configured with (cross-validation over DS1's patients)
+    epochs: int | None = None  # None: the pipeline's own budget (what its DS1 cross-validation chose with)
     split: str = "inter-patient"
     records: tuple[str, ...] | None = None
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
@@ -191,6 +191,7 @@ def _dispatch(
 
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list[tuple[Job, BenchmarkResult | None]]:
     from pipelines.base import TrainConfig
+    from pipelines.registry import get_pipeline
 
     if not settings.mitdb.is_dir():
         raise EdgeLabError(f"MIT-BIH records not found at {settings.mitdb}; pass --data DIR")
@@ -207,16 +208,18 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
             agent_id = _wait_for_agent(client, agent, agent_log, known)
         console.print(f"[bold]agent[/] {AGENT_NAME} registered (log {agent_log})")
 
+        budget = get_pipeline(PIPELINE).budget
         config = TrainConfig(
             data_dir=settings.mitdb,
             split=options.split,  # type: ignore[arg-type]
-            epochs=options.epochs,
+            epochs=options.epochs or budget.epochs,
+            batch_size=budget.batch_size,
             records=options.records,
         )
         runs = [run for run in DEMO_RUNS if run[1] in options.backends]
         spec = MatrixSpec(pipeline=PIPELINE, train_config=config, targets=list(dict.fromkeys(t for t, _, _ in runs)))
         with console.status(
-            f"training {PIPELINE} on MIT-BIH ({options.split} split, {options.epochs} epochs) and converting it "
+            f"training {PIPELINE} on MIT-BIH ({options.split} split, {config.epochs} epochs) and converting it "
             f"to {', '.join(spec.targets)} as Ray tasks ..."
         ):
             try:

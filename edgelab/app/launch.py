@@ -132,7 +132,8 @@ class MatrixSection(BaseModel):
     pipeline: str | None = Field(None, description="train this pipeline as the source, e.g. mitdb-beats-1d")
     data: Path | None = Field(None, description="pipeline data dir (default: the mitdb setting)")
     records: list[str] | None = None
-    epochs: int = Field(3, ge=1)
+    epochs: int | None = Field(None, ge=1, description="default: the pipeline's own (`edgelab train --list`)")
+    batch_size: int | None = Field(None, ge=1, description="default: the pipeline's own")
     split: str = "inter-patient"
     max_train_beats: int | None = Field(None, ge=1)
     savedmodel: Path | None = Field(None, description="or: a SavedModel from pipelines.export.export_savedmodel")

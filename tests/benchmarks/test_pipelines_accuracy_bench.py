@@ -14,9 +14,10 @@ from pipelines.models import BACKBONES
 from pipelines.registry import PIPELINES
 
 
-def test_pipeline_specs_take_optional_epochs() -> None:
-    assert parse_pipeline("mitdb-af-bilstm:20", 10) == ("mitdb-af-bilstm", 20)
+def test_pipeline_specs_take_optional_epochs_else_the_pipelines_own() -> None:
+    assert parse_pipeline("mitdb-af-bilstm:30", 10) == ("mitdb-af-bilstm", 30)
     assert parse_pipeline("mitdb-af-bilstm", 10) == ("mitdb-af-bilstm", 10)
+    assert parse_pipeline("mitdb-af-bilstm") == ("mitdb-af-bilstm", 20)
     with pytest.raises(SystemExit, match=r"unknown pipeline 'nope'; known: .*mitdb-beats-1d"):
         parse_pipeline("nope:3", 10)
 

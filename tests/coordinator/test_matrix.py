@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 from agent.client import AgentClient
 from coordinator.client import ControlClient
-from coordinator.matrix import MatrixSpec, artifact_path, compress_source, prepare_source, run_matrix
+from coordinator.matrix import MatrixSpec, artifact_path, compress_source, prepare_source, run_matrix, spec_from_launch
 from coordinator.server import Coordinator
 from edgelab.app.cli import app
 from edgelab.app.launch import LaunchFile, MatrixLaunchFile, load_launch
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import DeviceCapabilities, Precision, RuntimeInfo
-from edgelab.errors import ConfigError
+from edgelab.errors import ConfigError, NotFound
 from pipelines.training import write_dataset_npz
 
 pytest.importorskip("tensorflow_model_optimization", reason="needs pip install 'edgelab[train]'")
@@ -217,3 +217,28 @@ def test_launch_files_with_and_without_a_matrix(tmp_path: Path) -> None:
     assert loaded.matrix.savedmodel == tmp_path / "sm"
     with pytest.raises(ConfigError, match=r"matrix: .*exactly one of pipeline or savedmodel"):
         load_launch(both)
+
+
+def test_a_launch_files_pipeline_trains_with_its_own_budget_unless_told(tmp_path: Path) -> None:
+    # prepare
+    own = tmp_path / "own.yaml"
+    own.write_text("name: own\nmatrix: {pipeline: mitdb-af-bilstm}\n")
+    told = tmp_path / "told.yaml"
+    told.write_text("name: told\nmatrix: {pipeline: mitdb-af-bilstm, epochs: 2, batch_size: 8}\n")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("name: unknown\nmatrix: {pipeline: mitdb-af-lstm}\n")
+
+    # execute
+    specs = {}
+    for path in (own, told):
+        launch = load_launch(path)
+        assert isinstance(launch, MatrixLaunchFile)
+        specs[path.stem] = spec_from_launch(launch.matrix, tmp_path / "mitdb").train_config
+    bad = load_launch(unknown)
+
+    # assert
+    assert specs["own"] is not None and (specs["own"].epochs, specs["own"].batch_size) == (20, 64)
+    assert specs["told"] is not None and (specs["told"].epochs, specs["told"].batch_size) == (2, 8)
+    assert isinstance(bad, MatrixLaunchFile)
+    with pytest.raises(NotFound, match=r"unknown pipeline\(s\) mitdb-af-lstm"):
+        spec_from_launch(bad.matrix, tmp_path / "mitdb")

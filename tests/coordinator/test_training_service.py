@@ -2,6 +2,7 @@
 local Ray on a tiny MIT-BIH slice, RecordTrainingRun stores a run trained elsewhere, restarts fail
 what was in flight."""
 
+import dataclasses
 import hashlib
 import importlib.util
 import time
@@ -22,8 +23,9 @@ from edgelab.metrics import accuracy_report
 
 pytestmark = pytest.mark.integration
 
-# Record 119 (DS1) trains, 100 (DS2) tests: one epoch on 256 beats takes seconds.
-TINY = TrainingConfig(split="inter-patient", epochs=1, records=["100", "119"], max_train_beats=256, batch_size=64)
+# Record 119 (DS1) trains, 100 (DS2) tests: one epoch on 256 beats takes seconds. The batch size is left
+# unset (0): each pipeline's own.
+TINY = TrainingConfig(split="inter-patient", epochs=1, records=["100", "119"], max_train_beats=256)
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def test_start_training_stores_the_trained_run_and_the_failed_one_beside_it(trai
     # assert: the good run succeeded with its summary and both artifacts in the stores
     assert trained.state is TrainingState.SUCCEEDED, trained.error
     assert trained.pipeline == "mitdb-beats-1d" and trained.origin == "coordinator"
-    assert trained.config == TrainingConfig(**{**TINY.__dict__, "seed": 7})
+    assert trained.config == dataclasses.replace(TINY, seed=7, batch_size=256)  # stored as trained
     assert trained.created_at <= trained.started_at < trained.finished_at
     summary = trained.summary
     assert summary is not None and summary.split == "inter-patient"
@@ -79,7 +81,7 @@ def test_start_training_stores_the_trained_run_and_the_failed_one_beside_it(trai
     assert metadata[trained.model_sha256]["split"] == "inter-patient"
     assert float(metadata[trained.model_sha256]["host_accuracy"]) == pytest.approx(summary.host_accuracy, abs=1e-6)
     # ... and the failing one is stored failed with the pipeline's own error
-    assert failed.state is TrainingState.FAILED and failed.summary is None
+    assert failed.state is TrainingState.FAILED and failed.summary is None and failed.config.batch_size == 32
     assert failed.error.startswith("ConfigError: data_dir:") and "class subfolders" in failed.error
     assert [r.run_id for r in client.list_training_runs()] == sorted(run_ids, key=run_ids.index, reverse=True)
 
@@ -93,8 +95,8 @@ def test_bad_pipeline_names_and_configs_are_refused_before_anything_is_queued(co
         client.start_training(["mitdb-beats-1d", "no-such"], TrainingConfig())
     with pytest.raises(EdgeLabError, match="split: 'sideways' is not one of inter-patient, random") as bad:
         client.start_training(["mitdb-beats-1d"], TrainingConfig(split="sideways"))
-    with pytest.raises(EdgeLabError, match="epochs: 0 is too small"):
-        client.start_training(["mitdb-beats-1d"], TrainingConfig(epochs=0))
+    with pytest.raises(EdgeLabError, match=r"epochs: -1 is outside \[0, "):
+        client.start_training(["mitdb-beats-1d"], TrainingConfig(epochs=-1))
     with pytest.raises(EdgeLabError, match="at least one pipeline"):
         client.start_training([], TrainingConfig())
     with pytest.raises(NotFound, match="unknown training run"):

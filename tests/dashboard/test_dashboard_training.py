@@ -3,6 +3,7 @@ and StartTraining through a real loopback coordinator."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +116,8 @@ def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
     bad_seeds.set_value("0,x").run()
     refused = (_button(at, "Train").label, _button(at, "Train").disabled, [e.value for e in at.error])
     next(t for t in at.text_input if t.label == "Seeds").set_value("0, 1")
-    next(n for n in at.number_input if n.label == "Epochs").set_value(1)
+    own_budgets = [c.value for c in at.caption if c.value.startswith("Own budgets")]
+    next(n for n in at.number_input if n.label.startswith("Epochs")).set_value(1)
     next(t for t in at.text_input if t.label.startswith("Records")).set_value("100, 119")
     at.run()
 
@@ -133,8 +135,13 @@ def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
         ("mitdb-beats-1d", 1),
     ]
     assert {r.state for r in runs} == {TrainingState.QUEUED}
+    # the batch size left unset (0) is each pipeline's own, stored as trained
+    assert own_budgets == ["Own budgets: mitdb-beats-1d 6 epochs, mitdb-af-bilstm 20 epochs"]
+    batch_sizes = {"mitdb-beats-1d": 256, "mitdb-af-bilstm": 64}
     expected = TrainingConfig(split="inter-patient", epochs=1, records=["100", "119"])
-    assert all(r.config == TrainingConfig(**{**expected.__dict__, "seed": r.config.seed}) for r in runs)
+    assert all(
+        r.config == dataclasses.replace(expected, seed=r.config.seed, batch_size=batch_sizes[r.pipeline]) for r in runs
+    )
     assert any(s.value.startswith("queued 4 training run(s)") for s in at.success)
     progress = at.dataframe[-1].value
     assert sorted(progress["run"]) == sorted(r.run_id for r in runs) and set(progress["state"]) == {"queued"}

@@ -181,6 +181,11 @@ def test_train_several_seeds_writes_each_run_and_records_them_on_the_coordinator
         ("mitdb-beats-1d", 0, "succeeded"),
         ("mitdb-beats-1d", 1, "succeeded"),
     ]
+    # --epochs given, the batch size each pipeline's own
+    assert {(r.pipeline, r.config.epochs, r.config.batch_size) for r in runs} == {
+        ("image-transfer", 1, 32),
+        ("mitdb-beats-1d", 1, 256),
+    }
     succeeded = [r for r in runs if r.state.value == "succeeded"]
     assert all(r.origin.startswith("cli@") and r.model_sha256 and r.savedmodel_sha256 for r in succeeded)
     assert all("class subfolders" in r.error for r in runs if r.pipeline == "image-transfer")
