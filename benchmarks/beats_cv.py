@@ -261,8 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_MITDB)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    budget = beats_1d.BeatCnn1dPipeline.budget  # the shipped model's
+    parser.add_argument("--epochs", type=int, default=budget.epochs)
+    parser.add_argument("--batch-size", type=int, default=budget.batch_size)
     parser.add_argument("--max-train", type=int, default=None, help="cap on each fold's training beats (quick runs)")
     parser.add_argument(
         "--folds",

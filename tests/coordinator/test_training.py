@@ -68,7 +68,7 @@ def test_the_coordinators_runner_stores_runs_failed_when_ray_is_missing_and_keep
     monkeypatch.setattr(training, "import_ray", missing)
     store = Store(tmp_path / "edgelab.sqlite")
     runner = training.TrainingRunner(store, ArtifactStore(tmp_path / "artifacts"))
-    config = TrainingConfig(epochs=1)
+    config = TrainingConfig(epochs=1, batch_size=64)
     first, second = (store.add_training_runs([("mitdb-beats-1d", config)])[0] for _ in range(2))
 
     # execute: two batches, one after the other
