@@ -125,7 +125,7 @@ def parse_pipeline(spec: str, default_epochs: int | None = None) -> tuple[str, i
         pipeline = get_pipeline(name)
     except KeyError as exc:
         raise SystemExit(exc.args[0]) from None
-    return name, int(epochs) if epochs else default_epochs or pipeline.budget.epochs
+    return name, pipeline.budget.override(int(epochs) if epochs else default_epochs).epochs
 
 
 def per_class(evaluations: Sequence[dict[str, Any]]) -> list[str]:
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
                     data_dir=args.data,
                     split=split,  # type: ignore[arg-type]
                     epochs=epochs,
-                    batch_size=args.batch_size or PIPELINES[name].budget.batch_size,
+                    batch_size=PIPELINES[name].budget.override(batch_size=args.batch_size).batch_size,
                     seed=seed,
                     max_train_beats=args.max_train,
                     records=tuple(args.records) if args.records else None,

@@ -595,12 +595,12 @@ def spec_from_launch(section: MatrixSection, mitdb: Path) -> MatrixSpec:
     train_config = None
     if section.pipeline is not None:
         check_known([section.pipeline])
-        budget = get_pipeline(section.pipeline).budget
+        budget = get_pipeline(section.pipeline).budget.override(section.epochs, section.batch_size)
         train_config = TrainConfig(
             data_dir=section.data or mitdb,
             split=section.split,  # type: ignore[arg-type]  # TrainConfig validates it
-            epochs=section.epochs or budget.epochs,
-            batch_size=section.batch_size or budget.batch_size,
+            epochs=budget.epochs,
+            batch_size=budget.batch_size,
             records=tuple(section.records) if section.records else None,
             max_train_beats=section.max_train_beats,
         )

@@ -105,6 +105,10 @@ class TrainBudget:
     epochs: int
     batch_size: int
 
+    def override(self, epochs: int | None = None, batch_size: int | None = None) -> TrainBudget:
+        """This budget with the values given; None, or 0 (unset over the API), keeps the pipeline's own."""
+        return TrainBudget(epochs or self.epochs, batch_size or self.batch_size)
+
 
 @runtime_checkable
 class Pipeline(Protocol):

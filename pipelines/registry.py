@@ -54,7 +54,5 @@ def check_known(names: Iterable[str]) -> None:
 
 def within_budget(name: str, config: TrainingConfig) -> TrainingConfig:
     """`config` for pipeline `name`, its unset (0) epochs and batch size taken from the pipeline's budget."""
-    budget = get_pipeline(name).budget
-    return dataclasses.replace(
-        config, epochs=config.epochs or budget.epochs, batch_size=config.batch_size or budget.batch_size
-    )
+    budget = get_pipeline(name).budget.override(config.epochs, config.batch_size)
+    return dataclasses.replace(config, epochs=budget.epochs, batch_size=budget.batch_size)

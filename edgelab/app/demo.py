@@ -208,11 +208,11 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
             agent_id = _wait_for_agent(client, agent, agent_log, known)
         console.print(f"[bold]agent[/] {AGENT_NAME} registered (log {agent_log})")
 
-        budget = get_pipeline(PIPELINE).budget
+        budget = get_pipeline(PIPELINE).budget.override(options.epochs)
         config = TrainConfig(
             data_dir=settings.mitdb,
             split=options.split,  # type: ignore[arg-type]
-            epochs=options.epochs or budget.epochs,
+            epochs=budget.epochs,
             batch_size=budget.batch_size,
             records=options.records,
         )
