@@ -109,6 +109,9 @@ class TrainBudget:
         """This budget with the values given; None, or 0 (unset over the API), keeps the pipeline's own."""
         return TrainBudget(epochs or self.epochs, batch_size or self.batch_size)
 
+    def __str__(self) -> str:
+        return f"{self.epochs} epochs, batch {self.batch_size}"
+
 
 @runtime_checkable
 class Pipeline(Protocol):

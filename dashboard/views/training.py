@@ -54,7 +54,8 @@ def _launch(cfg: DashboardConfig) -> None:
     seeds_text = left.text_input("Seeds", value="0", help="Comma-separated: one run per pipeline x seed.")
     split = right.selectbox("Split", SPLITS, help="inter-patient (DS1/DS2, honest) or random (leaks patients)")
     epochs = left.number_input("Epochs (0: each pipeline's own)", min_value=0, value=0)
-    max_train_beats = right.number_input("Max training beats (0: all)", min_value=0, value=0)
+    batch_size = right.number_input("Batch size (0: each pipeline's own)", min_value=0, value=0)
+    max_train_beats = left.number_input("Max training beats (0: all)", min_value=0, value=0)
     records = st.text_input("Records (empty: every record in the coordinator's MIT-BIH dir)", placeholder="100,119")
     try:
         seeds = parse_seeds(seeds_text)
@@ -62,14 +63,14 @@ def _launch(cfg: DashboardConfig) -> None:
         st.error(str(exc))
         seeds = []
     if pipelines:
-        budgets = (f"{name} {PIPELINES[name].budget.epochs} epochs" for name in pipelines)
-        st.caption(f"Own budgets: {', '.join(budgets)}")
+        st.caption("Own budgets: " + "; ".join(f"{name} {PIPELINES[name].budget}" for name in pipelines))
     count = len(pipelines) * len(seeds)
     if not st.button(f"Train {count} run(s)", type="primary", disabled=not count):
         return
     training = TrainingConfig(
         split=str(split),
         epochs=int(epochs),
+        batch_size=int(batch_size),
         seed=seeds[0],
         records=[r for r in records.replace(" ", "").split(",") if r],
         max_train_beats=int(max_train_beats),

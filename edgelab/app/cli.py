@@ -245,8 +245,7 @@ def train(
 
     if list_pipelines or not pipelines:
         for name, known in sorted(PIPELINES.items()):
-            budget = f"{known.budget.epochs} epochs, batch {known.budget.batch_size}"
-            console.print(f"[bold]{name}[/bold]  {known.description} [dim]({budget})[/dim]", highlight=False)
+            console.print(f"[bold]{name}[/bold]  {known.description} [dim]({known.budget})[/dim]", highlight=False)
         raise typer.Exit(0 if list_pipelines else 2)
     import socket
 

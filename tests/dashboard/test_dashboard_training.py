@@ -136,7 +136,7 @@ def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
     ]
     assert {r.state for r in runs} == {TrainingState.QUEUED}
     # the batch size left unset (0) is each pipeline's own, stored as trained
-    assert own_budgets == ["Own budgets: mitdb-beats-1d 6 epochs, mitdb-af-bilstm 20 epochs"]
+    assert own_budgets == ["Own budgets: mitdb-beats-1d 6 epochs, batch 256; mitdb-af-bilstm 20 epochs, batch 64"]
     batch_sizes = {"mitdb-beats-1d": 256, "mitdb-af-bilstm": 64}
     expected = TrainingConfig(split="inter-patient", epochs=1, records=["100", "119"])
     assert all(
