@@ -185,6 +185,8 @@ class Summary:
 
     pipeline: str
     split: str
+    unweighted: bool
+    """Trained without class weights (--unweighted)."""
     seeds: list[int]
     epochs: int
     train: int
@@ -198,20 +200,28 @@ class Summary:
     ec57_without_sveb_heavy_record: list[str]
     """The same without record SVEB_HEAVY_RECORD (AAMI runs whose test side held it and other records)."""
 
+    @property
+    def variant(self) -> str:
+        """ " unweighted" after the pipeline's name where its runs were, else nothing."""
+        return " unweighted" if self.unweighted else ""
+
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
-    """Group stored runs by (pipeline, split actually made) in first-seen order, mean ± sd over seeds."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """Group stored runs by (pipeline, split actually made, class weights, training cap) in first-seen order,
+    mean ± sd over seeds: runs trained differently are never averaged together."""
+    groups: dict[tuple[str, str, bool, int | None], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["pipeline"], r["split"]), []).append(r)
+        key = (r["pipeline"], r["split"], bool(r.get("class_weights", True)), r.get("max_train"))
+        groups.setdefault(key, []).append(r)
     out: list[Summary] = []
-    for (pipeline, split), runs in groups.items():
+    for (pipeline, split, class_weights, _), runs in groups.items():
         evaluations = [r["evaluation"] for r in runs]
         names = [c["name"] for c in evaluations[0]["classes"]]
         out.append(
             Summary(
                 pipeline=pipeline,
                 split=split,
+                unweighted=not class_weights,
                 seeds=sorted(int(r["seed"]) for r in runs),
                 epochs=max(int(r["epochs"]) for r in runs),
                 train=int(runs[0]["train_beats"]),
@@ -235,7 +245,7 @@ def print_tables(summaries: list[Summary]) -> None:
     )
     for s in summaries:
         print(
-            f"{s.pipeline:<34}{s.split:<14}{len(s.seeds):>6}{s.epochs:>4}{s.train:>7}{s.test:>7}"
+            f"{s.pipeline + s.variant:<34}{s.split:<14}{len(s.seeds):>6}{s.epochs:>4}{s.train:>7}{s.test:>7}"
             f"{s.accuracy:>14}{s.macro_f1:>14}"
         )
         print(f"{'':<8}Se / +P per class: {'; '.join(s.classes)}")
@@ -253,7 +263,7 @@ def print_tables(summaries: list[Summary]) -> None:
     for s in summaries:
         published = PUBLISHED.get(s.pipeline)
         print(
-            f"| `{s.pipeline}` | {s.split} | {','.join(map(str, s.seeds))} | {s.epochs} | {s.train} / {s.test} "
+            f"| `{s.pipeline}`{s.variant} | {s.split} | {','.join(map(str, s.seeds))} | {s.epochs} | {s.train} / {s.test} "
             f"| {s.accuracy} | {s.macro_f1} | {'; '.join(s.classes)} | {ec57_cell(s)} | {published or '-'} |"
         )
 
@@ -333,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
                 stored |= {
                     "wall_seconds": time.perf_counter() - started,
                     "class_weights": config.class_weights,
+                    "max_train": config.max_train_beats,
                     "batch_size": config.batch_size,
                 }
                 rows.append(stored)

@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.pipelines_accuracy import DEFAULT_PIPELINES, PUBLISHED, main, mean_sd, parse_pipeline, summarize
+from benchmarks.pipelines_accuracy import (
+    DEFAULT_PIPELINES,
+    PUBLISHED,
+    main,
+    mean_sd,
+    parse_pipeline,
+    print_tables,
+    summarize,
+)
 from pipelines.models import BACKBONES
 from pipelines.registry import PIPELINES
 
@@ -80,6 +88,31 @@ def test_runs_are_summarised_per_pipeline_and_split_with_per_class_se_and_ppv() 
     )
     assert patient.classes == ["N 0.80±0.10 / 0.90±0.00", "AF 0.60±0.00 / 0.50±0.00"]
     assert random.classes == ["N 0.95 / 0.90"]  # AF absent from the test side: left out, not zero
+
+
+def test_runs_trained_differently_are_never_averaged_together(capsys: pytest.CaptureFixture[str]) -> None:
+    # prepare: one pipeline and split, trained weighted on every example, weighted on a cap, unweighted on
+    # the same cap; rows stored before the cap was recorded count as weighted and uncapped
+    rows = [
+        _run(0, "random", 0.8),
+        {**_run(1, "random", 0.9), "class_weights": True, "max_train": None},
+        {**_run(0, "random", 0.7), "class_weights": True, "max_train": 8000},
+        {**_run(0, "random", 0.95), "class_weights": False, "max_train": 8000},
+    ]
+
+    # execute
+    summaries = summarize(rows)
+    print_tables(summaries)
+    printed = capsys.readouterr().out
+
+    # assert
+    assert [(s.seeds, s.accuracy, s.unweighted) for s in summaries] == [
+        ([0, 1], "0.850±0.071", False),
+        ([0], "0.700", False),
+        ([0], "0.950", True),
+    ]
+    assert "| `mitdb-af-bilstm` unweighted | random | 0 |" in printed
+    assert printed.count("| `mitdb-af-bilstm` | random |") == 2
 
 
 def test_aami_runs_also_get_ec57_sveb_and_veb() -> None:
