@@ -170,6 +170,12 @@ def ec57_without_sveb_heavy_record(runs: Sequence[dict[str, Any]], names: Sequen
     return ec57(kept, names) if len(kept) == len(runs) else []
 
 
+def count_range(counts: Sequence[int]) -> str:
+    """ "n" where every run had n, else "min-max"."""
+    low, high = min(counts), max(counts)
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def mean_sd(values: Sequence[float], digits: int = 3) -> str:
     """ "m±sd" (sample sd) over the runs; "m" alone for one run; "-" for none."""
     if not values:
@@ -189,7 +195,8 @@ class Summary:
     """Trained without class weights (--unweighted)."""
     seeds: list[int]
     epochs: int
-    train: int
+    train: str
+    """Training examples: "n", or "min-max" where the seeds' validation hold-outs left different numbers."""
     test: int
     accuracy: str
     macro_f1: str
@@ -224,7 +231,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
                 unweighted=not class_weights,
                 seeds=sorted(int(r["seed"]) for r in runs),
                 epochs=max(int(r["epochs"]) for r in runs),
-                train=int(runs[0]["train_beats"]),
+                train=count_range([int(r["train_beats"]) for r in runs]),
                 test=int(runs[0]["test_beats"]),
                 accuracy=mean_sd([e["accuracy"] for e in evaluations]),
                 macro_f1=mean_sd([e["macro_f1"] for e in evaluations]),
@@ -241,11 +248,11 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[Summary]:
 def print_tables(summaries: list[Summary]) -> None:
     """The console table, then the same rows in Markdown."""
     print(
-        f"\n{'pipeline':<34}{'split':<14}{'seeds':>6}{'ep':>4}{'train':>7}{'test':>7}{'accuracy':>14}{'macro F1':>14}"
+        f"\n{'pipeline':<34}{'split':<14}{'seeds':>6}{'ep':>4}{'train':>12}{'test':>7}{'accuracy':>14}{'macro F1':>14}"
     )
     for s in summaries:
         print(
-            f"{s.pipeline + s.variant:<34}{s.split:<14}{len(s.seeds):>6}{s.epochs:>4}{s.train:>7}{s.test:>7}"
+            f"{s.pipeline + s.variant:<34}{s.split:<14}{len(s.seeds):>6}{s.epochs:>4}{s.train:>12}{s.test:>7}"
             f"{s.accuracy:>14}{s.macro_f1:>14}"
         )
         print(f"{'':<8}Se / +P per class: {'; '.join(s.classes)}")

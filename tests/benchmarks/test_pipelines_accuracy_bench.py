@@ -75,6 +75,7 @@ def _run(seed: int, split: str, accuracy: float, af_support: int = 10) -> dict[s
 def test_runs_are_summarised_per_pipeline_and_split_with_per_class_se_and_ppv() -> None:
     # prepare: three seeds on one split, one on the other whose test side has no AF
     rows = [_run(s, "inter-patient", a) for s, a in ((2, 0.7), (0, 0.8), (1, 0.9))] + [_run(0, "random", 0.95, 0)]
+    rows[0]["train_beats"] = 90  # its validation hold-out took more
 
     # execute
     patient, random = summarize(rows)
@@ -86,6 +87,7 @@ def test_runs_are_summarised_per_pipeline_and_split_with_per_class_se_and_ppv() 
         "0.800±0.100",
         "0.700±0.100",
     )
+    assert (patient.train, random.train) == ("90-100", "100")
     assert patient.classes == ["N 0.80±0.10 / 0.90±0.00", "AF 0.60±0.00 / 0.50±0.00"]
     assert random.classes == ["N 0.95 / 0.90"]  # AF absent from the test side: left out, not zero
 
