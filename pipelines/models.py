@@ -291,7 +291,8 @@ beats, 8 epochs, seeds 0-2). MobileNetV2 (0.999 in Keras) called every beat N in
 (validation macro F1 0.181 on every seed; test 0.828, the share of N) and at 0.99 (seed 0 of both splits), while
 its training-mode accuracy rose to 0.88; at 0.9 validation macro F1 .79-.81 (random split). EfficientNetB0 keeps
 its 0.99: at 0.9 its validation macro F1 fell (random .814 / .757 against .840 / .791 on seeds 0-1, inter-patient
-.306 / .329 / .282 against .295 / .384 / .408)."""
+.306 / .329 / .282 against .295 / .384 / .408). DenseNet201 keeps its 0.99 too: at 0.9 (inter-patient seed 0, the
+one probe) validation macro F1 .248 against .241, though at 0.99 that seed kept its all-N epoch 1."""
 
 
 def build_backbone_classifier(
