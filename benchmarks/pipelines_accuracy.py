@@ -209,7 +209,7 @@ class Summary:
 
     @property
     def variant(self) -> str:
-        """ " unweighted" after the pipeline's name where its runs were, else nothing."""
+        """ " unweighted" after the pipeline's name where its runs had no class weights, else nothing."""
         return " unweighted" if self.unweighted else ""
 
 

@@ -147,6 +147,30 @@ def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
     assert sorted(progress["run"]) == sorted(r.run_id for r in runs) and set(progress["state"]) == {"queued"}
 
 
+@pytest.mark.integration
+def test_training_form_batch_size_overrides_every_pipelines_own(
+    coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prepare
+    monkeypatch.setenv("EDGELAB_HOME", str(coordinator.store.path.parent))
+    monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
+    at = _page()
+    at.multiselect(key="train_pipelines").set_value(["mitdb-beats-1d", "mitdb-af-bilstm"])
+    next(n for n in at.number_input if n.label.startswith("Batch size")).set_value(32)
+    at.run()
+
+    # execute
+    _button(at, "Train").click().run()
+
+    # assert: the epochs left unset are still each pipeline's own
+    assert not at.exception
+    runs = coordinator.store.list_training_runs()
+    assert sorted((r.pipeline, r.config.epochs, r.config.batch_size) for r in runs) == [
+        ("mitdb-af-bilstm", 20, 32),
+        ("mitdb-beats-1d", 6, 32),
+    ]
+
+
 def test_parse_seeds_names_the_bad_part() -> None:
     # execute / assert
     assert parse_seeds("0, 1,2") == [0, 1, 2]
