@@ -102,15 +102,21 @@ def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
     running.stop(grace=None)
 
 
+def _form_on(coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The training page of a dashboard on `coordinator`'s store and API, the beat CNN and a BiLSTM picked."""
+    monkeypatch.setenv("EDGELAB_HOME", str(coordinator.store.path.parent))
+    monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
+    at = _page()
+    at.multiselect(key="train_pipelines").set_value(["mitdb-beats-1d", "mitdb-af-bilstm"])
+    return at
+
+
 @pytest.mark.integration
 def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
     coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # prepare
-    monkeypatch.setenv("EDGELAB_HOME", str(coordinator.store.path.parent))
-    monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
-    at = _page()
-    at.multiselect(key="train_pipelines").set_value(["mitdb-beats-1d", "mitdb-af-bilstm"])
+    at = _form_on(coordinator, monkeypatch)
     next(t for t in at.text_input if t.label == "Seeds").set_value("0, 1").run()
     bad_seeds = next(t for t in at.text_input if t.label == "Seeds")
     bad_seeds.set_value("0,x").run()
@@ -152,10 +158,7 @@ def test_training_form_batch_size_overrides_every_pipelines_own(
     coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # prepare
-    monkeypatch.setenv("EDGELAB_HOME", str(coordinator.store.path.parent))
-    monkeypatch.setenv(COORDINATOR_ENV, coordinator.address)
-    at = _page()
-    at.multiselect(key="train_pipelines").set_value(["mitdb-beats-1d", "mitdb-af-bilstm"])
+    at = _form_on(coordinator, monkeypatch)
     next(n for n in at.number_input if n.label.startswith("Batch size")).set_value(32)
     at.run()
 
