@@ -7,8 +7,9 @@ over the seeds of accuracy, macro F1 and, per class, sensitivity Se (recall) / p
 predictivity +P (precision), for AAMI classes also SVEB/VEB Se/+P by EC57's rules, plus the same
 table in Markdown (README's table is that output).
 `--summarize FILE...` prints the tables from stored JSON lines without training (runs made in
-separate processes combine). Each pipeline trains with its own budget (epochs and batch size,
-`edgelab train --list`) unless `NAME:EPOCHS`, --epochs or --batch-size say otherwise; where the pipeline
+separate processes combine). Each pipeline trains with its own budget (epochs, batch size and class
+weights, `edgelab train --list`) unless `NAME:EPOCHS`, --epochs, --batch-size or --class-weights say
+otherwise; where the pipeline
 selects its epoch on validation (AF, rhythm, beat images) the epochs are the most it trains.
 
 Splits: "inter-patient" is patient-disjoint (beats: de Chazal's DS1 -> DS2; AF/rhythm: DS1/DS2 with
@@ -35,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cwt_filterbank import HEADER, compare, row, windows
+from edgelab.domain import CLASS_WEIGHTS
 from edgelab.metrics import SVEB_HEAVY_RECORD, confusion_without_sveb_heavy_record, ec57_figures
-from pipelines.base import SPLITS, TrainConfig
+from pipelines.base import SPLITS
 from pipelines.features import SCALOGRAM_FS, SCALOGRAM_WAVELET, scalogram_scales
 from pipelines.registry import PIPELINES, get_pipeline
 
@@ -192,7 +194,7 @@ class Summary:
     pipeline: str
     split: str
     unweighted: bool
-    """Trained without class weights (--unweighted)."""
+    """Trained without class weights (--class-weights none, or the pipeline's own budget)."""
     seeds: list[int]
     epochs: int
     train: str
@@ -317,7 +319,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", nargs="+", default=None, help="a subset of records (default: all)")
     parser.add_argument("--max-train", type=int, default=None, help="cap on training examples (stratified)")
     parser.add_argument(
-        "--unweighted", action="store_true", help="no class weights (as the papers' random-split figures)"
+        "--class-weights",
+        choices=CLASS_WEIGHTS,
+        default=None,
+        help="balanced, or none (the plain loss, as the papers' random-split figures); default: each pipeline's own",
     )
     parser.add_argument("--cwt-signals", type=int, default=500, help="10 s windows for the CWT comparison; 0 skips")
     args = parse_run_args(parser, argv, out=Path("pipelines_accuracy.jsonl"), quick=QUICK)
@@ -326,22 +331,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     chosen = [parse_pipeline(spec, args.epochs) for spec in args.pipelines]
 
-    weights = "off (unweighted loss)" if args.unweighted else "balanced, capped"
+    weights = args.class_weights or "each pipeline's own"
     batch = args.batch_size or "each pipeline's own"
     print(f"class weights: {weights}; batch size {batch}; seeds {args.seeds}")
+    weighted = None if args.class_weights is None else args.class_weights == "balanced"
     rows: list[dict[str, Any]] = []
     for name, epochs in chosen:
         for split in args.splits:
             for seed in args.seeds:
-                config = TrainConfig(
-                    data_dir=args.data,
-                    split=split,  # type: ignore[arg-type]
-                    epochs=epochs,
-                    batch_size=PIPELINES[name].budget.override(batch_size=args.batch_size).batch_size,
+                budget = PIPELINES[name].budget.override(epochs, args.batch_size, weighted)
+                config = budget.train_config(
+                    args.data,
+                    split=split,
                     seed=seed,
                     max_train_beats=args.max_train,
                     records=tuple(args.records) if args.records else None,
-                    class_weights=not args.unweighted,
                 )
                 started = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:

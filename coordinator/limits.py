@@ -362,6 +362,7 @@ def _config(path: str, config: TrainingConfig) -> None:
     _count(f"{path}.seed", config.seed, low=-(1 << 31), high=(1 << 31) - 1)
     _count(f"{path}.max_train_beats", config.max_train_beats, high=MAX_COUNT)
     _count(f"{path}.batch_size", config.batch_size, high=MAX_BATCH_SIZE)
+    _text(f"{path}.class_weights", config.class_weights)
     _items(f"{path}.records", config.records)
     for i, record in enumerate(config.records):
         _text(f"{path}.records[{i}]", record)

@@ -589,18 +589,15 @@ def matrix_table(
 
 def spec_from_launch(section: MatrixSection, mitdb: Path) -> MatrixSpec:
     """The MatrixSpec a launch file's `matrix:` section asks for."""
-    from pipelines.base import TrainConfig
     from pipelines.registry import check_known, get_pipeline
 
     train_config = None
     if section.pipeline is not None:
         check_known([section.pipeline])
         budget = get_pipeline(section.pipeline).budget.override(section.epochs, section.batch_size)
-        train_config = TrainConfig(
-            data_dir=section.data or mitdb,
-            split=section.split,  # type: ignore[arg-type]  # TrainConfig validates it
-            epochs=budget.epochs,
-            batch_size=budget.batch_size,
+        train_config = budget.train_config(
+            section.data or mitdb,
+            split=section.split,  # TrainConfig validates it
             records=tuple(section.records) if section.records else None,
             max_train_beats=section.max_train_beats,
         )

@@ -659,6 +659,7 @@ TRAINING_COLUMNS = [
     "split",
     "seed",
     "epochs",
+    "class_weights",
     "records",
     "state",
     "accuracy",
@@ -687,6 +688,7 @@ def training_frame(runs: Sequence[TrainingRun]) -> pd.DataFrame:
                 "split": s.split if s else "",
                 "seed": run.config.seed,
                 "epochs": run.config.epochs,
+                "class_weights": run.config.class_weights,  # "" in runs stored before it was recorded
                 "records": ",".join(run.config.records) or "all",
                 "state": run.state.value,
                 "accuracy": _nan(s.evaluation.accuracy if s else None),
@@ -715,6 +717,7 @@ def display_training(frame: pd.DataFrame) -> pd.DataFrame:
                 "split": f"{r['split']} (asked {r['requested_split']})" if fell_back else r["requested_split"],
                 "seed": r["seed"],
                 "epochs": r["epochs"],
+                "class weights": r["class_weights"] or "not recorded",
                 "records": r["records"],
                 "state": r["state"],
                 "accuracy": _fmt(r["accuracy"], "{:.2%}"),

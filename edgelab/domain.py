@@ -10,7 +10,7 @@ evaluated there).
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, List, Optional
+from typing import Dict, List, Literal, Optional, get_args
 
 
 class Precision(str, Enum):
@@ -350,6 +350,12 @@ class TrainingConfig:
     records: List[str] = field(default_factory=list)  # empty: every record present
     max_train_beats: int = 0  # 0: no cap
     batch_size: int = 0  # 0: the pipeline's own
+    class_weights: str = ""  # one of CLASS_WEIGHTS; "": the pipeline's own
+
+
+ClassWeights = Literal["balanced", "none"]
+"""The loss weightings a training run can ask for: balanced (capped) class weights, or the plain loss."""
+CLASS_WEIGHTS = get_args(ClassWeights)
 
 
 @dataclass

@@ -104,13 +104,33 @@ class TrainBudget:
 
     epochs: int
     batch_size: int
+    class_weights: bool = True
+    """Balanced class weights in the loss (TrainConfig.class_weights); False where validation preferred
+    the plain loss."""
 
-    def override(self, epochs: int | None = None, batch_size: int | None = None) -> TrainBudget:
+    def override(
+        self, epochs: int | None = None, batch_size: int | None = None, class_weights: bool | None = None
+    ) -> TrainBudget:
         """This budget with the values given; None, or 0 (unset over the API), keeps the pipeline's own."""
-        return TrainBudget(epochs or self.epochs, batch_size or self.batch_size)
+        return TrainBudget(
+            epochs or self.epochs,
+            batch_size or self.batch_size,
+            self.class_weights if class_weights is None else class_weights,
+        )
+
+    def train_config(self, data_dir: Path, **settings: Any) -> TrainConfig:
+        """A TrainConfig with this budget's epochs, batch size and class weights and the other `settings`."""
+        return TrainConfig(
+            data_dir=data_dir,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            class_weights=self.class_weights,
+            **settings,
+        )
 
     def __str__(self) -> str:
-        return f"{self.epochs} epochs, batch {self.batch_size}"
+        weights = "" if self.class_weights else ", no class weights"
+        return f"{self.epochs} epochs, batch {self.batch_size}{weights}"
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from edgelab.errors import NotFound
 from pipelines.af import AfPipeline
 from pipelines.base import Pipeline
 from pipelines.beats_1d import BeatCnn1dPipeline
-from pipelines.beats_image import BeatImagePipeline
+from pipelines.beats_image import PLAIN_LOSS_BUDGET, BeatImagePipeline
 from pipelines.image_transfer import ImageTransferPipeline
 from pipelines.rhythm import RhythmPipeline
 
@@ -21,7 +21,7 @@ PIPELINES: dict[str, Pipeline] = {
     "mitdb-af-bilstm-rr": AfPipeline("bilstm-rr"),
     "mitdb-af-squeezenet": AfPipeline("squeezenet"),
     "mitdb-beats-image": BeatImagePipeline(),
-    "mitdb-beats-image-paper": BeatImagePipeline(classes="paper"),
+    "mitdb-beats-image-paper": BeatImagePipeline(classes="paper", budget=PLAIN_LOSS_BUDGET),
     "mitdb-beats-image-mobilenetv2": BeatImagePipeline("mobilenetv2"),
     "mitdb-beats-image-efficientnetb0": BeatImagePipeline("efficientnetb0"),
     "mitdb-beats-image-efficientnetb0-paper": BeatImagePipeline("efficientnetb0", "paper"),
@@ -53,6 +53,9 @@ def check_known(names: Iterable[str]) -> None:
 
 
 def within_budget(name: str, config: TrainingConfig) -> TrainingConfig:
-    """`config` for pipeline `name`, its unset (0) epochs and batch size taken from the pipeline's budget."""
-    budget = get_pipeline(name).budget.override(config.epochs, config.batch_size)
-    return dataclasses.replace(config, epochs=budget.epochs, batch_size=budget.batch_size)
+    """`config` for pipeline `name`, its unset (0, "") epochs, batch size and class weights taken from
+    the pipeline's budget, so the stored run says what it trained with."""
+    budget = get_pipeline(name).budget
+    weights = config.class_weights or ("balanced" if budget.class_weights else "none")
+    budget = budget.override(config.epochs, config.batch_size)
+    return dataclasses.replace(config, epochs=budget.epochs, batch_size=budget.batch_size, class_weights=weights)

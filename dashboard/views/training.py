@@ -9,7 +9,7 @@ from dashboard import plots
 from dashboard.config import DashboardConfig
 from dashboard.data import classes_frame, display_training, parse_seeds, training_frame
 from dashboard.ui import config, control_client, coordinator_error, mitdb_footer, store_if_any
-from edgelab.domain import TrainingConfig, TrainingRun
+from edgelab.domain import CLASS_WEIGHTS, TrainingConfig, TrainingRun
 from edgelab.errors import EdgeLabError
 from pipelines.base import SPLITS
 from pipelines.registry import PIPELINES  # names and descriptions only: no TensorFlow is imported
@@ -56,6 +56,12 @@ def _launch(cfg: DashboardConfig) -> None:
     epochs = left.number_input("Epochs (0: each pipeline's own)", min_value=0, value=0)
     batch_size = right.number_input("Batch size (0: each pipeline's own)", min_value=0, value=0)
     max_train_beats = left.number_input("Max training beats (0: all)", min_value=0, value=0)
+    class_weights = right.selectbox(
+        "Class weights",
+        ["", *CLASS_WEIGHTS],
+        format_func=lambda w: w or "each pipeline's own",
+        help="balanced (capped) class weights in the loss, or none (the plain loss)",
+    )
     records = st.text_input("Records (empty: every record in the coordinator's MIT-BIH dir)", placeholder="100,119")
     try:
         seeds = parse_seeds(seeds_text)
@@ -74,6 +80,7 @@ def _launch(cfg: DashboardConfig) -> None:
         seed=seeds[0],
         records=[r for r in records.replace(" ", "").split(",") if r],
         max_train_beats=int(max_train_beats),
+        class_weights=str(class_weights),
     )
     try:
         with control_client(cfg) as client:

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from edgelab.config import Settings, load_settings
-from edgelab.domain import JobState, Precision
+from edgelab.domain import ClassWeights, JobState, Precision
 from edgelab.errors import ConfigError, EdgeLabError
 from edgelab.ids import resolve_id
 
@@ -232,6 +232,9 @@ def train(
     ] = "0",
     records: Annotated[str | None, typer.Option(help="Comma-separated record subset, e.g. 100,119.")] = None,
     max_train_beats: Annotated[int | None, typer.Option(min=1, help="Cap on training beats, for quick runs.")] = None,
+    class_weights: Annotated[
+        ClassWeights | None, typer.Option(help="balanced, or none (the plain loss). Default: each pipeline's own.")
+    ] = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster; default: local Ray.")] = None,
     operator_token: OperatorTokenOpt = None,
     config: ConfigOpt = None,
@@ -265,6 +268,7 @@ def train(
                 records=records.split(",") if records else [],
                 max_train_beats=max_train_beats or 0,
                 batch_size=batch_size or 0,
+                class_weights=class_weights or "",
             )
             for seed in _int_list(seeds, "--seeds")
         ]

@@ -190,7 +190,6 @@ def _dispatch(
 
 
 def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list[tuple[Job, BenchmarkResult | None]]:
-    from pipelines.base import TrainConfig
     from pipelines.registry import get_pipeline
 
     if not settings.mitdb.is_dir():
@@ -209,13 +208,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> list
         console.print(f"[bold]agent[/] {AGENT_NAME} registered (log {agent_log})")
 
         budget = get_pipeline(PIPELINE).budget.override(options.epochs)
-        config = TrainConfig(
-            data_dir=settings.mitdb,
-            split=options.split,  # type: ignore[arg-type]
-            epochs=budget.epochs,
-            batch_size=budget.batch_size,
-            records=options.records,
-        )
+        config = budget.train_config(settings.mitdb, split=options.split, records=options.records)
         runs = [run for run in DEMO_RUNS if run[1] in options.backends]
         spec = MatrixSpec(pipeline=PIPELINE, train_config=config, targets=list(dict.fromkeys(t for t, _, _ in runs)))
         with console.status(

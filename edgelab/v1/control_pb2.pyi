@@ -211,20 +211,22 @@ class RevokeAgentResponse(_message.Message):
     def __init__(self, requeued_job_ids: _Optional[_Iterable[str]] = ..., failed_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingConfig(_message.Message):
-    __slots__ = ("split", "epochs", "seed", "records", "max_train_beats", "batch_size")
+    __slots__ = ("split", "epochs", "seed", "records", "max_train_beats", "batch_size", "class_weights")
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     MAX_TRAIN_BEATS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     split: str
     epochs: int
     seed: int
     records: _containers.RepeatedScalarFieldContainer[str]
     max_train_beats: int
     batch_size: int
-    def __init__(self, split: _Optional[str] = ..., epochs: _Optional[int] = ..., seed: _Optional[int] = ..., records: _Optional[_Iterable[str]] = ..., max_train_beats: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    class_weights: str
+    def __init__(self, split: _Optional[str] = ..., epochs: _Optional[int] = ..., seed: _Optional[int] = ..., records: _Optional[_Iterable[str]] = ..., max_train_beats: _Optional[int] = ..., batch_size: _Optional[int] = ..., class_weights: _Optional[str] = ...) -> None: ...
 
 class TrainingSummary(_message.Message):
     __slots__ = ("split", "host_accuracy", "evaluation", "class_names", "train_beats", "test_beats", "params", "train_seconds", "onnx_max_abs_diff", "notes")

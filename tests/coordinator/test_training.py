@@ -13,7 +13,7 @@ from coordinator import training
 from coordinator.artifacts import ArtifactStore
 from coordinator.store import Store
 from edgelab.domain import TrainingConfig, TrainingState
-from edgelab.errors import EdgeLabError, MissingExtraError
+from edgelab.errors import ConfigError, EdgeLabError, MissingExtraError
 
 
 class FlakyRay:
@@ -58,6 +58,19 @@ def test_giving_up_names_what_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(cluster.inits) == 1  # a cluster address is not retried: it is there or it is not
 
 
+def test_a_stored_config_becomes_the_pipelines_own_with_its_loss_weighting(tmp_path: Path) -> None:
+    # execute
+    balanced = training.to_train_config(TrainingConfig(epochs=2, batch_size=8, class_weights="balanced"), tmp_path)
+    plain = training.to_train_config(TrainingConfig(epochs=2, batch_size=8, class_weights="none"), tmp_path)
+
+    # assert: an unset or unknown weighting (within_budget resolves the unset one first) is refused
+    assert (balanced.class_weights, plain.class_weights) == (True, False)
+    assert (plain.data_dir, plain.epochs, plain.batch_size) == (tmp_path, 2, 8)
+    for wrong in ("", "heavy"):
+        with pytest.raises(ConfigError, match=f"class_weights: '{wrong}' is not one of balanced, none"):
+            training.to_train_config(TrainingConfig(epochs=2, batch_size=8, class_weights=wrong), tmp_path)
+
+
 def test_the_coordinators_runner_stores_runs_failed_when_ray_is_missing_and_keeps_serving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,7 +81,7 @@ def test_the_coordinators_runner_stores_runs_failed_when_ray_is_missing_and_keep
     monkeypatch.setattr(training, "import_ray", missing)
     store = Store(tmp_path / "edgelab.sqlite")
     runner = training.TrainingRunner(store, ArtifactStore(tmp_path / "artifacts"))
-    config = TrainingConfig(epochs=1, batch_size=64)
+    config = TrainingConfig(epochs=1, batch_size=64, class_weights="balanced")
     first, second = (store.add_training_runs([("mitdb-beats-1d", config)])[0] for _ in range(2))
 
     # execute: two batches, one after the other

@@ -60,7 +60,7 @@ def test_start_training_stores_the_trained_run_and_the_failed_one_beside_it(trai
     # assert: the good run succeeded with its summary and both artifacts in the stores
     assert trained.state is TrainingState.SUCCEEDED, trained.error
     assert trained.pipeline == "mitdb-beats-1d" and trained.origin == "coordinator"
-    assert trained.config == dataclasses.replace(TINY, seed=7, batch_size=256)  # stored as trained
+    assert trained.config == dataclasses.replace(TINY, seed=7, batch_size=256, class_weights="balanced")  # as trained
     assert trained.created_at <= trained.started_at < trained.finished_at
     summary = trained.summary
     assert summary is not None and summary.split == "inter-patient"

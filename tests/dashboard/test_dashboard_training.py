@@ -144,7 +144,7 @@ def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
     # the batch size left unset (0) is each pipeline's own, stored as trained
     assert own_budgets == ["Own budgets: mitdb-beats-1d 6 epochs, batch 256; mitdb-af-bilstm 20 epochs, batch 64"]
     batch_sizes = {"mitdb-beats-1d": 256, "mitdb-af-bilstm": 64}
-    expected = TrainingConfig(split="inter-patient", epochs=1, records=["100", "119"])
+    expected = TrainingConfig(split="inter-patient", epochs=1, records=["100", "119"], class_weights="balanced")
     assert all(
         r.config == dataclasses.replace(expected, seed=r.config.seed, batch_size=batch_sizes[r.pipeline]) for r in runs
     )
@@ -154,12 +154,13 @@ def test_training_form_queues_pipelines_x_seeds_on_a_real_coordinator(
 
 
 @pytest.mark.integration
-def test_training_form_batch_size_overrides_every_pipelines_own(
+def test_training_form_batch_size_and_class_weights_override_every_pipelines_own(
     coordinator: Coordinator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # prepare
     at = _form_on(coordinator, monkeypatch)
     next(n for n in at.number_input if n.label.startswith("Batch size")).set_value(32)
+    next(s for s in at.selectbox if s.label == "Class weights").set_value("none")
     at.run()
 
     # execute
@@ -168,10 +169,11 @@ def test_training_form_batch_size_overrides_every_pipelines_own(
     # assert: the epochs left unset are still each pipeline's own
     assert not at.exception
     runs = coordinator.store.list_training_runs()
-    assert sorted((r.pipeline, r.config.epochs, r.config.batch_size) for r in runs) == [
-        ("mitdb-af-bilstm", 20, 32),
-        ("mitdb-beats-1d", 6, 32),
+    assert sorted((r.pipeline, r.config.epochs, r.config.batch_size, r.config.class_weights) for r in runs) == [
+        ("mitdb-af-bilstm", 20, 32, "none"),
+        ("mitdb-beats-1d", 6, 32, "none"),
     ]
+    assert set(at.dataframe[-1].value["class weights"]) == {"none"}
 
 
 def test_parse_seeds_names_the_bad_part() -> None:

@@ -11,7 +11,15 @@ import pytest
 from edgelab.errors import ConfigError
 from pipelines import mitdb
 from pipelines.base import TrainConfig
-from pipelines.harness import cap_training, check_sides, hold_out_beat_validation, hold_out_validation, split_examples
+from pipelines.harness import (
+    Inputs,
+    cap_training,
+    check_sides,
+    fit,
+    hold_out_beat_validation,
+    hold_out_validation,
+    split_examples,
+)
 
 
 def _load(records: Sequence[str]) -> mitdb.BeatDataset:
@@ -196,3 +204,23 @@ def test_beat_validation_without_the_fixed_records_holds_out_whole_training_pati
     assert held.records() and held.records() == again.records()
     assert not set(held.records()) & set(rest.records())
     assert sorted(held.records() + rest.records()) == ["101", "106", "108", "109", "112"]
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_class_weights_decide_how_often_a_rare_overlapping_class_is_called(tmp_path: Path, weighted: bool) -> None:
+    # prepare: 950 N around 0, 50 S around 1, overlapping; balanced weights move the boundary to about
+    # 0.5 (several hundred beats called S), the plain loss to about 3.4 (almost none)
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0.0, 1.0, (950, 1)), rng.normal(1.0, 1.0, (50, 1))]).astype(np.float32)
+    y = np.repeat(np.arange(2), [950, 50]).astype(np.int64)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="softmax")])
+    config = TrainConfig(data_dir=tmp_path, epochs=20, batch_size=100, class_weights=weighted)
+
+    # execute
+    fit(model, Inputs(x, y), ("N", "S"), config, [], learning_rate=0.1, cosine_decay=False)
+    called_s = int(np.argmax(model.predict(x, verbose=0), axis=1).sum())
+
+    # assert
+    assert called_s > 150 if weighted else called_s < 25

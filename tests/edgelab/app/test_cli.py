@@ -146,11 +146,13 @@ def test_train_refuses_unknown_pipelines_and_bad_options_before_starting_ray(tmp
     unknown = runner.invoke(app, ["train", "mitdb-beats-1d", "no-such", "--out", str(tmp_path)])
     seeds = runner.invoke(app, ["train", "mitdb-beats-1d", "--seeds", "0,x", "--out", str(tmp_path)])
     split = runner.invoke(app, ["train", "mitdb-beats-1d", "--split", "sideways", "--out", str(tmp_path)])
+    weights = runner.invoke(app, ["train", "mitdb-beats-1d", "--class-weights", "heavy", "--out", str(tmp_path)])
 
     # assert
     assert unknown.exit_code == 1 and "unknown pipeline(s) no-such" in unknown.output
     assert seeds.exit_code == 1 and "--seeds: comma-separated integers expected, got '0,x'" in seeds.output
     assert split.exit_code == 1 and "split: 'sideways' is not one of" in split.output
+    assert weights.exit_code == 2 and "'--class-weights'" in weights.output and "'heavy'" in weights.output
     assert not list(tmp_path.iterdir())
 
 
@@ -160,7 +162,16 @@ def test_train_several_seeds_writes_each_run_and_records_them_on_the_coordinator
 ) -> None:
     # prepare: image-transfer fails on the MIT-BIH dir (no class subfolders), the beat CNN trains
     args = ["train", "mitdb-beats-1d", "image-transfer", "--seeds", "0,1", "--records", "100,119", "--epochs", "1"]
-    args += ["--max-train-beats", "128", "--data", str(mitdb_dir), "--out", str(tmp_path / "out")]
+    args += [
+        "--max-train-beats",
+        "128",
+        "--class-weights",
+        "none",
+        "--data",
+        str(mitdb_dir),
+        "--out",
+        str(tmp_path / "out"),
+    ]
 
     # execute
     trained = runner.invoke(app, [*args, "--coordinator", coordinator.address])
@@ -181,10 +192,10 @@ def test_train_several_seeds_writes_each_run_and_records_them_on_the_coordinator
         ("mitdb-beats-1d", 0, "succeeded"),
         ("mitdb-beats-1d", 1, "succeeded"),
     ]
-    # --epochs given, the batch size each pipeline's own
-    assert {(r.pipeline, r.config.epochs, r.config.batch_size) for r in runs} == {
-        ("image-transfer", 1, 32),
-        ("mitdb-beats-1d", 1, 256),
+    # --epochs and --class-weights given, the batch size each pipeline's own
+    assert {(r.pipeline, r.config.epochs, r.config.batch_size, r.config.class_weights) for r in runs} == {
+        ("image-transfer", 1, 32, "none"),
+        ("mitdb-beats-1d", 1, 256, "none"),
     }
     succeeded = [r for r in runs if r.state.value == "succeeded"]
     assert all(r.origin.startswith("cli@") and r.model_sha256 and r.savedmodel_sha256 for r in succeeded)
