@@ -96,6 +96,7 @@ def cross_validate(
         train = dataset.subset(~held_out)
         if config.max_train_beats is not None and len(train) > config.max_train_beats:
             train = mitdb.stratified_sample(train, config.max_train_beats, seed=config.seed)
+        train = beats_1d.with_synthetic_fusion(train, config.seed)
         model, fitted = beats_1d.build_model(train, config.seed)
         seconds = fit(
             model,

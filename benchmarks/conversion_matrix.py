@@ -7,8 +7,8 @@ Prints both wall times and their ratio, the matrix table, and a table in the sha
 paper's (accuracy / precision / recall / size for uncompressed, quantized, pruned, Q+P).
 
 Its accuracy columns check that the artifacts agree with each other, not the model: one epoch on four
-patients, with the shipped logit offsets (V +0.5, F +2.0, chosen for models trained on all 22 DS1
-patients), calls nearly every beat F (measured: Keras accuracy 0.12%). The model's own figures, compressed
+patients, with the shipped logit offsets (chosen for models trained on all 22 DS1 patients), calls nearly
+every beat F (measured with the earlier V +0.5, F +2.0: Keras accuracy 0.12%). The model's own figures, compressed
 or not, are benchmarks/compression_accuracy.py's (`--model mitdb-beats-1d`).
 
     nice -n 10 .venv/bin/python benchmarks/conversion_matrix.py --cpus 2

@@ -7,7 +7,9 @@ no per-epoch validation, and DS2 is evaluated once, at the end. Each beat's inpu
 MLII window, the same window minus the patient's template (the median of the 16 beats before it,
 features.template_differences), and its 13 causal RR features (features.rr_features: the intervals,
 their ratios, the irregularity of the rhythm it arrives in), in one tensor the model splits in-graph: the two waveforms become the CNN's two input channels. Three such
-CNNs, trained one after the other, are averaged in one exported graph.
+CNNs, trained one after the other, are averaged in one exported graph. Training adds synthetic fusion
+beats (with_synthetic_fusion) from every DS1 patient with N and V beats, since DS1's real ones are one
+patient's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from pipelines import mitdb
 from pipelines._deps import require
@@ -55,8 +60,12 @@ last epoch's score, seeds 0-2, 6 epochs): width 8 0.812, width 16 0.785; wavefor
 # (N 0.97/0.99, SVEB 0.82/0.60, VEB 0.71/0.78). A model trained on 17 patients cannot know a new
 # patient's normal beat; the difference shows it how this beat departs from it.
 
-LOGIT_OFFSETS: dict[str, float] = {"V": 0.5, "F": 2.0}
-"""Added to each member's V and F logits (harness `logit_offsets`, in the exported weights). Chosen on
+LOGIT_OFFSETS: dict[str, float] = {"V": 0.5, "F": 1.0}
+"""Added to each member's V and F logits (harness `logit_offsets`, in the exported weights). With the
+synthetic fusion beats (SYNTHETIC_FUSION_PER_RECORD), the grid's best for seeds 0-2 on the DS1 folds
+(DS1 out-of-fold N 82.7/99.6, SVEB 75.3/35.7, VEB 87.9/83.2, shortfall 7.6; without offsets 86.6/99.4,
+76.6/30.7, 89.5/83.3, 8.1). The account below is the model before them, whose best was V +0.5, F +2.0
+(rerun beside it: 87.3/99.4, 69.5/36.9, 87.2/83.6, 7.9). Chosen on
 pooled out-of-fold predictions of DS1 (DS1_FOLDS below), never on DS2, over a grid (S -3..+2, V -2..+2,
 F -3..+3, steps of 0.5) for the three-CNN ensemble, by the total shortfall below de Chazal 2004's six
 published figures (sum over N, SVEB, VEB Se and +P of max(0, published - ours); DS1 data and published
@@ -138,6 +147,59 @@ of the demo's verdict."""
 # VEB 88.1/81.6. Neither kept.
 
 
+SYNTHETIC_FUSION_PER_RECORD = 40
+"""Training-side F beats made per record by with_synthetic_fusion (0: none). Adopted on the DS1 folds by a rule
+written before the run (2026-12-05; DS2 not read): seeds 0-2 pooled, both the shortfall at the best offsets
+and the nested shortfall (offsets chosen on four folds, applied to the fifth) must be below the model's
+without them, rerun beside it. Without: best 7.9 (V +0.5, F +2.0), nested 26.8; with 40 per record (551
+beats from 15 patients at seed 0): best 7.6 (V +0.5, F +1.0), nested 15.4, and 8.1 with no offsets at
+all: the synthetic beats make the F offset, which the nested check showed flatters DS1, mostly unneeded.
+DS2, read once after: VEB Se and +P up, SVEB without record 232 up, N Se down (80.6 -> 78.1); README."""
+SYNTHETIC_FUSION_MIN_BEATS = 5
+"""A record lends its beats to synthetic fusion only with at least this many N and V beats."""
+
+
+def with_synthetic_fusion(train: mitdb.BeatDataset, seed: int, per_record: int | None = None) -> mitdb.BeatDataset:
+    """`train` and, per record holding N and V beats, up to `per_record` (default SYNTHETIC_FUSION_PER_RECORD)
+    synthetic F beats: a fusion beat is the ventricles activated partly by the sinus beat and partly by the
+    ectopic focus, so each is one of the record's V beats blended into the N beat after it (the record's
+    last N beat for a V beat after it): the N beat's waveform plus a random 25-75% of the V beat's
+    departure from it, in the beat and its template difference, with the N beat's RR features (a fusion
+    beat arrives about when the sinus beat would). DS1's real F beats are nearly all one patient's (208);
+    these come from every patient with both."""
+    per_record = SYNTHETIC_FUSION_PER_RECORD if per_record is None else per_record
+    if per_record <= 0 or not {"N", "V", "F"} <= set(train.class_names):
+        return train
+    n_class, v_class, f_class = (train.class_names.index(c) for c in ("N", "V", "F"))
+    wave = (train.window - len(RR_FEATURES)) // 2
+    rng = np.random.default_rng(seed)
+    made: list[NDArray[np.float32]] = []
+    sources: list[NDArray[np.str_]] = []
+    for record in train.records():
+        beats = np.flatnonzero(train.record == record)  # in time order within the record
+        normal, ventricular = beats[train.y[beats] == n_class], beats[train.y[beats] == v_class]
+        if min(len(normal), len(ventricular)) < SYNTHETIC_FUSION_MIN_BEATS:
+            continue
+        chosen = np.sort(rng.choice(ventricular, min(per_record, len(ventricular)), replace=False))
+        after = normal[np.minimum(np.searchsorted(normal, chosen), len(normal) - 1)]
+        share = rng.uniform(0.25, 0.75, (len(chosen), 1, 1)).astype(np.float32)
+        x = train.x[after].copy()
+        departure = share * (train.x[chosen, :wave] - train.x[after, :wave])
+        x[:, :wave] += departure
+        x[:, wave : 2 * wave] += departure
+        made.append(x)
+        sources.append(np.full(len(x), record, dtype=train.record.dtype))
+    if not made:
+        return train
+    return mitdb.BeatDataset(
+        x=np.concatenate([train.x, *made]),
+        y=np.concatenate([train.y, np.full(sum(len(x) for x in made), f_class, dtype=train.y.dtype)]),
+        record=np.concatenate([train.record, *sources]),
+        class_names=train.class_names,
+        fs=train.fs,
+    )
+
+
 class BeatCnn1dPipeline:
     """Load beats + RR features -> split -> train MEMBERS weighted 1D CNNs in turn -> their average, with
     the logit offsets -> SavedModel -> ONNX -> verify -> npz.
@@ -165,6 +227,10 @@ class BeatCnn1dPipeline:
         train, test, split = load_split(config, notes, streaming=self.streaming)
         check_sides(train, test, split)
         train = cap_training(train, config, notes)
+        real = len(train)
+        train = with_synthetic_fusion(train, config.seed)
+        if len(train) > real:
+            notes.append(f"{len(train) - real} synthetic F beats added to training (with_synthetic_fusion)")
         notes.append(
             f"{MEMBERS} CNNs trained one after the other on every training beat ({', '.join(train.records())}), "
             "their softmax outputs averaged; no validation hold-out: the configuration was chosen by "
