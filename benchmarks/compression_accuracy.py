@@ -90,6 +90,8 @@ class BenchModel:
     learning_rate: float = 1e-3
     logit_offsets: dict[str, float] = field(default_factory=dict)
     """Added to the classifier after compression (compression.compress), never fine-tuned."""
+    extend_training: Callable[[mitdb.BeatDataset, int], mitdb.BeatDataset] | None = None
+    """(train, seed) -> the beats it trains and fine-tunes on, as its pipeline does (synthetic beats added)."""
 
 
 def _window_cnn(train: mitdb.BeatDataset, seed: int) -> tuple[Any, Any]:
@@ -112,13 +114,15 @@ def _models() -> dict[str, BenchModel]:
         ),
         "mitdb-beats-1d": BenchModel(
             f"the shipped model: {beats_1d.MEMBERS} CNNs averaged on the beat, its template difference and RR "
-            "features, trained for the epochs given with augmentation and no epoch selection (as the pipeline), "
-            "logit offsets " + ", ".join(f"{c} {o:+.1f}" for c, o in beats_1d.LOGIT_OFFSETS.items()),
+            "features, trained for the epochs given with augmentation, synthetic fusion beats and no epoch "
+            "selection (as the pipeline), logit offsets "
+            + ", ".join(f"{c} {o:+.1f}" for c, o in beats_1d.LOGIT_OFFSETS.items()),
             lambda data, records: mitdb.load_beats(data, records, rr=True, template=True),
             beats_1d.build_model,
             select_on_validation=False,
             learning_rate=beats_1d.LEARNING_RATE,
             logit_offsets=dict(beats_1d.LOGIT_OFFSETS),
+            extend_training=beats_1d.with_synthetic_fusion,
         ),
     }
 
@@ -150,6 +154,8 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
     harness.check_sides(train, test, made)
     train, validation = harness.hold_out_validation(train, made, seed, notes)
     train = harness.cap_training(train, config, notes)
+    if bench.extend_training is not None:
+        train = bench.extend_training(train, seed)
     names = train.class_names
     model, fitted = bench.build(train, seed)
     fit_seconds = harness.fit(

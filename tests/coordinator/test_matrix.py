@@ -12,13 +12,24 @@ from typer.testing import CliRunner
 
 from agent.client import AgentClient
 from coordinator.client import ControlClient
-from coordinator.matrix import MatrixSpec, artifact_path, compress_source, prepare_source, run_matrix, spec_from_launch
+from coordinator.matrix import (
+    FINETUNE_DATA,
+    MatrixSpec,
+    artifact_path,
+    compress_source,
+    prepare_source,
+    run_matrix,
+    spec_from_launch,
+)
 from coordinator.server import Coordinator
 from edgelab.app.cli import app
 from edgelab.app.launch import LaunchFile, MatrixLaunchFile, load_launch
 from edgelab.constants import REFERENCE_ACCURACY_LABEL
 from edgelab.domain import DeviceCapabilities, Precision, RuntimeInfo
 from edgelab.errors import ConfigError, NotFound
+from pipelines.base import TrainConfig
+from pipelines.beats_1d import SYNTHETIC_FUSION_PER_RECORD, load_split, with_synthetic_fusion
+from pipelines.mitdb import AAMI_CLASSES
 from pipelines.training import write_dataset_npz
 
 pytest.importorskip("tensorflow_model_optimization", reason="needs pip install 'edgelab[train]'")
@@ -242,3 +253,18 @@ def test_a_launch_files_pipeline_trains_with_its_own_budget_unless_told(tmp_path
     assert isinstance(bad, MatrixLaunchFile)
     with pytest.raises(NotFound, match=r"unknown pipeline\(s\) mitdb-af-lstm"):
         spec_from_launch(bad.matrix, tmp_path / "mitdb")
+
+
+def test_the_beat_pipelines_fine_tuning_data_are_the_beats_it_trained_on(mitdb_dir: Path) -> None:
+    # prepare: record 119 (DS1: N and V beats, no F) trains, 100 (DS2) tests
+    config = TrainConfig(data_dir=mitdb_dir, records=("100", "119"))
+    real, _, _ = load_split(config, [])
+
+    # execute
+    x, y = FINETUNE_DATA["mitdb-beats-1d"](config)
+
+    # assert: every training beat, then the pipeline's synthetic fusion beats (the same seed makes the same ones)
+    assert len(y) == len(real) + SYNTHETIC_FUSION_PER_RECORD
+    np.testing.assert_array_equal(x[: len(real)], real.x)
+    assert set(y[len(real) :]) == {AAMI_CLASSES.index("F")}
+    np.testing.assert_array_equal(x, with_synthetic_fusion(real, config.seed).x)
