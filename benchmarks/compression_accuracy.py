@@ -153,9 +153,9 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
     train, test, made = harness.split_examples(config, notes, load, harness.chosen_records(config))
     harness.check_sides(train, test, made)
     train, validation = harness.hold_out_validation(train, made, seed, notes)
-    train = harness.cap_training(train, config, notes)
     if bench.extend_training is not None:
         train = bench.extend_training(train, seed)
+    train = harness.cap_training(train, config, notes)
     names = train.class_names
     model, fitted = bench.build(train, seed)
     fit_seconds = harness.fit(

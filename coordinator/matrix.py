@@ -224,9 +224,9 @@ def _mitdb_beats_train(config: TrainConfig) -> tuple[NDArray[np.float32], NDArra
     from pipelines.beats_1d import load_split, with_synthetic_fusion
 
     train, _, _ = load_split(config, [])
+    train = with_synthetic_fusion(train, config.seed)
     if config.max_train_beats is not None and len(train) > config.max_train_beats:
         train = mitdb.stratified_sample(train, config.max_train_beats, config.seed)
-    train = with_synthetic_fusion(train, config.seed)
     return train.x.astype(np.float32), train.y.astype(np.int64)
 
 

@@ -166,11 +166,14 @@ def with_synthetic_fusion(train: mitdb.BeatDataset, seed: int, per_record: int |
     last N beat for a V beat after it): the N beat's waveform plus a random 25-75% of the V beat's
     departure from it, in the beat and its template difference, with the N beat's RR features (a fusion
     beat arrives about when the sinus beat would). DS1's real F beats are nearly all one patient's (208);
-    these come from every patient with both."""
+    these come from every patient with both. They complement real ones: without a real F beat in `train`
+    (a record subset) none are made, so F is never learnt from blends alone."""
     per_record = SYNTHETIC_FUSION_PER_RECORD if per_record is None else per_record
     if per_record <= 0 or not {"N", "V", "F"} <= set(train.class_names):
         return train
     n_class, v_class, f_class = (train.class_names.index(c) for c in ("N", "V", "F"))
+    if not np.any(train.y == f_class):
+        return train
     wave = (train.window - len(RR_FEATURES)) // 2
     rng = np.random.default_rng(seed)
     made: list[NDArray[np.float32]] = []
@@ -226,11 +229,11 @@ class BeatCnn1dPipeline:
         notes: list[str] = []
         train, test, split = load_split(config, notes, streaming=self.streaming)
         check_sides(train, test, split)
-        train = cap_training(train, config, notes)
         real = len(train)
         train = with_synthetic_fusion(train, config.seed)
         if len(train) > real:
             notes.append(f"{len(train) - real} synthetic F beats added to training (with_synthetic_fusion)")
+        train = cap_training(train, config, notes)  # after: the cap stays the cap, the synthetic beats in proportion
         notes.append(
             f"{MEMBERS} CNNs trained one after the other on every training beat ({', '.join(train.records())}), "
             "their softmax outputs averaged; no validation hold-out: the configuration was chosen by "

@@ -256,15 +256,15 @@ def test_a_launch_files_pipeline_trains_with_its_own_budget_unless_told(tmp_path
 
 
 def test_the_beat_pipelines_fine_tuning_data_are_the_beats_it_trained_on(mitdb_dir: Path) -> None:
-    # prepare: record 119 (DS1: N and V beats, no F) trains, 100 (DS2) tests
-    config = TrainConfig(data_dir=mitdb_dir, records=("100", "119"))
+    # prepare: records 119 and 208 (DS1: N and V beats, 208 most of DS1's F) train, 100 (DS2) tests
+    config = TrainConfig(data_dir=mitdb_dir, records=("100", "119", "208"))
     real, _, _ = load_split(config, [])
 
     # execute
     x, y = FINETUNE_DATA["mitdb-beats-1d"](config)
 
     # assert: every training beat, then the pipeline's synthetic fusion beats (the same seed makes the same ones)
-    assert len(y) == len(real) + SYNTHETIC_FUSION_PER_RECORD
+    assert len(y) == len(real) + 2 * SYNTHETIC_FUSION_PER_RECORD
     np.testing.assert_array_equal(x[: len(real)], real.x)
     assert set(y[len(real) :]) == {AAMI_CLASSES.index("F")}
     np.testing.assert_array_equal(x, with_synthetic_fusion(real, config.seed).x)
