@@ -93,9 +93,7 @@ def cross_validate(
     log_probs = np.zeros((len(dataset), beats_1d.MEMBERS, len(dataset.class_names)), np.float32)
     for k, fold in enumerate(folds):
         held_out = np.isin(dataset.record, list(fold))
-        train = beats_1d.with_synthetic_fusion(dataset.subset(~held_out), config.seed)
-        if config.max_train_beats is not None and len(train) > config.max_train_beats:
-            train = mitdb.stratified_sample(train, config.max_train_beats, seed=config.seed)
+        train = beats_1d.training_beats(dataset.subset(~held_out), config, [])
         model, fitted = beats_1d.build_model(train, config.seed)
         seconds = fit(
             model,

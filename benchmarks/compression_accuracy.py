@@ -56,6 +56,7 @@ from edgelab.metrics import (
 from pipelines import mitdb
 from pipelines.base import SPLITS, TrainConfig
 from pipelines.convert import TflitePrecision
+from pipelines.harness import cap_training
 
 COMPRESSIONS = ("none", "prune@0.6", "prune-multistage@0.6", "qat", "prune@0.6+qat", "prune@0.6+cluster@16+qat")
 ONE_SHOT, MULTISTAGE = "prune@0.6", "prune-multistage@0.6"
@@ -90,8 +91,9 @@ class BenchModel:
     learning_rate: float = 1e-3
     logit_offsets: dict[str, float] = field(default_factory=dict)
     """Added to the classifier after compression (compression.compress), never fine-tuned."""
-    extend_training: Callable[[mitdb.BeatDataset, int], mitdb.BeatDataset] | None = None
-    """(train, seed) -> the beats it trains and fine-tunes on, as its pipeline does (synthetic beats added)."""
+    training_beats: Callable[[mitdb.BeatDataset, TrainConfig, list[str]], mitdb.BeatDataset] = cap_training
+    """(train, config, notes) -> the beats it trains and fine-tunes on, as its pipeline does (capped; the
+    shipped model's synthetic fusion beats added first)."""
 
 
 def _window_cnn(train: mitdb.BeatDataset, seed: int) -> tuple[Any, Any]:
@@ -122,7 +124,7 @@ def _models() -> dict[str, BenchModel]:
             select_on_validation=False,
             learning_rate=beats_1d.LEARNING_RATE,
             logit_offsets=dict(beats_1d.LOGIT_OFFSETS),
-            extend_training=beats_1d.with_synthetic_fusion,
+            training_beats=beats_1d.training_beats,
         ),
     }
 
@@ -153,9 +155,7 @@ def run_one(args: argparse.Namespace, split: str, seed: int, work: Path) -> list
     train, test, made = harness.split_examples(config, notes, load, harness.chosen_records(config))
     harness.check_sides(train, test, made)
     train, validation = harness.hold_out_validation(train, made, seed, notes)
-    if bench.extend_training is not None:
-        train = bench.extend_training(train, seed)
-    train = harness.cap_training(train, config, notes)
+    train = bench.training_beats(train, config, notes)
     names = train.class_names
     model, fitted = bench.build(train, seed)
     fit_seconds = harness.fit(

@@ -220,13 +220,10 @@ class TestSet:
 def _mitdb_beats_train(config: TrainConfig) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """The training beats the beat pipeline trained on (same split, same stratified subsample, the same
     synthetic fusion beats)."""
-    from pipelines import mitdb
-    from pipelines.beats_1d import load_split, with_synthetic_fusion
+    from pipelines.beats_1d import load_split, training_beats
 
     train, _, _ = load_split(config, [])
-    train = with_synthetic_fusion(train, config.seed)
-    if config.max_train_beats is not None and len(train) > config.max_train_beats:
-        train = mitdb.stratified_sample(train, config.max_train_beats, config.seed)
+    train = training_beats(train, config, [])
     return train.x.astype(np.float32), train.y.astype(np.int64)
 
 

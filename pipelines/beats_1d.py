@@ -203,6 +203,16 @@ def with_synthetic_fusion(train: mitdb.BeatDataset, seed: int, per_record: int |
     )
 
 
+def training_beats(train: mitdb.BeatDataset, config: TrainConfig, notes: list[str]) -> mitdb.BeatDataset:
+    """What the model trains on: `train` with its synthetic fusion beats (said in `notes`), then capped
+    (harness.cap_training), so a capped run keeps its cap with the synthetic beats in proportion. The
+    pipeline, the DS1 cross-validation and the fine-tuning of its compressions all train on these."""
+    extended = with_synthetic_fusion(train, config.seed)
+    if len(extended) > len(train):
+        notes.append(f"{len(extended) - len(train)} synthetic F beats added to training (with_synthetic_fusion)")
+    return cap_training(extended, config, notes)
+
+
 class BeatCnn1dPipeline:
     """Load beats + RR features -> split -> train MEMBERS weighted 1D CNNs in turn -> their average, with
     the logit offsets -> SavedModel -> ONNX -> verify -> npz.
@@ -229,11 +239,7 @@ class BeatCnn1dPipeline:
         notes: list[str] = []
         train, test, split = load_split(config, notes, streaming=self.streaming)
         check_sides(train, test, split)
-        real = len(train)
-        train = with_synthetic_fusion(train, config.seed)
-        if len(train) > real:
-            notes.append(f"{len(train) - real} synthetic F beats added to training (with_synthetic_fusion)")
-        train = cap_training(train, config, notes)  # after: the cap stays the cap, the synthetic beats in proportion
+        train = training_beats(train, config, notes)
         notes.append(
             f"{MEMBERS} CNNs trained one after the other on every training beat ({', '.join(train.records())}), "
             "their softmax outputs averaged; no validation hold-out: the configuration was chosen by "
