@@ -593,7 +593,8 @@ def spec_from_launch(section: MatrixSection, mitdb: Path) -> MatrixSpec:
     train_config = None
     if section.pipeline is not None:
         check_known([section.pipeline])
-        budget = get_pipeline(section.pipeline).budget.override(section.epochs, section.batch_size)
+        weighted = None if section.class_weights is None else section.class_weights == "balanced"
+        budget = get_pipeline(section.pipeline).budget.override(section.epochs, section.batch_size, weighted)
         train_config = budget.train_config(
             section.data or mitdb,
             split=section.split,  # TrainConfig validates it

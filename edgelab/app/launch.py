@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from coordinator.limits import MAX_REPETITIONS
 from edgelab.constants import BACKEND_FORMATS
-from edgelab.domain import MeasurementSettings, Precision
+from edgelab.domain import ClassWeights, MeasurementSettings, Precision
 from edgelab.errors import ConfigError
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -134,6 +134,9 @@ class MatrixSection(BaseModel):
     records: list[str] | None = None
     epochs: int | None = Field(None, ge=1, description="default: the pipeline's own (`edgelab train --list`)")
     batch_size: int | None = Field(None, ge=1, description="default: the pipeline's own")
+    class_weights: ClassWeights | None = Field(
+        None, description="balanced, or none (the plain loss); default: the pipeline's own"
+    )
     split: str = "inter-patient"
     max_train_beats: int | None = Field(None, ge=1)
     savedmodel: Path | None = Field(None, description="or: a SavedModel from pipelines.export.export_savedmodel")

@@ -235,7 +235,9 @@ def test_a_launch_files_pipeline_trains_with_its_own_budget_unless_told(tmp_path
     own = tmp_path / "own.yaml"
     own.write_text("name: own\nmatrix: {pipeline: mitdb-af-bilstm}\n")
     told = tmp_path / "told.yaml"
-    told.write_text("name: told\nmatrix: {pipeline: mitdb-af-bilstm, epochs: 2, batch_size: 8}\n")
+    told.write_text("name: told\nmatrix: {pipeline: mitdb-af-bilstm, epochs: 2, batch_size: 8, class_weights: none}\n")
+    heavy = tmp_path / "heavy.yaml"
+    heavy.write_text("name: heavy\nmatrix: {pipeline: mitdb-af-bilstm, class_weights: heavy}\n")
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("name: unknown\nmatrix: {pipeline: mitdb-af-lstm}\n")
 
@@ -248,8 +250,19 @@ def test_a_launch_files_pipeline_trains_with_its_own_budget_unless_told(tmp_path
     bad = load_launch(unknown)
 
     # assert
-    assert specs["own"] is not None and (specs["own"].epochs, specs["own"].batch_size) == (20, 64)
-    assert specs["told"] is not None and (specs["told"].epochs, specs["told"].batch_size) == (2, 8)
+    own_config, told_config = specs["own"], specs["told"]
+    assert own_config is not None and (own_config.epochs, own_config.batch_size, own_config.class_weights) == (
+        20,
+        64,
+        True,
+    )
+    assert told_config is not None and (told_config.epochs, told_config.batch_size, told_config.class_weights) == (
+        2,
+        8,
+        False,
+    )
+    with pytest.raises(ConfigError, match=r"class_weights"):
+        load_launch(heavy)
     assert isinstance(bad, MatrixLaunchFile)
     with pytest.raises(NotFound, match=r"unknown pipeline\(s\) mitdb-af-lstm"):
         spec_from_launch(bad.matrix, tmp_path / "mitdb")
