@@ -12,8 +12,15 @@ offsets best on the other four, the held-out folds pooled, which is what the sea
 it did not see.
 Groups, not single seeds: one seed's verdict moves with which way a borderline patient falls.
 
+A candidate is judged against the shipped model's stored predictions (`--against DIR`, same folds and
+seeds) by the rule declared before a candidate's run: adopted only if its shortfall at its best offsets and
+its nested shortfall are both lower and none of the six figures at its best offsets falls more than
+TOLERANCE points below the baseline's at its own (the summed shortfall alone once let N Se fall 4.6 points
+for SVEB Se).
+
     nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # 5-8 min a seed
     .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # 1-2 min
+    .venv/bin/python -m benchmarks.beats_cv --summarize runs/candidate --against runs/beats-cv  # 3-4 min
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ GRID: dict[str, NDArray[np.float64]] = {
     "F": np.arange(-3.0, 3.01, 0.5),
 }
 """Logit offsets searched per class (the others stay 0): 11 x 9 x 13 combinations."""
+
+TOLERANCE = 0.5
+"""Points any of the six figures may fall against the baseline before a candidate is rejected (--against):
+about the spread of one figure between reruns of three pooled seeds."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,58 @@ def nested(
     return matrix_figures(held_out, class_names), chosen
 
 
+@dataclass(frozen=True)
+class Searched:
+    """One set of predictions' offset search: its best offsets, their figures, and the nested figures."""
+
+    offsets: dict[str, float]
+    measured: dict[str, tuple[float, float]]
+    nested: dict[str, tuple[float, float]]
+
+    @classmethod
+    def of(cls, run: OutOfFold, folds: Sequence[Sequence[str]]) -> Searched:
+        combos = grid()
+        matrices = fold_matrices(run, folds, combos)
+        best, _ = search(combos, [matrices], run.class_names)[0]
+        measured = figures(run.y, decide(run.log_probs, offsets_vector(best, run.class_names)), run.class_names)
+        return cls(best, measured, nested(combos, matrices, run.class_names)[0])
+
+
+def judge(candidate: Searched, baseline: Searched, tolerance: float = TOLERANCE) -> list[str]:
+    """Why `candidate` is not adopted over `baseline` (empty: adopted): its shortfall at its best offsets
+    and its nested shortfall must both be lower, and none of the six figures more than `tolerance` points
+    below the baseline's."""
+    reasons = []
+    for title, ours, theirs in (
+        ("shortfall", candidate.measured, baseline.measured),
+        ("nested shortfall", candidate.nested, baseline.nested),
+    ):
+        if shortfall(ours) >= shortfall(theirs):
+            reasons.append(f"{title} {shortfall(ours):.1f}, not below {shortfall(theirs):.1f}")
+    for name in DE_CHAZAL_2004:
+        for label, ours_value, theirs_value in zip(
+            ("Se", "+P"), candidate.measured[name], baseline.measured[name], strict=True
+        ):
+            fall = round(100 * (theirs_value - ours_value), 6)  # exactly `tolerance` points is within it
+            if not fall <= tolerance:  # a class never called (nan) falls too
+                reasons.append(f"{name} {label} {100 * ours_value:.1f}, {fall:.1f} below {100 * theirs_value:.1f}")
+    return reasons
+
+
+def compare(candidate: OutOfFold, baseline: OutOfFold, folds: Sequence[Sequence[str]]) -> list[str]:
+    """Print both searches and the verdict; returns judge's reasons."""
+    searched = {"baseline": Searched.of(baseline, folds), "candidate": Searched.of(candidate, folds)}
+    print(f"against the baseline (rule: both shortfalls lower, none of the six more than {TOLERANCE} lower):")
+    for label, found in searched.items():
+        print(
+            f"  {label}: best offsets {shown(found.offsets)}: {describe(found.measured)}; "
+            f"shortfall {shortfall(found.measured):.1f}, nested {shortfall(found.nested):.1f}"
+        )
+    reasons = judge(searched["candidate"], searched["baseline"])
+    print("  verdict: " + ("adopt" if not reasons else "reject (" + "; ".join(reasons) + ")"))
+    return reasons
+
+
 def describe(measured: dict[str, tuple[float, float]]) -> str:
     return ", ".join(f"{name} {100 * se:.1f}/{100 * ppv:.1f}" for name, (se, ppv) in measured.items())
 
@@ -274,24 +337,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group", type=int, default=3, help="seeds pooled per group")
     parser.add_argument("--out", type=Path, default=Path("runs/beats-cv"), help="folder of the oof_s<seed>.npz files")
     parser.add_argument("--summarize", type=Path, default=None, help="report stored predictions in this folder")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="judge these predictions (all seeds pooled) against the baseline's stored in this folder (same seeds)",
+    )
     args = parser.parse_args(argv)
 
     given = [tuple(f.split(",")) for f in args.folds] if args.folds is not None else None
+    baseline = stored_runs(args.against) if args.against is not None else None
+    if baseline == []:
+        print(f"no oof_s<seed>.npz in {args.against}", file=sys.stderr)
+        return 2
+    runs: list[OutOfFold] = []
+    folds: Sequence[Sequence[str]] = given or beats_1d.DS1_FOLDS
+    seeds: Sequence[int] = args.seeds
     if args.summarize is not None:
-        stored = sorted(args.summarize.glob("oof_s*.npz"))
-        if not stored:
+        runs = stored_runs(args.summarize)
+        if not runs:
             print(f"no oof_s<seed>.npz in {args.summarize}", file=sys.stderr)
             return 2
-        runs = [OutOfFold.load(p) for p in stored]
-        recorded = {r.folds for r in runs if r.folds is not None} | ({tuple(given)} if given is not None else set())
+        recorded = {r.folds for r in runs + (baseline or []) if r.folds is not None}
+        recorded |= {tuple(given)} if given is not None else set()
         if len(recorded) > 1:
             print(f"the stored runs and --folds name different folds: {sorted(recorded)}", file=sys.stderr)
             return 2
-        report(runs, args.group, recorded.pop() if recorded else beats_1d.DS1_FOLDS)
-        return 0
+        folds = recorded.pop() if recorded else beats_1d.DS1_FOLDS
+        seeds = [r.seed for r in runs]
+    problem = mismatch(baseline, seeds, folds) if baseline else ""
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    if args.summarize is None:
+        runs = cross_validate_seeds(args, folds)
+    report(runs, args.group, folds)
+    if baseline:
+        compare(pooled(runs), pooled(baseline), folds)
+    return 0
 
-    folds = given or list(beats_1d.DS1_FOLDS)
 
+def cross_validate_seeds(args: argparse.Namespace, folds: Sequence[Sequence[str]]) -> list[OutOfFold]:
+    """cross_validate for each of args.seeds, each seed's predictions stored in args.out as it finishes."""
     records = [r for fold in folds for r in fold]
     if len(set(records)) != len(records) or not set(records) <= set(mitdb.DS1):
         raise SystemExit(f"--folds: each DS1 record at most once, no other record; got {records}")
@@ -300,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(dataset)} DS1 beats of {len(records)} records loaded in {time.perf_counter() - started:.0f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     runs = []
-    for seed in args.seeds:
+    for seed in sorted(args.seeds):
         config = TrainConfig(
             data_dir=args.data_dir,
             epochs=args.epochs,
@@ -311,8 +398,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = cross_validate(dataset, folds, config)
         run.save(args.out / f"oof_s{seed}.npz")
         runs.append(run)
-    report(runs, args.group, folds)
-    return 0
+    return runs
+
+
+def stored_runs(folder: Path) -> list[OutOfFold]:
+    """The out-of-fold predictions stored in `folder` (oof_s<seed>.npz), by seed."""
+    return sorted((OutOfFold.load(p) for p in folder.glob("oof_s*.npz")), key=lambda r: r.seed)
+
+
+def mismatch(baseline: Sequence[OutOfFold], seeds: Sequence[int], folds: Sequence[Sequence[str]]) -> str:
+    """Why `baseline` cannot judge runs of these seeds and folds ("" when it can)."""
+    if sorted(r.seed for r in baseline) != sorted(seeds):
+        return f"the baseline holds seeds {[r.seed for r in baseline]}, these runs {sorted(seeds)}"
+    other = {r.folds for r in baseline if r.folds is not None} - {tuple(tuple(f) for f in folds)}
+    return f"the baseline was made on other folds: {sorted(other)}" if other else ""
 
 
 if __name__ == "__main__":

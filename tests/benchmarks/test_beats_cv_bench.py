@@ -8,7 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.beats_cv import OutOfFold, decide, fold_matrices, grid, main, nested, offsets_vector, shortfall
+from benchmarks.beats_cv import (
+    TOLERANCE,
+    OutOfFold,
+    Searched,
+    decide,
+    fold_matrices,
+    grid,
+    judge,
+    main,
+    nested,
+    offsets_vector,
+    shortfall,
+)
 from edgelab.metrics import DE_CHAZAL_2004
 from pipelines.mitdb import AAMI_CLASSES, DS2
 
@@ -62,6 +74,35 @@ def test_nested_decides_each_fold_with_offsets_chosen_on_the_others() -> None:
     assert measured["SVEB"][0] == 0.0 and measured["VEB"][0] == 0.0 and measured["N"] == (1.0, pytest.approx(200 / 252))
 
 
+def _searched(shift: dict[str, tuple[float, float]], nested_shift: float) -> Searched:
+    """de Chazal's figures moved by `shift` (points per class, Se and +P); nested every figure `nested_shift` off."""
+    measured = {
+        name: (se + shift.get(name, (0.0, 0.0))[0] / 100, ppv + shift.get(name, (0.0, 0.0))[1] / 100)
+        for name, (se, ppv) in DE_CHAZAL_2004.items()
+    }
+    off = {name: (se + nested_shift / 100, ppv + nested_shift / 100) for name, (se, ppv) in DE_CHAZAL_2004.items()}
+    return Searched({}, measured, off)
+
+
+def test_a_candidate_is_adopted_only_if_both_shortfalls_fall_and_no_figure_falls() -> None:
+    # prepare: a baseline 6 points short in N Se (nested 3 points short in each figure), and candidates
+    baseline = _searched({"N": (-6.0, 0.0)}, -3.0)
+    better = _searched({"N": (-3.0, 0.0), "VEB": (0.0, -TOLERANCE)}, -2.0)
+    trades = _searched({"N": (0.0, 0.0), "SVEB": (-4.0, 0.0)}, -2.0)  # shortfall 4 < 6, but SVEB Se falls 4
+    flattered = _searched({"N": (-3.0, 0.0)}, -4.0)  # its offsets fit DS1 better, patients it did not see worse
+    silent = _searched({"N": (-3.0, 0.0), "VEB": (0.0, float("nan"))}, -2.0)  # never calls V
+
+    # execute
+    verdicts = {name: judge(c, baseline) for name, c in (("better", better), ("trades", trades))}
+    verdicts |= {"flattered": judge(flattered, baseline), "silent": judge(silent, baseline)}
+
+    # assert: each reason names the figure and both values; a fall within the tolerance is allowed
+    assert verdicts["better"] == []
+    assert verdicts["trades"] == ["SVEB Se 71.9, 4.0 below 75.9"]
+    assert verdicts["flattered"] == ["nested shortfall 24.0, not below 18.0"]
+    assert any(reason.startswith("VEB +P nan") for reason in verdicts["silent"])
+
+
 def _sure_run(folds: tuple[tuple[str, ...], ...] | None) -> OutOfFold:
     """Six beats of three records, one member sure of the true class."""
     y = np.array([0, 1, 2, 0, 0, 3])
@@ -113,6 +154,38 @@ def test_stored_runs_keep_their_folds_and_summarize_refuses_other_folds(
     assert printed.split("offsets per fold: ")[1].count(",") == 1
     assert refused == 2 and "different folds" in error
     assert OutOfFold.load(legacy / "oof_s0.npz").folds is None
+
+
+def test_summarize_judges_stored_predictions_against_a_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # prepare: a baseline sure of every class, a candidate that calls the fusion beat N, and a baseline of another seed
+    folds = (("101", "106"), ("108",))
+    (tmp_path / "base").mkdir()
+    (tmp_path / "cand").mkdir()
+    (tmp_path / "other").mkdir()
+    _sure_run(folds).save(tmp_path / "base" / "oof_s0.npz")
+    worse = _sure_run(folds)
+    worse.log_probs[5, 0] = worse.log_probs[0, 0]
+    worse.save(tmp_path / "cand" / "oof_s0.npz")
+    other = _sure_run(folds)
+    OutOfFold(other.log_probs, other.y, other.record, other.class_names, 1, folds).save(
+        tmp_path / "other" / "oof_s1.npz"
+    )
+
+    # execute
+    same = main(["--summarize", str(tmp_path / "base"), "--against", str(tmp_path / "base"), "--group", "1"])
+    printed_same = capsys.readouterr().out
+    judged = main(["--summarize", str(tmp_path / "cand"), "--against", str(tmp_path / "base"), "--group", "1"])
+    printed = capsys.readouterr().out
+    refused = main(["--summarize", str(tmp_path / "cand"), "--against", str(tmp_path / "other")])
+    error = capsys.readouterr().err
+
+    # assert: a model is not adopted over itself (no shortfall is lower); the candidate's N +P falls (the F
+    # beat it calls N), and other seeds cannot judge it
+    assert same == 0 and "verdict: reject (shortfall 0.0, not below 0.0; nested shortfall 0.0" in printed_same
+    assert judged == 0 and "candidate: best offsets" in printed and "N +P 75.0, 25.0 below 100.0" in printed
+    assert refused == 2 and "the baseline holds seeds [1], these runs [0]" in error
 
 
 @pytest.mark.slow
