@@ -236,7 +236,7 @@ class Searched:
         combos = grid()
         matrices = fold_matrices(run, folds, combos)
         best, _ = search(combos, [matrices], run.class_names)[0]
-        measured = figures(run.y, decide(run.log_probs, offsets_vector(best, run.class_names)), run.class_names)
+        measured = matrix_figures(matrices[combos.index(best)].sum(axis=0), run.class_names)
         return cls(best, measured, nested(combos, matrices, run.class_names)[0])
 
 
@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not runs:
             print(f"no oof_s<seed>.npz in {args.summarize}", file=sys.stderr)
             return 2
-        recorded = {r.folds for r in runs + (baseline or []) if r.folds is not None}
+        recorded = {r.folds for r in runs if r.folds is not None}
         recorded |= {tuple(given)} if given is not None else set()
         if len(recorded) > 1:
             print(f"the stored runs and --folds name different folds: {sorted(recorded)}", file=sys.stderr)

@@ -180,12 +180,17 @@ def test_summarize_judges_stored_predictions_against_a_baseline(
     printed = capsys.readouterr().out
     refused = main(["--summarize", str(tmp_path / "cand"), "--against", str(tmp_path / "other")])
     error = capsys.readouterr().err
+    (tmp_path / "refolded").mkdir()
+    _sure_run((("101",), ("106", "108"))).save(tmp_path / "refolded" / "oof_s0.npz")
+    refolded = main(["--summarize", str(tmp_path / "cand"), "--against", str(tmp_path / "refolded")])
+    refolded_error = capsys.readouterr().err
 
     # assert: a model is not adopted over itself (no shortfall is lower); the candidate's N +P falls (the F
-    # beat it calls N), and other seeds cannot judge it
+    # beat it calls N), and other seeds or folds cannot judge it
     assert same == 0 and "verdict: reject (shortfall 0.0, not below 0.0; nested shortfall 0.0" in printed_same
     assert judged == 0 and "candidate: best offsets" in printed and "N +P 75.0, 25.0 below 100.0" in printed
     assert refused == 2 and "the baseline holds seeds [1], these runs [0]" in error
+    assert refolded == 2 and "the baseline was made on other folds" in refolded_error
 
 
 @pytest.mark.slow
