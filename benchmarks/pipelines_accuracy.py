@@ -37,6 +37,7 @@ import numpy as np
 
 from benchmarks.cwt_filterbank import HEADER, compare, row, windows
 from edgelab.domain import CLASS_WEIGHTS
+from edgelab.errors import NotFound
 from edgelab.metrics import SVEB_HEAVY_RECORD, confusion_without_sveb_heavy_record, ec57_figures
 from pipelines.base import SPLITS
 from pipelines.features import SCALOGRAM_FS, SCALOGRAM_WAVELET, scalogram_scales
@@ -125,8 +126,8 @@ def parse_pipeline(spec: str, default_epochs: int | None = None) -> tuple[str, i
     name, _, epochs = spec.partition(":")
     try:
         pipeline = get_pipeline(name)
-    except KeyError as exc:
-        raise SystemExit(exc.args[0]) from None
+    except NotFound as exc:
+        raise SystemExit(str(exc)) from None
     return name, pipeline.budget.override(int(epochs) if epochs else default_epochs).epochs
 
 
@@ -334,12 +335,11 @@ def main(argv: list[str] | None = None) -> None:
     weights = args.class_weights or "each pipeline's own"
     batch = args.batch_size or "each pipeline's own"
     print(f"class weights: {weights}; batch size {batch}; seeds {args.seeds}")
-    weighted = None if args.class_weights is None else args.class_weights == "balanced"
     rows: list[dict[str, Any]] = []
     for name, epochs in chosen:
         for split in args.splits:
             for seed in args.seeds:
-                budget = PIPELINES[name].budget.override(epochs, args.batch_size, weighted)
+                budget = PIPELINES[name].budget.override(epochs, args.batch_size, args.class_weights)
                 config = budget.train_config(
                     args.data,
                     split=split,

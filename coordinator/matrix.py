@@ -588,13 +588,13 @@ def matrix_table(
 
 def spec_from_launch(section: MatrixSection, mitdb: Path) -> MatrixSpec:
     """The MatrixSpec a launch file's `matrix:` section asks for."""
-    from pipelines.registry import check_known, get_pipeline
+    from pipelines.registry import get_pipeline
 
     train_config = None
     if section.pipeline is not None:
-        check_known([section.pipeline])
-        weighted = None if section.class_weights is None else section.class_weights == "balanced"
-        budget = get_pipeline(section.pipeline).budget.override(section.epochs, section.batch_size, weighted)
+        budget = get_pipeline(section.pipeline).budget.override(
+            section.epochs, section.batch_size, section.class_weights
+        )
         train_config = budget.train_config(
             section.data or mitdb,
             split=section.split,  # TrainConfig validates it

@@ -361,7 +361,7 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         runs = [
             (name, within_budget(name, dataclasses.replace(base, seed=s))) for name in request.pipelines for s in seeds
         ]
-        # A bad value raises ConfigError (INVALID_ARGUMENT) here, before anything is queued.
+        # A bad value raises ConfigError (INVALID_ARGUMENT) here or in within_budget, before anything is queued.
         train_configs = [to_train_config(config, self._data_dir) for _, config in runs]
         if not self._data_dir.is_dir():
             raise NotFound(

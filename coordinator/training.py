@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgelab.domain import CLASS_WEIGHTS, ArtifactRef, TrainingConfig, TrainingSummary
-from edgelab.errors import ConfigError, EdgeLabError, MissingExtraError
+from edgelab.domain import ArtifactRef, TrainingConfig, TrainingSummary
+from edgelab.errors import EdgeLabError, MissingExtraError
 
 if TYPE_CHECKING:
     from coordinator.artifacts import ArtifactStore
@@ -121,10 +121,8 @@ Outcome = TrainedArtifacts | TrainingFailed
 def to_train_config(config: TrainingConfig, data_dir: Path) -> TrainConfig:
     """The pipelines' config for a stored one (within_budget: no unset values); ConfigError naming the
     key when a value is invalid."""
-    from pipelines.base import TrainConfig
+    from pipelines.base import TrainConfig, weighs_classes
 
-    if config.class_weights not in CLASS_WEIGHTS:
-        raise ConfigError(f"class_weights: {config.class_weights!r} is not one of {', '.join(CLASS_WEIGHTS)}")
     return TrainConfig(
         data_dir=data_dir,
         split=config.split,  # type: ignore[arg-type]  # TrainConfig validates it
@@ -133,7 +131,7 @@ def to_train_config(config: TrainingConfig, data_dir: Path) -> TrainConfig:
         records=tuple(config.records) or None,
         max_train_beats=config.max_train_beats or None,
         batch_size=config.batch_size,
-        class_weights=config.class_weights == "balanced",
+        class_weights=weighs_classes(config.class_weights),
     )
 
 

@@ -6,11 +6,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from edgelab.domain import AccuracyReport
+from edgelab.domain import CLASS_WEIGHTS, AccuracyReport
 from edgelab.errors import ConfigError
 
 SplitName = Literal["inter-patient", "random"]
 SPLITS: tuple[str, ...] = get_args(SplitName)
+
+
+def weighs_classes(class_weights: str) -> bool:
+    """The loss a `edgelab.domain.ClassWeights` name asks for (True: balanced class weights); ConfigError
+    naming the choices for any other name."""
+    if class_weights not in CLASS_WEIGHTS:
+        raise ConfigError(f"class_weights: {class_weights!r} is not one of {', '.join(CLASS_WEIGHTS)}")
+    return class_weights == "balanced"
 
 
 @dataclass
@@ -109,13 +117,14 @@ class TrainBudget:
     the plain loss."""
 
     def override(
-        self, epochs: int | None = None, batch_size: int | None = None, class_weights: bool | None = None
+        self, epochs: int | None = None, batch_size: int | None = None, class_weights: str | None = None
     ) -> TrainBudget:
-        """This budget with the values given; None, or 0 (unset over the API), keeps the pipeline's own."""
+        """This budget with the values given (`class_weights` a ClassWeights name); None, or 0 and "" (unset
+        over the API), keeps the pipeline's own."""
         return TrainBudget(
             epochs or self.epochs,
             batch_size or self.batch_size,
-            self.class_weights if class_weights is None else class_weights,
+            weighs_classes(class_weights) if class_weights else self.class_weights,
         )
 
     def train_config(self, data_dir: Path, **settings: Any) -> TrainConfig:

@@ -38,11 +38,9 @@ PIPELINES: dict[str, Pipeline] = {
 
 
 def get_pipeline(name: str) -> Pipeline:
-    """The pipeline called `name`; KeyError listing the known names otherwise."""
-    try:
-        return PIPELINES[name]
-    except KeyError:
-        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}") from None
+    """The pipeline called `name`; NotFound listing the known names otherwise."""
+    check_known([name])
+    return PIPELINES[name]
 
 
 def check_known(names: Iterable[str]) -> None:
@@ -55,7 +53,6 @@ def check_known(names: Iterable[str]) -> None:
 def within_budget(name: str, config: TrainingConfig) -> TrainingConfig:
     """`config` for pipeline `name`, its unset (0, "") epochs, batch size and class weights taken from
     the pipeline's budget, so the stored run says what it trained with."""
-    budget = get_pipeline(name).budget
-    weights = config.class_weights or ("balanced" if budget.class_weights else "none")
-    budget = budget.override(config.epochs, config.batch_size)
+    budget = get_pipeline(name).budget.override(config.epochs, config.batch_size, config.class_weights)
+    weights = "balanced" if budget.class_weights else "none"
     return dataclasses.replace(config, epochs=budget.epochs, batch_size=budget.batch_size, class_weights=weights)

@@ -26,7 +26,7 @@ def test_pipeline_specs_take_optional_epochs_else_the_pipelines_own() -> None:
     assert parse_pipeline("mitdb-af-bilstm:30", 10) == ("mitdb-af-bilstm", 30)
     assert parse_pipeline("mitdb-af-bilstm", 10) == ("mitdb-af-bilstm", 10)
     assert parse_pipeline("mitdb-af-bilstm") == ("mitdb-af-bilstm", 20)
-    with pytest.raises(SystemExit, match=r"unknown pipeline 'nope'; known: .*mitdb-beats-1d"):
+    with pytest.raises(SystemExit, match=r"unknown pipeline\(s\) nope; known: .*mitdb-beats-1d"):
         parse_pipeline("nope:3", 10)
 
 

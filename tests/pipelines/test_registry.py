@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from edgelab.app import cli
 from edgelab.domain import TrainingConfig
+from edgelab.errors import ConfigError, NotFound
 from pipelines.base import Pipeline, TrainBudget
 from pipelines.registry import PIPELINES, get_pipeline, within_budget
 
@@ -56,18 +57,22 @@ def test_a_budget_makes_the_train_config_and_names_its_loss() -> None:
 
     # execute
     config = budget.override(epochs=3).train_config(Path("data"), split="random", seed=2)
-    weighted = budget.override(class_weights=True)
+    weighted = budget.override(class_weights="balanced")
+    unset = budget.override(class_weights="")
 
     # assert
     assert (config.epochs, config.batch_size, config.class_weights) == (3, 64, False)
     assert (config.data_dir, config.split, config.seed) == (Path("data"), "random", 2)
     assert str(budget) == "8 epochs, batch 64, no class weights"
     assert str(weighted) == "8 epochs, batch 64"
+    assert unset == budget
+    with pytest.raises(ConfigError, match="class_weights: 'heavy' is not one of balanced, none"):
+        budget.override(class_weights="heavy")
 
 
 def test_unknown_pipeline_lists_the_known_ones() -> None:
     # execute / assert
-    with pytest.raises(KeyError, match="mitdb-af-bilstm"):
+    with pytest.raises(NotFound, match=r"unknown pipeline\(s\) mitdb-af-lstm; known: .*mitdb-af-bilstm"):
         get_pipeline("mitdb-af-lstm")
 
 
