@@ -157,14 +157,16 @@ all: the synthetic beats make the F offset, which the nested check showed flatte
 DS2, read once after: VEB Se and +P up, SVEB without record 232 up, N Se down (80.6 -> 78.1); README."""
 SYNTHETIC_FUSION_MIN_BEATS = 5
 """A record lends its beats to synthetic fusion only with at least this many N and V beats."""
+SYNTHETIC_FUSION_SHARE = (0.25, 0.75)
+"""The range of the V beat's departure from the N beat that a synthetic fusion beat takes (uniform)."""
 
 
 def with_synthetic_fusion(train: mitdb.BeatDataset, seed: int, per_record: int | None = None) -> mitdb.BeatDataset:
     """`train` and, per record holding N and V beats, up to `per_record` (default SYNTHETIC_FUSION_PER_RECORD)
     synthetic F beats: a fusion beat is the ventricles activated partly by the sinus beat and partly by the
     ectopic focus, so each is one of the record's V beats blended into the N beat after it (the record's
-    last N beat for a V beat after it): the N beat's waveform plus a random 25-75% of the V beat's
-    departure from it, in the beat and its template difference, with the N beat's RR features (a fusion
+    last N beat for a V beat after it): the N beat's waveform plus a random share (SYNTHETIC_FUSION_SHARE, 25-75%)
+    of the V beat's departure from it, in the beat and its template difference, with the N beat's RR features (a fusion
     beat arrives about when the sinus beat would). DS1's real F beats are nearly all one patient's (208);
     these come from every patient with both. They complement real ones: without a real F beat in `train`
     (a record subset) none are made, so F is never learnt from blends alone."""
@@ -185,7 +187,7 @@ def with_synthetic_fusion(train: mitdb.BeatDataset, seed: int, per_record: int |
             continue
         chosen = np.sort(rng.choice(ventricular, min(per_record, len(ventricular)), replace=False))
         after = normal[np.minimum(np.searchsorted(normal, chosen), len(normal) - 1)]
-        share = rng.uniform(0.25, 0.75, (len(chosen), 1, 1)).astype(np.float32)
+        share = rng.uniform(*SYNTHETIC_FUSION_SHARE, (len(chosen), 1, 1)).astype(np.float32)
         x = train.x[after].copy()
         departure = share * (train.x[chosen, :wave] - train.x[after, :wave])
         x[:, :wave] += departure
