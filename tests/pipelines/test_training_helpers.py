@@ -97,9 +97,3 @@ def test_registry_finds_pipelines_by_name() -> None:
     assert pipeline.name == "mitdb-beats-1d"
     assert pipeline.description
     assert isinstance(pipeline, Pipeline)
-
-
-def test_registry_unknown_name_lists_the_known_ones() -> None:
-    # execute / assert
-    with pytest.raises(KeyError, match="mitdb-beats-1d"):
-        get_pipeline("no-such-pipeline")
