@@ -124,3 +124,28 @@ def test_joined_runs_count_each_seeds_artifact_once_and_report_baselines_that_di
     assert "| 0.910±0.014 | 0.0±0.0 pt |" in baseline
     (warning,) = [line for line in printed if line.startswith("warning:")]
     assert "cnn-1d random 1 none (FP32 baseline) measured twice" in warning and "0.9200 and 0.9500" in warning
+
+
+@pytest.mark.parametrize(
+    ("splits", "verdict"),
+    [(1, "0.03 after Bonferroni over 2 tests: multistage better"), (2, "0.07 after Bonferroni over 4 tests: no sig")],
+)
+def test_multistage_verdict_is_corrected_for_every_comparison_printed(
+    splits: int, verdict: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # prepare: multistage 1.0, 1.3, 1.6 points above one-shot (paired p = 0.017 on each metric), on one split
+    # (2 comparisons: 0.035 corrected) or the same runs on two (4 comparisons: 0.07)
+    rows = []
+    for split in ("random", "inter-patient")[:splits]:
+        for seed, gain in enumerate((0.010, 0.013, 0.016)):
+            for compression, accuracy in (("prune@0.6", 0.90), ("prune-multistage@0.6", 0.90 + gain)):
+                rows.append({**_row(seed, compression, accuracy), "split": split})
+
+    # execute
+    print_tables(rows)
+
+    # assert
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("multistage - one-shot")]
+    assert len(lines) == 2 * splits
+    for line in lines:
+        assert "1.3±0.3 points over seeds [0, 1, 2] (paired t-test p = 0.02, " + verdict in line
