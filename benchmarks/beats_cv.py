@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,11 @@ class OutOfFold:
     seed: int
     folds: tuple[tuple[str, ...], ...] | None = None
     """The patient folds that made the predictions (None in files stored before they were recorded)."""
+
+    @cached_property
+    def probs(self) -> NDArray[np.float64]:
+        """Each member's softmax (what decide takes)."""
+        return np.exp(self.log_probs.astype(np.float64))
 
     def save(self, path: Path) -> None:
         folds = [",".join(f) for f in self.folds] if self.folds is not None else []
@@ -125,12 +131,15 @@ def cross_validate(
     )
 
 
-def decide(log_probs: NDArray[np.float32], offsets: NDArray[np.float64]) -> NDArray[np.int64]:
-    """The ensemble's class per beat with `offsets` (one per class) added to every member's logits, as
-    models.add_logit_offsets does in the exported model: the mean of the members' softmax, then argmax."""
-    weighted: NDArray[np.float64] = np.exp(log_probs.astype(np.float64) + offsets)
-    mean = (weighted / weighted.sum(axis=2, keepdims=True)).mean(axis=1)
-    return np.asarray(np.argmax(mean, axis=1), dtype=np.int64)
+def decide(probs: NDArray[np.float64], offsets: NDArray[np.float64]) -> NDArray[np.int64]:
+    """The ensemble's class per beat from its members' softmax `probs` (beats, members, classes) with `offsets`
+    (one per class) added to every member's logits, as models.add_logit_offsets does in the exported model:
+    the mean of the members' softmax, then argmax. A softmax with offsets is the softmax times exp(offsets),
+    renormalised, so the grid's combinations cost no exponentials per beat (about 1.4x faster than
+    exponentiating log-probabilities plus offsets, and in float64 the same decisions on the six stored seeds)."""
+    weighted = probs * np.exp(offsets)
+    weighted /= weighted.sum(axis=2, keepdims=True)
+    return np.asarray(np.argmax(weighted.sum(axis=1), axis=1), dtype=np.int64)
 
 
 def figures(
@@ -192,7 +201,7 @@ def fold_matrices(
     return np.stack(
         [
             np.bincount(
-                cells + decide(run.log_probs, offsets_vector(c, run.class_names)), minlength=len(folds) * k * k
+                cells + decide(run.probs, offsets_vector(c, run.class_names)), minlength=len(folds) * k * k
             ).reshape(len(folds), k, k)
             for c in combos
         ]
@@ -297,7 +306,7 @@ def report(runs: Sequence[OutOfFold], group: int, folds: Sequence[Sequence[str]]
             ("no offsets", np.zeros(len(names))),
             ("shipped " + shown(beats_1d.LOGIT_OFFSETS), shipped),
         ):
-            measured = figures(s.y, decide(s.log_probs, vector), names)
+            measured = figures(s.y, decide(s.probs, vector), names)
             print(f"  {label}, {title}: {describe(measured)}; shortfall {shortfall(measured):.1f}")
     combos = grid()
     matrices = [fold_matrices(s, folds, combos) for s in sets]

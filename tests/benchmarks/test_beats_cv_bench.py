@@ -32,16 +32,16 @@ def test_decide_matches_the_exported_ensemble_with_its_logit_offsets() -> None:
 
     model = build_cnn_1d(32, 5, extra_features=3, width=4, members=2)
     x = np.random.default_rng(0).normal(size=(200, 35, 1)).astype(np.float32)
-    log_probs = np.stack([np.log(m.predict(x, verbose=0)) for m in ensemble_members(model)], axis=1)
+    probs = np.stack([m.predict(x, verbose=0) for m in ensemble_members(model)], axis=1)
     offsets = np.array([0.0, -1.0, 0.5, 2.0, 0.0])
 
     # execute
-    decided = decide(log_probs, offsets)
+    decided = decide(probs, offsets)
     add_logit_offsets(model, offsets)
     exported = np.argmax(model.predict(x, verbose=0), axis=1)
 
     # assert: the offsets change decisions, and the search's decision is the exported model's
-    assert (decided != decide(log_probs, np.zeros(5))).any()
+    assert (decided != decide(probs, np.zeros(5))).any()
     np.testing.assert_array_equal(decided, exported)
 
 
