@@ -21,6 +21,8 @@ for SVEB Se).
     nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # 5-8 min a seed
     .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # 1-2 min
     .venv/bin/python -m benchmarks.beats_cv --summarize runs/candidate --against runs/beats-cv  # 3-4 min
+    .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv --join-seeds 2 --against runs/beats-cv
+        # twice MEMBERS, from the stored seeds' members (each joined ensemble named by its first seed)
 """
 
 from __future__ import annotations
@@ -180,6 +182,22 @@ def pooled(runs: Sequence[OutOfFold]) -> OutOfFold:
         runs[0].seed,
         runs[0].folds,
     )
+
+
+def joined(runs: Sequence[OutOfFold], k: int) -> list[OutOfFold]:
+    """Each `k` consecutive seeds' members as one ensemble of k x MEMBERS CNNs: what a larger MEMBERS predicts
+    (its members train one after the other on the same beats with the same per-member augmentation seeds,
+    seed * MEMBERS + m; only their initial weights differ), measured without training."""
+    if k < 1 or len(runs) % k:
+        raise ValueError(f"{len(runs)} seeds do not split into ensembles of {k}")
+    out = []
+    for i in range(0, len(runs), k):
+        group = runs[i : i + k]
+        if any(r.folds != group[0].folds or not np.array_equal(r.y, group[0].y) for r in group):
+            raise ValueError(f"seeds {[r.seed for r in group]} were not made on the same folds and beats")
+        members = np.concatenate([r.log_probs for r in group], axis=1)
+        out.append(OutOfFold(members, group[0].y, group[0].record, group[0].class_names, group[0].seed, group[0].folds))
+    return out
 
 
 def grid() -> list[dict[str, float]]:
@@ -346,12 +364,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/beats-cv"), help="folder of the oof_s<seed>.npz files")
     parser.add_argument("--summarize", type=Path, default=None, help="report stored predictions in this folder")
     parser.add_argument(
+        "--join-seeds",
+        type=int,
+        default=1,
+        help="with --summarize: judge each this many consecutive stored seeds' members as one larger ensemble",
+    )
+    parser.add_argument(
         "--against",
         type=Path,
         default=None,
         help="judge these predictions (all seeds pooled) against the baseline's stored in this folder (same seeds)",
     )
     args = parser.parse_args(argv)
+    if args.join_seeds != 1 and args.summarize is None:
+        parser.error("--join-seeds needs --summarize (it joins stored seeds)")
 
     given = [tuple(f.split(",")) for f in args.folds] if args.folds is not None else None
     baseline = stored_runs(args.against) if args.against is not None else None
@@ -373,6 +399,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         folds = recorded.pop() if recorded else beats_1d.DS1_FOLDS
         seeds = [r.seed for r in runs]
+        try:
+            runs = joined(runs, args.join_seeds)
+        except ValueError as exc:
+            print(f"--join-seeds: {exc}", file=sys.stderr)
+            return 2
+        if args.join_seeds > 1:
+            size = runs[0].log_probs.shape[1]
+            print(
+                f"each {args.join_seeds} consecutive seeds' members joined: {size}-CNN ensembles, named by their first seed"
+            )
     problem = mismatch(baseline, seeds, folds) if baseline else ""
     if problem:
         print(problem, file=sys.stderr)

@@ -15,6 +15,7 @@ from benchmarks.beats_cv import (
     decide,
     fold_matrices,
     grid,
+    joined,
     judge,
     main,
     nested,
@@ -224,3 +225,34 @@ def test_two_folds_store_out_of_fold_predictions_and_report_them(
 def test_folds_outside_ds1_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="each DS1 record at most once"):
         main(["--folds", f"101,{DS2[0]}", "--out", str(tmp_path)])
+
+
+def test_join_seeds_judges_stored_members_as_one_larger_ensemble(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # prepare: two seeds of one member each, the second wrong on the fusion beat, stored on the same folds
+    folds = (("101", "106"), ("108",))
+    for seed in (0, 1):
+        run = _sure_run(folds)
+        if seed:
+            run.log_probs[5, 0] = run.log_probs[0, 0]
+        OutOfFold(run.log_probs, run.y, run.record, run.class_names, seed, folds).save(tmp_path / f"oof_s{seed}.npz")
+    runs = [OutOfFold.load(tmp_path / f"oof_s{seed}.npz") for seed in (0, 1)]
+
+    # execute
+    (both,) = joined(runs, 2)
+    rc = main(["--summarize", str(tmp_path), "--join-seeds", "2", "--group", "1", "--against", str(tmp_path)])
+    printed = capsys.readouterr().out
+
+    # assert: one two-member ensemble per beat, judged against the baseline of the same seeds
+    assert both.log_probs.shape == (6, 2, 5) and both.seed == 0
+    np.testing.assert_array_equal(both.log_probs[:, 1], runs[1].log_probs[:, 0])
+    assert rc == 0 and "2-CNN ensembles, named by their first seed" in printed
+    assert "seeds 0, no offsets: N " in printed and "seeds 1," not in printed
+    assert "verdict: " in printed
+    with pytest.raises(ValueError, match="2 seeds do not split into ensembles of 3"):
+        joined(runs, 3)
+    with pytest.raises(ValueError, match=r"seeds \[0, 1\] were not made on the same folds"):
+        joined([runs[0], OutOfFold(runs[1].log_probs, runs[1].y, runs[1].record, AAMI_CLASSES, 1, None)], 2)
+    with pytest.raises(SystemExit):
+        main(["--join-seeds", "2", "--out", str(tmp_path)])

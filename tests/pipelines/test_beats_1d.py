@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgelab.errors import ConfigError
-from pipelines import mitdb
+from pipelines import beats_1d, mitdb
 from pipelines.base import TrainConfig, TrainOutput
 from pipelines.beats_1d import DS1_FOLDS, load_split, with_synthetic_fusion
 from pipelines.features import RR_FEATURES
@@ -216,3 +216,38 @@ def test_synthetic_fusion_blends_a_records_v_beats_into_its_next_n_beats() -> No
     assert set(features[:, 0]) <= {2.0, 4.0, 6.0, 8.0, 10.0}  # an N beat's own RR features: the one after a V
     assert with_synthetic_fusion(train, seed=0, per_record=0) is train
     assert with_synthetic_fusion(without_real_f, seed=0, per_record=4) is without_real_f  # never F from blends alone
+
+
+@pytest.mark.parametrize(("on_time", "hosts"), [(False, {2.0, 5.0, 8.0, 11.0, 14.0}), (True, {3.0, 6.0, 9.0, 12.0})])
+def test_synthetic_fusion_hosts_on_time_take_the_n_beat_after_an_n_beat(
+    on_time: bool, hosts: set[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prepare: record "a" N, V, N, N, V, N, N, ... (RR features the beat's index: 3, 6, 9 and 12 are N beats
+    # after N beats); record "b" strict bigeminy (no N beat after an N beat) with its real F beat at the end
+    wave, rr = 4, len(RR_FEATURES)
+    labels_a, labels_b = np.array([0] + [2, 0, 0] * 4 + [2, 0]), np.array([0, 2] * 5 + [3])
+    x = [
+        np.concatenate(
+            [
+                np.where(labels == 0, 1.0, 5.0)[:, None] * np.ones((1, wave)),
+                np.zeros((len(labels), wave)),
+                np.repeat(np.arange(float(len(labels)))[:, None], rr, axis=1),
+            ],
+            axis=1,
+        )
+        for labels in (labels_a, labels_b)
+    ]
+    train = mitdb.BeatDataset(
+        x=np.concatenate(x)[..., None].astype(np.float32),
+        y=np.concatenate([labels_a, labels_b]).astype(np.int64),
+        record=np.asarray(["a"] * len(labels_a) + ["b"] * len(labels_b)),
+    )
+    monkeypatch.setattr(beats_1d, "SYNTHETIC_FUSION_ON_TIME", on_time)
+
+    # execute
+    made = with_synthetic_fusion(train, seed=0, per_record=4).subset(np.arange(len(train), len(train) + 8))
+
+    # assert: record "a"'s blends sit on the hosts' RR features; "b", with no on-time N beat, keeps the next N beat
+    features = made.x[:, 2 * wave, 0]
+    assert set(features[made.record == "a"]) <= hosts and len(set(features[made.record == "a"])) > 1
+    assert set(features[made.record == "b"]) <= {2.0, 4.0, 6.0, 8.0}
