@@ -21,6 +21,7 @@ from benchmarks.beats_cv import (
     nested,
     offsets_vector,
     shortfall,
+    worst_margin,
 )
 from edgelab.metrics import DE_CHAZAL_2004
 from pipelines.mitdb import AAMI_CLASSES, DS2
@@ -52,6 +53,13 @@ def test_shortfall_sums_the_points_below_de_chazal() -> None:
 
     short = dict(met, SVEB=(0.709, 0.335), VEB=(0.777, float("nan")))  # Se 5 and +P 5 points short, VEB never called
     assert shortfall(short) == pytest.approx(5.0 + 5.0 + 81.9)
+
+
+def test_worst_margin_names_the_figure_furthest_below_de_chazal() -> None:
+    met = {name: (se + 0.01, ppv + 0.001) for name, (se, ppv) in DE_CHAZAL_2004.items()}
+    assert worst_margin(met) == (pytest.approx(0.1), "N +P")
+    assert worst_margin(dict(met, SVEB=(0.709, 0.375))) == (pytest.approx(-5.0), "SVEB Se")
+    assert worst_margin(dict(met, VEB=(0.8, float("nan")))) == (pytest.approx(-81.9), "VEB +P")  # never called
 
 
 def test_offsets_default_to_zero_per_class() -> None:
@@ -189,6 +197,9 @@ def test_summarize_judges_stored_predictions_against_a_baseline(
     # assert: a model is not adopted over itself (no shortfall is lower); the candidate's N +P falls (the F
     # beat it calls N), and other seeds or folds cannot judge it
     assert same == 0 and "verdict: reject (shortfall 0.0, not below 0.0; nested shortfall 0.0" in printed_same
+    assert "closest to all six (all groups pooled, the largest worst margin): none: " in printed_same
+    assert "worst N +P +0.8\n" in printed_same  # every figure met: 100 against 99.2 the nearest
+    assert "worst N +P -24.2 (no offsets on the grid meet all six)" in printed
     assert judged == 0 and "candidate: best offsets" in printed and "N +P 75.0, 25.0 below 100.0" in printed
     assert refused == 2 and "the baseline holds seeds [1], these runs [0]" in error
     assert refolded == 2 and "the baseline was made on other folds" in refolded_error
