@@ -175,7 +175,7 @@ def with_synthetic_fusion(train: mitdb.BeatDataset, seed: int, per_record: int |
     """`train` and, per record holding N and V beats, up to `per_record` (default SYNTHETIC_FUSION_PER_RECORD)
     synthetic F beats: a fusion beat is the ventricles activated partly by the sinus beat and partly by the
     ectopic focus, so each is one of the record's V beats blended into the N beat after it (the record's
-    last N beat for a V beat after it): the N beat's waveform plus a random share (SYNTHETIC_FUSION_SHARE, 25-75%)
+    last N beat for a V beat after it; the on-time one with SYNTHETIC_FUSION_ON_TIME): the N beat's waveform plus a random share (SYNTHETIC_FUSION_SHARE, 25-75%)
     of the V beat's departure from it, in the beat and its template difference, with the N beat's RR features (a fusion
     beat arrives about when the sinus beat would). DS1's real F beats are nearly all one patient's (208);
     these come from every patient with both. They complement real ones: without a real F beat in `train`
@@ -196,8 +196,10 @@ def with_synthetic_fusion(train: mitdb.BeatDataset, seed: int, per_record: int |
         if min(len(normal), len(ventricular)) < SYNTHETIC_FUSION_MIN_BEATS:
             continue
         chosen = np.sort(rng.choice(ventricular, min(per_record, len(ventricular)), replace=False))
-        on_time = beats[1:][(train.y[beats[1:]] == n_class) & (train.y[beats[:-1]] == n_class)]
-        hosts = on_time if SYNTHETIC_FUSION_ON_TIME and len(on_time) else normal
+        hosts = normal
+        if SYNTHETIC_FUSION_ON_TIME:  # N beats after N beats, where the record has any
+            on_time = beats[1:][(train.y[beats[1:]] == n_class) & (train.y[beats[:-1]] == n_class)]
+            hosts = on_time if len(on_time) else normal
         after = hosts[np.minimum(np.searchsorted(hosts, chosen), len(hosts) - 1)]
         share = rng.uniform(*SYNTHETIC_FUSION_SHARE, (len(chosen), 1, 1)).astype(np.float32)
         x = train.x[after].copy()
