@@ -158,25 +158,25 @@ def matrix_figures(
     return {f.name: (f.se, f.ppv) for f in ec57_figures(matrix, class_names) if f.name in DE_CHAZAL_2004}
 
 
-def shortfall(measured: dict[str, tuple[float, float]]) -> float:
-    """Points below de Chazal 2004, summed over N, SVEB and VEB Se and +P (0 where all six are met; a class
-    never called counts as +P 0)."""
-    return sum(
-        100 * max(0.0, published - (0.0 if np.isnan(ours) else ours))
+def margins(measured: dict[str, tuple[float, float]]) -> list[tuple[float, str]]:
+    """Each of the six figures' points above (negative: below) de Chazal 2004, with its name ("SVEB +P"); a
+    class never called counts as +P 0."""
+    return [
+        (100 * ((0.0 if np.isnan(ours) else ours) - published), f"{name} {label}")
         for name, pair in DE_CHAZAL_2004.items()
-        for published, ours in zip(pair, measured[name], strict=True)
-    )
+        for label, published, ours in zip(("Se", "+P"), pair, measured[name], strict=True)
+    ]
+
+
+def shortfall(measured: dict[str, tuple[float, float]]) -> float:
+    """Points below de Chazal 2004, summed over N, SVEB and VEB Se and +P (0 where all six are met)."""
+    return sum(max(0.0, -points) for points, _ in margins(measured))
 
 
 def worst_margin(measured: dict[str, tuple[float, float]]) -> tuple[float, str]:
     """The figure furthest below (or nearest above) de Chazal 2004, in points, and its name: every one of the
     six is met exactly when the margin is >= 0."""
-    margins = [
-        (100 * ((0.0 if np.isnan(ours) else ours) - published), f"{name} {label}")
-        for name, pair in DE_CHAZAL_2004.items()
-        for label, published, ours in zip(("Se", "+P"), pair, measured[name], strict=True)
-    ]
-    return min(margins)
+    return min(margins(measured))
 
 
 def offsets_vector(chosen: dict[str, float], class_names: Sequence[str]) -> NDArray[np.float64]:
@@ -421,12 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         folds = recorded.pop() if recorded else beats_1d.DS1_FOLDS
         seeds = [r.seed for r in runs]
-        try:
-            runs = joined(runs, args.join_seeds)
-        except ValueError as exc:
-            print(f"--join-seeds: {exc}", file=sys.stderr)
-            return 2
-        if args.join_seeds > 1:
+        if args.join_seeds != 1:
+            try:
+                runs = joined(runs, args.join_seeds)
+            except ValueError as exc:
+                print(f"--join-seeds: {exc}", file=sys.stderr)
+                return 2
             size = runs[0].log_probs.shape[1]
             print(
                 f"each {args.join_seeds} consecutive seeds' members joined: {size}-CNN ensembles, named by their first seed"

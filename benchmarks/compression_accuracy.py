@@ -286,7 +286,7 @@ def print_tables(rows: Sequence[dict[str, Any]]) -> None:
                 f"{mean_sd([e['macro_f1'] for e in evaluations])} | {'; '.join(per_class(evaluations))} |"
             )
         print_ec57(by_label)
-        print_multistage(by_label, tests)
+        print_multistage(on_split, tests)
         fits = [
             (label, runs)
             for label, runs in by_label.items()
@@ -311,13 +311,13 @@ def multistage_pairs(rows: Sequence[dict[str, Any]]) -> tuple[dict[int, Any], di
     return one_shot, multistage, sorted(set(one_shot) & set(multistage))
 
 
-def print_multistage(by_label: dict[str, list[dict[str, Any]]], tests: int) -> None:
-    """Multistage minus one-shot per PAIRED_METRICS, with a paired t-test whose p-value is judged after
+def print_multistage(rows: Sequence[dict[str, Any]], tests: int) -> None:
+    """Multistage minus one-shot among `rows` (one model and split) per PAIRED_METRICS, with a paired t-test whose p-value is judged after
     Bonferroni's correction over the `tests` comparisons the whole print makes (every metric of every split):
     on three seeds one of four comparisons reaches p < 0.05 by chance about one time in five."""
     from scipy import stats
 
-    one_shot, multistage, paired = multistage_pairs([r for runs in by_label.values() for r in runs])
+    one_shot, multistage, paired = multistage_pairs(rows)
     if not paired:
         return
     for metric, name in PAIRED_METRICS.items():
