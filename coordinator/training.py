@@ -10,6 +10,7 @@ stores each run's artifacts and summary as it finishes.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import tempfile
@@ -162,6 +163,13 @@ LOCAL_RAY_START_ATTEMPTS = 3
 """A local Ray node gives its raylet a fixed 30 s to register; on a loaded 2-core machine that
 has run out (seen twice while TensorFlow processes ran), and a second start then succeeded."""
 
+LOCAL_RAY_GCS_WAIT_S = 120
+"""Seconds a local start waits for Ray's GCS server to write its port file (Ray's own default is 30,
+RAY_gcs_server_port_wait_time_s overrides it): all three tries of one demo on a 2-core machine under
+load (a test run and a training beside it) ran out of 30 s with "Timed out waiting for file
+.../gcs_server_port_...". A user's own RAY_gcs_server_port_wait_time_s is kept."""
+RAY_GCS_WAIT_VARIABLE = "RAY_gcs_server_port_wait_time_s"  # Ray's spelling, case and all
+
 
 def init_ray(address: str | None = None, *, attempts: int = LOCAL_RAY_START_ATTEMPTS) -> None:
     """Local Ray by default; a cluster when given an address ("auto" or "ray://host:10001")."""
@@ -169,6 +177,8 @@ def init_ray(address: str | None = None, *, attempts: int = LOCAL_RAY_START_ATTE
     if ray.is_initialized():
         return
     logging.getLogger("ray").setLevel(logging.WARNING)
+    if not address:  # read by ray.init when it starts the node's GCS server
+        os.environ.setdefault(RAY_GCS_WAIT_VARIABLE, str(LOCAL_RAY_GCS_WAIT_S))
     for attempt in range(1, (1 if address else attempts) + 1):
         try:
             ray.init(

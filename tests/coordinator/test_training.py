@@ -3,6 +3,7 @@ the coordinator's training thread outlives a Ray it cannot import."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ class FlakyRay:
         return False
 
     def init(self, **kwargs: Any) -> None:
-        self.inits.append(kwargs)
+        self.inits.append({**kwargs, "gcs_wait": os.environ.get(training.RAY_GCS_WAIT_VARIABLE)})
         if len(self.inits) <= self.failures:
             raise Exception("The current node timed out during startup.")
 
@@ -56,6 +57,21 @@ def test_giving_up_names_what_failed(monkeypatch: pytest.MonkeyPatch) -> None:
         training.init_ray("ray://lab:10001")
 
     assert len(cluster.inits) == 1  # a cluster address is not retried: it is there or it is not
+
+
+def test_a_local_node_gets_longer_than_rays_30_s_to_start_its_gcs(monkeypatch: pytest.MonkeyPatch) -> None:
+    local, cluster = FlakyRay(failures=0), FlakyRay(failures=0)
+    monkeypatch.setattr(training, "import_ray", lambda: local)
+    monkeypatch.setenv(training.RAY_GCS_WAIT_VARIABLE, "45")  # teardown also undoes init_ray's setdefault
+    training.init_ray()
+    monkeypatch.delenv(training.RAY_GCS_WAIT_VARIABLE)
+    training.init_ray()
+    monkeypatch.delenv(training.RAY_GCS_WAIT_VARIABLE)
+    monkeypatch.setattr(training, "import_ray", lambda: cluster)
+    training.init_ray("ray://lab:10001")
+
+    assert [i["gcs_wait"] for i in local.inits] == ["45", str(training.LOCAL_RAY_GCS_WAIT_S)]  # a user's own wins
+    assert cluster.inits[0]["gcs_wait"] is None  # a cluster's GCS is already running
 
 
 def test_a_stored_config_becomes_the_pipelines_own_with_its_loss_weighting(tmp_path: Path) -> None:
