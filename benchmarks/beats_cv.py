@@ -16,7 +16,7 @@ A candidate is judged against the shipped model's stored predictions (`--against
 seeds) by the rule declared before a candidate's run: adopted only if its shortfall at its best offsets and
 its nested shortfall are both lower and none of the six figures at its best offsets falls more than
 TOLERANCE points below the baseline's at its own (the summed shortfall alone once let N Se fall 4.6 points
-for SVEB Se).
+for SVEB Se). What it has judged, with each rule and verdict: benchmarks/beats_cv.md.
 
     nice -n 19 .venv/bin/python -m benchmarks.beats_cv --seeds 0 1 2 3 4 5 --out runs/beats-cv   # 5-8 min a seed
     .venv/bin/python -m benchmarks.beats_cv --summarize runs/beats-cv                          # 1-2 min
@@ -271,11 +271,15 @@ class Searched:
 
     @classmethod
     def of(cls, run: OutOfFold, folds: Sequence[Sequence[str]]) -> Searched:
+        return cls.of_matrices(fold_matrices(run, folds, grid()), run.class_names)
+
+    @classmethod
+    def of_matrices(cls, matrices: NDArray[np.int64], class_names: Sequence[str]) -> Searched:
+        """From the grid's fold_matrices (what report returns for the runs it printed)."""
         combos = grid()
-        matrices = fold_matrices(run, folds, combos)
-        best, _ = search(combos, [matrices], run.class_names)[0]
-        measured = matrix_figures(matrices[combos.index(best)].sum(axis=0), run.class_names)
-        return cls(best, measured, nested(combos, matrices, run.class_names)[0])
+        best, _ = search(combos, [matrices], class_names)[0]
+        measured = matrix_figures(matrices[combos.index(best)].sum(axis=0), class_names)
+        return cls(best, measured, nested(combos, matrices, class_names)[0])
 
 
 def judge(candidate: Searched, baseline: Searched, tolerance: float = TOLERANCE) -> list[str]:
@@ -299,9 +303,9 @@ def judge(candidate: Searched, baseline: Searched, tolerance: float = TOLERANCE)
     return reasons
 
 
-def compare(candidate: OutOfFold, baseline: OutOfFold, folds: Sequence[Sequence[str]]) -> None:
+def compare(candidate: Searched, baseline: Searched) -> None:
     """Print both searches and judge's verdict."""
-    searched = {"baseline": Searched.of(baseline, folds), "candidate": Searched.of(candidate, folds)}
+    searched = {"baseline": baseline, "candidate": candidate}
     print(f"against the baseline (rule: both shortfalls lower, none of the six more than {TOLERANCE} lower):")
     for label, found in searched.items():
         print(
@@ -320,9 +324,10 @@ def shown(chosen: dict[str, float]) -> str:
     return " ".join(f"{c} {v:+.1f}" for c, v in chosen.items() if v) or "none"
 
 
-def report(runs: Sequence[OutOfFold], group: int, folds: Sequence[Sequence[str]], top: int = 5) -> None:
+def report(runs: Sequence[OutOfFold], group: int, folds: Sequence[Sequence[str]], top: int = 5) -> NDArray[np.int64]:
     """Print per-group figures at the shipped offsets, each group's best, the best for all groups, and the
-    nested check of the search (offsets chosen on the other folds)."""
+    nested check of the search (offsets chosen on the other folds). Returns the grid's fold_matrices of all
+    runs pooled (the groups' summed), so a comparison need not decide every beat again."""
     runs = sorted(runs, key=lambda r: r.seed)
     groups = [runs[i : i + group] for i in range(0, len(runs), group)]
     sets = [pooled(g) for g in groups]
@@ -346,8 +351,8 @@ def report(runs: Sequence[OutOfFold], group: int, folds: Sequence[Sequence[str]]
     print(f"best offsets for all {len(sets)} group(s) together (mean shortfall; per group):")
     for chosen, scores in ranked[:top]:
         print(f"  {shown(chosen):>16}: {np.mean(scores):5.1f}; " + ", ".join(f"{s:.1f}" for s in scores))
-    pooled_totals = sum(m.sum(axis=1) for m in matrices)
-    scored = [matrix_figures(t, names) for t in pooled_totals]
+    everything: NDArray[np.int64] = np.sum(matrices, axis=0)
+    scored = [matrix_figures(t, names) for t in everything.sum(axis=1)]
     closest = max(  # ties to the smallest offsets
         range(len(combos)), key=lambda i: (worst_margin(scored[i])[0], -sum(map(abs, combos[i].values())))
     )
@@ -364,6 +369,7 @@ def report(runs: Sequence[OutOfFold], group: int, folds: Sequence[Sequence[str]]
             f"  {label}: {describe(measured)}; shortfall {shortfall(measured):.1f}; offsets per fold: "
             + ", ".join(shown(c) for c in per_fold)
         )
+    return everything
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -437,9 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.summarize is None:
         runs = cross_validate_seeds(args, folds)
-    report(runs, args.group, folds)
+    matrices = report(runs, args.group, folds)
     if baseline:
-        compare(pooled(runs), pooled(baseline), folds)
+        compare(Searched.of_matrices(matrices, runs[0].class_names), Searched.of(pooled(baseline), folds))
     return 0
 
 
