@@ -16,6 +16,7 @@ import agent.isolation
 from agent.isolation import Cancelled, run_isolated
 from agent.memory import JobCgroup, memory_cgroup, oom_kills
 from edgelab.domain import ArtifactRef, BenchmarkResult, FailureKind, JobSpec, MeasurementSettings
+from tests.polling import wait_for
 
 SPEC = JobSpec(
     "t",
@@ -178,7 +179,7 @@ def test_cancelled_run_kills_the_child_and_what_it_started(tmp_path: Path) -> No
     pids = tmp_path / "pids"
 
     def cancel_once_started() -> None:
-        _wait_for(pids.is_file)
+        wait_for(pids.is_file)
         cancel.set()  # as the lease-renewal thread does when the coordinator says the lease is lost
 
     threading.Thread(target=cancel_once_started, daemon=True).start()
@@ -197,14 +198,7 @@ def test_cancelled_run_kills_the_child_and_what_it_started(tmp_path: Path) -> No
 
     assert time.monotonic() - start < 60
     child, grandchild = (int(p) for p in pids.read_text().split())
-    _wait_for(lambda: not alive(child) and not alive(grandchild))
-
-
-def _wait_for(predicate: object, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    wait_for(lambda: not alive(child) and not alive(grandchild))
 
 
 def test_timed_out_run_kills_what_the_child_started_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,4 +208,4 @@ def test_timed_out_run_kills_what_the_child_started_too(tmp_path: Path, monkeypa
 
     assert result.failure is not None and result.failure.kind is FailureKind.TIMEOUT
     child, grandchild = (int(p) for p in (tmp_path / "pids").read_text().split())
-    _wait_for(lambda: not alive(child) and not alive(grandchild), timeout_s=10)
+    wait_for(lambda: not alive(child) and not alive(grandchild), timeout_s=10)
