@@ -312,9 +312,10 @@ def multistage_pairs(rows: Sequence[dict[str, Any]]) -> tuple[dict[int, Any], di
 
 
 def print_multistage(rows: Sequence[dict[str, Any]], tests: int) -> None:
-    """Multistage minus one-shot among `rows` (one model and split) per PAIRED_METRICS, with a paired t-test whose p-value is judged after
-    Bonferroni's correction over the `tests` comparisons the whole print makes (every metric of every split):
-    on three seeds one of four comparisons reaches p < 0.05 by chance about one time in five."""
+    """Multistage minus one-shot among `rows` (one model and split) per PAIRED_METRICS, with a paired t-test
+    whose p-value is judged after Bonferroni's correction over the `tests` comparisons the whole print makes
+    (every metric of every split): on three seeds one of four comparisons reaches p < 0.05 by chance about one
+    time in five."""
     from scipy import stats
 
     one_shot, multistage, paired = multistage_pairs(rows)
