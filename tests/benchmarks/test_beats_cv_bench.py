@@ -226,7 +226,7 @@ def test_two_folds_store_out_of_fold_predictions_and_report_them(
     assert set(runs[0].record) == {"101", "106", "108", "119"}
     assert runs[0].log_probs.shape == (len(runs[0].y), 3, 5)
     np.testing.assert_allclose(np.exp(runs[0].log_probs).sum(axis=2), 1.0, atol=1e-4)
-    assert "seeds 0,1, shipped V +0.5 F +1.0: N " in printed
+    assert "seeds 0,1, shipped S -0.5 V -0.5: N " in printed
     assert "best offsets for all 1 group(s) together" in printed
     assert "nested: each fold decided with the offsets best on the other folds" in printed
     assert "seeds 0,1: N " in printed.split("nested:")[1]
