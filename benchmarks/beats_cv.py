@@ -275,8 +275,11 @@ class Searched:
 
     @classmethod
     def of_matrices(cls, matrices: NDArray[np.int64], class_names: Sequence[str]) -> Searched:
-        """From the grid's fold_matrices (what report returns for the runs it printed)."""
+        """From the grid's fold_matrices (what report returns for the runs it printed): one per grid() combination,
+        in grid() order; ValueError for any other count."""
         combos = grid()
+        if len(matrices) != len(combos):
+            raise ValueError(f"{len(matrices)} offset combinations' fold matrices; the grid has {len(combos)}")
         best, _ = search(combos, [matrices], class_names)[0]
         measured = matrix_figures(matrices[combos.index(best)].sum(axis=0), class_names)
         return cls(best, measured, nested(combos, matrices, class_names)[0])

@@ -136,6 +136,22 @@ def test_fold_matrices_count_each_fold_and_refuse_records_outside_the_folds() ->
         fold_matrices(run, [("101", "106")], grid()[:1])
 
 
+def test_searched_of_matrices_decides_over_the_whole_grid_and_refuses_a_partial_one() -> None:
+    # prepare: the grid's fold matrices of one stored run, as report returns them
+    folds = (("101", "106"), ("108",))
+    run = _sure_run(folds)
+    matrices = fold_matrices(run, folds, grid())
+
+    # execute
+    reused = Searched.of_matrices(matrices, run.class_names)
+
+    # assert: a member sure of every true class scores every figure perfectly at its best offsets and in the
+    # nested check (no offset on the grid outweighs its certainty); matrices of another grid are refused
+    assert reused.measured == reused.nested == {name: (1.0, 1.0) for name in DE_CHAZAL_2004}
+    with pytest.raises(ValueError, match="the grid has"):
+        Searched.of_matrices(matrices[:-1], run.class_names)
+
+
 def test_stored_runs_keep_their_folds_and_summarize_refuses_other_folds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
