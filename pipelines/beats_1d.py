@@ -64,8 +64,8 @@ LOGIT_OFFSETS: dict[str, float] = {"S": -0.5, "V": -0.5}
 """Added to each member's logits (harness `logit_offsets`, in the exported weights). With the on-time synthetic
 fusion beats (SYNTHETIC_FUSION_ON_TIME) the grid's best on both seed sets of the DS1 folds (seeds 0-5: shortfall
 1.7; 6-11: 3.6; twelve pooled 2.5, DS1 out-of-fold N 87.7/99.4, SVEB 73.5/38.4, VEB 80.3/84.4; nested 15.1;
-benchmarks/beats_cv.md). The account below is of the models before. With the
-synthetic fusion beats (SYNTHETIC_FUSION_PER_RECORD) blended after the pause, the grid's best for seeds 0-2 on the DS1 folds
+benchmarks/beats_cv.md). Before that, with the synthetic fusion beats (SYNTHETIC_FUSION_PER_RECORD) blended after
+the pause, the grid's best for seeds 0-2 on the DS1 folds was V +0.5, F +1.0
 (DS1 out-of-fold N 82.7/99.6, SVEB 75.3/35.7, VEB 87.9/83.2, shortfall 7.6; without offsets 86.6/99.4,
 76.6/30.7, 89.5/83.3, 8.1). The account below is the model before them, whose best was V +0.5, F +2.0
 (rerun beside it: 87.3/99.4, 69.5/36.9, 87.2/83.6, 7.9). Chosen on
