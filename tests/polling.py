@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(predicate: Callable[[], object], timeout_s: float = 30) -> None:
-    """Return once `predicate()` is true; fail the test after `timeout_s`."""
+def wait_for(predicate: Callable[[], object], timeout_s: float = 30, what: str = "") -> None:
+    """Return once `predicate()` is true; fail the test after `timeout_s`, saying `what` (what was awaited, or
+    what did not happen)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {predicate}"
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s: {what or predicate}"
         time.sleep(0.05)

@@ -34,6 +34,7 @@ from edgelab.domain import (
 from edgelab.errors import CoordinatorUnavailable, PermissionDenied
 from edgelab.v1 import agent_pb2
 from tests.factories import write_linear_onnx, write_test_set
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -279,20 +280,14 @@ def test_heartbeat_failures_warn_once_and_recovery_is_logged(tmp_path: Path, cap
     def logged(text: str) -> list[logging.LogRecord]:
         return [r for r in caplog.records if text in r.getMessage()]
 
-    def wait_for(text: str) -> None:
-        deadline = time.monotonic() + 20
-        while not logged(text):
-            assert time.monotonic() < deadline, f"never logged {text!r}"
-            time.sleep(0.05)
-
     # execute: several beats fail, then the coordinator comes back on the same port and home
     with caplog.at_level(logging.INFO, logger="edgelab.agent"):
         beats.start()
-        wait_for("heartbeat failed")
+        wait_for(lambda: logged("heartbeat failed"), 20, "a failed heartbeat was never logged")
         time.sleep(0.5)  # about ten more failing beats
         second = start_coordinator(Settings(home=home, host="127.0.0.1", port=first.port, heartbeat_interval_s=0.05))
         try:
-            wait_for("heartbeats reach the coordinator again")
+            wait_for(lambda: logged("heartbeats reach the coordinator again"), 20, "the recovery was never logged")
         finally:
             agent.stop.set()
             beats.join(timeout=10)
@@ -329,7 +324,7 @@ def test_lost_lease_kills_the_benchmark_child_and_its_children(
         )
         (job_id,) = control.submit(spec, any_agent=True)
         pids = tmp_path / "agent" / "cache" / "engines" / "pids"
-        _wait(pids.is_file, 60, "the benchmark never started")
+        wait_for(pids.is_file, 60, "the benchmark never started")
         child, grandchild = (int(p) for p in pids.read_text().split())
 
         partitioned.set()
@@ -343,7 +338,9 @@ def test_lost_lease_kills_the_benchmark_child_and_its_children(
         partitioned.clear()  # the link is back: the next renewal hears that the lease is lost
         lost_at = time.monotonic()
 
-        _wait(lambda: not _alive(child) and not _alive(grandchild), 15, "the benchmark ran on after the lease was lost")
+        wait_for(
+            lambda: not _alive(child) and not _alive(grandchild), 15, "the benchmark ran on after the lease was lost"
+        )
         assert time.monotonic() - lost_at < 15  # not the 120 s job timeout
         thread.join(timeout=15)
         assert not thread.is_alive()
@@ -351,13 +348,6 @@ def test_lost_lease_kills_the_benchmark_child_and_its_children(
         assert (job.state, job.attempt) == (JobState.LEASED, 2) and result is None
     finally:
         coordinator.stop(grace=None)
-
-
-def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_a_result_the_coordinator_refuses_is_reported_as_its_verdict_and_the_agent_keeps_serving(

@@ -42,6 +42,7 @@ from edgelab.domain import (
 )
 from edgelab.errors import CoordinatorUnavailable, LeaseLost
 from tests.factories import CAPS, LATENCY
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +54,6 @@ def short_leases(tmp_path: Path) -> Iterator[Coordinator]:
     running = start_coordinator(Settings(home=tmp_path / "coord", host="127.0.0.1", port=0, lease_duration_s=LEASE_S))
     yield running
     running.stop(grace=None)
-
-
-def _wait(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def _spec(control: ControlClient, onnx_model: Path, test_set: Path) -> JobSpec:
@@ -89,7 +83,7 @@ def test_a_report_after_the_last_lease_expired_is_kept_as_a_late_result_and_the_
         lease = agent.lease()
         assert lease is not None and (lease.job_id, lease.attempt) == (job_id, attempt)
         time.sleep(LEASE_S * 1.5)
-    _wait(lambda: control.get_job(job_id)[0].state is JobState.FAILED, 10, "the job did not time out")
+    wait_for(lambda: control.get_job(job_id)[0].state is JobState.FAILED, 10, "the job did not time out")
     _, timeout = control.get_job(job_id)
     assert timeout is not None and timeout.failure is not None and timeout.failure.kind is FailureKind.TIMEOUT
 
@@ -169,17 +163,17 @@ def test_a_real_agent_whose_renewals_are_cut_off_has_its_finished_result_kept_as
     )
     thread = threading.Thread(target=agent.run, kwargs={"max_jobs": 1}, daemon=True)
     thread.start()
-    _wait(lambda: control.list_agents(), 30, "the agent did not register")
+    wait_for(lambda: control.list_agents(), 30, "the agent did not register")
     (slow_id,) = [a.agent_id for a in control.list_agents()]
     (job_id,) = control.submit(_spec(control, onnx_model, test_set), any_agent=True)
-    _wait(lambda: control.get_job(job_id)[0].state is JobState.LEASED, 30, "the agent did not lease the job")
+    wait_for(lambda: control.get_job(job_id)[0].state is JobState.LEASED, 30, "the agent did not lease the job")
     others = [AgentClient(short_leases.address) for _ in range(MAX_ATTEMPTS - 1)]
     for attempt, other in enumerate(others, start=2):  # attempts 2 and 3 go to agents that then vanish
         other.register(f"vanishing-{attempt}", DeviceCapabilities(runtimes=CAPS.runtimes), None)
-        _wait(lambda: _db_state(short_leases.store.path, job_id)[0] == "queued", 10, "the lease did not expire")
+        wait_for(lambda: _db_state(short_leases.store.path, job_id)[0] == "queued", 10, "the lease did not expire")
         lease = other.lease()
         assert lease is not None and lease.attempt == attempt
-    _wait(lambda: _db_state(short_leases.store.path, job_id)[0] == "failed", 10, "the job did not time out")
+    wait_for(lambda: _db_state(short_leases.store.path, job_id)[0] == "failed", 10, "the job did not time out")
 
     with caplog.at_level(logging.WARNING, logger="edgelab.agent"):
         release.set()  # attempt 1 finishes now, long after its lease
@@ -272,7 +266,7 @@ def test_an_acknowledged_report_is_synced_to_disk_before_the_answer(
                 assert process.poll() is None, (tmp_path / "coordinator.log").read_text()
                 return False
 
-        _wait(up, 60, "the coordinator did not start")
+        wait_for(up, 60, "the coordinator did not start")
         if "Operation not permitted" in (tmp_path / "coordinator.log").read_text():
             pytest.skip("ptrace is not permitted here")
         agent = AgentClient(address)
@@ -345,7 +339,7 @@ def test_the_lease_sweeper_keeps_sweeping_after_the_database_was_locked_past_the
 
         lease = agent.lease()  # then the agent goes quiet, and so does everyone else: only the sweeper acts
         assert lease is not None
-        _wait(lambda: _db_state(running.store.path, job_id) == ("queued", 1), 5, "the sweeper died")
+        wait_for(lambda: _db_state(running.store.path, job_id) == ("queued", 1), 5, "the sweeper died")
         assert "lease sweep failed" in caplog.text  # each failure was logged, none ended the thread
     finally:
         running.stop(grace=None)

@@ -20,6 +20,7 @@ from edgelab.config import Settings
 from edgelab.domain import BenchmarkResult, JobSpec, JobState, MeasurementSettings
 from edgelab.errors import LeaseLost
 from tests.factories import CAPS
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +33,6 @@ def short_leases(tmp_path: Path) -> Iterator[Coordinator]:
     running = start_coordinator(Settings(home=tmp_path / "coord", port=0, lease_duration_s=LEASE_S))
     yield running
     running.stop(grace=None)
-
-
-def _wait(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_silent_agent_loses_its_lease_to_another_and_its_late_report_is_refused(
@@ -81,11 +75,11 @@ def test_killed_agent_process_job_is_rerun_by_another_agent(
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait(lambda: control.list_agents(), 60, "victim did not register")
+        wait_for(lambda: control.list_agents(), 60, "victim did not register")
         measurement = MeasurementSettings(warmup_iterations=1, min_iterations=10, min_duration_s=1.0)
         model, dataset = control.upload(onnx_model, format="onnx"), control.upload(test_set, format="npz")
         (job_id,) = control.submit(JobSpec("t", "onnxruntime", model, dataset, measurement=measurement), any_agent=True)
-        _wait(lambda: control.get_job(job_id)[0].state is JobState.LEASED, 30, log.read_text())
+        wait_for(lambda: control.get_job(job_id)[0].state is JobState.LEASED, 30, log.read_text())
 
         os.kill(victim.pid, signal.SIGKILL)  # mid-job, holding the lease
         victim.wait(timeout=10)

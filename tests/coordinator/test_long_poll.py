@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,18 +17,11 @@ from coordinator.store import Store
 from edgelab.config import Settings
 from edgelab.domain import ArtifactRef, BenchmarkResult, JobSpec, Lease
 from tests.factories import CAPS, LATENCY, Clock
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
 SPEC_REF = ArtifactRef("0" * 64, 1, "onnx", "m")
-
-
-def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _spec(control: ControlClient, onnx_model: Path, test_set: Path) -> JobSpec:
@@ -55,7 +46,7 @@ def test_a_job_submitted_while_the_agent_waits_answers_its_lease_call(
     agent.register("pi", CAPS, None)
     assert coordinator.bell is not None
     thread, got = _lease_in_thread(agent, wait_s=30)
-    _until(lambda: coordinator.bell is not None and coordinator.bell.waiting == 1, "the lease call to wait")
+    wait_for(lambda: coordinator.bell is not None and coordinator.bell.waiting == 1, 10, "the lease call to wait")
 
     [job_id] = control.submit(spec)
     thread.join(timeout=20)  # well before the 30 s wait ends: the submit answered the call
@@ -71,7 +62,7 @@ def test_an_idle_long_poll_ends_empty_at_its_deadline_and_a_full_bell_answers_at
         first.register("a", CAPS, None)
         second.register("b", CAPS, None)
         waiting, got = _lease_in_thread(first, wait_s=3)
-        _until(lambda: running.bell is not None and running.bell.waiting == 1, "the first call to wait")
+        wait_for(lambda: running.bell is not None and running.bell.waiting == 1, 10, "the first call to wait")
 
         refused = second.lease(wait_s=30)  # the only waiting slot is taken: answered at once, empty
         waiting.join(timeout=20)
@@ -106,7 +97,7 @@ def test_the_agent_loop_starts_a_job_queued_while_it_long_polls(
     agent = Agent(config)
     runner = threading.Thread(target=agent.run, kwargs={"max_jobs": 1}, daemon=True)
     runner.start()
-    _until(lambda: coordinator.bell is not None and coordinator.bell.waiting == 1, "the agent to long-poll")
+    wait_for(lambda: coordinator.bell is not None and coordinator.bell.waiting == 1, 10, "the agent to long-poll")
 
     control.submit(spec)
     runner.join(timeout=30)
@@ -118,7 +109,7 @@ def test_stopping_an_agent_ends_its_long_poll(coordinator: Coordinator, tmp_path
     agent = Agent(AgentConfig(coordinator.address, "pi", tmp_path / "agent", lease_wait_s=60, isolate=False))
     runner = threading.Thread(target=agent.run, daemon=True)
     runner.start()
-    _until(lambda: coordinator.bell is not None and coordinator.bell.waiting == 1, "the agent to long-poll")
+    wait_for(lambda: coordinator.bell is not None and coordinator.bell.waiting == 1, 10, "the agent to long-poll")
 
     agent.stop.set()
     runner.join(timeout=10)
