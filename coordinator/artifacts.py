@@ -42,12 +42,6 @@ class ArtifactStore:
             raise
         return ArtifactRef(sha256=digest.hexdigest(), size_bytes=size, format=format, name=name)
 
-    def put_file(self, source: Path, *, format: str, name: str | None = None) -> ArtifactRef:
-        with source.open("rb") as f:
-            return self.put_chunks(
-                iter(lambda: f.read(ARTIFACT_CHUNK_BYTES), b""), name=name or source.name, format=format
-            )
-
     def read_chunks(self, sha256: str, offset: int = 0) -> Iterator[tuple[int, bytes, int]]:
         """Yield (offset, data, total_size) from `offset` on: nothing at `offset` == total_size, InvalidArgument
         for a negative offset and OutOfRange for one past the end (checked before anything is read)."""

@@ -164,9 +164,3 @@ def open_channel(target: str, tls: ClientTls | None = None) -> grpc.Channel:
     if tls is None:
         return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
     return grpc.secure_channel(target, channel_credentials(tls), options=CHANNEL_OPTIONS)
-
-
-def open_aio_channel(target: str, tls: ClientTls | None = None) -> grpc.aio.Channel:
-    if tls is None:
-        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-    return grpc.aio.secure_channel(target, channel_credentials(tls), options=CHANNEL_OPTIONS)

@@ -31,16 +31,6 @@ TFLITE_PRECISIONS: tuple[str, ...] = get_args(TflitePrecision)
 BACKEND_BY_FORMAT: dict[str, str] = {"onnx": "onnxruntime", "tflite": "tflite", "savedmodel.zip": "tensorflow"}
 """The agent backend that runs each artifact format (TensorRT also takes "onnx", on GPUs)."""
 
-JOB_PRECISION: dict[str, str] = {"fp32": "fp32", "fp16": "fp16", "int8-dynamic": "int8", "int8": "int8"}
-"""TFLite precision -> `JobSpec.precision` (edgelab.domain.Precision values)."""
-
-QUANTIZATION: dict[str, str] = {
-    "fp32": "none",
-    "fp16": "float16-weights",
-    "int8-dynamic": "dynamic-range",
-    "int8": "full-int8",
-}
-
 CALIBRATION_SAMPLES = 256
 """Representative samples fed to the INT8 converter: TFLite's guide asks for ~100-500."""
 SERVING_SIGNATURE = "serving_default"

@@ -4,16 +4,17 @@ from pathlib import Path
 import pytest
 
 from coordinator.artifacts import ArtifactStore
+from edgelab.constants import ARTIFACT_CHUNK_BYTES
 from edgelab.errors import NotFound
 
 
 def test_content_addressed_and_resumable(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "artifacts")
     payload = bytes(range(256)) * 10_000  # 2.5 MB: several chunks
-    source = tmp_path / "m.onnx"
-    source.write_bytes(payload)
 
-    ref = store.put_file(source, format="onnx")
+    chunks = (payload[i : i + ARTIFACT_CHUNK_BYTES] for i in range(0, len(payload), ARTIFACT_CHUNK_BYTES))
+
+    ref = store.put_chunks(chunks, name="m.onnx", format="onnx")
     tail = b"".join(data for _, data, _ in store.read_chunks(ref.sha256, offset=1000))
 
     assert ref.sha256 == hashlib.sha256(payload).hexdigest()
