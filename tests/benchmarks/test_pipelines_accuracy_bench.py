@@ -15,6 +15,7 @@ from benchmarks.pipelines_accuracy import (
     main,
     mean_sd,
     parse_pipeline,
+    patient_intervals,
     print_tables,
     summarize,
 )
@@ -173,6 +174,56 @@ def test_inter_patient_aami_runs_also_get_ec57_without_record_232() -> None:
     # assert: SVEB 9/10 found, +P 9/13; without 232, 1/2 and 1/5
     assert summary.ec57 == ["SVEB 0.90 / 0.69", "VEB 1.00 / 0.90"]
     assert summary.ec57_without_sveb_heavy_record == ["SVEB 0.50 / 0.20", "VEB 1.00 / 0.90"]
+
+
+def _beats_run(seed: int, split: str, records: dict[str, list[list[int]]]) -> dict[str, Any]:
+    names = ["N", "S", "V", "F", "Q"]
+    total = np.sum([np.asarray(m) for m in records.values()], axis=0)
+    return {
+        **_run(seed, split, 0.9),
+        "pipeline": "mitdb-beats-1d",
+        "evaluation": {
+            "accuracy": 0.9,
+            "macro_f1": 0.5,
+            "classes": [{"name": n, "support": 1, "precision": 0.5, "recall": 0.5} for n in names],
+            "confusion": total.ravel().tolist(),
+        },
+        "record_confusions": {r: np.ravel(m).tolist() for r, m in records.items()},
+    }
+
+
+def test_patient_intervals_resample_the_test_records_around_the_seeds_mean(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # prepare: two seeds on three DS2-like records; record 213 holds every beat called N wrongly
+    names = ["N", "S", "V", "F", "Q"]
+    clean = [[50, 0, 0, 0, 0], [0, 5, 0, 0, 0], [0, 0, 5, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    fusion = [[40, 0, 0, 10, 0], [0, 5, 0, 0, 0], [0, 0, 5, 0, 0], [10, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    runs = [_beats_run(seed, "inter-patient", {"100": clean, "213": fusion, "232": clean}) for seed in (0, 1)]
+    same = [_beats_run(0, "inter-patient", {"100": clean, "232": clean})]
+
+    # execute
+    intervals = patient_intervals(runs, names)
+    alike = patient_intervals(same, names)
+    print_tables(summarize(runs))
+    printed = capsys.readouterr().out
+
+    # assert: N Se and +P 140/150 on the three; a draw without 213 gives 100, 213 thrice (1 in 27) 40/50: the ends
+    assert intervals[0] == "N Se 93.3 [80.0, 100.0] / +P 93.3 [80.0, 100.0]"
+    assert intervals[1:] == [f"{c} Se 100.0 [100.0, 100.0] / +P 100.0 [100.0, 100.0]" for c in ("SVEB", "VEB")]
+    assert alike[0] == "N Se 100.0 [100.0, 100.0] / +P 100.0 [100.0, 100.0]"  # identical patients: no spread
+    assert f"draws of the test patients, 95%: {intervals[0]}" in printed
+
+
+def test_patient_intervals_only_for_patient_disjoint_aami_runs_with_per_record_confusions() -> None:
+    names = ["N", "S", "V", "F", "Q"]
+    clean = [[50, 0, 0, 0, 0], [0, 5, 0, 0, 0], [0, 0, 5, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    two = {"100": clean, "232": clean}
+    assert patient_intervals([_beats_run(0, "random", two)], names) == []  # records on both sides
+    assert patient_intervals([_beats_run(0, "inter-patient", {"100": clean})], names) == []  # one record
+    unlike = [_beats_run(0, "inter-patient", two), _beats_run(1, "inter-patient", {"100": clean, "213": clean})]
+    assert patient_intervals(unlike, names) == []  # seeds tested on different records
+    assert patient_intervals([_run(0, "inter-patient", 0.9)], ["N", "AF"]) == []  # not AAMI classes
 
 
 @pytest.mark.slow
