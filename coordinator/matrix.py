@@ -414,6 +414,8 @@ def convert_compressed(source: Source, compressed: Compressed, target_name: str,
         )
     payload = info.as_dict()
     payload["metadata"] = info.metadata() | {"target": target_name, "backend": info.backend}
+    if source.summary.get("split"):  # the split the model was trained on, as training runs' artifacts carry it
+        payload["metadata"]["split"] = str(source.summary["split"])
     payload["keras_accuracy"] = compressed.host_accuracy
     present = [c for c in report.classes if c.support]
     payload["host_macro_precision"] = float(np.mean([c.precision for c in present])) if present else 0.0

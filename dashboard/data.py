@@ -27,7 +27,13 @@ from edgelab.domain import (
     Precision,
     TrainingRun,
 )
-from edgelab.metrics import collapse_warning
+from edgelab.metrics import (
+    DE_CHAZAL_2004,
+    DE_CHAZAL_2004_LABEL,
+    EC57_CLASSES,
+    collapse_warning,
+    ec57_figures,
+)
 
 # Backends the agent ships (agent/backends); agents may report more, which the pages add.
 KNOWN_BACKENDS = ("onnxruntime", "tflite", "tensorflow", "tensorrt")
@@ -56,6 +62,7 @@ RESULT_COLUMNS = [
     "job_id",
     "name",
     "matrix",
+    "split",
     "pipeline",
     "model",
     "model_sha256",
@@ -192,6 +199,7 @@ def results_frame(
             "job_id": job.job_id,
             "name": spec.name,
             "matrix": spec.labels.get("matrix", ""),  # the launch that queued it with others (coordinator.matrix)
+            "split": spec.labels.get("split") or meta.get("split", ""),  # the demo's label, or the model's training
             "pipeline": spec.pipeline,
             "model": spec.model.name or spec.model.sha256[:12],
             "model_sha256": spec.model.sha256,
@@ -756,6 +764,27 @@ def classes_frame(report: AccuracyReport) -> pd.DataFrame:
         ],
         columns=["class", "support", "precision (PPV)", "recall (Se)", "F1"],
     )
+
+
+def ec57_frame(report: AccuracyReport, split: str) -> pd.DataFrame | None:
+    """EC57 gross Se and +P of N, SVEB, VEB, F and Q (bxb's rules: F or Q labelled VEB is no VEB false positive) of
+    a run over the AAMI classes, with de Chazal 2004's published row where the model was trained on the
+    inter-patient split (its test side is DS2, as theirs); None for other classes. The run's figures carry two
+    decimals, so one that rounds to the published figure (99.19% beside 99.2%) is not read as a tie."""
+    names = [c.name for c in report.classes]
+    if not {letter for letter, _ in EC57_CLASSES} <= set(names):
+        return None
+
+    def percent(value: float, digits: int) -> str:
+        return "-" if pd.isna(value) else f"{value:.{digits}%}"
+
+    figures = ec57_figures(report.confusion_matrix(), names)
+    columns = ["run"] + [f"{f.name} {side}" for f in figures for side in ("Se", "+P")]
+    rows = [["this run", *(percent(v, 2) for f in figures for v in (f.se, f.ppv))]]
+    if split == "inter-patient":
+        published = [DE_CHAZAL_2004.get(f.name, (float("nan"), float("nan"))) for f in figures]
+        rows.append([DE_CHAZAL_2004_LABEL, *(percent(v, 1) for pair in published for v in pair)])
+    return pd.DataFrame(rows, columns=columns)
 
 
 # (label, column, direction): +1 higher is better, -1 lower is better, 0 not ranked.

@@ -22,6 +22,7 @@ from dashboard.data import (
     classes_frame,
     comparison_frame,
     display_results,
+    ec57_frame,
     late_result_line,
     leaderboard,
     manifest_diff,
@@ -393,6 +394,18 @@ def main() -> None:
                 )
             st.plotly_chart(plots.confusion_heatmap(report))
             st.dataframe(classes_frame(report), hide_index=True)
+            split = str(filtered.loc[filtered["job_id"] == job_id, "split"].iloc[0])
+            ec57 = ec57_frame(report, split)
+            if ec57 is not None:
+                st.dataframe(ec57, hide_index=True)
+                st.caption(
+                    "AAMI EC57 gross Se / +P (F or Q beats labelled VEB are no VEB false positive)"
+                    + (
+                        "; the published row's model was trained on DS1 and tested on DS2, as this one."
+                        if split == "inter-patient"
+                        else f"; split {split or 'not recorded'}: no published inter-patient figure to set beside it."
+                    )
+                )
     else:
         st.info("No run in this selection was scored on a test set.")
 

@@ -264,8 +264,9 @@ def ec57_table(
 ) -> Table:
     """EC57 Se and +P per class (N, SVEB, VEB, F, Q), one row per run, then published rows as (label, {class: (Se, +P)}).
 
-    A figure at or above every published row's is bold green; "-" where a class has no beat (Se)
-    or no prediction (+P), or a published row gives no figure.
+    A figure at or above every published row's is bold green; one that rounds to a published figure
+    without equalling it gets a second decimal (99.19% beside 99.2%), so a miss never reads as a tie;
+    "-" where a class has no beat (Se) or no prediction (+P), or a published row gives no figure.
     """
     names = [f.name for f in rows[0][1]] if rows else ["N", "SVEB", "VEB", "F", "Q"]
     table = Table(title=title, title_justify="left")
@@ -279,7 +280,9 @@ def ec57_table(
             for i, value in enumerate((f.se, f.ppv)):
                 bars = [ref[f.name][i] for _, ref in published if f.name in ref]
                 beats = bool(bars) and not math.isnan(value) and all(value >= bar for bar in bars)
-                cells.append(f"[bold green]{_percent(value)}[/]" if beats else _percent(value))
+                rounded_tie = any(_percent(value) == _percent(bar) and value != bar for bar in bars)
+                shown_value = f"{value:.2%}" if rounded_tie else _percent(value)
+                cells.append(f"[bold green]{shown_value}[/]" if beats else shown_value)
         table.add_row(shown(label), *cells)
     for label, ref in published:
         table.add_row(shown(label), *(_percent(ref[name][i]) if name in ref else "-" for name in names for i in (0, 1)))

@@ -6,6 +6,7 @@ import io
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from coordinator.store import Store
 from dashboard.data import (
     backends_for,
     comparison_frame,
+    ec57_frame,
     expand_matrix,
     format_problem,
     pareto_front,
@@ -23,7 +25,8 @@ from dashboard.data import (
     to_parquet_bytes,
 )
 from edgelab.config import Settings
-from edgelab.domain import AgentInfo, DeviceCapabilities, PowerReport, Precision, RuntimeInfo
+from edgelab.domain import AccuracyReport, AgentInfo, DeviceCapabilities, PowerReport, Precision, RuntimeInfo
+from edgelab.metrics import accuracy_report
 from tests.dashboard.conftest import Seeded
 
 
@@ -222,3 +225,42 @@ def test_a_run_whose_model_called_every_sample_one_class_is_warned_about(store: 
     (collapsed,) = [w for w in warnings if "trt-int8-collapsed" in w]
     assert "called 100.0% of the 600 test examples V (which 10.0% of them are)" in collapsed
     assert not any("test examples" in w for w in warnings if "trt-int8-collapsed" not in w)
+
+
+DEMO_DS2_CONFUSION = [
+    [38960, 2055, 168, 3057, 0],
+    [136, 1606, 75, 20, 0],
+    [4, 33, 2892, 291, 0],
+    [177, 0, 5, 206, 0],
+    [1, 0, 3, 3, 0],
+]
+"""A demo's on-device confusion on DS2 (rows: reference N, S, V, F, Q)."""
+
+
+def test_ec57_frame_sets_de_chazal_beside_inter_patient_aami_runs_only() -> None:
+    # prepare: the demo's DS2 run; the same beats under a random-split model; a three-class run
+    report = report_of(DEMO_DS2_CONFUSION, ["N", "S", "V", "F", "Q"])
+
+    # execute
+    inter_patient = ec57_frame(report, "inter-patient")
+    random_split = ec57_frame(report, "random")
+    three_classes = ec57_frame(report_of([[5, 1, 0], [1, 5, 0], [0, 0, 6]], ["N", "S", "V"]), "inter-patient")
+
+    # assert: N +P 38960 / 39278 keeps its second decimal beside the published 99.2; VEB +P leaves out the
+    # F and Q beats labelled V (2892 / (2892 + 168 + 75), not / 3143); de Chazal gives no F or Q figure
+    assert inter_patient is not None and random_split is not None and three_classes is None
+    run, published = inter_patient.to_dict("records")
+    assert (run["N Se"], run["N +P"], run["VEB +P"], run["Q +P"]) == ("88.07%", "99.19%", "92.25%", "-")
+    assert published["run"].startswith("de Chazal et al. 2004 (published")
+    assert [published[c] for c in ("N Se", "N +P", "SVEB Se", "SVEB +P", "VEB Se", "VEB +P")] == [
+        *("86.9%", "99.2%", "75.9%", "38.5%", "77.7%", "81.9%")
+    ]
+    assert published["F Se"] == published["Q +P"] == "-"
+    assert random_split.to_dict("records") == [run]  # no published inter-patient figure beside it
+
+
+def report_of(confusion: list[list[int]], names: list[str]) -> AccuracyReport:
+    """The AccuracyReport of labels and predictions making this confusion (rows: reference)."""
+    counts = np.asarray(confusion).ravel()
+    cells = np.arange(counts.size)
+    return accuracy_report(np.repeat(cells // len(names), counts), np.repeat(cells % len(names), counts), names)

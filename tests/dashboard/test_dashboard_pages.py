@@ -213,6 +213,41 @@ def test_results_confusion_matrix_and_comparison(seeded: Seeded) -> None:
     assert at.query_params["run"] == [seeded.jobs[n] for n in ("ort-fp32-pi", "tf-fp32-pi", "ort-prune-desk")]
 
 
+def test_results_set_an_inter_patient_aami_run_beside_de_chazal(seeded: Seeded) -> None:
+    # prepare: a DS2 run of the beat classes (the demo's confusion), labelled inter-patient as the demo labels it
+    from tests.dashboard.test_dashboard_data import DEMO_DS2_CONFUSION, report_of
+
+    store = Store(Settings(home=seeded.home).db_path)
+    model, testset = ArtifactRef("a" * 64, 123_456, "onnx"), ArtifactRef("b" * 64, 99_000, "npz")
+    spec = JobSpec(
+        "demo-ort", "onnxruntime", model, testset, pipeline="mitdb-beats-1d", labels={"split": "inter-patient"}
+    )
+    agent_id = seeded.agents["rpi4-desk"]
+    job_id = store.submit_job(spec, agent_id)
+    lease = store.lease_job(agent_id, ["onnxruntime"])
+    assert lease is not None and lease.job_id == job_id
+    report = report_of(DEMO_DS2_CONFUSION, ["N", "S", "V", "F", "Q"])
+    store.report_result(agent_id, job_id, lease.attempt, BenchmarkResult(latency=[latency(1, 1.0)], accuracy=report))
+    store.close()
+    at = _app().run()
+
+    # execute
+    at.selectbox(key="confusion_job").set_value(job_id)
+    at.run()
+
+    # assert: the EC57 table, N +P to two decimals beside the published 99.2%; none for the three-class runs
+    assert not at.exception
+    ec57 = next(d.value for d in at.dataframe if "N +P" in d.value.columns).to_dict("records")
+    assert [(r["run"][:13], r["N +P"], r["SVEB Se"]) for r in ec57] == [
+        ("this run", "99.19%", "87.43%"),
+        ("de Chazal et ", "99.2%", "75.9%"),
+    ]
+    assert any("trained on DS1 and tested on DS2" in c.value for c in at.caption)
+    at.selectbox(key="confusion_job").set_value(seeded.jobs["ort-fp32-pi"])
+    at.run()
+    assert not any("N +P" in d.value.columns for d in at.dataframe)
+
+
 def test_results_filter_narrows_table_and_plots(seeded: Seeded) -> None:
     at = _app().run()
 

@@ -1,5 +1,6 @@
 """`edgelab demo` for real: coordinator, agent process, Ray training + conversion on MIT-BIH records, every CPU runtime."""
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -45,3 +46,7 @@ def test_demo_trains_dispatches_and_stores_a_real_result(mitdb_dir: Path, tmp_pa
         f"SELECT ok FROM results WHERE job_id IN ({','.join('?' * len(job_ids))})", job_ids
     )
     assert stored.fetchall() == [(1,)] * 5
+    # each model artifact says which split it was trained on, as the job's label does (the dashboard's EC57 table)
+    split = runs[("onnxruntime", "fp32")][0].spec.labels["split"]
+    models = sqlite3.connect(settings.db_path).execute("SELECT metadata FROM artifacts WHERE format != 'npz'")
+    assert split and {json.loads(meta).get("split") for (meta,) in models} == {split}

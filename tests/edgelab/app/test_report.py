@@ -208,6 +208,25 @@ def test_ec57_table_shows_se_and_ppv_per_class_and_the_published_row_labelled() 
     assert rows["published row (method, data, split)"] == ["-", "-", "75.9%", "38.5%", "77.7%", "81.9%", *["-"] * 4]
 
 
+def test_ec57_figures_that_round_to_the_published_one_get_a_second_decimal() -> None:
+    # prepare: N +P 99.19% (a miss) and 99.25% (a win) beside a published 99.2%, which one decimal shows as ties
+    def figures(fp: int) -> list[Ec57Figures]:
+        return [Ec57Figures("N", tp=38960, fn=5280, fp=fp), Ec57Figures("SVEB", tp=80, fn=20, fp=100)]
+
+    published = [("published", {"N": (0.869, 0.992)})]
+    console = Console(record=True, width=250)
+
+    # execute
+    console.print(ec57_table([("miss", figures(318)), ("win", figures(296))], "EC57", published))
+    text = console.export_text()
+
+    # assert: second decimals only where one decimal would hide the comparison
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["miss"][:2] == ["88.1%", "99.19%"] and rows["win"][:2] == ["88.1%", "99.25%"]
+    assert rows["published"][:2] == ["86.9%", "99.2%"]
+
+
 def test_the_spread_across_repetitions_and_accelerator_memory_are_shown() -> None:
     from edgelab.app.report import memory_line
     from edgelab.domain import AcceleratorMemory, MemoryReport, RepetitionSpread
