@@ -401,7 +401,8 @@ def main() -> None:
                 st.caption(
                     "AAMI EC57 gross Se / +P (F or Q beats labelled VEB are no VEB false positive)"
                     + (
-                        "; the published row's model was trained on DS1 and tested on DS2, as this one."
+                        f"; de Chazal's row: DS1 -> all of DS2; this run: a model trained inter-patient too, scored on "
+                        f"{report.samples:,} beats of DS2's records."
                         if split == "inter-patient"
                         else f"; split {split or 'not recorded'}: no published inter-patient figure to set beside it."
                     )

@@ -242,7 +242,7 @@ def test_results_set_an_inter_patient_aami_run_beside_de_chazal(seeded: Seeded) 
         ("this run", "99.19%", "87.43%"),
         ("de Chazal et ", "99.2%", "75.9%"),
     ]
-    assert any("trained on DS1 and tested on DS2" in c.value for c in at.caption)
+    assert any("this run: a model trained inter-patient too, scored on 49,692 beats" in c.value for c in at.caption)
     at.selectbox(key="confusion_job").set_value(seeded.jobs["ort-fp32-pi"])
     at.run()
     assert not any("N +P" in d.value.columns for d in at.dataframe)
