@@ -37,6 +37,7 @@ from edgelab.domain import (
     TrainingConfig,
     TrainingSummary,
 )
+from edgelab.metrics import accuracy_report
 
 PIPELINE = "mitdb-beats-1d"
 ALL_PRECISIONS = [Precision.FP32, Precision.FP16, Precision.INT8]
@@ -356,3 +357,20 @@ def plotly_values(array: Any) -> list[float]:
         decoded: list[float] = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
         return decoded
     return list(array)
+
+
+DEMO_DS2_CONFUSION = [
+    [38960, 2055, 168, 3057, 0],
+    [136, 1606, 75, 20, 0],
+    [4, 33, 2892, 291, 0],
+    [177, 0, 5, 206, 0],
+    [1, 0, 3, 3, 0],
+]
+"""A demo's on-device confusion on DS2 (rows: reference N, S, V, F, Q)."""
+
+
+def report_of(confusion: list[list[int]], names: list[str]) -> AccuracyReport:
+    """The AccuracyReport of labels and predictions making this confusion (rows: reference)."""
+    counts = np.asarray(confusion).ravel()
+    cells = np.arange(counts.size)
+    return accuracy_report(np.repeat(cells // len(names), counts), np.repeat(cells % len(names), counts), names)

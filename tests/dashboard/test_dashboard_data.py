@@ -6,7 +6,6 @@ import io
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,9 +24,8 @@ from dashboard.data import (
     to_parquet_bytes,
 )
 from edgelab.config import Settings
-from edgelab.domain import AccuracyReport, AgentInfo, DeviceCapabilities, PowerReport, Precision, RuntimeInfo
-from edgelab.metrics import accuracy_report
-from tests.dashboard.conftest import Seeded
+from edgelab.domain import AgentInfo, DeviceCapabilities, PowerReport, Precision, RuntimeInfo
+from tests.dashboard.conftest import DEMO_DS2_CONFUSION, Seeded, report_of
 
 
 @pytest.fixture
@@ -227,16 +225,6 @@ def test_a_run_whose_model_called_every_sample_one_class_is_warned_about(store: 
     assert not any("test examples" in w for w in warnings if "trt-int8-collapsed" not in w)
 
 
-DEMO_DS2_CONFUSION = [
-    [38960, 2055, 168, 3057, 0],
-    [136, 1606, 75, 20, 0],
-    [4, 33, 2892, 291, 0],
-    [177, 0, 5, 206, 0],
-    [1, 0, 3, 3, 0],
-]
-"""A demo's on-device confusion on DS2 (rows: reference N, S, V, F, Q)."""
-
-
 def test_ec57_frame_sets_de_chazal_beside_inter_patient_aami_runs_only() -> None:
     # prepare: the demo's DS2 run; the same beats under a random-split model; a three-class run
     report = report_of(DEMO_DS2_CONFUSION, ["N", "S", "V", "F", "Q"])
@@ -257,10 +245,3 @@ def test_ec57_frame_sets_de_chazal_beside_inter_patient_aami_runs_only() -> None
     ]
     assert published["F Se"] == published["Q +P"] == "-"
     assert random_split.to_dict("records") == [run]  # no published inter-patient figure beside it
-
-
-def report_of(confusion: list[list[int]], names: list[str]) -> AccuracyReport:
-    """The AccuracyReport of labels and predictions making this confusion (rows: reference)."""
-    counts = np.asarray(confusion).ravel()
-    cells = np.arange(counts.size)
-    return accuracy_report(np.repeat(cells // len(names), counts), np.repeat(cells % len(names), counts), names)

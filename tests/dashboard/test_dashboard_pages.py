@@ -28,7 +28,7 @@ from edgelab.domain import (
     RuntimeInfo,
 )
 from edgelab.errors import LeaseLost
-from tests.dashboard.conftest import Seeded, latency, plotly_values, rows
+from tests.dashboard.conftest import DEMO_DS2_CONFUSION, Seeded, latency, plotly_values, report_of, rows
 from tests.factories import write_linear_onnx, write_test_set
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -215,8 +215,6 @@ def test_results_confusion_matrix_and_comparison(seeded: Seeded) -> None:
 
 def test_results_set_an_inter_patient_aami_run_beside_de_chazal(seeded: Seeded) -> None:
     # prepare: a DS2 run of the beat classes (the demo's confusion), labelled inter-patient as the demo labels it
-    from tests.dashboard.test_dashboard_data import DEMO_DS2_CONFUSION, report_of
-
     store = Store(Settings(home=seeded.home).db_path)
     model, testset = ArtifactRef("a" * 64, 123_456, "onnx"), ArtifactRef("b" * 64, 99_000, "npz")
     spec = JobSpec(
