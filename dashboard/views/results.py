@@ -39,6 +39,7 @@ from dashboard.ui import auto_refresh, config, mitdb_footer, store_or_stop
 from edgelab.domain import Job, JobState
 from edgelab.errors import EdgeLabError, MissingExtraError
 from edgelab.ids import resolve_id
+from edgelab.metrics import DE_CHAZAL_2004_LABEL
 
 # (column, label, query parameter): the parameter's values select options (an agent by its name too).
 FILTERS = [
@@ -401,8 +402,8 @@ def main() -> None:
                 st.caption(
                     "AAMI EC57 gross Se / +P (F or Q beats labelled VEB are no VEB false positive)"
                     + (
-                        f"; de Chazal's row: DS1 -> all of DS2; this run: a model trained inter-patient too, scored on "
-                        f"{report.samples:,} beats of DS2's records."
+                        f"; {DE_CHAZAL_2004_LABEL}: all of DS2; this run: a model trained inter-patient too, "
+                        f"scored on {report.samples:,} beats of DS2's records."
                         if split == "inter-patient"
                         else f"; split {split or 'not recorded'}: no published inter-patient figure to set beside it."
                     )

@@ -236,11 +236,15 @@ def test_results_set_an_inter_patient_aami_run_beside_de_chazal(seeded: Seeded) 
     # assert: the EC57 table, N +P to two decimals beside the published 99.2%; none for the three-class runs
     assert not at.exception
     ec57 = next(d.value for d in at.dataframe if "N +P" in d.value.columns).to_dict("records")
-    assert [(r["run"][:13], r["N +P"], r["SVEB Se"]) for r in ec57] == [
+    assert [(r["run"], r["N +P"], r["SVEB Se"]) for r in ec57] == [
         ("this run", "99.19%", "87.43%"),
-        ("de Chazal et ", "99.2%", "75.9%"),
+        ("de Chazal 2004 (published)", "99.2%", "75.9%"),
     ]
-    assert any("this run: a model trained inter-patient too, scored on 49,692 beats" in c.value for c in at.caption)
+    assert any(
+        "DS1 train / DS2 test, EC57 gross): all of DS2; this run: a model trained inter-patient too, scored on 49,692 beats"
+        in c.value
+        for c in at.caption
+    )
     at.selectbox(key="confusion_job").set_value(seeded.jobs["ort-fp32-pi"])
     at.run()
     assert not any("N +P" in d.value.columns for d in at.dataframe)
