@@ -42,10 +42,10 @@ from edgelab.domain import CLASS_WEIGHTS
 from edgelab.errors import NotFound
 from edgelab.metrics import (
     DE_CHAZAL_2004,
-    EC57_CLASSES,
     SVEB_HEAVY_RECORD,
     confusion_without_sveb_heavy_record,
     ec57_figures,
+    has_aami_classes,
 )
 from pipelines.base import SPLITS
 from pipelines.features import SCALOGRAM_FS, SCALOGRAM_WAVELET, scalogram_scales
@@ -197,7 +197,7 @@ def patient_intervals(
     if (
         len(records) < 2
         or any(r["split"] != "inter-patient" or sorted(r.get("record_confusions") or {}) != records for r in runs)
-        or not {letter for letter, _ in EC57_CLASSES} <= set(names)
+        or not has_aami_classes(names)
     ):
         return []
     from scipy import stats  # the train extra's; only this summary needs it

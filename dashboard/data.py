@@ -29,9 +29,9 @@ from edgelab.domain import (
 )
 from edgelab.metrics import (
     DE_CHAZAL_2004,
-    EC57_CLASSES,
     collapse_warning,
     ec57_figures,
+    has_aami_classes,
 )
 
 # Backends the agent ships (agent/backends); agents may report more, which the pages add.
@@ -776,18 +776,14 @@ def ec57_frame(report: AccuracyReport, split: str) -> pd.DataFrame | None:
     inter-patient split (its test side is DS2, as theirs); None for other classes. The run's figures carry two
     decimals, so one that rounds to the published figure (99.19% beside 99.2%) is not read as a tie."""
     names = [c.name for c in report.classes]
-    if not {letter for letter, _ in EC57_CLASSES} <= set(names):
+    if not has_aami_classes(names):
         return None
-
-    def percent(value: float, digits: int) -> str:
-        return "-" if pd.isna(value) else f"{value:.{digits}%}"
-
     figures = ec57_figures(report.confusion_matrix(), names)
     columns = ["run"] + [f"{f.name} {side}" for f in figures for side in ("Se", "+P")]
-    rows = [["this run", *(percent(v, 2) for f in figures for v in (f.se, f.ppv))]]
+    rows = [["this run", *(_fmt(v, "{:.2%}", "-") for f in figures for v in (f.se, f.ppv))]]
     if split == "inter-patient":
         published = [DE_CHAZAL_2004.get(f.name, (float("nan"), float("nan"))) for f in figures]
-        rows.append([PUBLISHED_ROW, *(percent(v, 1) for pair in published for v in pair)])
+        rows.append([PUBLISHED_ROW, *(_fmt(v, "{:.1%}", "-") for pair in published for v in pair)])
     return pd.DataFrame(rows, columns=columns)
 
 

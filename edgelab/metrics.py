@@ -108,6 +108,11 @@ class Ec57Figures:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else math.nan
 
 
+def has_aami_classes(class_names: Sequence[str]) -> bool:
+    """Whether the classes hold every AAMI letter N, S, V, F, Q (in any order), as ec57_figures needs."""
+    return all(letter in class_names for letter, _ in EC57_CLASSES)
+
+
 def ec57_figures(confusion: Sequence[Sequence[int]] | np.ndarray, class_names: Sequence[str]) -> list[Ec57Figures]:
     """Se and +P of N, SVEB, VEB, F and Q from a confusion matrix (rows: reference, columns: predicted).
 
@@ -116,8 +121,7 @@ def ec57_figures(confusion: Sequence[Sequence[int]] | np.ndarray, class_names: S
     """
     matrix = np.asarray(confusion, dtype=np.int64)
     names = list(class_names)
-    missing = [letter for letter, _ in EC57_CLASSES if letter not in names]
-    if missing or matrix.shape != (len(names), len(names)):
+    if not has_aami_classes(names) or matrix.shape != (len(names), len(names)):
         raise ValueError(
             f"EC57 needs a square confusion over the AAMI classes N, S, V, F, Q; got classes {names} "
             f"and a {matrix.shape} matrix"
